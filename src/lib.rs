@@ -1,0 +1,13 @@
+//! terraform-provider-gitlabflux: a Terraform/OpenTofu provider that declares a cluster's
+//! GitLab agent and Flux GitOps setup as code.
+//!
+//! Layers, with data flowing one way: `resources` (schema + mapping) call the domain modules
+//! (`gitlab`, `flux`), which call clients. `tfplug` is the plugin-protocol framework and knows
+//! nothing of the product.
+
+pub mod flux;
+pub mod gitlab;
+pub mod provider;
+pub mod resources;
+pub mod secret;
+pub mod tfplug;

@@ -1,0 +1,28 @@
+//! Resources, data sources and functions: one file each, schema and mapping only. Domain
+//! logic lives in `gitlab`, `kube`, `flux` and `keys`.
+
+use std::sync::Arc;
+
+use crate::provider::ProviderData;
+use crate::tfplug::{DataSource, Function, Resource};
+
+mod agent_kubecontext;
+mod shard_for;
+#[cfg(feature = "test-resources")]
+mod test_widget;
+
+pub fn all() -> Vec<Arc<dyn Resource<ProviderData>>> {
+    #[allow(unused_mut)]
+    let mut out: Vec<Arc<dyn Resource<ProviderData>>> = Vec::new();
+    #[cfg(feature = "test-resources")]
+    out.push(Arc::new(test_widget::TestWidget));
+    out
+}
+
+pub fn data_sources() -> Vec<Arc<dyn DataSource<ProviderData>>> {
+    Vec::new()
+}
+
+pub fn functions() -> Vec<Arc<dyn Function>> {
+    vec![Arc::new(shard_for::ShardFor), Arc::new(agent_kubecontext::AgentKubecontext)]
+}

@@ -1,0 +1,198 @@
+//! AutoMTLS for the go-plugin transport.
+//!
+//! Terraform generates a throw-away client certificate (ECDSA P-521, self-signed, marked as a
+//! CA) and hands it to us in `PLUGIN_CLIENT_CERT`. We answer with our own throw-away server
+//! certificate in the handshake line. Both sides then require exactly the other's certificate.
+//!
+//! The client certificate is *pinned*, not chain-validated: webpki refuses a CA certificate as
+//! an end-entity, and a pin is the stronger statement anyway ("this exact Terraform process").
+//! The TLS signatures are still verified with the aws-lc-rs provider, which supports the P-521
+//! signatures Terraform's certificate uses (ring does not).
+
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+/// Why the TLS material could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("PLUGIN_CLIENT_CERT does not hold a PEM certificate: {0}")]
+    ClientCertPem(String),
+    #[error("could not generate the plugin server certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("could not build the TLS server configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// The server certificate we present, with its DER form for the handshake line.
+pub struct ServerIdentity {
+    pub cert_der: CertificateDer<'static>,
+    key_der: PrivatePkcs8KeyDer<'static>,
+}
+
+impl ServerIdentity {
+    /// A fresh self-signed certificate for `localhost`, the name go-plugin's client verifies.
+    /// P-256 keeps start-up fast; Go accepts any of the NIST curves.
+    pub fn generate() -> Result<Self, TlsError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
+        let mut name = rcgen::DistinguishedName::new();
+        name.push(rcgen::DnType::CommonName, "localhost");
+        name.push(rcgen::DnType::OrganizationName, "gitlabflux");
+        params.distinguished_name = name;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::KeyEncipherment,
+            rcgen::KeyUsagePurpose::KeyAgreement,
+            rcgen::KeyUsagePurpose::KeyCertSign,
+        ];
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let now = std::time::SystemTime::now();
+        params.not_before = (now - std::time::Duration::from_secs(30)).into();
+        params.not_after = (now + std::time::Duration::from_secs(30 * 24 * 3600)).into();
+        let cert = params.self_signed(&key)?;
+        Ok(Self {
+            cert_der: cert.der().clone(),
+            key_der: PrivatePkcs8KeyDer::from(key.serialize_der()),
+        })
+    }
+
+    /// The certificate as go-plugin expects it in the handshake line: base64 of the DER bytes,
+    /// standard alphabet without padding.
+    pub fn handshake_cert(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.cert_der.as_ref())
+    }
+}
+
+/// Parses the PEM certificate Terraform passes in `PLUGIN_CLIENT_CERT`.
+pub fn parse_client_cert(pem: &str) -> Result<CertificateDer<'static>, TlsError> {
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| TlsError::ClientCertPem(e.to_string()))
+}
+
+fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A rustls server configuration that demands the pinned client certificate.
+pub fn server_config(
+    identity: &ServerIdentity,
+    client_cert: CertificateDer<'static>,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let provider = crypto_provider();
+    let verifier = Arc::new(PinnedClientCert {
+        pinned: client_cert,
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![identity.cert_der.clone()],
+            PrivateKeyDer::Pkcs8(identity.key_der.clone_key()),
+        )?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// Accepts exactly one client certificate, byte for byte.
+#[derive(Debug)]
+struct PinnedClientCert {
+    pinned: CertificateDer<'static>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for PinnedClientCert {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if intermediates.is_empty() && end_entity.as_ref() == self.pinned.as_ref() {
+            Ok(ClientCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_cert_is_unpadded_base64_of_der() {
+        let id = ServerIdentity::generate().expect("generate");
+        let text = id.handshake_cert();
+        assert!(!text.ends_with('='));
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(&text)
+            .expect("decodes");
+        assert_eq!(der, id.cert_der.as_ref());
+    }
+
+    #[test]
+    fn pinned_verifier_refuses_any_other_certificate() {
+        let ours = ServerIdentity::generate().expect("generate");
+        let other = ServerIdentity::generate().expect("generate");
+        let verifier = PinnedClientCert {
+            pinned: ours.cert_der.clone(),
+            algorithms: crypto_provider().signature_verification_algorithms,
+        };
+        let now = UnixTime::now();
+        assert!(verifier.verify_client_cert(&ours.cert_der, &[], now).is_ok());
+        assert!(verifier.verify_client_cert(&other.cert_der, &[], now).is_err());
+        assert!(
+            verifier
+                .verify_client_cert(&ours.cert_der, &[other.cert_der.clone()], now)
+                .is_err()
+        );
+        assert!(verifier.client_auth_mandatory());
+    }
+
+    #[test]
+    fn client_cert_pem_errors_do_not_panic() {
+        assert!(parse_client_cert("not a pem").is_err());
+        let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(parse_client_cert(pem).is_ok(), "PEM framing is all we parse here");
+    }
+}

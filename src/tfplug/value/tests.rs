@@ -1,0 +1,1 @@
+//! Wire-format tests for the value codecs.
