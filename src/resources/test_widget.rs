@@ -231,6 +231,8 @@ impl Resource<ProviderData> for TestWidget {
 
     async fn create(&self, _ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
         let name = req.planned.get_attr("name").and_then(Value::as_str).unwrap_or_default();
+        // Lets the tests prove that a panicking handler becomes a diagnostic.
+        assert_ne!(name, "panic-please", "test widget asked to panic");
         let mut record = Record {
             id: new_id(name),
             name: String::new(),

@@ -9,6 +9,7 @@
 //! - [`resource`]: the traits a provider implements;
 //! - `server`, `serve`, `tls`, `logging`: the gRPC service, handshake, AutoMTLS and hclog output.
 
+pub mod client;
 pub mod convert;
 pub mod diag;
 pub mod logging;

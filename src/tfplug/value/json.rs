@@ -35,7 +35,11 @@ impl Json {
             J::Number(n) => Json::Number(n.to_string()),
             J::String(s) => Json::String(s.clone()),
             J::Array(a) => Json::Array(a.iter().map(Json::from_serde).collect()),
-            J::Object(o) => Json::Object(o.iter().map(|(k, v)| (k.clone(), Json::from_serde(v))).collect()),
+            J::Object(o) => Json::Object(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Json::from_serde(v)))
+                    .collect(),
+            ),
         }
     }
 
@@ -285,7 +289,10 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, ValueError> {
-        let hex = self.text.get(self.pos..self.pos + 4).ok_or_else(|| self.err("invalid \\u escape"))?;
+        let hex = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.err("invalid \\u escape"))?;
         let v = u32::from_str_radix(hex, 16).map_err(|_| self.err("invalid \\u escape"))?;
         if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(self.err("invalid \\u escape"));
@@ -329,7 +336,13 @@ pub(crate) fn decode(bytes: &[u8], ty: &Type, mode: Mode) -> Result<Value, Value
     decode_tree(&tree, ty, mode, &mut path, 0)
 }
 
-pub(crate) fn decode_tree(j: &Json, ty: &Type, mode: Mode, path: &mut AttrPath, depth: usize) -> Result<Value, ValueError> {
+pub(crate) fn decode_tree(
+    j: &Json,
+    ty: &Type,
+    mode: Mode,
+    path: &mut AttrPath,
+    depth: usize,
+) -> Result<Value, ValueError> {
     if let Json::Null = j {
         return Ok(Value::Null);
     }
@@ -384,7 +397,9 @@ pub(crate) fn decode_tree(j: &Json, ty: &Type, mode: Mode, path: &mut AttrPath, 
             Ok(Value::Dynamic(t, Box::new(v)))
         }
         (Type::Bool, Json::Bool(b)) => Ok(Value::Bool(*b)),
-        (Type::Bool, Json::String(s)) if s == "true" || s == "false" => Ok(Value::Bool(s == "true")),
+        (Type::Bool, Json::String(s)) if s == "true" || s == "false" => {
+            Ok(Value::Bool(s == "true"))
+        }
         (Type::Number, Json::Number(s) | Json::String(s)) => number(s, path),
         (Type::String, Json::String(s)) => Ok(Value::String(s.clone())),
         // cty converts these primitives to strings when a string is expected.
@@ -483,7 +498,10 @@ fn implied_type(j: &Json, path: &AttrPath, depth: usize) -> Result<Type, ValueEr
         Json::Object(members) => {
             let mut attrs = BTreeMap::new();
             for (k, v) in members {
-                if attrs.insert(k.clone(), implied_type(v, path, depth + 1)?).is_some() {
+                if attrs
+                    .insert(k.clone(), implied_type(v, path, depth + 1)?)
+                    .is_some()
+                {
                     return Err(ValueError::DuplicateKey { path: path.clone() });
                 }
             }
@@ -501,7 +519,13 @@ pub(crate) fn encode(v: &Value, ty: &Type) -> Result<Vec<u8>, ValueError> {
     Ok(out.into_bytes())
 }
 
-fn encode_into(v: &Value, ty: &Type, path: &mut AttrPath, out: &mut String, depth: usize) -> Result<(), ValueError> {
+fn encode_into(
+    v: &Value,
+    ty: &Type,
+    path: &mut AttrPath,
+    out: &mut String,
+    depth: usize,
+) -> Result<(), ValueError> {
     if depth > MAX_DEPTH {
         return Err(ValueError::TooDeep {
             path: path.clone(),
@@ -633,8 +657,26 @@ mod tests {
     #[test]
     fn parser_rejects_malformed() {
         for s in [
-            "", "[", "[1,]", "{\"a\"}", "{\"a\":1,}", "01", "1.", "-", "1e", "tru", "\"abc", "\"\\x\"", "\"\\ud800\"",
-            "\"\\udc00\"", "\"a\u{1}\"", "[1] 2", "{1:2}", "'a'", "\"\\u12\"", "\"\\u+123\"",
+            "",
+            "[",
+            "[1,]",
+            "{\"a\"}",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "tru",
+            "\"abc",
+            "\"\\x\"",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"a\u{1}\"",
+            "[1] 2",
+            "{1:2}",
+            "'a'",
+            "\"\\u12\"",
+            "\"\\u+123\"",
         ] {
             assert!(p(s).is_err(), "{s:?} should be rejected");
         }

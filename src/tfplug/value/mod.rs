@@ -65,15 +65,27 @@ pub enum ValueError {
     #[error("at {}: string is not valid UTF-8", .path.describe())]
     InvalidUtf8 { path: AttrPath },
     #[error("at {}: invalid dynamic value: {reason}", .path.describe())]
-    InvalidDynamic { path: AttrPath, reason: &'static str },
+    InvalidDynamic {
+        path: AttrPath,
+        reason: &'static str,
+    },
     #[error("at {}: invalid type description: {reason}", .path.describe())]
-    InvalidType { path: AttrPath, reason: &'static str },
+    InvalidType {
+        path: AttrPath,
+        reason: &'static str,
+    },
     #[error("at {}: invalid unknown-value refinement: {reason}", .path.describe())]
-    Refinement { path: AttrPath, reason: &'static str },
+    Refinement {
+        path: AttrPath,
+        reason: &'static str,
+    },
     #[error("at {}: nesting deeper than {limit} levels", .path.describe())]
     TooDeep { path: AttrPath, limit: usize },
     #[error("at {}: malformed msgpack: {reason}", .path.describe())]
-    Msgpack { path: AttrPath, reason: &'static str },
+    Msgpack {
+        path: AttrPath,
+        reason: &'static str,
+    },
     #[error("at {}: malformed JSON at byte {offset}: {reason}", .path.describe())]
     Json {
         path: AttrPath,

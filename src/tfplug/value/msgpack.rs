@@ -174,7 +174,8 @@ impl<'a> Decoder<'a> {
     }
 
     fn len32(&mut self) -> Result<usize, ValueError> {
-        usize::try_from(u32::from_be_bytes(self.take_array()?)).map_err(|_| self.malformed("length out of range"))
+        usize::try_from(u32::from_be_bytes(self.take_array()?))
+            .map_err(|_| self.malformed("length out of range"))
     }
 
     /// Length of a str or bin (the same bytes serve as a string for cty).
@@ -403,7 +404,10 @@ impl<'a> Decoder<'a> {
 
     fn key(&mut self) -> Result<String, ValueError> {
         let m = self.peek()?;
-        if !matches!(m, Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32) {
+        if !matches!(
+            m,
+            Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32
+        ) {
             return Err(self.malformed("map keys must be strings"));
         }
         self.string(&Type::String)
@@ -508,7 +512,9 @@ impl<'a> Decoder<'a> {
                     let bound = self
                         .integer()?
                         .and_then(|i| u64::try_from(i).ok())
-                        .ok_or_else(|| self.refinement_error("length bound must be a non-negative integer"))?;
+                        .ok_or_else(|| {
+                            self.refinement_error("length bound must be a non-negative integer")
+                        })?;
                     if key == REFINE_LENGTH_LOWER {
                         r.length_lower = Some(bound);
                     } else {
@@ -519,12 +525,20 @@ impl<'a> Decoder<'a> {
             }
         }
         // A "definitely null" unknown is just null; cty collapses it likewise.
-        Ok(if definitely_null { Value::Null } else { Value::Unknown(r) })
+        Ok(if definitely_null {
+            Value::Null
+        } else {
+            Value::Unknown(r)
+        })
     }
 
     fn number_bound(&mut self) -> Result<(Number, bool), ValueError> {
         let bad = |d: &Self| d.refinement_error("number bound must be a [number, bool] array");
         if self.array_len(&Type::Number).map_err(|_| bad(self))? != 2 {
+            return Err(bad(self));
+        }
+        // An unknown bound would make refinements recurse into each other.
+        if is_ext(self.peek()?) {
             return Err(bad(self));
         }
         match self.value(&Type::Number, 0)? {
@@ -547,7 +561,9 @@ impl<'a> Decoder<'a> {
         }
         let m = self.marker()?;
         let (data, children) = match m {
-            Marker::Null | Marker::True | Marker::False | Marker::FixPos(_) | Marker::FixNeg(_) => (0, 0),
+            Marker::Null | Marker::True | Marker::False | Marker::FixPos(_) | Marker::FixNeg(_) => {
+                (0, 0)
+            }
             Marker::Reserved => return Err(self.malformed("reserved byte 0xc1")),
             Marker::U8 | Marker::I8 => (1, 0),
             Marker::U16 | Marker::I16 => (2, 0),
@@ -585,7 +601,9 @@ impl<'a> Decoder<'a> {
 fn infallible<T>(r: Result<T, ValueWriteError<Infallible>>) {
     match r {
         Ok(_) => {}
-        Err(ValueWriteError::InvalidMarkerWrite(e) | ValueWriteError::InvalidDataWrite(e)) => match e {},
+        Err(ValueWriteError::InvalidMarkerWrite(e) | ValueWriteError::InvalidDataWrite(e)) => {
+            match e {}
+        }
     }
 }
 
@@ -705,9 +723,11 @@ impl Encoder {
                 self.map_len(ot.attributes.len())?;
                 for (name, at) in &ot.attributes {
                     self.path.push(PathStep::Attr(name.clone()));
-                    let item = attrs.get(name).ok_or_else(|| ValueError::MissingAttribute {
-                        path: self.path.clone(),
-                    })?;
+                    let item = attrs
+                        .get(name)
+                        .ok_or_else(|| ValueError::MissingAttribute {
+                            path: self.path.clone(),
+                        })?;
                     self.str(name)?;
                     self.value(item, at, depth + 1)?;
                     self.path.pop();

@@ -68,7 +68,8 @@ impl Number {
         if significant.is_empty() {
             return Ok(Number::zero());
         }
-        let trailing = i64::try_from(trimmed.len() - significant.len()).map_err(|_| ParseNumberError)?;
+        let trailing =
+            i64::try_from(trimmed.len() - significant.len()).map_err(|_| ParseNumberError)?;
         let exp = exp.checked_add(trailing).ok_or(ParseNumberError)?;
         if exp.abs() > MAX_EXPONENT {
             return Err(ParseNumberError);
@@ -299,7 +300,8 @@ impl FromStr for Number {
             None => (mantissa, ""),
         };
         let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if int_part.len() + frac_part.len() == 0 || !all_digits(int_part) || !all_digits(frac_part) {
+        if int_part.len() + frac_part.len() == 0 || !all_digits(int_part) || !all_digits(frac_part)
+        {
             return Err(ParseNumberError);
         }
         let exp = match exponent {
@@ -386,7 +388,8 @@ impl fmt::Display for Number {
 impl From<i64> for Number {
     fn from(v: i64) -> Number {
         let negative = v < 0;
-        Number::finite(negative, &v.unsigned_abs().to_string(), 0).unwrap_or_else(|_| Number::zero())
+        Number::finite(negative, &v.unsigned_abs().to_string(), 0)
+            .unwrap_or_else(|_| Number::zero())
     }
 }
 
@@ -450,7 +453,19 @@ mod tests {
     #[test]
     fn parse_rejects_garbage() {
         for s in [
-            "", "-", ".", "e5", "1e", "1e+", "1.2.3", "0x10", "1_000", " 1", "1 ", "nan", "1e9999999999999999",
+            "",
+            "-",
+            ".",
+            "e5",
+            "1e",
+            "1e+",
+            "1.2.3",
+            "0x10",
+            "1_000",
+            " 1",
+            "1 ",
+            "nan",
+            "1e9999999999999999",
         ] {
             assert!(s.parse::<Number>().is_err(), "{s:?} should not parse");
         }
@@ -463,12 +478,23 @@ mod tests {
     fn display() {
         assert_eq!(n("1.50").to_string(), "1.5");
         assert_eq!(n("-0.001").to_string(), "-0.001");
-        assert_eq!(n("1180591620717411303425").to_string(), "1180591620717411303425");
+        assert_eq!(
+            n("1180591620717411303425").to_string(),
+            "1180591620717411303425"
+        );
         assert_eq!(n("1e400").to_string(), "1e400");
         assert_eq!(n("-1.25e-400").to_string(), "-1.25e-400");
         assert_eq!(n("12e3").to_string(), "12000");
         assert_eq!(Number::infinity(true).to_string(), "-Inf");
-        for s in ["1.5e400", "-1.25e-400", "0.001", "123.456", "1e64", "1e65", "1e-70"] {
+        for s in [
+            "1.5e400",
+            "-1.25e-400",
+            "0.001",
+            "123.456",
+            "1e64",
+            "1e65",
+            "1e-70",
+        ] {
             assert_eq!(n(&n(s).to_string()), n(s));
         }
     }
@@ -493,7 +519,10 @@ mod tests {
         assert_eq!(n("1180591620717411303424").exact_f64(), Some(2f64.powi(70)));
         assert_eq!(n("1180591620717411303425").exact_f64(), None);
         let tenth = Number::from_f64_exact(0.1);
-        assert_eq!(tenth.to_string(), "0.1000000000000000055511151231257827021181583404541015625");
+        assert_eq!(
+            tenth.to_string(),
+            "0.1000000000000000055511151231257827021181583404541015625"
+        );
         assert_eq!(tenth.exact_f64(), Some(0.1));
         let tiny = Number::from_f64_exact(f64::from_bits(1));
         assert_eq!(tiny.exact_f64(), Some(f64::from_bits(1)));

@@ -115,10 +115,16 @@ impl Type {
             Type::Map(t) => kind("map", t.to_json()),
             Type::Tuple(ts) => kind("tuple", J::Array(ts.iter().map(Type::to_json).collect())),
             Type::Object(o) => {
-                let attrs = o.attributes.iter().map(|(k, t)| (k.clone(), t.to_json())).collect();
+                let attrs = o
+                    .attributes
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.to_json()))
+                    .collect();
                 let mut parts = vec![J::String("object".to_owned()), J::Object(attrs)];
                 if !o.optional.is_empty() {
-                    parts.push(J::Array(o.optional.iter().cloned().map(J::String).collect()));
+                    parts.push(J::Array(
+                        o.optional.iter().cloned().map(J::String).collect(),
+                    ));
                 }
                 J::Array(parts)
             }
@@ -196,7 +202,11 @@ impl Type {
     }
 
     /// `path` names the value whose type this is, for error messages.
-    pub(crate) fn from_json_tree(j: &Json, path: &AttrPath, depth: usize) -> Result<Type, ValueError> {
+    pub(crate) fn from_json_tree(
+        j: &Json,
+        path: &AttrPath,
+        depth: usize,
+    ) -> Result<Type, ValueError> {
         let bad = |reason: &'static str| ValueError::InvalidType {
             path: path.clone(),
             reason,
@@ -236,7 +246,9 @@ impl Type {
                 let Json::Array(elems) = arg else {
                     return Err(bad("tuple element types must be an array"));
                 };
-                Ok(Type::Tuple(elems.iter().map(inner).collect::<Result<_, _>>()?))
+                Ok(Type::Tuple(
+                    elems.iter().map(inner).collect::<Result<_, _>>()?,
+                ))
             }
             "object" => {
                 let Json::Object(members) = arg else {
@@ -258,7 +270,9 @@ impl Type {
                             return Err(bad("optional attribute names must be strings"));
                         };
                         if !attributes.contains_key(name) {
-                            return Err(bad("optional attribute is not an attribute of the object"));
+                            return Err(bad(
+                                "optional attribute is not an attribute of the object",
+                            ));
                         }
                         optional.insert(name.clone());
                     }
@@ -312,7 +326,10 @@ mod tests {
         let text = r#"["object",{"a":["list","string"],"b":["tuple",["number","bool"]],"c":["map",["set","dynamic"]]}]"#;
         assert_eq!(String::from_utf8_lossy(&t.to_json_bytes()), text);
         assert_eq!(parse(text).ok(), Some(t.clone()));
-        assert_eq!(serde_json::to_string(&t.to_json()).ok().as_deref(), Some(text));
+        assert_eq!(
+            serde_json::to_string(&t.to_json()).ok().as_deref(),
+            Some(text)
+        );
         assert_eq!(Type::from_json(&t.to_json()).ok(), Some(t));
     }
 

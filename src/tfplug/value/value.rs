@@ -151,7 +151,9 @@ impl Value {
         match self {
             Value::Unknown(_) => false,
             Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => true,
-            Value::List(vs) | Value::Set(vs) | Value::Tuple(vs) => vs.iter().all(Value::is_wholly_known),
+            Value::List(vs) | Value::Set(vs) | Value::Tuple(vs) => {
+                vs.iter().all(Value::is_wholly_known)
+            }
             Value::Map(m) | Value::Object(m) => m.values().all(Value::is_wholly_known),
             Value::Dynamic(_, inner) => inner.is_wholly_known(),
         }
@@ -445,7 +447,12 @@ mod tests {
     use super::*;
 
     fn obj(pairs: &[(&str, Value)]) -> Value {
-        Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+        Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -455,7 +462,10 @@ mod tests {
         let c = Value::Set(vec!["b".into(), "a".into(), "a".into()]);
         assert_eq!(a, b);
         assert_ne!(a, c);
-        assert_ne!(Value::List(vec!["a".into(), "b".into()]), Value::List(vec!["b".into(), "a".into()]));
+        assert_ne!(
+            Value::List(vec!["a".into(), "b".into()]),
+            Value::List(vec!["b".into(), "a".into()])
+        );
         assert_eq!(Value::from(1), Value::Number(Number::from(1.0)));
     }
 
@@ -480,7 +490,11 @@ mod tests {
         ]);
         let p = AttrPath::root().attr("groups").index(0).attr("id");
         assert_eq!(v.walk(&p).and_then(Value::as_i64), Some(3));
-        assert_eq!(v.walk(&AttrPath::root().attr("tags").key("a")).and_then(Value::as_str), Some("1"));
+        assert_eq!(
+            v.walk(&AttrPath::root().attr("tags").key("a"))
+                .and_then(Value::as_str),
+            Some("1")
+        );
         assert!(v.walk(&AttrPath::root().attr("s").index(0)).is_none());
         assert!(v.walk(&AttrPath::root().attr("groups").index(-1)).is_none());
         assert!(v.walk(&AttrPath::root().attr("nope")).is_none());
@@ -498,20 +512,30 @@ mod tests {
     #[test]
     fn conformance() {
         let ty = Type::object([("a", Type::String), ("b", Type::list(Type::Number))]);
-        assert!(obj(&[("a", "x".into()), ("b", Value::List(vec![Value::from(1)]))]).conforms_to(&ty));
+        assert!(
+            obj(&[("a", "x".into()), ("b", Value::List(vec![Value::from(1)]))]).conforms_to(&ty)
+        );
         assert!(obj(&[("a", Value::Null), ("b", Value::unknown())]).conforms_to(&ty));
         assert!(!obj(&[("a", "x".into())]).conforms_to(&ty));
-        assert!(!obj(&[("a", "x".into()), ("b", Value::Null), ("c", Value::Null)]).conforms_to(&ty));
+        assert!(
+            !obj(&[("a", "x".into()), ("b", Value::Null), ("c", Value::Null)]).conforms_to(&ty)
+        );
         assert!(!obj(&[("a", Value::from(1)), ("b", Value::Null)]).conforms_to(&ty));
         assert!(!Value::from("x").conforms_to(&Type::Dynamic));
         assert!(Value::dynamic(Type::String, "x".into()).conforms_to(&Type::Dynamic));
         assert!(!Value::dynamic(Type::String, Value::from(1)).conforms_to(&Type::Dynamic));
         assert!(!Value::Number(Number::from(f64::NAN)).conforms_to(&Type::Number));
-        let err = obj(&[("a", "x".into()), ("b", Value::List(vec![Value::from(true)]))])
-            .check_conforms(&ty)
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("at b[0]: value does not conform: expected number, found bool"));
+        let err = obj(&[
+            ("a", "x".into()),
+            ("b", Value::List(vec![Value::from(true)])),
+        ])
+        .check_conforms(&ty)
+        .err()
+        .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("at b[0]: value does not conform: expected number, found bool")
+        );
     }
 
     #[test]
@@ -522,11 +546,15 @@ mod tests {
             ("d", Type::Dynamic),
             ("missing", Type::Bool),
         ]);
-        let j: serde_json::Value = serde_json::json!({"n": 1.5, "l": ["a"], "d": {"x": [1, "y", null]}});
+        let j: serde_json::Value =
+            serde_json::json!({"n": 1.5, "l": ["a"], "d": {"x": [1, "y", null]}});
         let v = Value::from_plain_json(&j, &ty);
         let Ok(v) = v else { panic!("{v:?}") };
         assert_eq!(v.get_attr("missing"), Some(&Value::Null));
-        let dyn_ty = Type::object([("x", Type::Tuple(vec![Type::Number, Type::String, Type::Dynamic]))]);
+        let dyn_ty = Type::object([(
+            "x",
+            Type::Tuple(vec![Type::Number, Type::String, Type::Dynamic]),
+        )]);
         assert!(matches!(v.get_attr("d"), Some(Value::Dynamic(t, _)) if *t == dyn_ty));
         let mut expected = j.clone();
         expected["missing"] = serde_json::Value::Null;
