@@ -98,9 +98,15 @@ pub fn cluster_connection_attributes() -> Vec<Attribute> {
                 Attribute::string("api_version")
                     .required()
                     .description("`client.authentication.k8s.io/v1` or `v1beta1`."),
-                Attribute::string("command").required().description("Credential plugin to run."),
-                Attribute::string_list("args").optional().description("Its arguments."),
-                Attribute::string_map("env").optional().description("Extra environment."),
+                Attribute::string("command")
+                    .required()
+                    .description("Credential plugin to run."),
+                Attribute::string_list("args")
+                    .optional()
+                    .description("Its arguments."),
+                Attribute::string_map("env")
+                    .optional()
+                    .description("Extra environment."),
             ],
         )
         .optional()
@@ -161,7 +167,10 @@ impl Provider for GitlabFluxProvider {
 
     async fn configure(&self, config: &Value, _info: &ConfigureInfo) -> DiagResult<ProviderData> {
         let mut diags = Diagnostics::new();
-        let gitlab = parse_gitlab(config.get_attr("gitlab").unwrap_or(&Value::Null), &mut diags);
+        let gitlab = parse_gitlab(
+            config.get_attr("gitlab").unwrap_or(&Value::Null),
+            &mut diags,
+        );
         let kubernetes = parse_cluster(
             config.get_attr("kubernetes").unwrap_or(&Value::Null),
             &AttrPath::root().attr("kubernetes"),
@@ -187,7 +196,9 @@ impl Provider for GitlabFluxProvider {
 
 /// A string attribute of an object, `None` when null.
 fn str_attr(obj: &Value, name: &str) -> Option<String> {
-    obj.get_attr(name).and_then(Value::as_str).map(str::to_string)
+    obj.get_attr(name)
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 fn env_nonempty(var: &str) -> Option<String> {
@@ -203,7 +214,10 @@ fn parse_gitlab(obj: &Value, diags: &mut Diagnostics) -> Option<GitlabSettings> 
         .or_else(|| env_nonempty("GITLAB_BASE_URL"))
         .unwrap_or_else(|| DEFAULT_GITLAB_URL.to_string());
     let base_url = base_url.trim_end_matches('/').to_string();
-    let base_url = base_url.strip_suffix("/api/v4").unwrap_or(&base_url).to_string();
+    let base_url = base_url
+        .strip_suffix("/api/v4")
+        .unwrap_or(&base_url)
+        .to_string();
     if !is_http_url(&base_url) {
         diags.error_at(
             path.clone().attr("base_url"),
@@ -222,7 +236,10 @@ fn parse_gitlab(obj: &Value, diags: &mut Diagnostics) -> Option<GitlabSettings> 
         diags.error_at(
             path.clone().attr("ca_file"),
             "CA file not found",
-            format!("gitlab.ca_file points at {}, which is not a readable file.", ca.display()),
+            format!(
+                "gitlab.ca_file points at {}, which is not a readable file.",
+                ca.display()
+            ),
         );
     }
     let max_retries = obj
@@ -267,24 +284,32 @@ pub fn parse_cluster(
         return None;
     }
     let env = |var: &str| if with_env { env_nonempty(var) } else { None };
-    let exec = obj.get_attr("exec").filter(|e| !e.is_null()).map(|e| ExecSettings {
-        api_version: str_attr(e, "api_version").unwrap_or_default(),
-        command: str_attr(e, "command").unwrap_or_default(),
-        args: e
-            .get_attr("args")
-            .and_then(Value::as_list)
-            .map(|l| l.iter().filter_map(Value::as_str).map(str::to_string).collect())
-            .unwrap_or_default(),
-        env: e
-            .get_attr("env")
-            .and_then(Value::as_map)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    });
+    let exec = obj
+        .get_attr("exec")
+        .filter(|e| !e.is_null())
+        .map(|e| ExecSettings {
+            api_version: str_attr(e, "api_version").unwrap_or_default(),
+            command: str_attr(e, "command").unwrap_or_default(),
+            args: e
+                .get_attr("args")
+                .and_then(Value::as_list)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            env: e
+                .get_attr("env")
+                .and_then(Value::as_map)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
     let settings = ClusterSettings {
         config_path: str_attr(obj, "config_path")
             .or_else(|| env("KUBE_CONFIG_PATH"))
@@ -295,7 +320,10 @@ pub fn parse_cluster(
         cluster_ca_certificate: str_attr(obj, "cluster_ca_certificate"),
         client_certificate: str_attr(obj, "client_certificate"),
         client_key: str_attr(obj, "client_key").map(Secret::new),
-        insecure: obj.get_attr("insecure").and_then(Value::as_bool).unwrap_or(false),
+        insecure: obj
+            .get_attr("insecure")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         exec,
     };
     check_cluster(&settings, path, diags);
@@ -328,7 +356,10 @@ fn check_cluster(s: &ClusterSettings, path: &AttrPath, diags: &mut Diagnostics) 
             diags.error_at(
                 path.clone().attr("exec").attr("api_version"),
                 "Unsupported exec API version",
-                format!("exec.api_version must be one of {}.", API_VERSIONS.join(", ")),
+                format!(
+                    "exec.api_version must be one of {}.",
+                    API_VERSIONS.join(", ")
+                ),
             );
         }
         if exec.command.trim().is_empty() {
@@ -393,7 +424,10 @@ mod tests {
             "kubernetes.exec.api_version",
             "kubernetes.exec.command",
         ] {
-            assert!(paths.iter().any(|p| p == want), "missing {want} in {paths:?}");
+            assert!(
+                paths.iter().any(|p| p == want),
+                "missing {want} in {paths:?}"
+            );
         }
     }
 

@@ -42,7 +42,13 @@ resource "gitlabflux_test_widget" "w" {
     );
     // Create.
     let changes = ws.planned_changes();
-    assert_eq!(changes, vec![("gitlabflux_test_widget.w".to_string(), vec!["create".to_string()])]);
+    assert_eq!(
+        changes,
+        vec![(
+            "gitlabflux_test_widget.w".to_string(),
+            vec!["create".to_string()]
+        )]
+    );
     ws.apply();
     let w = ws.resource("gitlabflux_test_widget.w");
     let id = w["id"].as_str().expect("id").to_string();
@@ -72,11 +78,20 @@ resource "gitlabflux_test_widget" "w" {
 "#,
     );
     let changes = ws.planned_changes();
-    assert_eq!(changes, vec![("gitlabflux_test_widget.w".to_string(), vec!["update".to_string()])]);
+    assert_eq!(
+        changes,
+        vec![(
+            "gitlabflux_test_widget.w".to_string(),
+            vec!["update".to_string()]
+        )]
+    );
     let plan = ws.plan_json();
     let after_unknown = &plan["resource_changes"][0]["change"]["after_unknown"];
     assert_eq!(after_unknown["revision"], true, "revision is recomputed");
-    assert!(after_unknown.get("id").is_none_or(|v| v == false), "id kept by UseStateForUnknown");
+    assert!(
+        after_unknown.get("id").is_none_or(|v| v == false),
+        "id kept by UseStateForUnknown"
+    );
     ws.apply();
     let w = ws.resource("gitlabflux_test_widget.w");
     assert_eq!(w["id"], id.as_str(), "updated in place");
@@ -140,17 +155,34 @@ resource "gitlabflux_test_widget" "w" {
     target.write(config);
     let out = target.ok(&["import", "-no-color", "gitlabflux_test_widget.w", &id]);
     assert!(out.stdout.contains("Import successful"), "{}", out.stdout);
-    assert_eq!(target.resource("gitlabflux_test_widget.w")["size"], "medium");
+    assert_eq!(
+        target.resource("gitlabflux_test_widget.w")["size"],
+        "medium"
+    );
     target.assert_no_changes();
 
-    let missing = target.run(&["import", "-no-color", "gitlabflux_test_widget.x", "w-nope-00000000"]);
+    let missing = target.run(&[
+        "import",
+        "-no-color",
+        "gitlabflux_test_widget.x",
+        "w-nope-00000000",
+    ]);
     assert!(!missing.success());
     let (mut other, _) = widget_workspace();
     other.set_env("GITLABFLUX_TEST_WIDGET_DIR", &store.display().to_string());
     other.write(r#"resource "gitlabflux_test_widget" "x" { name = "nope" }"#);
-    let missing = other.run(&["import", "-no-color", "gitlabflux_test_widget.x", "w-nope-00000000"]);
+    let missing = other.run(&[
+        "import",
+        "-no-color",
+        "gitlabflux_test_widget.x",
+        "w-nope-00000000",
+    ]);
     assert!(!missing.success());
-    assert!(missing.text().contains("Widget not found"), "{}", missing.text());
+    assert!(
+        missing.text().contains("Widget not found"),
+        "{}",
+        missing.text()
+    );
 }
 
 #[test]
@@ -170,7 +202,10 @@ fn widget_drift_is_planned_and_repaired() {
     std::fs::write(&path, serde_json::to_vec(&record).expect("json")).expect("edit");
     assert_eq!(
         ws.planned_changes(),
-        vec![("gitlabflux_test_widget.w".to_string(), vec!["update".to_string()])]
+        vec![(
+            "gitlabflux_test_widget.w".to_string(),
+            vec!["update".to_string()]
+        )]
     );
     ws.apply();
     assert_eq!(stored(&store, &id).expect("stored")["size"], "small");
@@ -179,7 +214,10 @@ fn widget_drift_is_planned_and_repaired() {
     std::fs::remove_file(&path).expect("delete");
     assert_eq!(
         ws.planned_changes(),
-        vec![("gitlabflux_test_widget.w".to_string(), vec!["create".to_string()])]
+        vec![(
+            "gitlabflux_test_widget.w".to_string(),
+            vec!["create".to_string()]
+        )]
     );
     ws.apply();
     assert_eq!(store_count(&store), 1);
@@ -218,7 +256,10 @@ resource "gitlabflux_test_widget" "b" {
 fn sensitive_and_write_only_values_stay_out_of_plans_state_and_logs() {
     let (mut ws, store) = widget_workspace();
     ws.set_env("TF_LOG", "trace");
-    ws.set_env("TF_LOG_PATH", &ws.path().join("tf.log").display().to_string());
+    ws.set_env(
+        "TF_LOG_PATH",
+        &ws.path().join("tf.log").display().to_string(),
+    );
     ws.write(
         r#"
 resource "gitlabflux_test_widget" "w" {
@@ -232,12 +273,19 @@ resource "gitlabflux_test_widget" "w" {
     let plan = ws.ok(&["plan", "-no-color"]);
     assert!(plan.stdout.contains("(sensitive value)"), "{}", plan.stdout);
     assert!(!plan.stdout.contains("sensitive-canary-4711"));
-    assert!(plan.stdout.contains("(write-only attribute)"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("(write-only attribute)"),
+        "{}",
+        plan.stdout
+    );
     assert!(!plan.stdout.contains("write-only-canary-0815"));
     ws.apply();
 
     let state = ws.state_file();
-    assert!(!state.contains("write-only-canary-0815"), "write-only value reached state");
+    assert!(
+        !state.contains("write-only-canary-0815"),
+        "write-only value reached state"
+    );
     let w = ws.resource("gitlabflux_test_widget.w");
     assert!(w["password_wo"].is_null());
     // The provider received the write-only value at apply: its fingerprint is recorded.
@@ -250,7 +298,10 @@ resource "gitlabflux_test_widget" "w" {
     };
     assert_eq!(w["password_fingerprint"], expected.as_str());
     let id = w["id"].as_str().expect("id");
-    assert_eq!(stored(&store, id).expect("stored")["password_fingerprint"], expected.as_str());
+    assert_eq!(
+        stored(&store, id).expect("stored")["password_fingerprint"],
+        expected.as_str()
+    );
 
     // Provider log lines (hclog JSON, re-logged by Terraform) never carry either value.
     let log = std::fs::read_to_string(ws.path().join("tf.log")).expect("TF_LOG_PATH written");
@@ -259,7 +310,9 @@ resource "gitlabflux_test_widget" "w" {
         .filter(|l| l.contains("provider.terraform-provider-gitlabflux"))
         .collect();
     assert!(
-        provider_lines.iter().any(|l| l.contains("tf_rpc=ApplyResourceChange")),
+        provider_lines
+            .iter()
+            .any(|l| l.contains("tf_rpc=ApplyResourceChange")),
         "provider logs reach TF_LOG"
     );
     for line in provider_lines {
@@ -272,23 +325,27 @@ resource "gitlabflux_test_widget" "w" {
 fn state_is_upgraded_across_a_schema_version_bump() {
     let (mut ws, _store) = widget_workspace();
     ws.set_env("GITLABFLUX_TEST_WIDGET_SCHEMA_VERSION", "0");
-    ws.write(r#"
+    ws.write(
+        r#"
 resource "gitlabflux_test_widget" "w" {
   name   = "old"
   flavor = "large"
 }
-"#);
+"#,
+    );
     ws.apply();
     let before: Json = serde_json::from_str(&ws.state_file()).expect("state");
     assert_eq!(before["resources"][0]["instances"][0]["schema_version"], 0);
 
     ws.set_env("GITLABFLUX_TEST_WIDGET_SCHEMA_VERSION", "1");
-    ws.write(r#"
+    ws.write(
+        r#"
 resource "gitlabflux_test_widget" "w" {
   name = "old"
   size = "large"
 }
-"#);
+"#,
+    );
     ws.assert_no_changes();
     ws.ok(&["apply", "-refresh-only", "-auto-approve", "-no-color"]);
     let after: Json = serde_json::from_str(&ws.state_file()).expect("state");
@@ -314,10 +371,19 @@ resource "gitlabflux_test_widget" "w" {
     assert!(!out.success());
     let text = out.text();
     assert!(text.contains("Invalid length"), "{text}");
-    assert!(text.contains("name must be 1 to 32 characters long"), "{text}");
+    assert!(
+        text.contains("name must be 1 to 32 characters long"),
+        "{text}"
+    );
     assert!(text.contains("Invalid value"), "{text}");
-    assert!(text.contains(r#"size must be one of: "small", "medium", "large""#), "{text}");
-    assert!(text.contains("settings.replicas must be a whole number from 1 to 10"), "{text}");
+    assert!(
+        text.contains(r#"size must be one of: "small", "medium", "large""#),
+        "{text}"
+    );
+    assert!(
+        text.contains("settings.replicas must be a whole number from 1 to 10"),
+        "{text}"
+    );
     // Terraform points at the offending lines of the configuration.
     assert!(text.contains(r#"size     = "huge""#), "{text}");
     assert_eq!(store_count(&store), 0, "nothing created");
@@ -332,7 +398,10 @@ fn a_panicking_handler_becomes_a_diagnostic() {
     let text = out.text();
     assert!(text.contains("Provider internal error"), "{text}");
     assert!(text.contains("ApplyResourceChange"), "{text}");
-    assert!(!text.contains("plugin exited"), "the provider must survive: {text}");
+    assert!(
+        !text.contains("plugin exited"),
+        "the provider must survive: {text}"
+    );
     assert_eq!(store_count(&store), 0);
 }
 
@@ -368,11 +437,17 @@ output "context" {
     assert!(!out.success());
     let text = out.text();
     assert!(text.contains("Invalid function argument"), "{text}");
-    assert!(text.contains(r#"Invalid value for "agent_name" parameter"#), "{text}");
+    assert!(
+        text.contains(r#"Invalid value for "agent_name" parameter"#),
+        "{text}"
+    );
     assert!(text.contains("agent_name must consist of"), "{text}");
 
     ws.write(r#"output "bad" { value = provider::gitlabflux::shard_for("team-a", []) }"#);
     let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
-    assert!(text.contains(r#"Invalid value for "shards" parameter"#), "{text}");
+    assert!(
+        text.contains(r#"Invalid value for "shards" parameter"#),
+        "{text}"
+    );
     assert!(text.contains("the list of shards is empty"), "{text}");
 }

@@ -93,22 +93,15 @@ mod tests {
 
     #[test]
     fn placement_is_pinned() {
-        // Changing the algorithm moves tenants between shards; this test guards the contract.
+        // Expected values computed independently (Python hashlib) from the documented rule.
+        // Changing the algorithm moves tenants between shards: this guards the contract.
+        assert_eq!(score("shard1", "team-a"), 0xea22_b91b_b055_8f36);
         let shards = ["shard1", "shard2", "shard3"];
         let placed: Vec<&str> = ["team-a", "team-b", "team-c", "team-d"]
             .iter()
             .map(|n| shard_for(n, &shards).expect("placed"))
             .collect();
-        let again: Vec<&str> = ["team-a", "team-b", "team-c", "team-d"]
-            .iter()
-            .map(|n| shard_for(n, &shards).expect("placed"))
-            .collect();
-        assert_eq!(placed, again);
-        assert_eq!(
-            score("shard1", "team-a"),
-            u64::from_be_bytes([0x4b, 0x1f, 0x29, 0x5a, 0xd4, 0x0e, 0x3c, 0x0c]),
-            "score function changed"
-        );
+        assert_eq!(placed, ["shard1", "shard2", "shard3", "shard1"]);
     }
 
     #[test]
@@ -118,14 +111,20 @@ mod tests {
         let all = names(10_000);
         let mut moved = 0;
         for name in &all {
-            let (old, new) = (shard_for(name, &before).expect("ok"), shard_for(name, &after).expect("ok"));
+            let (old, new) = (
+                shard_for(name, &before).expect("ok"),
+                shard_for(name, &after).expect("ok"),
+            );
             if old != new {
                 assert_eq!(new, "s5", "{name} moved between old shards");
                 moved += 1;
             }
         }
         let fraction = moved as f64 / all.len() as f64;
-        assert!((0.17..0.23).contains(&fraction), "moved {fraction}, expected about 1/5");
+        assert!(
+            (0.17..0.23).contains(&fraction),
+            "moved {fraction}, expected about 1/5"
+        );
     }
 
     #[test]
@@ -136,15 +135,27 @@ mod tests {
             let s = shard_for(&name, &shards).expect("ok");
             counts[shards.iter().position(|x| *x == s).expect("known shard")] += 1;
         }
-        assert!(counts.iter().all(|&c| (2_700..3_300).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (2_700..3_300).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
     fn bad_inputs_are_refused() {
         assert_eq!(shard_for::<&str>("x", &[]), Err(ShardError::NoShards));
         assert_eq!(shard_for("", &["a"]), Err(ShardError::EmptyName));
-        assert_eq!(shard_for("x", &["a", "b", "a"]), Err(ShardError::Duplicate { index: 2 }));
-        assert_eq!(shard_for("x", &["a", "B"]), Err(ShardError::InvalidShard { index: 1 }));
-        assert_eq!(shard_for("x", &["a", "-b"]), Err(ShardError::InvalidShard { index: 1 }));
+        assert_eq!(
+            shard_for("x", &["a", "b", "a"]),
+            Err(ShardError::Duplicate { index: 2 })
+        );
+        assert_eq!(
+            shard_for("x", &["a", "B"]),
+            Err(ShardError::InvalidShard { index: 1 })
+        );
+        assert_eq!(
+            shard_for("x", &["a", "-b"]),
+            Err(ShardError::InvalidShard { index: 1 })
+        );
     }
 }

@@ -11,7 +11,9 @@ pub enum NameError {
         "must consist of lowercase letters, digits and '-', and start and end with a letter or digit"
     )]
     Charset,
-    #[error("must be a path like `group/project` without leading or trailing '/', spaces or empty segments")]
+    #[error(
+        "must be a path like `group/project` without leading or trailing '/', spaces or empty segments"
+    )]
     ProjectPath,
 }
 
@@ -32,7 +34,8 @@ pub fn validate_agent_name(name: &str) -> Result<(), NameError> {
     }
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     let bytes = name.as_bytes();
-    let edges_ok = bytes.first().copied().is_some_and(alnum) && bytes.last().copied().is_some_and(alnum);
+    let edges_ok =
+        bytes.first().copied().is_some_and(alnum) && bytes.last().copied().is_some_and(alnum);
     if !edges_ok || !bytes.iter().all(|&c| alnum(c) || c == b'-') {
         return Err(NameError::Charset);
     }
@@ -44,7 +47,9 @@ pub fn validate_project_path(path: &str) -> Result<(), NameError> {
     if path.is_empty() {
         return Err(NameError::Empty);
     }
-    let bad_segment = path.split('/').any(|seg| seg.is_empty() || seg.chars().any(char::is_whitespace));
+    let bad_segment = path
+        .split('/')
+        .any(|seg| seg.is_empty() || seg.chars().any(char::is_whitespace));
     if bad_segment {
         return Err(NameError::ProjectPath);
     }
@@ -61,7 +66,10 @@ mod tests {
             assert_eq!(validate_agent_name(ok), Ok(()), "{ok}");
         }
         assert_eq!(validate_agent_name(""), Err(NameError::Empty));
-        assert!(matches!(validate_agent_name(&"a".repeat(64)), Err(NameError::TooLong { .. })));
+        assert!(matches!(
+            validate_agent_name(&"a".repeat(64)),
+            Err(NameError::TooLong { .. })
+        ));
         for bad in ["-a", "a-", "Prod", "a_b", "a.b", "a b"] {
             assert_eq!(validate_agent_name(bad), Err(NameError::Charset), "{bad}");
         }
@@ -72,7 +80,11 @@ mod tests {
         assert_eq!(validate_project_path("fleet/agents"), Ok(()));
         assert_eq!(validate_project_path("a/b/c"), Ok(()));
         for bad in ["/fleet", "fleet/", "fleet//a", "fle et/a"] {
-            assert_eq!(validate_project_path(bad), Err(NameError::ProjectPath), "{bad}");
+            assert_eq!(
+                validate_project_path(bad),
+                Err(NameError::ProjectPath),
+                "{bad}"
+            );
         }
     }
 }

@@ -12,11 +12,10 @@ mod shard_for;
 mod test_widget;
 
 pub fn all() -> Vec<Arc<dyn Resource<ProviderData>>> {
-    #[allow(unused_mut)]
-    let mut out: Vec<Arc<dyn Resource<ProviderData>>> = Vec::new();
-    #[cfg(feature = "test-resources")]
-    out.push(Arc::new(test_widget::TestWidget));
-    out
+    vec![
+        #[cfg(feature = "test-resources")]
+        Arc::new(test_widget::TestWidget),
+    ]
 }
 
 pub fn data_sources() -> Vec<Arc<dyn DataSource<ProviderData>>> {
@@ -24,5 +23,8 @@ pub fn data_sources() -> Vec<Arc<dyn DataSource<ProviderData>>> {
 }
 
 pub fn functions() -> Vec<Arc<dyn Function>> {
-    vec![Arc::new(shard_for::ShardFor), Arc::new(agent_kubecontext::AgentKubecontext)]
+    vec![
+        Arc::new(shard_for::ShardFor),
+        Arc::new(agent_kubecontext::AgentKubecontext),
+    ]
 }

@@ -40,7 +40,10 @@ impl Function for ShardFor {
             .and_then(Value::as_list)
             .ok_or_else(|| FunctionError::argument(1, "shards must be a list of strings"))?
             .iter()
-            .map(|v| v.as_str().ok_or_else(|| FunctionError::argument(1, "shards must not contain null")))
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| FunctionError::argument(1, "shards must not contain null"))
+            })
             .collect::<Result<_, _>>()?;
         sharding::shard_for(name, &shards)
             .map(Value::from)
@@ -69,9 +72,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_argument() {
-        let e = ShardFor.call(&["x".into(), shards(&[])]).expect_err("no shards");
+        let e = ShardFor
+            .call(&["x".into(), shards(&[])])
+            .expect_err("no shards");
         assert_eq!(e.argument, Some(1));
-        let e = ShardFor.call(&["".into(), shards(&["a"])]).expect_err("empty name");
+        let e = ShardFor
+            .call(&["".into(), shards(&["a"])])
+            .expect_err("empty name");
         assert_eq!(e.argument, Some(0));
         let e = ShardFor
             .call(&["x".into(), Value::List(vec![Value::Null])])

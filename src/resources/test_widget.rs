@@ -59,7 +59,11 @@ struct Settings {
 
 fn store_dir() -> DiagResult<PathBuf> {
     std::env::var_os(DIR_VAR).map(PathBuf::from).ok_or_else(|| {
-        Diagnostic::error("Test store not set", format!("{DIR_VAR} must name a directory.")).into()
+        Diagnostic::error(
+            "Test store not set",
+            format!("{DIR_VAR} must name a directory."),
+        )
+        .into()
     })
 }
 
@@ -105,17 +109,32 @@ fn string_map(v: Option<&Value>) -> Option<BTreeMap<String, String>> {
 }
 
 fn string_list(v: Option<&Value>) -> Option<Vec<String>> {
-    v.and_then(Value::as_list)
-        .map(|l| l.iter().filter_map(Value::as_str).map(str::to_string).collect())
+    v.and_then(Value::as_list).map(|l| {
+        l.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    })
 }
 
 /// Fills a record's user-settable fields from a planned state plus its configuration.
 fn apply_planned(r: &mut Record, planned: &Value, config: &Value) {
     let size_attr = size_attr_name(schema_version());
-    r.name = planned.get_attr("name").and_then(Value::as_str).unwrap_or_default().to_string();
-    r.size = planned.get_attr(size_attr).and_then(Value::as_str).unwrap_or("small").to_string();
+    r.name = planned
+        .get_attr("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    r.size = planned
+        .get_attr(size_attr)
+        .and_then(Value::as_str)
+        .unwrap_or("small")
+        .to_string();
     r.tags = string_map(planned.get_attr("tags"));
-    r.secret = planned.get_attr("secret").and_then(Value::as_str).map(str::to_string);
+    r.secret = planned
+        .get_attr("secret")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     r.password_version = planned.get_attr("password_version").and_then(Value::as_i64);
     // Write-only values are only in the configuration, never in the plan.
     r.password_fingerprint = fingerprint(config.get_attr("password_wo").and_then(Value::as_str));
@@ -144,16 +163,26 @@ fn to_state(r: &Record) -> Value {
     object([
         ("id", Value::from(r.id.as_str())),
         ("name", Value::from(r.name.as_str())),
-        (size_attr_name(schema_version()), Value::from(r.size.as_str())),
+        (
+            size_attr_name(schema_version()),
+            Value::from(r.size.as_str()),
+        ),
         (
             "tags",
             r.tags.as_ref().map_or(Value::Null, |t| {
-                Value::Map(t.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect())
+                Value::Map(
+                    t.iter()
+                        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                        .collect(),
+                )
             }),
         ),
         ("secret", opt(&r.secret)),
         ("password_wo", Value::Null),
-        ("password_version", r.password_version.map_or(Value::Null, Value::from)),
+        (
+            "password_version",
+            r.password_version.map_or(Value::Null, Value::from),
+        ),
         ("password_fingerprint", opt(&r.password_fingerprint)),
         ("revision", Value::from(r.revision)),
         ("settings", settings),
@@ -190,19 +219,31 @@ impl Resource<ProviderData> for TestWidget {
         let size = Attribute::string(size_attr_name(version))
             .validator(validators::one_of(&["small", "medium", "large"]))
             .description("Widget size.");
-        let size = if version == 0 { size.optional() } else { size.default("small") };
+        let size = if version == 0 {
+            size.optional()
+        } else {
+            size.default("small")
+        };
         Schema::new(
             version,
             Block::new(vec![
-                Attribute::string("id").computed().use_state_for_unknown().description("Widget ID."),
+                Attribute::string("id")
+                    .computed()
+                    .use_state_for_unknown()
+                    .description("Widget ID."),
                 Attribute::string("name")
                     .required()
                     .requires_replace()
                     .validator(validators::length_between(1, 32))
                     .description("Name; changing it replaces the widget."),
                 size,
-                Attribute::string_map("tags").optional().description("Free-form tags."),
-                Attribute::string("secret").optional().sensitive().description("A sensitive value."),
+                Attribute::string_map("tags")
+                    .optional()
+                    .description("Free-form tags."),
+                Attribute::string("secret")
+                    .optional()
+                    .sensitive()
+                    .description("A sensitive value."),
                 Attribute::string("password_wo")
                     .optional()
                     .write_only()
@@ -213,7 +254,9 @@ impl Resource<ProviderData> for TestWidget {
                 Attribute::string("password_fingerprint")
                     .computed()
                     .description("Short hash of the last `password_wo` received."),
-                Attribute::number("revision").computed().description("Bumped by every update."),
+                Attribute::number("revision")
+                    .computed()
+                    .description("Bumped by every update."),
                 Attribute::object(
                     "settings",
                     vec![
@@ -224,13 +267,19 @@ impl Resource<ProviderData> for TestWidget {
                     ],
                 )
                 .optional(),
-                Attribute::string("created_at").computed().use_state_for_unknown(),
+                Attribute::string("created_at")
+                    .computed()
+                    .use_state_for_unknown(),
             ]),
         )
     }
 
     async fn create(&self, _ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        let name = req.planned.get_attr("name").and_then(Value::as_str).unwrap_or_default();
+        let name = req
+            .planned
+            .get_attr("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         // Lets the tests prove that a panicking handler becomes a diagnostic.
         assert_ne!(name, "panic-please", "test widget asked to panic");
         let mut record = Record {
@@ -250,8 +299,16 @@ impl Resource<ProviderData> for TestWidget {
         Ok(NewState::new(to_state(&record)))
     }
 
-    async fn read(&self, _ctx: &Ctx<ProviderData>, current: NewState) -> DiagResult<Option<NewState>> {
-        let id = current.state.get_attr("id").and_then(Value::as_str).unwrap_or_default();
+    async fn read(
+        &self,
+        _ctx: &Ctx<ProviderData>,
+        current: NewState,
+    ) -> DiagResult<Option<NewState>> {
+        let id = current
+            .state
+            .get_attr("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         Ok(load(id)?.map(|r| NewState {
             state: to_state(&r),
             private: current.private,
@@ -259,9 +316,16 @@ impl Resource<ProviderData> for TestWidget {
     }
 
     async fn update(&self, _ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        let id = req.prior.get_attr("id").and_then(Value::as_str).unwrap_or_default();
+        let id = req
+            .prior
+            .get_attr("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let mut record = load(id)?.ok_or_else(|| {
-            Diagnostic::error("Widget disappeared", format!("Widget {id} was deleted during the update."))
+            Diagnostic::error(
+                "Widget disappeared",
+                format!("Widget {id} was deleted during the update."),
+            )
         })?;
         let prior_fingerprint = record.password_fingerprint.clone();
         apply_planned(&mut record, &req.planned, &req.config);
@@ -274,7 +338,11 @@ impl Resource<ProviderData> for TestWidget {
     }
 
     async fn delete(&self, _ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
-        let id = prior.state.get_attr("id").and_then(Value::as_str).unwrap_or_default();
+        let id = prior
+            .state
+            .get_attr("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match std::fs::remove_file(record_path(id)?) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -301,7 +369,8 @@ impl Resource<ProviderData> for TestWidget {
                 let flavor = fields.remove("flavor").unwrap_or(serde_json::Value::Null);
                 fields.insert("size".into(), flavor);
             }
-            let bytes = serde_json::to_vec(&state).map_err(|e| io_error("cannot re-encode state", e))?;
+            let bytes =
+                serde_json::to_vec(&state).map_err(|e| io_error("cannot re-encode state", e))?;
             return crate::tfplug::resource::decode_state(&bytes, &self.schema().value_type());
         }
         if version > current {

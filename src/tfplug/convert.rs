@@ -8,7 +8,11 @@ use super::schema::{AttrType, Attribute, Block, NestedBlock, Nesting, Schema};
 use super::value::{self, AttrPath, PathStep, Type, Value};
 
 /// Decodes a DynamicValue; an absent value is null (Terraform sends nothing for "no state").
-pub fn decode_dynamic(dv: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Value, Diagnostics> {
+pub fn decode_dynamic(
+    dv: Option<&pb::DynamicValue>,
+    ty: &Type,
+    what: &str,
+) -> Result<Value, Diagnostics> {
     let Some(dv) = dv else {
         return Ok(Value::Null);
     };
@@ -201,19 +205,25 @@ mod tests {
         let v = decode_dynamic(None, &Type::String, "state").expect("decodes");
         assert!(v.is_null());
         let empty = pb::DynamicValue::default();
-        assert!(decode_dynamic(Some(&empty), &Type::String, "state").expect("decodes").is_null());
+        assert!(
+            decode_dynamic(Some(&empty), &Type::String, "state")
+                .expect("decodes")
+                .is_null()
+        );
     }
 
     #[test]
     fn nested_attributes_carry_their_nesting() {
         let s = Schema::new(
             1,
-            Block::new(vec![Attribute::nested(
-                "items",
-                Nesting::Map,
-                vec![Attribute::string("id").required()],
-            )
-            .optional()]),
+            Block::new(vec![
+                Attribute::nested(
+                    "items",
+                    Nesting::Map,
+                    vec![Attribute::string("id").required()],
+                )
+                .optional(),
+            ]),
         );
         let pbs = schema(&s);
         let attr = &pbs.block.expect("block").attributes[0];

@@ -83,7 +83,10 @@ impl HclogLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let mut out = Map::new();
-        out.insert("@level".into(), Json::from(hclog_level(*event.metadata().level())));
+        out.insert(
+            "@level".into(),
+            Json::from(hclog_level(*event.metadata().level())),
+        );
         out.insert(
             "@timestamp".into(),
             Json::from(humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()),
@@ -181,6 +184,10 @@ mod tests {
         assert_eq!(parsed["@module"], "provider");
         assert_eq!(parsed["tf_rpc"], "PlanResourceChange");
         assert_eq!(parsed["resource"], "gitlabflux_agent");
-        assert!(parsed["@timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(
+            parsed["@timestamp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z'))
+        );
     }
 }

@@ -112,7 +112,12 @@ pub struct PlannedChange {
 }
 
 /// Turns Terraform's proposed new state into the provider's planned state.
-pub fn plan_resource(block: &Block, prior: &Value, proposed: Value, config: &Value) -> PlannedChange {
+pub fn plan_resource(
+    block: &Block,
+    prior: &Value,
+    proposed: Value,
+    config: &Value,
+) -> PlannedChange {
     let mut planned = proposed;
     if planned.is_null() {
         // Destroy: nothing to plan.
@@ -139,7 +144,13 @@ pub fn plan_resource(block: &Block, prior: &Value, proposed: Value, config: &Val
 
 /// Clears write-only attributes from a state about to be stored.
 pub fn strip_write_only(block: &Block, state: &mut Value) {
-    walk_block(block, &Value::Null, &Value::Null, state, Pass::StripWriteOnly);
+    walk_block(
+        block,
+        &Value::Null,
+        &Value::Null,
+        state,
+        Pass::StripWriteOnly,
+    );
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -152,7 +163,8 @@ enum Pass {
 fn walk_block(block: &Block, config: &Value, prior: &Value, planned: &mut Value, pass: Pass) {
     walk_attrs(&block.attributes, config, prior, planned, pass);
     for nested in &block.blocks {
-        let (Some(cfg), Value::Object(fields)) = (config.get_attr(&nested.type_name), &mut *planned)
+        let (Some(cfg), Value::Object(fields)) =
+            (config.get_attr(&nested.type_name), &mut *planned)
         else {
             continue;
         };
@@ -245,7 +257,12 @@ fn walk_elements(
     }
 }
 
-fn replacement_paths(attrs: &[Attribute], prior: &Value, planned: &Value, base: &AttrPath) -> Vec<AttrPath> {
+fn replacement_paths(
+    attrs: &[Attribute],
+    prior: &Value,
+    planned: &Value,
+    base: &AttrPath,
+) -> Vec<AttrPath> {
     let mut out = Vec::new();
     for attr in attrs {
         let path = base.clone().attr(&attr.name);
@@ -319,7 +336,10 @@ mod tests {
         let mut out = config.clone();
         if let Value::Object(fields) = &mut out {
             for key in ["size", "id", "updated_at"] {
-                fields.insert(key.into(), prior.get_attr(key).cloned().unwrap_or(Value::Null));
+                fields.insert(
+                    key.into(),
+                    prior.get_attr(key).cloned().unwrap_or(Value::Null),
+                );
             }
         }
         out
@@ -333,7 +353,10 @@ mod tests {
         assert_eq!(p.get_attr("size"), Some(&Value::from("small")));
         assert!(!p.get_attr("id").expect("id").is_known());
         assert!(!p.get_attr("updated_at").expect("updated_at").is_known());
-        assert!(p.get_attr("secret").expect("secret").is_null(), "write-only never planned");
+        assert!(
+            p.get_attr("secret").expect("secret").is_null(),
+            "write-only never planned"
+        );
         assert!(plan.requires_replace.is_empty());
     }
 
@@ -351,7 +374,13 @@ mod tests {
         let prior = prior();
         let plan = plan_resource(&block(), &prior, proposed(&cfg, &prior), &cfg);
         assert_eq!(plan.planned.get_attr("id"), Some(&Value::from("42")));
-        assert!(!plan.planned.get_attr("updated_at").expect("attr").is_known());
+        assert!(
+            !plan
+                .planned
+                .get_attr("updated_at")
+                .expect("attr")
+                .is_known()
+        );
         assert!(plan.requires_replace.is_empty());
     }
 

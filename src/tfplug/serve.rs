@@ -119,7 +119,8 @@ async fn serve_plugin<P: Provider>(provider: P) -> Result<(), ServeError> {
     {
         return Err(ServeError::ProtocolMismatch(versions));
     }
-    let client_pem = std::env::var("PLUGIN_CLIENT_CERT").map_err(|_| ServeError::MissingClientCert)?;
+    let client_pem =
+        std::env::var("PLUGIN_CLIENT_CERT").map_err(|_| ServeError::MissingClientCert)?;
     let client_cert = tls::parse_client_cert(&client_pem)?;
     let identity = ServerIdentity::generate()?;
     let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(&identity, client_cert)?));
@@ -142,7 +143,7 @@ async fn serve_plugin<P: Provider>(provider: P) -> Result<(), ServeError> {
     ignore_interrupts();
     tracing::debug!(socket = %socket.path.display(), "plugin server listening");
 
-    run_grpc(provider, incoming, shutdown).await
+    run_grpc(provider, incoming, shutdown, &socket).await
 }
 
 /// Serves without TLS and prints the `TF_REATTACH_PROVIDERS` value, for attaching a debugger.
@@ -169,13 +170,14 @@ async fn serve_debug<P: Provider>(provider: P, options: &ServeOptions) -> Result
         let _ = tokio::signal::ctrl_c().await;
         on_interrupt.cancel();
     });
-    run_grpc(provider, incoming, shutdown).await
+    run_grpc(provider, incoming, shutdown, &socket).await
 }
 
 async fn run_grpc<P: Provider>(
     provider: P,
     incoming: ReceiverStream<io::Result<PluginConn>>,
     shutdown: CancellationToken,
+    socket: &SocketFile,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -185,14 +187,20 @@ async fn run_grpc<P: Provider>(
         shutdown: shutdown.clone(),
     };
     let exit_deadline = shutdown.clone();
+    let socket_path = socket.path.clone();
     tokio::spawn(async move {
         exit_deadline.cancelled().await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
+        // A client still holding its connection open must not keep us alive; exiting skips
+        // destructors, so remove the socket file here.
+        let _ = std::fs::remove_file(&socket_path);
         std::process::exit(0);
     });
     tonic::transport::Server::builder()
         .add_service(ProviderServer::new(PluginServer::new(provider)))
-        .add_service(grpc_controller_server::GrpcControllerServer::new(controller))
+        .add_service(grpc_controller_server::GrpcControllerServer::new(
+            controller,
+        ))
         .add_service(grpc_stdio_server::GrpcStdioServer::new(Stdio))
         .add_service(grpc_broker_server::GrpcBrokerServer::new(Broker))
         .add_service(health_service)
@@ -204,7 +212,8 @@ async fn run_grpc<P: Provider>(
 /// go-plugin hosts manage the plugin's lifetime; an interrupt sent to the whole process group
 /// (Ctrl-C) must not kill us mid-apply. Terraform calls StopProvider and then Shutdown.
 fn ignore_interrupts() {
-    if let Ok(mut sigint) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    if let Ok(mut sigint) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
     {
         tokio::spawn(async move {
             while sigint.recv().await.is_some() {
@@ -265,11 +274,17 @@ fn unique_socket_path(dir: &Path) -> PathBuf {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    dir.join(format!("gitlabflux-plugin-{}-{nanos:x}.sock", std::process::id()))
+    dir.join(format!(
+        "gitlabflux-plugin-{}-{nanos:x}.sock",
+        std::process::id()
+    ))
 }
 
 /// Completes TLS handshakes off the accept loop; peers that fail them never reach gRPC.
-fn accept_tls(listener: UnixListener, acceptor: TlsAcceptor) -> ReceiverStream<io::Result<PluginConn>> {
+fn accept_tls(
+    listener: UnixListener,
+    acceptor: TlsAcceptor,
+) -> ReceiverStream<io::Result<PluginConn>> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         loop {
@@ -283,7 +298,9 @@ fn accept_tls(listener: UnixListener, acceptor: TlsAcceptor) -> ReceiverStream<i
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(PluginConn::Tls(Box::new(tls)))).await;
                     }
-                    Ok(Err(e)) => tracing::warn!(error = %e, "refused a connection: TLS handshake failed"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "refused a connection: TLS handshake failed")
+                    }
                     Err(_) => tracing::warn!("refused a connection: TLS handshake timed out"),
                 }
             });
@@ -361,7 +378,10 @@ struct Controller {
 
 #[tonic::async_trait]
 impl grpc_controller_server::GrpcController for Controller {
-    async fn shutdown(&self, _req: Request<goplugin::Empty>) -> Result<Response<goplugin::Empty>, Status> {
+    async fn shutdown(
+        &self,
+        _req: Request<goplugin::Empty>,
+    ) -> Result<Response<goplugin::Empty>, Status> {
         tracing::debug!("shutdown requested by Terraform");
         self.shutdown.cancel();
         Ok(Response::new(goplugin::Empty {}))

@@ -150,10 +150,14 @@ impl<P: Provider> PluginServer<P> {
             .collect()
     }
 
-    async fn plan(&self, req: pb::plan_resource_change::Request) -> DiagResult<pb::plan_resource_change::Response> {
+    async fn plan(
+        &self,
+        req: pb::plan_resource_change::Request,
+    ) -> DiagResult<pb::plan_resource_change::Response> {
         let entry = self.resource(&req.type_name)?;
         let prior = decode_dynamic(req.prior_state.as_ref(), &entry.ty, "prior state")?;
-        let proposed = decode_dynamic(req.proposed_new_state.as_ref(), &entry.ty, "proposed state")?;
+        let proposed =
+            decode_dynamic(req.proposed_new_state.as_ref(), &entry.ty, "proposed state")?;
         let config = decode_dynamic(req.config.as_ref(), &entry.ty, "configuration")?;
         let change = plan::plan_resource(&entry.schema.block, &prior, proposed, &config);
         let mut plan_ctx = PlanContext {
@@ -169,15 +173,26 @@ impl<P: Provider> PluginServer<P> {
             entry.item.modify_plan(&ctx, &mut plan_ctx).await?;
         }
         Ok(pb::plan_resource_change::Response {
-            planned_state: Some(encode_dynamic(&plan_ctx.planned, &entry.ty, "planned state")?),
-            requires_replace: plan_ctx.requires_replace.iter().map(convert::attribute_path).collect(),
+            planned_state: Some(encode_dynamic(
+                &plan_ctx.planned,
+                &entry.ty,
+                "planned state",
+            )?),
+            requires_replace: plan_ctx
+                .requires_replace
+                .iter()
+                .map(convert::attribute_path)
+                .collect(),
             planned_private: plan_ctx.planned_private,
             diagnostics: convert::diagnostics(ctx.take_warnings()),
             ..Default::default()
         })
     }
 
-    async fn apply(&self, req: pb::apply_resource_change::Request) -> DiagResult<pb::apply_resource_change::Response> {
+    async fn apply(
+        &self,
+        req: pb::apply_resource_change::Request,
+    ) -> DiagResult<pb::apply_resource_change::Response> {
         let entry = self.resource(&req.type_name)?;
         let prior = decode_dynamic(req.prior_state.as_ref(), &entry.ty, "prior state")?;
         let planned = decode_dynamic(req.planned_state.as_ref(), &entry.ty, "planned state")?;
@@ -214,7 +229,10 @@ impl<P: Provider> PluginServer<P> {
         })
     }
 
-    async fn read(&self, req: pb::read_resource::Request) -> DiagResult<pb::read_resource::Response> {
+    async fn read(
+        &self,
+        req: pb::read_resource::Request,
+    ) -> DiagResult<pb::read_resource::Response> {
         let entry = self.resource(&req.type_name)?;
         let state = decode_dynamic(req.current_state.as_ref(), &entry.ty, "current state")?;
         let ctx = self.ctx();
@@ -267,10 +285,17 @@ fn ensure_wholly_known(state: &Value, type_name: &str) -> DiagResult<()> {
 }
 
 /// Runs a handler with tracing and a panic guard.
-async fn guarded<T>(rpc: &'static str, type_name: &str, fut: impl Future<Output = DiagResult<T>>) -> DiagResult<T> {
+async fn guarded<T>(
+    rpc: &'static str,
+    type_name: &str,
+    fut: impl Future<Output = DiagResult<T>>,
+) -> DiagResult<T> {
     let span = tracing::debug_span!("rpc", tf_rpc = rpc, tf_type = type_name);
     let started = Instant::now();
-    let result = AssertUnwindSafe(fut).catch_unwind().instrument(span.clone()).await;
+    let result = AssertUnwindSafe(fut)
+        .catch_unwind()
+        .instrument(span.clone())
+        .await;
     let _entered = span.enter();
     match result {
         Ok(r) => {
@@ -312,29 +337,40 @@ type RpcResult<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
-    async fn get_metadata(&self, _req: Request<pb::get_metadata::Request>) -> RpcResult<pb::get_metadata::Response> {
+    async fn get_metadata(
+        &self,
+        _req: Request<pb::get_metadata::Request>,
+    ) -> RpcResult<pb::get_metadata::Response> {
         use pb::get_metadata as gm;
         Ok(Response::new(gm::Response {
             server_capabilities: Some(Self::server_capabilities()),
             resources: self
                 .resources
                 .keys()
-                .map(|n| gm::ResourceMetadata { type_name: n.to_string() })
+                .map(|n| gm::ResourceMetadata {
+                    type_name: n.to_string(),
+                })
                 .collect(),
             data_sources: self
                 .data_sources
                 .keys()
-                .map(|n| gm::DataSourceMetadata { type_name: n.to_string() })
+                .map(|n| gm::DataSourceMetadata {
+                    type_name: n.to_string(),
+                })
                 .collect(),
             ephemeral_resources: self
                 .ephemeral
                 .keys()
-                .map(|n| gm::EphemeralMetadata { type_name: n.to_string() })
+                .map(|n| gm::EphemeralMetadata {
+                    type_name: n.to_string(),
+                })
                 .collect(),
             functions: self
                 .functions
                 .keys()
-                .map(|n| gm::FunctionMetadata { name: n.to_string() })
+                .map(|n| gm::FunctionMetadata {
+                    name: n.to_string(),
+                })
                 .collect(),
             ..Default::default()
         }))
@@ -357,7 +393,11 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
     ) -> RpcResult<pb::validate_provider_config::Response> {
         let req = req.into_inner();
         let result = guarded("ValidateProviderConfig", self.provider.type_name(), async {
-            let config = decode_dynamic(req.config.as_ref(), &self.provider_ty, "provider configuration")?;
+            let config = decode_dynamic(
+                req.config.as_ref(),
+                &self.provider_ty,
+                "provider configuration",
+            )?;
             let mut diags = Diagnostics::new();
             plan::validate_config(&self.provider_schema.block, &config, true, &mut diags);
             diags.into_result()?;
@@ -365,7 +405,9 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         })
         .await;
         let ((), diagnostics) = split(result);
-        Ok(Response::new(pb::validate_provider_config::Response { diagnostics }))
+        Ok(Response::new(pb::validate_provider_config::Response {
+            diagnostics,
+        }))
     }
 
     async fn validate_resource_config(
@@ -387,7 +429,9 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         })
         .await;
         let ((), diagnostics) = split(result);
-        Ok(Response::new(pb::validate_resource_config::Response { diagnostics }))
+        Ok(Response::new(pb::validate_resource_config::Response {
+            diagnostics,
+        }))
     }
 
     async fn validate_data_resource_config(
@@ -405,7 +449,9 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         })
         .await;
         let ((), diagnostics) = split(result);
-        Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics }))
+        Ok(Response::new(pb::validate_data_resource_config::Response {
+            diagnostics,
+        }))
     }
 
     async fn validate_ephemeral_resource_config(
@@ -423,7 +469,9 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         })
         .await;
         let ((), diagnostics) = split(result);
-        Ok(Response::new(pb::validate_ephemeral_resource_config::Response { diagnostics }))
+        Ok(Response::new(
+            pb::validate_ephemeral_resource_config::Response { diagnostics },
+        ))
     }
 
     async fn upgrade_resource_state(
@@ -463,7 +511,11 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
     ) -> RpcResult<pb::configure_provider::Response> {
         let req = req.into_inner();
         let result = guarded("ConfigureProvider", self.provider.type_name(), async {
-            let config = decode_dynamic(req.config.as_ref(), &self.provider_ty, "provider configuration")?;
+            let config = decode_dynamic(
+                req.config.as_ref(),
+                &self.provider_ty,
+                "provider configuration",
+            )?;
             let info = ConfigureInfo {
                 terraform_version: req.terraform_version.clone(),
             };
@@ -475,16 +527,23 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         })
         .await;
         let ((), diagnostics) = split(result);
-        Ok(Response::new(pb::configure_provider::Response { diagnostics }))
+        Ok(Response::new(pb::configure_provider::Response {
+            diagnostics,
+        }))
     }
 
-    async fn read_resource(&self, req: Request<pb::read_resource::Request>) -> RpcResult<pb::read_resource::Response> {
+    async fn read_resource(
+        &self,
+        req: Request<pb::read_resource::Request>,
+    ) -> RpcResult<pb::read_resource::Response> {
         let req = req.into_inner();
         let type_name = req.type_name.clone();
         let result = guarded("ReadResource", &type_name, self.read(req)).await;
-        Ok(Response::new(result.unwrap_or_else(|d| pb::read_resource::Response {
-            diagnostics: convert::diagnostics(d),
-            ..Default::default()
+        Ok(Response::new(result.unwrap_or_else(|d| {
+            pb::read_resource::Response {
+                diagnostics: convert::diagnostics(d),
+                ..Default::default()
+            }
         })))
     }
 
@@ -495,9 +554,11 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         let req = req.into_inner();
         let type_name = req.type_name.clone();
         let result = guarded("PlanResourceChange", &type_name, self.plan(req)).await;
-        Ok(Response::new(result.unwrap_or_else(|d| pb::plan_resource_change::Response {
-            diagnostics: convert::diagnostics(d),
-            ..Default::default()
+        Ok(Response::new(result.unwrap_or_else(|d| {
+            pb::plan_resource_change::Response {
+                diagnostics: convert::diagnostics(d),
+                ..Default::default()
+            }
         })))
     }
 
@@ -511,10 +572,12 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         // handler did not finish is retried on the next apply.
         let prior = req.prior_state.clone();
         let result = guarded("ApplyResourceChange", &type_name, self.apply(req)).await;
-        Ok(Response::new(result.unwrap_or_else(|d| pb::apply_resource_change::Response {
-            new_state: prior,
-            diagnostics: convert::diagnostics(d),
-            ..Default::default()
+        Ok(Response::new(result.unwrap_or_else(|d| {
+            pb::apply_resource_change::Response {
+                new_state: prior,
+                diagnostics: convert::diagnostics(d),
+                ..Default::default()
+            }
         })))
     }
 
@@ -530,7 +593,11 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             Ok((
                 pb::import_resource_state::ImportedResource {
                     type_name: req.type_name.clone(),
-                    state: Some(encode_dynamic(&imported.state, &entry.ty, "imported state")?),
+                    state: Some(encode_dynamic(
+                        &imported.state,
+                        &entry.ty,
+                        "imported state",
+                    )?),
                     private: imported.private,
                     identity: None,
                 },
@@ -578,9 +645,11 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             })
         })
         .await;
-        Ok(Response::new(result.unwrap_or_else(|d| pb::move_resource_state::Response {
-            diagnostics: convert::diagnostics(d),
-            ..Default::default()
+        Ok(Response::new(result.unwrap_or_else(|d| {
+            pb::move_resource_state::Response {
+                diagnostics: convert::diagnostics(d),
+                ..Default::default()
+            }
         })))
     }
 
@@ -603,9 +672,11 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             })
         })
         .await;
-        Ok(Response::new(result.unwrap_or_else(|d| pb::read_data_source::Response {
-            diagnostics: convert::diagnostics(d),
-            ..Default::default()
+        Ok(Response::new(result.unwrap_or_else(|d| {
+            pb::read_data_source::Response {
+                diagnostics: convert::diagnostics(d),
+                ..Default::default()
+            }
         })))
     }
 
@@ -620,7 +691,11 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             let ctx = self.ctx();
             let opened = entry.item.open(&ctx, &config).await?;
             Ok(pb::open_ephemeral_resource::Response {
-                result: Some(encode_dynamic(&opened.result, &entry.ty, "ephemeral result")?),
+                result: Some(encode_dynamic(
+                    &opened.result,
+                    &entry.ty,
+                    "ephemeral result",
+                )?),
                 private: Some(opened.private),
                 renew_at: opened.renew_at.map(timestamp),
                 diagnostics: convert::diagnostics(ctx.take_warnings()),
@@ -628,9 +703,11 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             })
         })
         .await;
-        Ok(Response::new(result.unwrap_or_else(|d| pb::open_ephemeral_resource::Response {
-            diagnostics: convert::diagnostics(d),
-            ..Default::default()
+        Ok(Response::new(result.unwrap_or_else(|d| {
+            pb::open_ephemeral_resource::Response {
+                diagnostics: convert::diagnostics(d),
+                ..Default::default()
+            }
         })))
     }
 
@@ -652,9 +729,11 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             })
         })
         .await;
-        Ok(Response::new(result.unwrap_or_else(|d| pb::renew_ephemeral_resource::Response {
-            diagnostics: convert::diagnostics(d),
-            ..Default::default()
+        Ok(Response::new(result.unwrap_or_else(|d| {
+            pb::renew_ephemeral_resource::Response {
+                diagnostics: convert::diagnostics(d),
+                ..Default::default()
+            }
         })))
     }
 
@@ -672,23 +751,31 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         })
         .await;
         let ((), diagnostics) = split(result);
-        Ok(Response::new(pb::close_ephemeral_resource::Response { diagnostics }))
+        Ok(Response::new(pb::close_ephemeral_resource::Response {
+            diagnostics,
+        }))
     }
 
-    async fn get_functions(&self, _req: Request<pb::get_functions::Request>) -> RpcResult<pb::get_functions::Response> {
+    async fn get_functions(
+        &self,
+        _req: Request<pb::get_functions::Request>,
+    ) -> RpcResult<pb::get_functions::Response> {
         Ok(Response::new(pb::get_functions::Response {
             functions: self.function_definitions(),
             diagnostics: Vec::new(),
         }))
     }
 
-    async fn call_function(&self, req: Request<pb::call_function::Request>) -> RpcResult<pb::call_function::Response> {
+    async fn call_function(
+        &self,
+        req: Request<pb::call_function::Request>,
+    ) -> RpcResult<pb::call_function::Response> {
         let req = req.into_inner();
         let Some(function) = self.functions.get(req.name.as_str()) else {
-            return Ok(Response::new(function_error(format!(
-                "This provider has no function named \"{}\".",
-                req.name
-            ), None)));
+            return Ok(Response::new(function_error(
+                format!("This provider has no function named \"{}\".", req.name),
+                None,
+            )));
         };
         let sig = function.signature();
         let mut args = Vec::with_capacity(req.arguments.len());
@@ -719,14 +806,19 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             },
             Ok(Err(e)) => function_error(e.text, e.argument),
             Err(_) => function_error(
-                format!("{name} failed unexpectedly. This is a bug in the provider; please report it."),
+                format!(
+                    "{name} failed unexpectedly. This is a bug in the provider; please report it."
+                ),
                 None,
             ),
         };
         Ok(Response::new(response))
     }
 
-    async fn stop_provider(&self, _req: Request<pb::stop_provider::Request>) -> RpcResult<pb::stop_provider::Response> {
+    async fn stop_provider(
+        &self,
+        _req: Request<pb::stop_provider::Request>,
+    ) -> RpcResult<pb::stop_provider::Response> {
         tracing::debug!("stop requested: cancelling in-flight operations");
         self.stop.cancel();
         Ok(Response::new(pb::stop_provider::Response::default()))

@@ -76,7 +76,8 @@ impl ServerIdentity {
 
 /// Parses the PEM certificate Terraform passes in `PLUGIN_CLIENT_CERT`.
 pub fn parse_client_cert(pem: &str) -> Result<CertificateDer<'static>, TlsError> {
-    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| TlsError::ClientCertPem(e.to_string()))
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| TlsError::ClientCertPem(e.to_string()))
 }
 
 fn crypto_provider() -> Arc<CryptoProvider> {
@@ -179,11 +180,19 @@ mod tests {
             algorithms: crypto_provider().signature_verification_algorithms,
         };
         let now = UnixTime::now();
-        assert!(verifier.verify_client_cert(&ours.cert_der, &[], now).is_ok());
-        assert!(verifier.verify_client_cert(&other.cert_der, &[], now).is_err());
         assert!(
             verifier
-                .verify_client_cert(&ours.cert_der, &[other.cert_der.clone()], now)
+                .verify_client_cert(&ours.cert_der, &[], now)
+                .is_ok()
+        );
+        assert!(
+            verifier
+                .verify_client_cert(&other.cert_der, &[], now)
+                .is_err()
+        );
+        assert!(
+            verifier
+                .verify_client_cert(&ours.cert_der, std::slice::from_ref(&other.cert_der), now)
                 .is_err()
         );
         assert!(verifier.client_auth_mandatory());
@@ -193,6 +202,9 @@ mod tests {
     fn client_cert_pem_errors_do_not_panic() {
         assert!(parse_client_cert("not a pem").is_err());
         let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        assert!(parse_client_cert(pem).is_ok(), "PEM framing is all we parse here");
+        assert!(
+            parse_client_cert(pem).is_ok(),
+            "PEM framing is all we parse here"
+        );
     }
 }

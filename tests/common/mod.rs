@@ -91,7 +91,10 @@ impl Workspace {
         )
         .expect("write CLI config");
         let env = vec![
-            ("TF_CLI_CONFIG_FILE".into(), cli_config.display().to_string()),
+            (
+                "TF_CLI_CONFIG_FILE".into(),
+                cli_config.display().to_string(),
+            ),
             ("TF_IN_AUTOMATION".into(), "1".into()),
             ("TF_INPUT".into(), "0".into()),
             ("CHECKPOINT_DISABLE".into(), "1".into()),
@@ -111,7 +114,8 @@ impl Workspace {
 
     /// Writes `main.tf`: the `required_providers` header followed by `body`.
     pub fn write(&self, body: &str) {
-        std::fs::write(self.path().join("main.tf"), format!("{HEADER}\n{body}")).expect("write main.tf");
+        std::fs::write(self.path().join("main.tf"), format!("{HEADER}\n{body}"))
+            .expect("write main.tf");
     }
 
     pub fn run(&self, args: &[&str]) -> TfOutput {
@@ -156,9 +160,16 @@ impl Workspace {
                     .map(|c| {
                         let actions = c["change"]["actions"]
                             .as_array()
-                            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str().map(String::from))
+                                    .collect()
+                            })
                             .unwrap_or_default();
-                        (c["address"].as_str().unwrap_or_default().to_string(), actions)
+                        (
+                            c["address"].as_str().unwrap_or_default().to_string(),
+                            actions,
+                        )
                     })
                     .filter(|(_, actions): &(String, Vec<String>)| actions != &["no-op"])
                     .collect()

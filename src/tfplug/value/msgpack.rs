@@ -57,7 +57,7 @@ pub(crate) fn encode(v: &Value, ty: &Type) -> Result<Vec<u8>, ValueError> {
     Ok(e.out.into_vec())
 }
 
-/// Integers of every msgpack width, widened.
+/// Names the wire kind in type-mismatch messages (never the content).
 fn marker_kind(m: Marker) -> &'static str {
     match m {
         Marker::Null => "nil",
