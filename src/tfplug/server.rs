@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime};
 
 use futures_util::FutureExt as _;
@@ -48,7 +48,8 @@ pub struct PluginServer<P: Provider> {
     functions: HashMap<&'static str, Arc<dyn Function>>,
     configured: RwLock<Option<Arc<P::Data>>>,
     stop: CancellationToken,
-    schema_response: OnceLock<pb::get_provider_schema::Response>,
+    /// Built once: Terraform asks for the schema on every run, often several times.
+    schema_response: pb::get_provider_schema::Response,
 }
 
 impl<P: Provider> PluginServer<P> {
@@ -74,7 +75,7 @@ impl<P: Provider> PluginServer<P> {
             .map(|f| (f.name(), f))
             .collect();
         let provider_schema = provider.schema();
-        Self {
+        let mut server = Self {
             provider_ty: provider_schema.value_type(),
             provider_schema,
             provider: Arc::new(provider),
@@ -84,8 +85,10 @@ impl<P: Provider> PluginServer<P> {
             functions,
             configured: RwLock::new(None),
             stop: CancellationToken::new(),
-            schema_response: OnceLock::new(),
-        }
+            schema_response: Default::default(),
+        };
+        server.schema_response = server.build_schema_response();
+        server
     }
 
     fn ctx(&self) -> Ctx<P::Data> {
@@ -380,11 +383,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         &self,
         _req: Request<pb::get_provider_schema::Request>,
     ) -> RpcResult<pb::get_provider_schema::Response> {
-        Ok(Response::new(
-            self.schema_response
-                .get_or_init(|| self.build_schema_response())
-                .clone(),
-        ))
+        Ok(Response::new(self.schema_response.clone()))
     }
 
     async fn validate_provider_config(

@@ -8,6 +8,11 @@
 //! an end-entity, and a pin is the stronger statement anyway ("this exact Terraform process").
 //! The TLS signatures are still verified with the aws-lc-rs provider, which supports the P-521
 //! signatures Terraform's certificate uses (ring does not).
+//!
+//! Everything that needs randomness (our key, the handshake) runs on ring: aws-lc seeds its
+//! random generator with CPU-jitter entropy that costs ~25 ms of CPU, which would triple the
+//! provider's start-up time. Verifying a signature needs no randomness, so aws-lc is only
+//! asked to verify.
 
 use std::sync::Arc;
 
@@ -25,6 +30,8 @@ pub enum TlsError {
     ClientCertPem(String),
     #[error("could not generate the plugin server certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("could not generate the plugin server key")]
+    Key,
     #[error("could not build the TLS server configuration: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -39,7 +46,7 @@ impl ServerIdentity {
     /// A fresh self-signed certificate for `localhost`, the name go-plugin's client verifies.
     /// P-256 keeps start-up fast; Go accepts any of the NIST curves.
     pub fn generate() -> Result<Self, TlsError> {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let key = RingP256Key::generate()?;
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
         let mut name = rcgen::DistinguishedName::new();
         name.push(rcgen::DnType::CommonName, "localhost");
@@ -62,7 +69,7 @@ impl ServerIdentity {
         let cert = params.self_signed(&key)?;
         Ok(Self {
             cert_der: cert.der().clone(),
-            key_der: PrivatePkcs8KeyDer::from(key.serialize_der()),
+            key_der: PrivatePkcs8KeyDer::from(key.pkcs8),
         })
     }
 
@@ -80,8 +87,57 @@ pub fn parse_client_cert(pem: &str) -> Result<CertificateDer<'static>, TlsError>
         .map_err(|e| TlsError::ClientCertPem(e.to_string()))
 }
 
+/// An ECDSA P-256 key held by ring, signing our certificate for rcgen.
+struct RingP256Key {
+    pkcs8: Vec<u8>,
+    key: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl RingP256Key {
+    fn generate() -> Result<Self, TlsError> {
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .map_err(|_| TlsError::Key)?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|_| TlsError::Key)?;
+        Ok(Self {
+            pkcs8: pkcs8.as_ref().to_vec(),
+            key,
+            rng,
+        })
+    }
+}
+
+impl rcgen::PublicKeyData for RingP256Key {
+    fn der_bytes(&self) -> &[u8] {
+        use ring::signature::KeyPair as _;
+        self.key.public_key().as_ref()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for RingP256Key {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.key
+            .sign(&self.rng, msg)
+            .map(|sig| sig.as_ref().to_vec())
+            .map_err(|_| rcgen::Error::RingUnspecified)
+    }
+}
+
+/// ring for everything that needs randomness: see the module docs.
 fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// aws-lc-rs for verification only: it knows ECDSA P-521, ring does not.
+fn verification_algorithms() -> WebPkiSupportedAlgorithms {
+    rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
 }
 
 /// A rustls server configuration that demands the pinned client certificate.
@@ -92,7 +148,7 @@ pub fn server_config(
     let provider = crypto_provider();
     let verifier = Arc::new(PinnedClientCert {
         pinned: client_cert,
-        algorithms: provider.signature_verification_algorithms,
+        algorithms: verification_algorithms(),
     });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -177,7 +233,7 @@ mod tests {
         let other = ServerIdentity::generate().expect("generate");
         let verifier = PinnedClientCert {
             pinned: ours.cert_der.clone(),
-            algorithms: crypto_provider().signature_verification_algorithms,
+            algorithms: verification_algorithms(),
         };
         let now = UnixTime::now();
         assert!(

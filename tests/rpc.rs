@@ -1,0 +1,109 @@
+//! Protocol behaviours that Terraform 1.11 cannot trigger, driven over a real mTLS gRPC
+//! connection: a client that does not announce write-only support, and unknown names.
+
+mod common;
+
+use terraform_provider_gitlabflux::tfplug::client::{ClientIdentity, PluginProcess};
+use terraform_provider_gitlabflux::tfplug::proto::tfplugin6::attribute_path::step::Selector;
+use terraform_provider_gitlabflux::tfplug::proto::tfplugin6::provider_client::ProviderClient;
+use terraform_provider_gitlabflux::tfplug::proto::tfplugin6::{
+    ClientCapabilities, DynamicValue, call_function, validate_resource_config,
+};
+use tonic::transport::Channel;
+
+async fn client() -> (PluginProcess, ProviderClient<Channel>) {
+    let identity = ClientIdentity::generate().expect("identity");
+    let plugin = PluginProcess::spawn(&common::provider_binary(), &identity, &[])
+        .await
+        .expect("spawn");
+    let channel = plugin.connect(Some(&identity)).await.expect("connect");
+    (plugin, ProviderClient::new(channel))
+}
+
+fn json(v: serde_json::Value) -> Option<DynamicValue> {
+    Some(DynamicValue {
+        msgpack: Vec::new(),
+        json: v.to_string().into_bytes(),
+    })
+}
+
+#[tokio::test]
+async fn write_only_values_are_refused_unless_the_client_supports_them() {
+    let (_plugin, mut client) = client().await;
+    let config = json(serde_json::json!({"name": "w", "password_wo": "hunter2-canary"}));
+    let request = |caps: Option<ClientCapabilities>| validate_resource_config::Request {
+        type_name: "gitlabflux_test_widget".into(),
+        config: config.clone(),
+        client_capabilities: caps,
+    };
+
+    let refused = client
+        .validate_resource_config(request(None))
+        .await
+        .expect("rpc")
+        .into_inner();
+    let diag = refused.diagnostics.first().expect("a diagnostic");
+    assert_eq!(diag.severity, 1, "error");
+    assert!(
+        diag.summary.contains("Write-only attribute not supported"),
+        "{}",
+        diag.summary
+    );
+    let path: Vec<_> = diag
+        .attribute
+        .as_ref()
+        .expect("attribute path")
+        .steps
+        .iter()
+        .filter_map(|s| s.selector.clone())
+        .collect();
+    assert_eq!(path, vec![Selector::AttributeName("password_wo".into())]);
+    assert!(
+        !diag.detail.contains("hunter2"),
+        "the value is never echoed"
+    );
+
+    let allowed = client
+        .validate_resource_config(request(Some(ClientCapabilities {
+            write_only_attributes_allowed: true,
+            ..Default::default()
+        })))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(allowed.diagnostics.is_empty(), "{:?}", allowed.diagnostics);
+}
+
+#[tokio::test]
+async fn unknown_types_and_functions_are_reported_not_crashed() {
+    let (_plugin, mut client) = client().await;
+    let out = client
+        .validate_resource_config(validate_resource_config::Request {
+            type_name: "gitlabflux_nope".into(),
+            config: json(serde_json::json!({})),
+            client_capabilities: None,
+        })
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(
+        out.diagnostics[0]
+            .detail
+            .contains("no resource named \"gitlabflux_nope\"")
+    );
+
+    let out = client
+        .call_function(call_function::Request {
+            name: "nope".into(),
+            arguments: Vec::new(),
+        })
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(
+        out.error
+            .expect("function error")
+            .text
+            .contains("no function named")
+    );
+}
