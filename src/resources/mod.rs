@@ -11,6 +11,9 @@ mod shard_for;
 #[cfg(feature = "test-resources")]
 mod test_widget;
 
+/// Type names of test-only resources start with this; docs and releases skip them.
+pub const TEST_ONLY_PREFIX: &str = "gitlabflux_test_";
+
 pub fn all() -> Vec<Arc<dyn Resource<ProviderData>>> {
     vec![
         #[cfg(feature = "test-resources")]

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod convert;
 pub mod diag;
+pub mod docs;
 pub mod logging;
 pub mod plan;
 pub mod proto;

@@ -118,6 +118,11 @@ impl Workspace {
             .expect("write main.tf");
     }
 
+    /// Writes `main.tf` exactly as given (for examples that declare their own header).
+    pub fn write_raw(&self, text: &str) {
+        std::fs::write(self.path().join("main.tf"), text).expect("write main.tf");
+    }
+
     pub fn run(&self, args: &[&str]) -> TfOutput {
         let mut cmd = Command::new("terraform");
         cmd.args(args).current_dir(self.path());
