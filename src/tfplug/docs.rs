@@ -119,7 +119,8 @@ fn write_attributes(
     anchor: &str,
     nested: &mut Vec<(String, Vec<Attribute>)>,
 ) {
-    let groups: [(&str, fn(&Attribute) -> bool); 3] = [
+    type Picker = fn(&Attribute) -> bool;
+    let groups: [(&str, Picker); 3] = [
         ("Required", |a| a.required),
         ("Optional", |a| a.optional),
         ("Read-Only", |a| a.computed && !a.optional && !a.required),
