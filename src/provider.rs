@@ -74,6 +74,7 @@ pub fn cluster_connection_attributes() -> Vec<Attribute> {
             .description("Context to use from the kubeconfig. Env: `KUBE_CTX`."),
         Attribute::string("host")
             .optional()
+            .validator(http_url)
             .description("API server URL, instead of a kubeconfig."),
         Attribute::string("token")
             .optional()
@@ -131,7 +132,7 @@ impl Provider for GitlabFluxProvider {
                 Attribute::object(
                     "gitlab",
                     vec![
-                        Attribute::string("base_url").optional().description(
+                        Attribute::string("base_url").optional().validator(http_url).description(
                             "GitLab URL; the API is at `<base_url>/api/v4`. Env: `GITLAB_BASE_URL`. \
                              Default `https://gitlab.com`.",
                         ),
@@ -253,6 +254,21 @@ fn parse_gitlab(obj: &Value, diags: &mut Diagnostics) -> Option<GitlabSettings> 
         ca_file,
         max_retries,
     })
+}
+
+/// Validator form of [`is_http_url`], so bad URLs are reported at validation time.
+fn http_url(v: &Value, path: &AttrPath, diags: &mut Diagnostics) {
+    if let Some(url) = v.as_str()
+        && !is_http_url(url)
+    {
+        diags.error_at(
+            path.clone(),
+            "Invalid URL",
+            format!(
+                "{path} must be an http:// or https:// URL, such as https://gitlab.example.com."
+            ),
+        );
+    }
 }
 
 fn is_http_url(url: &str) -> bool {

@@ -451,3 +451,40 @@ output "context" {
     );
     assert!(text.contains("the list of shards is empty"), "{text}");
 }
+
+#[test]
+fn provider_configuration_errors_point_at_the_attribute() {
+    let (mut ws, store) = widget_workspace();
+    ws.write(
+        r#"
+provider "gitlabflux" {
+  gitlab = {
+    base_url    = "gitlab.example.com"
+    max_retries = 99
+  }
+}
+resource "gitlabflux_test_widget" "w" { name = "cfg" }
+"#,
+    );
+    let text = ws.run(&["plan", "-no-color"]).text();
+    assert!(
+        text.contains("gitlab.base_url must be an http:// or https:// URL"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gitlab.max_retries must be a whole number from 0 to 20"),
+        "{text}"
+    );
+
+    // Environment fallbacks are validated too, and named in the message.
+    ws.write(r#"resource "gitlabflux_test_widget" "w" { name = "cfg" }"#);
+    ws.set_env("GITLAB_BASE_URL", "not a url");
+    let text = ws.run(&["plan", "-no-color"]).text();
+    assert!(text.contains("Invalid GitLab URL"), "{text}");
+    assert!(text.contains("GITLAB_BASE_URL"), "{text}");
+    ws.set_env("GITLAB_BASE_URL", "https://gitlab.example.com/");
+    ws.set_env("GITLAB_TOKEN", "glpat-env-canary");
+    ws.apply();
+    assert!(!ws.state_file().contains("glpat-env-canary"));
+    assert_eq!(store_count(&store), 1);
+}

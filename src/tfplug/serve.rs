@@ -125,9 +125,9 @@ async fn serve_plugin<P: Provider>(provider: P) -> Result<(), ServeError> {
     let identity = ServerIdentity::generate()?;
     let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(&identity, client_cert)?));
 
-    let socket = SocketFile::bind()?;
+    let mut socket = SocketFile::bind()?;
     let shutdown = CancellationToken::new();
-    let incoming = accept_tls(socket.listener()?, acceptor);
+    let incoming = accept_tls(socket.take_listener()?, acceptor);
 
     let line = format!(
         "{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{}|grpc|{}\n",
@@ -148,8 +148,8 @@ async fn serve_plugin<P: Provider>(provider: P) -> Result<(), ServeError> {
 
 /// Serves without TLS and prints the `TF_REATTACH_PROVIDERS` value, for attaching a debugger.
 async fn serve_debug<P: Provider>(provider: P, options: &ServeOptions) -> Result<(), ServeError> {
-    let socket = SocketFile::bind()?;
-    let incoming = accept_plain(socket.listener()?);
+    let mut socket = SocketFile::bind()?;
+    let incoming = accept_plain(socket.take_listener()?);
     let reattach = serde_json::json!({
         options.registry_address: {
             "Protocol": "grpc",
@@ -247,17 +247,16 @@ impl SocketFile {
         })
     }
 
-    fn listener(&self) -> Result<UnixListener, ServeError> {
+    /// Hands the listener to tokio; the file itself stays ours to remove.
+    fn take_listener(&mut self) -> Result<UnixListener, ServeError> {
         let listen_err = |source| ServeError::Listen {
             path: self.path.clone(),
             source,
         };
         let std_listener = self
             .listener
-            .as_ref()
-            .ok_or_else(|| listen_err(io::Error::other("listener already taken")))?
-            .try_clone()
-            .map_err(listen_err)?;
+            .take()
+            .ok_or_else(|| listen_err(io::Error::other("listener already taken")))?;
         UnixListener::from_std(std_listener).map_err(listen_err)
     }
 }
