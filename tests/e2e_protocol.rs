@@ -57,6 +57,17 @@ resource "gitlabflux_test_widget" "w" {
     assert_eq!(w["settings"]["replicas"], 1, "nested default applied");
     assert_eq!(w["revision"], 1);
 
+    // Private state written at create is stored by Terraform and handed back (update checks).
+    let raw: Json = serde_json::from_str(&ws.state_file()).expect("state");
+    let private = raw["resources"][0]["instances"][0]["private"]
+        .as_str()
+        .expect("private");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(private)
+        .expect("base64");
+    assert_eq!(decoded, b"widget-private:v1");
+
     // Read back: the object exists outside Terraform with the same content.
     let record = stored(&store, &id).expect("widget stored");
     assert_eq!(record["name"], "alpha");

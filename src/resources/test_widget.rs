@@ -24,6 +24,8 @@ pub struct TestWidget;
 
 const DIR_VAR: &str = "GITLABFLUX_TEST_WIDGET_DIR";
 const VERSION_VAR: &str = "GITLABFLUX_TEST_WIDGET_SCHEMA_VERSION";
+/// Private state set at create; Terraform must hand it back on every later call.
+const PRIVATE_MARKER: &[u8] = b"widget-private:v1";
 
 fn schema_version() -> i64 {
     match std::env::var(VERSION_VAR).as_deref() {
@@ -296,7 +298,10 @@ impl Resource<ProviderData> for TestWidget {
         };
         apply_planned(&mut record, &req.planned, &req.config);
         save(&record)?;
-        Ok(NewState::new(to_state(&record)))
+        Ok(NewState {
+            state: to_state(&record),
+            private: PRIVATE_MARKER.to_vec(),
+        })
     }
 
     async fn read(
@@ -334,7 +339,10 @@ impl Resource<ProviderData> for TestWidget {
         }
         record.revision += 1;
         save(&record)?;
-        Ok(NewState::new(to_state(&record)))
+        Ok(NewState {
+            state: to_state(&record),
+            private: req.private,
+        })
     }
 
     async fn delete(&self, _ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
@@ -357,7 +365,10 @@ impl Resource<ProviderData> for TestWidget {
                 format!("No widget with ID \"{id}\" exists. Import IDs look like w-<name>-<hex>."),
             )
         })?;
-        Ok(NewState::new(to_state(&record)))
+        Ok(NewState {
+            state: to_state(&record),
+            private: PRIVATE_MARKER.to_vec(),
+        })
     }
 
     fn upgrade_state(&self, version: i64, raw_json: &[u8]) -> DiagResult<Value> {
