@@ -326,6 +326,13 @@ impl Resource<ProviderData> for TestWidget {
             .get_attr("id")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        if req.private != PRIVATE_MARKER {
+            return Err(Diagnostic::error(
+                "Private state lost",
+                "The private state written at create did not come back with the update.",
+            )
+            .into());
+        }
         let mut record = load(id)?.ok_or_else(|| {
             Diagnostic::error(
                 "Widget disappeared",
