@@ -9,5 +9,6 @@ pub mod flux;
 pub mod gitlab;
 pub mod provider;
 pub mod resources;
+pub mod sandbox;
 pub mod secret;
 pub mod tfplug;
