@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Quickstart: build the provider, run `terraform apply` of examples/quickstart with the local
-# build (through dev_overrides, no registry involved), show the result, and clean up.
+# Quickstart: build the provider and the sandbox, start the sandbox (local GitLab and
+# Kubernetes API emulators), run `terraform apply` of examples/quickstart against it with the
+# local build (through dev_overrides, no registry involved), show the result, and tear down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,12 +10,36 @@ if ! command -v terraform >/dev/null 2>&1; then
   exit 1
 fi
 
-echo "==> Building the provider"
-cargo build --locked --bin terraform-provider-gitlabflux
+echo "==> Building the provider and the sandbox"
+cargo build --locked --bin terraform-provider-gitlabflux --bin gitlabflux-sandbox
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cat > "$work/cli.tfrc" <<TFRC
+sandbox_pid=""
+cleanup() {
+  # Closing the sandbox's stdin stops it; then remove the scratch directory.
+  exec 3>&- 2>/dev/null || true
+  if [ -n "$sandbox_pid" ]; then wait "$sandbox_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "==> Starting the sandbox"
+mkfifo "$work/sandbox-stdin"
+target/debug/gitlabflux-sandbox serve --simulate-controllers --state-dir "$work/sandbox" \
+  <"$work/sandbox-stdin" >"$work/sandbox.json" &
+sandbox_pid=$!
+exec 3>"$work/sandbox-stdin"
+for _ in $(seq 1 100); do
+  [ -s "$work/sandbox.json" ] && break
+  sleep 0.1
+done
+info=$(head -n 1 "$work/sandbox.json")
+field() { sed -E "s/.*\"$1\":\"([^\"]*)\".*/\1/" <<<"$info"; }
+echo "    GitLab API:     $(field gitlab_url)/api/v4"
+echo "    Kubernetes API: $(field kube_url) (kubeconfig $(field kubeconfig))"
+echo "    Admin API:      $(field admin_url)"
+
+cat >"$work/cli.tfrc" <<TFRC
 provider_installation {
   dev_overrides {
     "gitlabflux/gitlabflux" = "$PWD/target/debug"
@@ -22,10 +47,17 @@ provider_installation {
   direct {}
 }
 TFRC
-cp examples/quickstart/*.tf "$work/"
+mkdir "$work/tf"
+cp examples/quickstart/*.tf "$work/tf/"
 export TF_CLI_CONFIG_FILE="$work/cli.tfrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 TF_INPUT=0
+export TF_VAR_gitlab_url TF_VAR_gitlab_token TF_VAR_kubeconfig
+TF_VAR_gitlab_url=$(field gitlab_url)
+TF_VAR_gitlab_token=$(field gitlab_token)
+TF_VAR_kubeconfig=$(field kubeconfig)
 
 echo "==> terraform apply (examples/quickstart)"
-terraform -chdir="$work" apply -auto-approve -compact-warnings
+terraform -chdir="$work/tf" apply -auto-approve -compact-warnings
 echo "==> Result"
-terraform -chdir="$work" output
+terraform -chdir="$work/tf" output
+echo "==> Tearing down"
+terraform -chdir="$work/tf" destroy -auto-approve -compact-warnings >/dev/null

@@ -1,5 +1,6 @@
-# Quickstart: what this provider computes for a small fleet, without touching any server.
-# Resources join as the sandbox, agent and Flux work lands.
+# Quickstart against the sandbox (scripts/quickstart.sh passes its URLs and credentials).
+# Resources join as the agent and Flux work lands; today it shows what the provider
+# computes for a small fleet.
 terraform {
   required_providers {
     gitlabflux = {
@@ -8,7 +9,28 @@ terraform {
   }
 }
 
-provider "gitlabflux" {}
+variable "gitlab_url" {
+  type = string
+}
+
+variable "gitlab_token" {
+  type      = string
+  sensitive = true
+}
+
+variable "kubeconfig" {
+  type = string
+}
+
+provider "gitlabflux" {
+  gitlab = {
+    base_url = var.gitlab_url
+    token    = var.gitlab_token
+  }
+  kubernetes = {
+    config_path = var.kubeconfig
+  }
+}
 
 variable "clusters" {
   type    = list(string)

@@ -36,12 +36,22 @@ impl<T: ?Sized> Entry<T> {
         let ty = schema.value_type();
         Self { item, schema, ty }
     }
+
+    /// Decodes a configuration and runs the schema's validators and write-only rules on it.
+    fn checked_config(
+        &self,
+        raw: Option<&pb::DynamicValue>,
+        write_only_allowed: bool,
+    ) -> DiagResult<Value> {
+        let config = decode_dynamic(raw, &self.ty, "configuration")?;
+        let mut diags = Diagnostics::new();
+        plan::validate_config(&self.schema.block, &config, write_only_allowed, &mut diags);
+        diags.into_result().map(|()| config)
+    }
 }
 
 pub struct PluginServer<P: Provider> {
-    provider: Arc<P>,
-    provider_schema: Schema,
-    provider_ty: Type,
+    provider: Entry<P>,
     resources: HashMap<&'static str, Entry<dyn Resource<P::Data>>>,
     data_sources: HashMap<&'static str, Entry<dyn DataSource<P::Data>>>,
     ephemeral: HashMap<&'static str, Entry<dyn EphemeralResource<P::Data>>>,
@@ -76,9 +86,7 @@ impl<P: Provider> PluginServer<P> {
             .collect();
         let provider_schema = provider.schema();
         let mut server = Self {
-            provider_ty: provider_schema.value_type(),
-            provider_schema,
-            provider: Arc::new(provider),
+            provider: Entry::new(Arc::new(provider), provider_schema),
             resources,
             data_sources,
             ephemeral,
@@ -132,7 +140,7 @@ impl<P: Provider> PluginServer<P> {
                 .collect()
         };
         pb::get_provider_schema::Response {
-            provider: Some(convert::schema(&self.provider_schema)),
+            provider: Some(convert::schema(&self.provider.schema)),
             resource_schemas: schemas(&mut self.resources.iter().map(|(k, e)| (k, &e.schema))),
             data_source_schemas: schemas(
                 &mut self.data_sources.iter().map(|(k, e)| (k, &e.schema)),
@@ -391,17 +399,14 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         req: Request<pb::validate_provider_config::Request>,
     ) -> RpcResult<pb::validate_provider_config::Response> {
         let req = req.into_inner();
-        let result = guarded("ValidateProviderConfig", self.provider.type_name(), async {
-            let config = decode_dynamic(
-                req.config.as_ref(),
-                &self.provider_ty,
-                "provider configuration",
-            )?;
-            let mut diags = Diagnostics::new();
-            plan::validate_config(&self.provider_schema.block, &config, true, &mut diags);
-            diags.into_result()?;
-            self.provider.validate(&config).await
-        })
+        let result = guarded(
+            "ValidateProviderConfig",
+            self.provider.item.type_name(),
+            async {
+                let config = self.provider.checked_config(req.config.as_ref(), true)?;
+                self.provider.item.validate(&config).await
+            },
+        )
         .await;
         let ((), diagnostics) = split(result);
         Ok(Response::new(pb::validate_provider_config::Response {
@@ -420,10 +425,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             .is_some_and(|c| c.write_only_attributes_allowed);
         let result = guarded("ValidateResourceConfig", &req.type_name, async {
             let entry = self.resource(&req.type_name)?;
-            let config = decode_dynamic(req.config.as_ref(), &entry.ty, "configuration")?;
-            let mut diags = Diagnostics::new();
-            plan::validate_config(&entry.schema.block, &config, write_only_allowed, &mut diags);
-            diags.into_result()?;
+            let config = entry.checked_config(req.config.as_ref(), write_only_allowed)?;
             entry.item.validate(&self.ctx(), &config).await
         })
         .await;
@@ -440,10 +442,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         let req = req.into_inner();
         let result = guarded("ValidateDataResourceConfig", &req.type_name, async {
             let entry = self.data_source(&req.type_name)?;
-            let config = decode_dynamic(req.config.as_ref(), &entry.ty, "configuration")?;
-            let mut diags = Diagnostics::new();
-            plan::validate_config(&entry.schema.block, &config, true, &mut diags);
-            diags.into_result()?;
+            let config = entry.checked_config(req.config.as_ref(), true)?;
             entry.item.validate(&self.ctx(), &config).await
         })
         .await;
@@ -460,10 +459,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         let req = req.into_inner();
         let result = guarded("ValidateEphemeralResourceConfig", &req.type_name, async {
             let entry = self.ephemeral_resource(&req.type_name)?;
-            let config = decode_dynamic(req.config.as_ref(), &entry.ty, "configuration")?;
-            let mut diags = Diagnostics::new();
-            plan::validate_config(&entry.schema.block, &config, true, &mut diags);
-            diags.into_result()?;
+            let config = entry.checked_config(req.config.as_ref(), true)?;
             entry.item.validate(&self.ctx(), &config).await
         })
         .await;
@@ -509,16 +505,16 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         req: Request<pb::configure_provider::Request>,
     ) -> RpcResult<pb::configure_provider::Response> {
         let req = req.into_inner();
-        let result = guarded("ConfigureProvider", self.provider.type_name(), async {
+        let result = guarded("ConfigureProvider", self.provider.item.type_name(), async {
             let config = decode_dynamic(
                 req.config.as_ref(),
-                &self.provider_ty,
+                &self.provider.ty,
                 "provider configuration",
             )?;
             let info = ConfigureInfo {
                 terraform_version: req.terraform_version.clone(),
             };
-            let data = self.provider.configure(&config, &info).await?;
+            let data = self.provider.item.configure(&config, &info).await?;
             if let Ok(mut slot) = self.configured.write() {
                 *slot = Some(Arc::new(data));
             }

@@ -223,3 +223,61 @@ impl Workspace {
         std::fs::read_to_string(self.path().join("terraform.tfstate")).unwrap_or_default()
     }
 }
+
+/// A `gitlabflux-sandbox serve` process, stopped (stdin closed, then killed) on drop.
+pub struct SandboxProcess {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    pub info: Json,
+}
+
+impl SandboxProcess {
+    pub fn start(extra_args: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gitlabflux-sandbox"))
+            .arg("serve")
+            .args(extra_args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start gitlabflux-sandbox");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the sandbox's JSON line");
+        let info =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("sandbox line {line:?}: {e}"));
+        let stdin = child.stdin.take();
+        Self { child, stdin, info }
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        self.info[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} in sandbox info"))
+            .to_string()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Closes stdin (the documented stop signal) and waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        self.child.wait().expect("wait for sandbox")
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for sandbox")
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

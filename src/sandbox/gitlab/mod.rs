@@ -1,12 +1,196 @@
-//! GitLab REST API emulator (`/api/v4`) for the sandbox. (Being written.)
+//! GitLab REST API emulator (`/api/v4`) for the sandbox: agents and agent tokens, atomic
+//! multi-file commits, repository files, deploy keys, CI variables and project access tokens,
+//! with GitLab's status codes, error bodies, pagination and rate-limit headers.
+//!
+//! State lives behind one `RwLock`; handlers take it only for synchronous work and never hold
+//! it across an `.await`. Token values are stored only as SHA-256 hashes.
 
-use std::sync::Arc;
+mod auth;
+mod http;
+mod keys;
+mod repository;
+mod routes;
+mod snapshot;
+mod state;
+#[cfg(test)]
+mod tests;
 
-/// Placeholder until the emulator lands: serves nothing.
-pub struct GitlabEmulator;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use self::http::ApiResult;
+use self::state::World;
+
+/// Where the emulator is reachable, for URLs it puts into responses.
+#[derive(Debug, Clone)]
+pub struct GitlabConfig {
+    /// e.g. `http://127.0.0.1:PORT`, without a trailing slash.
+    pub base_url: String,
+    /// e.g. `ws://127.0.0.1:PORT/-/kubernetes-agent/`, reported as `kas.externalUrl`.
+    pub kas_url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitlabEmulatorError {
+    #[error("persisted GitLab emulator state is invalid: {0}")]
+    InvalidState(#[from] serde_json::Error),
+    #[error("persisted GitLab emulator state has no `root` user")]
+    NoRoot,
+}
+
+/// Where `persisted()` keeps the bootstrap root token.
+const ROOT_TOKEN_KEY: &str = "sandbox_root_token";
+
+pub struct GitlabEmulator {
+    config: GitlabConfig,
+    world: RwLock<World>,
+    version: AtomicU64,
+    root_token: String,
+    /// (minute window, requests seen in it) for the `RateLimit-*` headers.
+    rate: Mutex<(u64, u64)>,
+}
 
 impl GitlabEmulator {
-    pub fn router(self: &Arc<Self>) -> axum::Router {
-        axum::Router::new()
+    /// Fresh world: users `root` (admin) and members, group `fleet`, projects `fleet/agents`
+    /// and `fleet/gitops`, each with default branch `main` holding one initial commit.
+    pub fn new(config: GitlabConfig) -> Arc<Self> {
+        let mut world = World::seeded();
+        let root_token = mint_root_token(&mut world).unwrap_or_default();
+        Self::with_world(config, world, root_token)
     }
+
+    /// Restores from `persisted()` output, keeping the root token printed before the restart
+    /// (minting a new one only if it no longer authenticates).
+    pub fn restore(
+        config: GitlabConfig,
+        persisted: serde_json::Value,
+    ) -> Result<Arc<Self>, GitlabEmulatorError> {
+        let saved_root = persisted
+            .get(ROOT_TOKEN_KEY)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        let mut world: World = serde_json::from_value(persisted)?;
+        let root_token = match saved_root.filter(|t| world.authenticate(t).is_some()) {
+            Some(token) => token,
+            None => mint_root_token(&mut world).ok_or(GitlabEmulatorError::NoRoot)?,
+        };
+        Ok(Self::with_world(config, world, root_token))
+    }
+
+    fn with_world(config: GitlabConfig, world: World, root_token: String) -> Arc<Self> {
+        let base_url = config.base_url.trim_end_matches('/').to_owned();
+        Arc::new(Self {
+            config: GitlabConfig { base_url, ..config },
+            world: RwLock::new(world),
+            version: AtomicU64::new(1),
+            root_token,
+            rate: Mutex::new((0, 0)),
+        })
+    }
+
+    /// The complete state (token hashes, id counters, repositories) as JSON. The one token
+    /// value in it is the sandbox's bootstrap root token, which the sandbox contract re-prints
+    /// after a restart (like the Kubernetes bearer token the shell keeps); every token issued
+    /// through the API is stored as a hash only.
+    pub fn persisted(&self) -> serde_json::Value {
+        let mut value = self.read(|w| serde_json::to_value(w).unwrap_or(serde_json::Value::Null));
+        if let Some(map) = value.as_object_mut() {
+            map.insert(ROOT_TOKEN_KEY.to_owned(), self.root_token.clone().into());
+        }
+        value
+    }
+
+    /// Increments on every mutation.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    /// A personal access token of `root` (admin, Owner of group `fleet`).
+    pub fn root_token(&self) -> String {
+        self.root_token.clone()
+    }
+
+    /// A new user (or an existing one by that name) with `access_level` on group `fleet`, and
+    /// a fresh personal access token for it.
+    pub fn create_user_with_token(&self, username: &str, access_level: u32) -> String {
+        self.mutate(|w| {
+            let user_id = match w.user_by_name(username) {
+                Some(u) => u.id,
+                None => w.add_user(username, username, false, false),
+            };
+            if let Some(group) = w.fleet_group_id().and_then(|g| w.group_mut(g)) {
+                group.members.insert(user_id, access_level);
+            }
+            w.add_personal_token(user_id, "sandbox")
+        })
+    }
+
+    /// Marks the active agent token with this value as used now; whether one matched.
+    pub fn mark_agent_token_used(&self, token_value: &str) -> bool {
+        let hash = state::hash_token(token_value);
+        let mut world = self.world.write().unwrap_or_else(|e| e.into_inner());
+        let token = world
+            .agent_tokens
+            .iter_mut()
+            .find(|t| t.token_hash == hash && !t.revoked);
+        let Some(token) = token else {
+            return false;
+        };
+        token.last_used_at = Some(http::now_iso());
+        self.version.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    /// A JSON dump for assertions; never contains token values or hashes.
+    pub fn snapshot(&self) -> serde_json::Value {
+        self.read(|w| snapshot::snapshot(w, &self.config.base_url))
+    }
+
+    /// The `/api/v4/...` routes.
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        routes::router(self.clone())
+    }
+
+    pub(crate) fn config(&self) -> &GitlabConfig {
+        &self.config
+    }
+
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        let world = self.world.read().unwrap_or_else(|e| e.into_inner());
+        f(&world)
+    }
+
+    /// Runs a fallible mutation; the version moves only when it succeeds. Callers validate
+    /// before they modify, so an error leaves the world unchanged.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut World) -> ApiResult<R>) -> ApiResult<R> {
+        let mut world = self.world.write().unwrap_or_else(|e| e.into_inner());
+        let result = f(&mut world);
+        if result.is_ok() {
+            self.version.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+
+    fn mutate<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        let mut world = self.world.write().unwrap_or_else(|e| e.into_inner());
+        let result = f(&mut world);
+        self.version.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Counts a request in the current one-minute window; returns the count so far.
+    pub(crate) fn observe_request(&self, at: std::time::SystemTime) -> u64 {
+        let window = http::window_of(at);
+        let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        if rate.0 != window {
+            *rate = (window, 0);
+        }
+        rate.1 += 1;
+        rate.1
+    }
+}
+
+fn mint_root_token(world: &mut World) -> Option<String> {
+    let root = world.user_by_name("root")?.id;
+    Some(world.add_personal_token(root, "sandbox-root"))
 }

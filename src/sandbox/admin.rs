@@ -1,0 +1,105 @@
+//! The sandbox's admin API: request statistics, fault injection, state dumps and test
+//! helpers. It is for tests and people poking at a sandbox, never for the provider.
+//!
+//! - `GET /stats`, `DELETE /stats`: counts by emulator, method and route template.
+//! - `GET /faults`, `PUT /faults`, `DELETE /faults`: the fault rules (see `faults`).
+//! - `GET /gitlab/state`, `GET /kube/objects`: dumps for assertions.
+//! - `POST /gitlab/users {"username", "access_level"}`: a user with a token on group `fleet`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::faults::{FaultSpec, Faults};
+use super::gitlab::GitlabEmulator;
+use super::kube::KubeEmulator;
+use super::stats::Stats;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub stats: Arc<Stats>,
+    pub faults: Arc<Faults>,
+    pub gitlab: Arc<GitlabEmulator>,
+    pub kube: Arc<KubeEmulator>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/stats", get(stats).delete(reset_stats))
+        .route("/faults", get(faults).put(put_faults).delete(clear_faults))
+        .route("/gitlab/state", get(gitlab_state))
+        .route("/gitlab/users", post(create_user))
+        .route("/kube/objects", get(kube_objects))
+        .with_state(state)
+}
+
+async fn stats(State(s): State<AdminState>) -> Json<serde_json::Value> {
+    Json(s.stats.snapshot())
+}
+
+async fn reset_stats(State(s): State<AdminState>) -> StatusCode {
+    s.stats.reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn faults(State(s): State<AdminState>) -> Json<FaultSpec> {
+    Json(s.faults.spec())
+}
+
+async fn put_faults(State(s): State<AdminState>, body: String) -> Response {
+    // `@file` would read the sandbox host's files on behalf of an HTTP client.
+    if body.trim_start().starts_with('@') {
+        return bad_request("file references are only accepted on the command line");
+    }
+    match FaultSpec::parse(&body) {
+        Ok(spec) => {
+            s.faults.replace(spec.clone());
+            Json(spec).into_response()
+        }
+        Err(e) => bad_request(&e.to_string()),
+    }
+}
+
+async fn clear_faults(State(s): State<AdminState>) -> StatusCode {
+    s.faults.replace(FaultSpec::default());
+    StatusCode::NO_CONTENT
+}
+
+async fn gitlab_state(State(s): State<AdminState>) -> Json<serde_json::Value> {
+    Json(s.gitlab.snapshot())
+}
+
+async fn kube_objects(State(s): State<AdminState>) -> Json<serde_json::Value> {
+    Json(json!({ "items": s.kube.objects() }))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    username: String,
+    access_level: u32,
+}
+
+async fn create_user(State(s): State<AdminState>, Json(user): Json<NewUser>) -> Response {
+    if ![10, 20, 30, 40, 50].contains(&user.access_level) {
+        return bad_request("access_level must be one of 10, 20, 30, 40, 50");
+    }
+    let token = s
+        .gitlab
+        .create_user_with_token(&user.username, user.access_level);
+    (
+        StatusCode::CREATED,
+        Json(json!({ "username": user.username, "token": token })),
+    )
+        .into_response()
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "message": message }))).into_response()
+}

@@ -1,0 +1,362 @@
+//! Simulated controllers (`--simulate-controllers`): what a real cluster would do on its own,
+//! so end-to-end tests see realistic progress.
+//!
+//! - Deployments roll out and become Available, unless a Secret their pods need is missing
+//!   (like a real pod stuck in CreateContainerConfigError).
+//! - A rolled-out Deployment whose pods read a Secret (volume or env) "uses" the values it
+//!   saw at rollout time: an agentk pod authenticates with the token it started with, so the
+//!   GitLab emulator marks exactly that agent token as used. A Secret change without a new
+//!   rollout is not picked up, as with the real agentk.
+//! - Flux sources become Ready with an artifact revision; Kustomizations and HelmReleases
+//!   become Ready once their source is, recording the applied revision. A
+//!   `reconcile.fluxcd.io/requestedAt` annotation is acknowledged in `lastHandledReconcileAt`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::gitlab::GitlabEmulator;
+use super::kube::{KubeEmulator, ObjectRef};
+
+const TICK: Duration = Duration::from_millis(200);
+/// agentk keeps its connection up; GitLab refreshes `last_used_at` now and then.
+const TOKEN_REFRESH: Duration = Duration::from_secs(10);
+
+const SOURCE_KINDS: [(&str, &str); 5] = [
+    ("source.toolkit.fluxcd.io/v1", "GitRepository"),
+    ("source.toolkit.fluxcd.io/v1", "OCIRepository"),
+    ("source.toolkit.fluxcd.io/v1beta2", "OCIRepository"),
+    ("source.toolkit.fluxcd.io/v1", "HelmRepository"),
+    ("source.toolkit.fluxcd.io/v1", "Bucket"),
+];
+const APPLIER_KINDS: [(&str, &str); 2] = [
+    ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
+    ("helm.toolkit.fluxcd.io/v2", "HelmRelease"),
+];
+
+struct Rollout {
+    secret_values: Vec<String>,
+    last_marked: Instant,
+}
+
+pub fn spawn(
+    kube: Arc<KubeEmulator>,
+    gitlab: Arc<GitlabEmulator>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut events = kube.subscribe();
+        let mut rollouts: HashMap<String, Rollout> = HashMap::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = events.recv() => {}
+                () = tokio::time::sleep(TICK) => {}
+            }
+            // Coalesce bursts (an apply of hundreds of objects) into one pass.
+            while events.try_recv().is_ok() {}
+            reconcile_deployments(&kube, &gitlab, &mut rollouts);
+            reconcile_flux(&kube);
+        }
+    })
+}
+
+fn object_ref(obj: &Value) -> Option<ObjectRef> {
+    Some(ObjectRef {
+        api_version: obj["apiVersion"].as_str()?.to_string(),
+        kind: obj["kind"].as_str()?.to_string(),
+        namespace: obj["metadata"]["namespace"].as_str().map(str::to_string),
+        name: obj["metadata"]["name"].as_str()?.to_string(),
+    })
+}
+
+fn uid(obj: &Value) -> String {
+    obj["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// Writes a status only when it means something new, so the controller does not wake itself.
+fn set_status_if_changed(kube: &KubeEmulator, obj: &Value, status: Value) {
+    if strip_times(&obj["status"]) == strip_times(&status) {
+        return;
+    }
+    if let Some(r) = object_ref(obj)
+        && let Err(e) = kube.set_status(&r, status)
+    {
+        tracing::debug!(error = %e, "simulated controller could not set status");
+    }
+}
+
+fn strip_times(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.ends_with("Time") && !k.ends_with("Timestamp"))
+                .map(|(k, v)| (k.clone(), strip_times(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_times).collect()),
+        other => other.clone(),
+    }
+}
+
+fn reconcile_deployments(
+    kube: &KubeEmulator,
+    gitlab: &GitlabEmulator,
+    rollouts: &mut HashMap<String, Rollout>,
+) {
+    let deployments = kube.list("apps/v1", "Deployment");
+    rollouts.retain(|id, _| deployments.iter().any(|d| &uid(d) == id));
+    for d in &deployments {
+        if !d["metadata"]["deletionTimestamp"].is_null() {
+            continue;
+        }
+        let namespace = d["metadata"]["namespace"].as_str().unwrap_or("default");
+        let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
+        let rolled_out =
+            d["status"]["observedGeneration"].as_i64() == Some(generation) && available(d);
+        if !rolled_out {
+            match read_secret_values(kube, namespace, d) {
+                Some(values) => {
+                    set_status_if_changed(kube, d, deployment_status(d, generation, true));
+                    for v in &values {
+                        gitlab.mark_agent_token_used(v);
+                    }
+                    rollouts.insert(
+                        uid(d),
+                        Rollout {
+                            secret_values: values,
+                            last_marked: Instant::now(),
+                        },
+                    );
+                }
+                None => set_status_if_changed(kube, d, deployment_status(d, generation, false)),
+            }
+        } else if let Some(r) = rollouts.get_mut(&uid(d))
+            && r.last_marked.elapsed() >= TOKEN_REFRESH
+        {
+            for v in &r.secret_values {
+                gitlab.mark_agent_token_used(v);
+            }
+            r.last_marked = Instant::now();
+        }
+    }
+}
+
+fn available(d: &Value) -> bool {
+    d["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Available" && c["status"] == "True")
+    })
+}
+
+/// The values of every Secret the pod template reads, or `None` if a required one is missing.
+fn read_secret_values(kube: &KubeEmulator, namespace: &str, d: &Value) -> Option<Vec<String>> {
+    let spec = &d["spec"]["template"]["spec"];
+    let mut refs: Vec<(String, bool)> = Vec::new();
+    for vol in spec["volumes"].as_array().into_iter().flatten() {
+        if let Some(name) = vol["secret"]["secretName"].as_str() {
+            refs.push((name.to_string(), vol["secret"]["optional"] == true));
+        }
+    }
+    let containers = spec["containers"].as_array().into_iter().flatten();
+    let init = spec["initContainers"].as_array().into_iter().flatten();
+    for c in containers.chain(init) {
+        for env in c["env"].as_array().into_iter().flatten() {
+            let key_ref = &env["valueFrom"]["secretKeyRef"];
+            if let Some(name) = key_ref["name"].as_str() {
+                refs.push((name.to_string(), key_ref["optional"] == true));
+            }
+        }
+    }
+    let mut values = Vec::new();
+    for (name, optional) in refs {
+        let secret = kube.get(&ObjectRef {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: Some(namespace.to_string()),
+            name,
+        });
+        match secret {
+            Some(s) => values.extend(decoded_values(&s)),
+            None if optional => {}
+            None => return None,
+        }
+    }
+    Some(values)
+}
+
+fn decoded_values(secret: &Value) -> Vec<String> {
+    secret["data"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, v)| v.as_str())
+        .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .filter_map(|bytes| String::from_utf8(bytes).ok())
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+fn deployment_status(d: &Value, generation: i64, ok: bool) -> Value {
+    let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+    let ready = if ok { replicas } else { 0 };
+    let (reason, message) = if ok {
+        (
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+        )
+    } else {
+        (
+            "MinimumReplicasUnavailable",
+            "Pods cannot start: a Secret they mount does not exist.",
+        )
+    };
+    json!({
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "unavailableReplicas": replicas - ready,
+        "conditions": [
+            {"type": "Available", "status": if ok { "True" } else { "False" },
+             "reason": reason, "message": message,
+             "lastUpdateTime": now(), "lastTransitionTime": now()},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+             "message": "ReplicaSet has successfully progressed.",
+             "lastUpdateTime": now(), "lastTransitionTime": now()},
+        ],
+    })
+}
+
+fn reconcile_flux(kube: &KubeEmulator) {
+    let mut seen = std::collections::HashSet::new();
+    for (api_version, kind) in SOURCE_KINDS {
+        for src in kube.list(api_version, kind) {
+            if seen.insert(uid(&src)) && src["spec"]["suspend"] != true {
+                set_status_if_changed(kube, &src, source_status(&src));
+            }
+        }
+    }
+    for (api_version, kind) in APPLIER_KINDS {
+        for obj in kube.list(api_version, kind) {
+            if seen.insert(uid(&obj)) && obj["spec"]["suspend"] != true {
+                let revision = source_revision(kube, &obj);
+                set_status_if_changed(kube, &obj, applier_status(&obj, revision));
+            }
+        }
+    }
+}
+
+fn hex_digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn source_status(src: &Value) -> Value {
+    let spec = &src["spec"];
+    let url = spec["url"].as_str().unwrap_or_default();
+    let reference = &spec["ref"];
+    let digest = hex_digest(&[url, &reference.to_string()]);
+    let revision = match src["kind"].as_str() {
+        Some("OCIRepository") => {
+            let tag = reference["tag"].as_str().unwrap_or("latest");
+            format!("{tag}@sha256:{digest}")
+        }
+        _ => {
+            let name = reference["branch"]
+                .as_str()
+                .or_else(|| reference["tag"].as_str())
+                .unwrap_or("main");
+            format!("{name}@sha1:{}", &digest[..40])
+        }
+    };
+    let mut status = ready_status(src, &format!("stored artifact for revision '{revision}'"));
+    status["artifact"] = json!({
+        "revision": revision,
+        "digest": format!("sha256:{digest}"),
+        "path": format!("{}/{}/{}.tar.gz", src["kind"].as_str().unwrap_or("source").to_lowercase(),
+                        src["metadata"]["name"].as_str().unwrap_or_default(), &digest[..12]),
+        "url": "http://source-controller.flux-system.svc.cluster.local./artifact.tar.gz",
+        "lastUpdateTime": now(),
+    });
+    status
+}
+
+fn source_revision(kube: &KubeEmulator, obj: &Value) -> Option<String> {
+    let source_ref = &obj["spec"]["sourceRef"];
+    let kind = source_ref["kind"].as_str()?;
+    let name = source_ref["name"].as_str()?;
+    let namespace = source_ref["namespace"]
+        .as_str()
+        .or_else(|| obj["metadata"]["namespace"].as_str())?;
+    SOURCE_KINDS
+        .iter()
+        .filter(|(_, k)| *k == kind)
+        .find_map(|(api_version, _)| {
+            kube.get(&ObjectRef {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+                namespace: Some(namespace.to_string()),
+                name: name.to_string(),
+            })
+        })
+        .and_then(|s| {
+            s["status"]["artifact"]["revision"]
+                .as_str()
+                .map(str::to_string)
+        })
+}
+
+fn applier_status(obj: &Value, revision: Option<String>) -> Value {
+    match revision {
+        Some(rev) => {
+            let mut status = ready_status(obj, &format!("Applied revision: {rev}"));
+            status["lastAppliedRevision"] = json!(rev);
+            status["lastAttemptedRevision"] = json!(rev);
+            status
+        }
+        None => {
+            let mut status = ready_status(obj, "");
+            status["conditions"] = json!([{
+                "type": "Ready", "status": "False", "reason": "ArtifactFailed",
+                "message": "Source artifact not found, retrying", "lastTransitionTime": now(),
+            }]);
+            status
+        }
+    }
+}
+
+fn ready_status(obj: &Value, message: &str) -> Value {
+    let mut status = json!({
+        "observedGeneration": obj["metadata"]["generation"].as_i64().unwrap_or(1),
+        "conditions": [{
+            "type": "Ready", "status": "True", "reason": "Succeeded",
+            "message": message, "observedGeneration": obj["metadata"]["generation"].as_i64().unwrap_or(1),
+            "lastTransitionTime": now(),
+        }],
+    });
+    if let Some(requested) =
+        obj["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"].as_str()
+    {
+        status["lastHandledReconcileAt"] = json!(requested);
+    }
+    status
+}

@@ -1,0 +1,123 @@
+//! The route table: every `/api/v4` endpoint with an axum path template (so the shell's stats
+//! can group by `MatchedPath`), the catch-all 404, and the rate-limit header layer.
+
+mod access_tokens;
+mod agents;
+mod deploy_keys;
+mod meta;
+mod repo;
+mod variables;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+
+use super::GitlabEmulator;
+use super::http::{ApiError, rate_limit_headers};
+
+pub(super) type Emu = State<Arc<GitlabEmulator>>;
+
+const P: &str = "/api/v4/projects/{id}";
+
+pub(super) fn router(emu: Arc<GitlabEmulator>) -> Router {
+    let project = |suffix: &str| format!("{P}{suffix}");
+    Router::new()
+        .route("/api/v4/version", get(meta::metadata))
+        .route("/api/v4/metadata", get(meta::metadata))
+        .route("/api/v4/user", get(meta::current_user))
+        .route("/api/v4/projects", get(meta::list_projects))
+        .route(P, get(meta::get_project))
+        .route("/api/v4/groups/{group_id}", get(meta::get_group))
+        .route(
+            &project("/cluster_agents"),
+            get(agents::list).post(agents::create),
+        )
+        .route(
+            &project("/cluster_agents/{agent_id}"),
+            get(agents::get).delete(agents::delete),
+        )
+        .route(
+            &project("/cluster_agents/{agent_id}/tokens"),
+            get(agents::list_tokens).post(agents::create_token),
+        )
+        .route(
+            &project("/cluster_agents/{agent_id}/tokens/{token_id}"),
+            get(agents::get_token).delete(agents::revoke_token),
+        )
+        .route(
+            &project("/repository/commits"),
+            get(repo::list_commits).post(repo::create_commit),
+        )
+        .route(&project("/repository/commits/{sha}"), get(repo::get_commit))
+        .route(
+            &project("/repository/files/{file_path}"),
+            get(repo::get_file),
+        )
+        .route(
+            &project("/repository/files/{file_path}/raw"),
+            get(repo::get_raw_file),
+        )
+        .route(&project("/repository/tree"), get(repo::tree))
+        .route(&project("/repository/branches"), get(repo::list_branches))
+        .route(
+            &project("/repository/branches/{branch}"),
+            get(repo::get_branch),
+        )
+        .route(
+            &project("/deploy_keys"),
+            get(deploy_keys::list).post(deploy_keys::create),
+        )
+        .route(
+            &project("/deploy_keys/{key_id}"),
+            get(deploy_keys::get)
+                .put(deploy_keys::update)
+                .delete(deploy_keys::delete),
+        )
+        .route(
+            &project("/variables"),
+            get(variables::list).post(variables::create),
+        )
+        .route(
+            &project("/variables/{key}"),
+            get(variables::get)
+                .put(variables::update)
+                .delete(variables::delete),
+        )
+        .route(
+            &project("/access_tokens"),
+            get(access_tokens::list).post(access_tokens::create),
+        )
+        .route(
+            &project("/access_tokens/{token_id}"),
+            get(access_tokens::get).delete(access_tokens::revoke),
+        )
+        .route(
+            &project("/access_tokens/{token_id}/rotate"),
+            post(access_tokens::rotate),
+        )
+        .route("/api/v4/{*rest}", any(unknown_route))
+        .layer(axum::middleware::map_response_with_state(
+            emu.clone(),
+            add_rate_limit,
+        ))
+        .with_state(emu)
+}
+
+/// Grape's answer for a path no endpoint matches.
+async fn unknown_route() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        serde_json::json!({"error": "404 Not Found"}),
+    )
+}
+
+async fn add_rate_limit(State(emu): Emu, response: Response) -> Response {
+    let now = super::http::now();
+    let observed = emu.observe_request(now);
+    let mut response = response.into_response();
+    rate_limit_headers(response.headers_mut(), observed, now);
+    response
+}

@@ -1,0 +1,750 @@
+//! HTTP surface: discovery documents and the REST verbs on resource paths, with route
+//! templates (`{resource}`, `{name}`, ...) so `MatchedPath` yields stable labels for stats.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State as AxState};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+
+use super::KubeEmulator;
+use super::patch::{self, PatchKind};
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::store::{WriteOpts, shape, subject};
+use super::table;
+use super::types::ResourceType;
+
+type Emu = Arc<KubeEmulator>;
+type Params = Query<HashMap<String, String>>;
+
+pub fn router(emu: Emu) -> Router {
+    let core = "/api/v1";
+    let grp = "/apis/{group}/{version}";
+    Router::new()
+        .route("/version", get(version))
+        .route("/api", get(api_versions))
+        .route("/api/v1", get(core_resources))
+        .route("/apis", get(group_list))
+        .route("/apis/{group}", get(group_doc))
+        .route("/apis/{group}/{version}", get(group_resources))
+        .route("/openapi/v3", get(openapi_index))
+        .route("/openapi/v3/api/{version}", get(openapi_core))
+        .route("/openapi/v3/apis/{group}/{version}", get(openapi_group))
+        .route(&format!("{core}/{{resource}}"), any(core_collection))
+        .route(&format!("{core}/{{resource}}/{{name}}"), any(core_object))
+        .route(
+            &format!("{core}/{{resource}}/{{name}}/{{sub}}"),
+            any(core_sub),
+        )
+        .route(
+            &format!("{core}/namespaces/{{namespace}}/{{resource}}"),
+            any(core_ns_collection),
+        )
+        .route(
+            &format!("{core}/namespaces/{{namespace}}/{{resource}}/{{name}}"),
+            any(core_ns_object),
+        )
+        .route(
+            &format!("{core}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{sub}}"),
+            any(core_ns_sub),
+        )
+        .route(&format!("{grp}/{{resource}}"), any(g_collection))
+        .route(&format!("{grp}/{{resource}}/{{name}}"), any(g_object))
+        .route(&format!("{grp}/{{resource}}/{{name}}/{{sub}}"), any(g_sub))
+        .route(
+            &format!("{grp}/namespaces/{{namespace}}/{{resource}}"),
+            any(g_ns_collection),
+        )
+        .route(
+            &format!("{grp}/namespaces/{{namespace}}/{{resource}}/{{name}}"),
+            any(g_ns_object),
+        )
+        .route(
+            &format!("{grp}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{sub}}"),
+            any(g_ns_sub),
+        )
+        .fallback(|| async { ApiError::no_route() })
+        .layer(middleware::from_fn_with_state(emu.clone(), auth))
+        .with_state(emu)
+}
+
+async fn auth(AxState(emu): AxState<Emu>, req: Request, next: Next) -> Response {
+    let want = format!("Bearer {}", emu.config.bearer_token);
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == want);
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+async fn version() -> Response {
+    axum::Json(json!({
+        "major": "1", "minor": "32", "gitVersion": "v1.32.4", "gitCommit": "sandbox",
+        "gitTreeState": "clean", "buildDate": "2025-04-22T00:00:00Z", "goVersion": "go1.23.8",
+        "compiler": "gc", "platform": "linux/amd64",
+    }))
+    .into_response()
+}
+
+/// Discovery is served as plain JSON lists even when aggregated discovery is asked for:
+/// clients see `Content-Type: application/json` and fall back to per-group documents.
+fn discovery(v: Value) -> Response {
+    axum::Json(v).into_response()
+}
+
+async fn api_versions(AxState(emu): AxState<Emu>) -> Response {
+    discovery(emu.lock().registry.api_versions())
+}
+
+async fn core_resources(AxState(emu): AxState<Emu>) -> Response {
+    discovery(emu.lock().registry.resource_list("", "v1"))
+}
+
+async fn group_list(AxState(emu): AxState<Emu>) -> Response {
+    discovery(emu.lock().registry.group_list())
+}
+
+async fn group_doc(AxState(emu): AxState<Emu>, Path(group): Path<String>) -> Response {
+    match emu.lock().registry.group(&group) {
+        Some(doc) => discovery(doc),
+        None => ApiError::no_route().into_response(),
+    }
+}
+
+async fn group_resources(
+    AxState(emu): AxState<Emu>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    let reg = &emu.lock().registry;
+    if reg.has_group_version(&group, &version) {
+        discovery(reg.resource_list(&group, &version))
+    } else {
+        ApiError::no_route().into_response()
+    }
+}
+
+async fn openapi_index(AxState(emu): AxState<Emu>) -> Response {
+    discovery(emu.lock().registry.openapi_v3_index())
+}
+
+async fn openapi_core(AxState(emu): AxState<Emu>, Path(version): Path<String>) -> Response {
+    openapi_doc(&emu, "", &version)
+}
+
+async fn openapi_group(
+    AxState(emu): AxState<Emu>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    openapi_doc(&emu, &group, &version)
+}
+
+fn openapi_doc(emu: &Emu, group: &str, version: &str) -> Response {
+    match emu.lock().registry.openapi_v3_group_version(group, version) {
+        Some(doc) => discovery(doc),
+        None => ApiError::no_route().into_response(),
+    }
+}
+
+/// Where a resource request points.
+#[derive(Debug, Clone, Default)]
+struct Loc {
+    group: String,
+    version: String,
+    namespace: Option<String>,
+    resource: String,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+/// Everything a verb needs from the request.
+struct Req {
+    method: Method,
+    params: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+macro_rules! handler {
+    ($fn:ident, $pat:pat, $tuple:ty, $loc:expr) => {
+        async fn $fn(
+            AxState(emu): AxState<Emu>,
+            Path($pat): Path<$tuple>,
+            method: Method,
+            Query(params): Params,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Response {
+            let loc: Loc = $loc;
+            dispatch(
+                &emu,
+                loc,
+                Req {
+                    method,
+                    params,
+                    headers,
+                    body,
+                },
+            )
+        }
+    };
+}
+
+fn core() -> (String, String) {
+    (String::new(), "v1".into())
+}
+
+handler!(core_collection, resource, String, {
+    let (group, version) = core();
+    Loc {
+        group,
+        version,
+        resource,
+        ..Default::default()
+    }
+});
+handler!(core_object, (resource, name), (String, String), {
+    let (group, version) = core();
+    Loc {
+        group,
+        version,
+        resource,
+        name: Some(name),
+        ..Default::default()
+    }
+});
+handler!(core_sub, (resource, name, sub), (String, String, String), {
+    let (group, version) = core();
+    Loc {
+        group,
+        version,
+        resource,
+        name: Some(name),
+        sub: Some(sub),
+        ..Default::default()
+    }
+});
+handler!(
+    core_ns_collection,
+    (namespace, resource),
+    (String, String),
+    {
+        let (group, version) = core();
+        ns_collection(group, version, namespace, resource)
+    }
+);
+handler!(
+    core_ns_object,
+    (namespace, resource, name),
+    (String, String, String),
+    {
+        let (group, version) = core();
+        Loc {
+            group,
+            version,
+            namespace: Some(namespace),
+            resource,
+            name: Some(name),
+            sub: None,
+        }
+    }
+);
+handler!(
+    core_ns_sub,
+    (namespace, resource, name, sub),
+    (String, String, String, String),
+    {
+        let (group, version) = core();
+        Loc {
+            group,
+            version,
+            namespace: Some(namespace),
+            resource,
+            name: Some(name),
+            sub: Some(sub),
+        }
+    }
+);
+handler!(
+    g_collection,
+    (group, version, resource),
+    (String, String, String),
+    Loc {
+        group,
+        version,
+        resource,
+        ..Default::default()
+    }
+);
+handler!(
+    g_object,
+    (group, version, resource, name),
+    (String, String, String, String),
+    Loc {
+        group,
+        version,
+        resource,
+        name: Some(name),
+        ..Default::default()
+    }
+);
+handler!(
+    g_sub,
+    (group, version, resource, name, sub),
+    (String, String, String, String, String),
+    Loc {
+        group,
+        version,
+        resource,
+        name: Some(name),
+        sub: Some(sub),
+        ..Default::default()
+    }
+);
+handler!(
+    g_ns_collection,
+    (group, version, namespace, resource),
+    (String, String, String, String),
+    ns_collection(group, version, namespace, resource)
+);
+handler!(
+    g_ns_object,
+    (group, version, namespace, resource, name),
+    (String, String, String, String, String),
+    Loc {
+        group,
+        version,
+        namespace: Some(namespace),
+        resource,
+        name: Some(name),
+        sub: None
+    }
+);
+handler!(
+    g_ns_sub,
+    (group, version, namespace, resource, name, sub),
+    (String, String, String, String, String, String),
+    Loc {
+        group,
+        version,
+        namespace: Some(namespace),
+        resource,
+        name: Some(name),
+        sub: Some(sub)
+    }
+);
+
+/// `/api/v1/namespaces/{ns}/status` shares its shape with a namespaced collection.
+fn ns_collection(group: String, version: String, namespace: String, resource: String) -> Loc {
+    if group.is_empty() && matches!(resource.as_str(), "status" | "finalize") {
+        return Loc {
+            group,
+            version,
+            namespace: None,
+            resource: "namespaces".into(),
+            name: Some(namespace),
+            sub: Some(resource),
+        };
+    }
+    Loc {
+        group,
+        version,
+        namespace: Some(namespace),
+        resource,
+        name: None,
+        sub: None,
+    }
+}
+
+fn dispatch(emu: &Emu, loc: Loc, req: Req) -> Response {
+    match serve(emu, &loc, &req) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn resolve(emu: &Emu, loc: &Loc) -> Result<ResourceType, ApiError> {
+    let st = emu.lock();
+    let rt = st
+        .registry
+        .by_path(&loc.group, &loc.version, &loc.resource)
+        .cloned()
+        .ok_or_else(ApiError::no_route)?;
+    let scoped_ok = rt.namespaced || loc.namespace.is_none();
+    let named_needs_ns = rt.namespaced && loc.name.is_some() && loc.namespace.is_none();
+    let sub_ok = match loc.sub.as_deref() {
+        None => true,
+        Some("status") => rt.has_status,
+        Some("finalize") => rt.kind == "Namespace",
+        Some("scale") => rt.kind == "Deployment",
+        Some(_) => false,
+    };
+    if !scoped_ok || named_needs_ns || !sub_ok {
+        return Err(ApiError::no_route());
+    }
+    Ok(rt)
+}
+
+fn opts(req: &Req) -> WriteOpts {
+    let manager = req
+        .params
+        .get("fieldManager")
+        .cloned()
+        .filter(|m| !m.is_empty());
+    let agent = req
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .map(String::from);
+    WriteOpts {
+        manager: manager.unwrap_or_else(|| agent.unwrap_or_else(|| "unknown".into())),
+        dry_run: req.params.get("dryRun").is_some_and(|d| d == "All"),
+        force: req.params.get("force").is_some_and(|f| f == "true"),
+    }
+}
+
+fn serve(emu: &Emu, loc: &Loc, req: &Req) -> Result<Response, ApiError> {
+    let rt = resolve(emu, loc)?;
+    let ns = loc.namespace.as_deref();
+    let status = loc.sub.as_deref() == Some("status");
+    let Some(name) = loc.name.as_deref() else {
+        return match req.method {
+            Method::GET => list(emu, &rt, ns, req),
+            Method::POST => {
+                let body = parse_body(req)?;
+                let obj = emu.lock().create(&rt, ns, body, &opts(req))?;
+                Ok((StatusCode::CREATED, axum::Json(obj)).into_response())
+            }
+            Method::DELETE => delete_collection(emu, &rt, ns, req),
+            _ => Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource".to_string(),
+            )),
+        };
+    };
+    if loc.sub.as_deref() == Some("scale") {
+        return scale(emu, &rt, ns, name, req);
+    }
+    match req.method {
+        Method::GET => {
+            let obj = emu.lock().get(&rt, ns, name)?;
+            Ok(respond(&rt, obj, req, false))
+        }
+        Method::PUT => {
+            // `PUT .../finalize` is a plain update: nothing here acts on spec.finalizers.
+            let body = parse_body(req)?;
+            let obj = emu.lock().update(&rt, ns, name, body, status, &opts(req))?;
+            Ok(axum::Json(obj).into_response())
+        }
+        Method::PATCH => patch(emu, &rt, ns, name, status, req),
+        Method::DELETE => delete(emu, &rt, ns, name, req),
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
+    }
+}
+
+/// DELETE with optional `DeleteOptions` (JSON body): `preconditions` and `dryRun` apply;
+/// propagation policies are moot since nothing here owns dependents.
+fn delete(
+    emu: &Emu,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    req: &Req,
+) -> Result<Response, ApiError> {
+    let options: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let dry_run = opts(req).dry_run
+        || options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|x| x == "All"));
+    let mut st = emu.lock();
+    let current = st.get(rt, ns, name)?;
+    for field in ["uid", "resourceVersion"] {
+        let want = options
+            .pointer(&format!("/preconditions/{field}"))
+            .and_then(Value::as_str);
+        let have = current
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(want) = want.filter(|w| *w != have) {
+            let label = if field == "uid" {
+                "UID"
+            } else {
+                "ResourceVersion"
+            };
+            return Err(ApiError::precondition(
+                subject(rt, name),
+                &format!(
+                    "Precondition failed: {label} in precondition: {want}, {label} in object meta: {have}"
+                ),
+            ));
+        }
+    }
+    let obj = st.delete(rt, ns, name, dry_run)?;
+    Ok(axum::Json(obj).into_response())
+}
+
+fn parse_body(req: &Req) -> Result<Value, ApiError> {
+    let ct = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return super::protobuf::decode(&req.body).ok_or_else(|| ApiError::unsupported_media(ct));
+    }
+    if !(ct.is_empty() || ct.contains("json") || ct.contains("yaml")) {
+        return Err(ApiError::unsupported_media(ct));
+    }
+    let v: Value = if ct.contains("yaml") {
+        serde_yaml_ng::from_slice(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+    } else {
+        serde_json::from_slice(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?
+    };
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err(ApiError::bad_request("request body must be an object"))
+    }
+}
+
+fn patch(
+    emu: &Emu,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    status: bool,
+    req: &Req,
+) -> Result<Response, ApiError> {
+    let ct = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let kind = PatchKind::from_content_type(ct)?;
+    let mut o = opts(req);
+    let mut st = emu.lock();
+    if kind == PatchKind::Apply {
+        // Apply has no user-agent default: the manager must be named.
+        o.manager = req.params.get("fieldManager").cloned().unwrap_or_default();
+        let existed = st.get(rt, ns, name).is_ok();
+        let obj = st.apply(rt, ns, name, &req.body, status, &o)?;
+        let code = if existed || o.dry_run {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        return Ok((code, axum::Json(obj)).into_response());
+    }
+    if req.params.contains_key("force") {
+        return Err(ApiError::bad_request(
+            "force may not be specified for non-apply patch",
+        ));
+    }
+    let current = st.get(rt, ns, name)?;
+    let patched = patch::apply_patch(kind, shape(rt), &current, &req.body)?;
+    if !patched.is_object() {
+        return Err(ApiError::bad_request("the patch must leave an object"));
+    }
+    let obj = st.update(rt, ns, name, patched, status, &o)?;
+    Ok(axum::Json(obj).into_response())
+}
+
+fn selectors(req: &Req) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let l = LabelSelector::parse(
+        req.params
+            .get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )?;
+    let f = FieldSelector::parse(
+        req.params
+            .get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )?;
+    Ok((l, f))
+}
+
+fn list(emu: &Emu, rt: &ResourceType, ns: Option<&str>, req: &Req) -> Result<Response, ApiError> {
+    let (l, f) = selectors(req)?;
+    if req
+        .params
+        .get("watch")
+        .is_some_and(|w| w == "true" || w == "1")
+    {
+        let rv = req
+            .params
+            .get("resourceVersion")
+            .map(String::as_str)
+            .unwrap_or_default();
+        let send_initial = rv.is_empty() || rv == "0";
+        let secs = req
+            .params
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1800);
+        let timeout = std::time::Duration::from_secs(secs);
+        return super::routes_watch::watch(emu, rt, ns, l, f, send_initial, timeout);
+    }
+    let st = emu.lock();
+    let items: Vec<Value> = st
+        .list(rt, ns)
+        .filter(|o| l.matches(o.pointer("/metadata/labels")) && f.matches(o))
+        .collect();
+    let list = json!({
+        "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+        "metadata": { "resourceVersion": st.rv.to_string() }, "items": items,
+    });
+    drop(st);
+    Ok(respond(rt, list, req, true))
+}
+
+fn delete_collection(
+    emu: &Emu,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    req: &Req,
+) -> Result<Response, ApiError> {
+    let (l, f) = selectors(req)?;
+    let dry_run = opts(req).dry_run;
+    let mut st = emu.lock();
+    let names: Vec<(Option<String>, String)> = st
+        .list(rt, ns)
+        .filter(|o| l.matches(o.pointer("/metadata/labels")) && f.matches(o))
+        .map(|o| {
+            let s = |p: &str| o.pointer(p).and_then(Value::as_str).map(String::from);
+            (
+                s("/metadata/namespace"),
+                s("/metadata/name").unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut items = Vec::new();
+    for (n, name) in names {
+        items.push(st.delete(rt, n.as_deref(), &name, dry_run)?);
+    }
+    let list = json!({ "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+                       "metadata": { "resourceVersion": st.rv.to_string() }, "items": items });
+    Ok(axum::Json(list).into_response())
+}
+
+/// JSON, or a `meta.k8s.io/v1` Table when the client asks for one (kubectl get does).
+fn respond(rt: &ResourceType, v: Value, req: &Req, is_list: bool) -> Response {
+    let accept = req
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !accept.contains("as=Table") {
+        return axum::Json(v).into_response();
+    }
+    let include = req
+        .params
+        .get("includeObject")
+        .map(String::as_str)
+        .unwrap_or("Metadata");
+    let items: Vec<Value> = if is_list {
+        v.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        vec![v.clone()]
+    };
+    let rv = v
+        .pointer("/metadata/resourceVersion")
+        .cloned()
+        .unwrap_or(json!(""));
+    axum::Json(table::table(rt, &items, rv, include)).into_response()
+}
+
+/// The `autoscaling/v1` Scale view of a Deployment.
+fn scale_of(obj: &Value) -> Value {
+    let labels = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object);
+    let selector: Vec<String> = labels
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": { "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+                      "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"] },
+        "spec": { "replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1)) },
+        "status": { "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+                    "selector": selector.join(",") },
+    })
+}
+
+/// `/scale`: GET, PUT and PATCH change only `spec.replicas` of the Deployment.
+fn scale(
+    emu: &Emu,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    req: &Req,
+) -> Result<Response, ApiError> {
+    let mut st = emu.lock();
+    let current = st.get(rt, ns, name)?;
+    let view = scale_of(&current);
+    let wanted = match req.method {
+        Method::GET => return Ok(axum::Json(view).into_response()),
+        Method::PUT => parse_body(req)?,
+        Method::PATCH => {
+            let ct = req
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let kind = PatchKind::from_content_type(ct)?;
+            if kind == PatchKind::Apply {
+                return Err(ApiError::method_not_allowed(
+                    "apply is not supported on the scale subresource",
+                ));
+            }
+            patch::apply_patch(kind, shape(rt), &view, &req.body)?
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+    };
+    let replicas = wanted
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::bad_request("spec.replicas must be an integer"))?;
+    let mut next = current;
+    if !next.get("spec").is_some_and(Value::is_object) {
+        next["spec"] = json!({});
+    }
+    next["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = wanted.pointer("/metadata/resourceVersion") {
+        next["metadata"]["resourceVersion"] = rv.clone();
+    }
+    let obj = st.update(rt, ns, name, next, false, &opts(req))?;
+    Ok(axum::Json(scale_of(&obj)).into_response())
+}

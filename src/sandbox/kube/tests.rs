@@ -1,0 +1,1130 @@
+//! Unit tests of the emulator through its HTTP router (the way clients see it) and its
+//! in-process API.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{KubeConfig, KubeEmulator, ObjectEvent, ObjectRef};
+
+const TOKEN: &str = "test-token";
+const APPLY: &str = "application/apply-patch+yaml";
+const MERGE: &str = "application/merge-patch+json";
+const JSONP: &str = "application/json-patch+json";
+const SMP: &str = "application/strategic-merge-patch+json";
+
+fn emu() -> (Arc<KubeEmulator>, Router) {
+    let e = KubeEmulator::new(KubeConfig {
+        bearer_token: TOKEN.into(),
+    });
+    let r = e.router();
+    (e, r)
+}
+
+async fn call(app: &Router, method: &str, uri: &str, ct: Option<&str>, body: &str) -> (u16, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {TOKEN}"));
+    if let Some(ct) = ct {
+        req = req.header("content-type", ct);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let code = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+const DEPLOY: &str = "/apis/apps/v1/namespaces/default/deployments/web";
+
+fn deploy(manager_replicas: i64, image: &str) -> String {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": "web", "namespace": "default", "labels": { "app": "web" } },
+        "spec": {
+            "replicas": manager_replicas,
+            "selector": { "matchLabels": { "app": "web" } },
+            "template": { "metadata": { "labels": { "app": "web" } }, "spec": { "containers": [
+                { "name": "app", "image": image, "env": [{ "name": "A", "value": "1" }] }
+            ] } }
+        }
+    })
+    .to_string()
+}
+
+async fn apply(app: &Router, path: &str, manager: &str, force: bool, body: &str) -> (u16, Value) {
+    let uri = format!(
+        "{path}?fieldManager={manager}{}",
+        if force { "&force=true" } else { "" }
+    );
+    call(app, "PATCH", &uri, Some(APPLY), body).await
+}
+
+fn managers(obj: &Value) -> Vec<(String, String)> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["manager"].as_str().unwrap_or("").to_string(),
+                        e["operation"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn ssa_create_sets_metadata_and_managed_fields() {
+    let (_, app) = emu();
+    let (code, obj) = apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    assert_eq!(code, 201, "{obj}");
+    let uid = obj["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(uid.len(), 36);
+    assert_eq!(&uid[14..15], "4");
+    assert_eq!(obj["metadata"]["generation"], 1);
+    assert!(obj["metadata"]["creationTimestamp"].is_string());
+    assert!(obj["metadata"]["resourceVersion"].is_string());
+    assert_eq!(managers(&obj), vec![("alice".into(), "Apply".into())]);
+    let mf = &obj["metadata"]["managedFields"][0];
+    assert_eq!(mf["fieldsType"], "FieldsV1");
+    let containers = &mf["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"];
+    assert!(containers["k:{\"name\":\"app\"}"]["."].is_object(), "{mf}");
+    assert!(containers["k:{\"name\":\"app\"}"]["f:image"].is_object());
+}
+
+#[tokio::test]
+async fn ssa_reapply_is_a_noop() {
+    let (e, app) = emu();
+    let (_, first) = apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let v = e.version();
+    let (code, second) = apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        first["metadata"]["resourceVersion"],
+        second["metadata"]["resourceVersion"]
+    );
+    assert_eq!(e.version(), v);
+}
+
+#[tokio::test]
+async fn ssa_conflict_body_and_force_handover() {
+    let (_, app) = emu();
+    apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let bob = json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+                      "metadata": { "name": "web", "namespace": "default" }, "spec": { "replicas": 5 } })
+    .to_string();
+    let (code, status) = apply(&app, DEPLOY, "bob", false, &bob).await;
+    assert_eq!(code, 409);
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "Conflict");
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"alice\": .spec.replicas"
+    );
+    let cause = &status["details"]["causes"][0];
+    assert_eq!(cause["type"], "FieldManagerConflict");
+    assert_eq!(cause["field"], ".spec.replicas");
+    assert_eq!(status["details"]["name"], "web");
+    assert_eq!(status["details"]["group"], "apps");
+
+    let (code, obj) = apply(&app, DEPLOY, "bob", true, &bob).await;
+    assert_eq!(code, 200, "{obj}");
+    assert_eq!(obj["spec"]["replicas"], 5);
+    let fields = &obj["metadata"]["managedFields"];
+    let alice = fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "alice")
+        .unwrap();
+    assert!(
+        alice["fieldsV1"]["f:spec"].get("f:replicas").is_none(),
+        "alice lost replicas"
+    );
+    // Alice re-applying her old value now conflicts with bob.
+    let (code, _) = apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    assert_eq!(code, 409);
+}
+
+#[tokio::test]
+async fn ssa_same_value_is_shared_ownership() {
+    let (_, app) = emu();
+    apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let bob = json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+                      "metadata": { "name": "web", "namespace": "default" }, "spec": { "replicas": 2 } })
+    .to_string();
+    let (code, obj) = apply(&app, DEPLOY, "bob", false, &bob).await;
+    assert_eq!(code, 200, "{obj}");
+    let owners: Vec<&Value> = obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["fieldsV1"]["f:spec"].get("f:replicas").is_some())
+        .collect();
+    assert_eq!(owners.len(), 2);
+    // Alice dropping replicas keeps the value: bob still owns it.
+    let mut d: Value = serde_json::from_str(&deploy(2, "nginx:1")).unwrap();
+    d["spec"].as_object_mut().unwrap().remove("replicas");
+    let (_, obj) = apply(&app, DEPLOY, "alice", false, &d.to_string()).await;
+    assert_eq!(obj["spec"]["replicas"], 2);
+}
+
+#[tokio::test]
+async fn ssa_removes_fields_a_manager_stops_applying() {
+    let (_, app) = emu();
+    apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let mut d: Value = serde_json::from_str(&deploy(2, "nginx:1")).unwrap();
+    d["metadata"].as_object_mut().unwrap().remove("labels");
+    d["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("env");
+    let (_, obj) = apply(&app, DEPLOY, "alice", false, &d.to_string()).await;
+    assert!(
+        obj["metadata"].get("labels").is_none(),
+        "emptied maps go: {obj}"
+    );
+    assert!(
+        obj["spec"]["template"]["spec"]["containers"][0]
+            .get("env")
+            .is_none()
+    );
+    assert_eq!(obj["metadata"]["generation"], 2);
+}
+
+#[tokio::test]
+async fn ssa_merges_lists_by_key() {
+    let (_, app) = emu();
+    apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let sidecar = json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": "web", "namespace": "default" },
+        "spec": { "template": { "spec": { "containers": [
+            { "name": "app", "env": [{ "name": "B", "value": "2" }] },
+            { "name": "sidecar", "image": "envoy" } ] } } } })
+    .to_string();
+    let (code, obj) = apply(&app, DEPLOY, "bob", false, &sidecar).await;
+    assert_eq!(code, 200, "{obj}");
+    let cs = obj["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(cs.len(), 2);
+    assert_eq!(cs[0]["image"], "nginx:1");
+    let env: Vec<&str> = cs[0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(env, vec!["A", "B"]);
+}
+
+#[tokio::test]
+async fn apply_requires_field_manager() {
+    let (_, app) = emu();
+    let (code, st) = call(&app, "PATCH", DEPLOY, Some(APPLY), &deploy(1, "x")).await;
+    assert_eq!(code, 400);
+    assert_eq!(st["reason"], "BadRequest");
+}
+
+#[tokio::test]
+async fn merge_json_and_strategic_patches() {
+    let (_, app) = emu();
+    apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let (code, obj) = call(
+        &app,
+        "PATCH",
+        DEPLOY,
+        Some(MERGE),
+        r#"{"metadata":{"labels":{"tier":"front"}}}"#,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(obj["metadata"]["labels"]["tier"], "front");
+    assert_eq!(obj["metadata"]["labels"]["app"], "web");
+    assert_eq!(obj["metadata"]["generation"], 1, "labels are metadata");
+    assert!(
+        managers(&obj)
+            .iter()
+            .any(|(m, op)| m == "unknown" && op == "Update")
+    );
+    let (_, obj) = call(
+        &app,
+        "PATCH",
+        DEPLOY,
+        Some(JSONP),
+        r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#,
+    )
+    .await;
+    assert_eq!(obj["spec"]["replicas"], 4);
+    assert_eq!(obj["metadata"]["generation"], 2);
+    let smp = r#"{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"nginx:2"}]}}}}"#;
+    let (_, obj) = call(
+        &app,
+        "PATCH",
+        &format!("{DEPLOY}?fieldManager=kubectl-edit"),
+        Some(SMP),
+        smp,
+    )
+    .await;
+    let c = &obj["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "nginx:2");
+    assert_eq!(
+        c["env"][0]["name"], "A",
+        "strategic merge keeps the rest of the item"
+    );
+    let (code, _) = call(
+        &app,
+        "PATCH",
+        DEPLOY,
+        Some(JSONP),
+        r#"[{"op":"test","path":"/spec/replicas","value":9}]"#,
+    )
+    .await;
+    assert_eq!(code, 422);
+}
+
+#[tokio::test]
+async fn stale_resource_version_conflicts() {
+    let (_, app) = emu();
+    let (_, obj) = apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let mut stale = obj.clone();
+    call(
+        &app,
+        "PATCH",
+        DEPLOY,
+        Some(MERGE),
+        r#"{"spec":{"replicas":3}}"#,
+    )
+    .await;
+    stale["spec"]["replicas"] = json!(7);
+    let (code, st) = call(
+        &app,
+        "PUT",
+        DEPLOY,
+        Some("application/json"),
+        &stale.to_string(),
+    )
+    .await;
+    assert_eq!(code, 409);
+    assert_eq!(st["reason"], "Conflict");
+    assert!(st["message"].as_str().unwrap().contains("the object has been modified; please apply your changes to the latest version and try again"));
+    let (_, fresh) = call(&app, "GET", DEPLOY, None, "").await;
+    let mut ok = fresh.clone();
+    ok["spec"]["replicas"] = json!(7);
+    let (code, obj) = call(
+        &app,
+        "PUT",
+        DEPLOY,
+        Some("application/json"),
+        &ok.to_string(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(obj["spec"]["replicas"], 7);
+}
+
+const CM: &str = "/api/v1/namespaces/default/configmaps";
+
+#[tokio::test]
+async fn create_get_conflict_and_not_found() {
+    let (_, app) = emu();
+    let body = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"}}"#;
+    let (code, obj) = call(&app, "POST", CM, Some("application/json"), body).await;
+    assert_eq!(code, 201);
+    assert_eq!(obj["metadata"]["namespace"], "default");
+    let (code, st) = call(&app, "POST", CM, Some("application/json"), body).await;
+    assert_eq!((code, st["reason"].as_str()), (409, Some("AlreadyExists")));
+    let (code, st) = call(&app, "GET", &format!("{CM}/nope"), None, "").await;
+    assert_eq!(code, 404);
+    assert_eq!(st["message"], "configmaps \"nope\" not found");
+    let (code, st) = call(
+        &app,
+        "POST",
+        CM,
+        Some("application/json"),
+        r#"{"metadata":{"name":"Bad_Name"}}"#,
+    )
+    .await;
+    assert_eq!((code, st["reason"].as_str()), (422, Some("Invalid")));
+    let (code, _) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/missing/configmaps",
+        Some("application/json"),
+        body,
+    )
+    .await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion() {
+    let (e, app) = emu();
+    let body = r#"{"metadata":{"name":"held","finalizers":["example.com/x"]}}"#;
+    call(&app, "POST", CM, Some("application/json"), body).await;
+    let (code, obj) = call(&app, "DELETE", &format!("{CM}/held"), None, "").await;
+    assert_eq!(code, 200);
+    assert!(obj["metadata"]["deletionTimestamp"].is_string());
+    let (code, _) = call(&app, "GET", &format!("{CM}/held"), None, "").await;
+    assert_eq!(code, 200, "still there while finalizers remain");
+    let mut rx = e.subscribe();
+    let (code, _) = call(
+        &app,
+        "PATCH",
+        &format!("{CM}/held"),
+        Some(MERGE),
+        r#"{"metadata":{"finalizers":null}}"#,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) = call(&app, "GET", &format!("{CM}/held"), None, "").await;
+    assert_eq!(code, 404);
+    assert!(matches!(rx.try_recv(), Ok(ObjectEvent::Deleted(_))));
+}
+
+#[tokio::test]
+async fn namespace_cascade() {
+    let (e, app) = emu();
+    call(
+        &app,
+        "POST",
+        "/api/v1/namespaces",
+        Some("application/json"),
+        r#"{"metadata":{"name":"team"}}"#,
+    )
+    .await;
+    let cm = "/api/v1/namespaces/team/configmaps";
+    call(
+        &app,
+        "POST",
+        cm,
+        Some("application/json"),
+        r#"{"metadata":{"name":"a"}}"#,
+    )
+    .await;
+    call(
+        &app,
+        "POST",
+        cm,
+        Some("application/json"),
+        r#"{"metadata":{"name":"b","finalizers":["x/y"]}}"#,
+    )
+    .await;
+    let (code, ns) = call(&app, "DELETE", "/api/v1/namespaces/team", None, "").await;
+    assert_eq!(code, 200);
+    assert_eq!(ns["status"]["phase"], "Terminating");
+    let (_, list) = call(&app, "GET", cm, None, "").await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "b waits for its finalizer"
+    );
+    let (code, st) = call(
+        &app,
+        "POST",
+        cm,
+        Some("application/json"),
+        r#"{"metadata":{"name":"c"}}"#,
+    )
+    .await;
+    assert_eq!((code, st["reason"].as_str()), (403, Some("Forbidden")));
+    call(
+        &app,
+        "PATCH",
+        &format!("{cm}/b"),
+        Some(MERGE),
+        r#"{"metadata":{"finalizers":[]}}"#,
+    )
+    .await;
+    let (code, _) = call(&app, "GET", "/api/v1/namespaces/team", None, "").await;
+    assert_eq!(code, 404);
+    assert!(
+        e.list("v1", "ConfigMap")
+            .iter()
+            .all(|o| o["metadata"]["namespace"] != "team")
+    );
+}
+
+fn crd(with_status: bool) -> String {
+    let mut version = json!({ "name": "v1", "served": true, "storage": true,
+        "schema": { "openAPIV3Schema": { "type": "object", "properties": { "spec": { "type": "object",
+            "properties": { "items": { "type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["id"], "items": { "type": "object" } } } } } } } });
+    if with_status {
+        version["subresources"] = json!({ "status": {} });
+    }
+    json!({ "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "widgets.example.com" },
+        "spec": { "group": "example.com", "scope": "Namespaced",
+            "names": { "kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList" },
+            "versions": [version] } })
+    .to_string()
+}
+
+const WIDGET: &str = "/apis/example.com/v1/namespaces/default/widgets/w";
+const CRD: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com";
+
+fn widget(items: Value) -> String {
+    json!({ "apiVersion": "example.com/v1", "kind": "Widget", "metadata": { "name": "w", "namespace": "default" },
+            "spec": { "items": items }, "status": { "phase": "ignored" } })
+    .to_string()
+}
+
+#[tokio::test]
+async fn crd_registration_serves_kind_and_deletion_removes_objects() {
+    let (e, app) = emu();
+    let (code, _) = call(
+        &app,
+        "GET",
+        "/apis/example.com/v1/namespaces/default/widgets",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, obj) = apply(&app, CRD, "alice", false, &crd(true)).await;
+    assert_eq!(code, 201, "{obj}");
+    let conds = obj["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c["type"] == "Established" && c["status"] == "True")
+    );
+    assert_eq!(obj["status"]["acceptedNames"]["kind"], "Widget");
+    let (_, groups) = call(&app, "GET", "/apis", None, "").await;
+    assert!(
+        groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "example.com")
+    );
+    let (_, rl) = call(&app, "GET", "/apis/example.com/v1", None, "").await;
+    assert!(
+        rl["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "widgets/status")
+    );
+
+    let (code, w) = apply(
+        &app,
+        WIDGET,
+        "alice",
+        false,
+        &widget(json!([{ "id": "a", "v": 1 }])),
+    )
+    .await;
+    assert_eq!(code, 201, "{w}");
+    assert!(w.get("status").is_none(), "status is a subresource");
+    let (_, w) = apply(
+        &app,
+        WIDGET,
+        "bob",
+        false,
+        &widget(json!([{ "id": "b", "v": 2 }])),
+    )
+    .await;
+    assert_eq!(
+        w["spec"]["items"].as_array().unwrap().len(),
+        2,
+        "CRD list-map-keys merge: {w}"
+    );
+
+    let (code, _) = call(&app, "DELETE", CRD, None, "").await;
+    assert_eq!(code, 200);
+    assert!(e.list("example.com/v1", "Widget").is_empty());
+    let (code, _) = call(&app, "GET", WIDGET, None, "").await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn status_subresource_isolation_and_generation() {
+    let (e, app) = emu();
+    apply(&app, CRD, "alice", false, &crd(true)).await;
+    apply(&app, WIDGET, "alice", false, &widget(json!([]))).await;
+    let (code, w) = call(
+        &app,
+        "PATCH",
+        &format!("{WIDGET}/status"),
+        Some(MERGE),
+        r#"{"status":{"phase":"Ready"},"spec":{"items":[{"id":"z"}]}}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{w}");
+    assert_eq!(w["status"]["phase"], "Ready");
+    assert_eq!(w["spec"]["items"], json!([]), "status writes ignore spec");
+    assert_eq!(w["metadata"]["generation"], 1);
+    let (_, w) = call(
+        &app,
+        "PATCH",
+        WIDGET,
+        Some(MERGE),
+        r#"{"status":{"phase":"Hacked"},"metadata":{"labels":{"a":"b"}}}"#,
+    )
+    .await;
+    assert_eq!(w["status"]["phase"], "Ready", "main writes ignore status");
+    assert_eq!(
+        w["metadata"]["generation"], 1,
+        "metadata changes keep generation"
+    );
+    let (_, w) = call(
+        &app,
+        "PATCH",
+        WIDGET,
+        Some(MERGE),
+        r#"{"spec":{"items":[{"id":"q"}]}}"#,
+    )
+    .await;
+    assert_eq!(w["metadata"]["generation"], 2);
+    let r = ObjectRef {
+        api_version: "example.com/v1".into(),
+        kind: "Widget".into(),
+        namespace: Some("default".into()),
+        name: "w".into(),
+    };
+    let before = e.version();
+    e.set_status(&r, json!({ "phase": "Done" })).unwrap();
+    let w = e.get(&r).unwrap();
+    assert_eq!(w["status"]["phase"], "Done");
+    assert_eq!(w["metadata"]["generation"], 2);
+    assert!(e.version() > before);
+}
+
+#[tokio::test]
+async fn label_and_field_selectors() {
+    let (_, app) = emu();
+    for (name, labels) in [
+        ("a", json!({"app":"x","tier":"web"})),
+        ("b", json!({"app":"y"})),
+        ("c", json!({})),
+    ] {
+        let body = json!({ "metadata": { "name": name, "labels": labels } }).to_string();
+        call(&app, "POST", CM, Some("application/json"), &body).await;
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let cases = [
+        ("app%3Dx", vec!["a"]),
+        ("app%3D%3Dy", vec!["b"]),
+        ("app!%3Dx", vec!["b", "c"]),
+        ("app%20in%20(x,y)", vec!["a", "b"]),
+        ("app%20notin%20(x)", vec!["b", "c"]),
+        ("tier", vec!["a"]),
+        ("!app", vec!["c"]),
+        ("app,!tier", vec!["b"]),
+    ];
+    for (sel, want) in cases {
+        let (code, list) = call(&app, "GET", &format!("{CM}?labelSelector={sel}"), None, "").await;
+        assert_eq!(code, 200);
+        assert_eq!(names(&list), want, "selector {sel}");
+        assert!(list["metadata"]["resourceVersion"].is_string());
+    }
+    let (_, list) = call(
+        &app,
+        "GET",
+        "/api/v1/configmaps?fieldSelector=metadata.name%3Db",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(names(&list), vec!["b"]);
+    let (code, _) = call(
+        &app,
+        "GET",
+        &format!("{CM}?fieldSelector=spec.x%3D1"),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(code, 400);
+}
+
+#[tokio::test]
+async fn secrets_fold_string_data() {
+    let (_, app) = emu();
+    let body = r#"{"metadata":{"name":"s"},"stringData":{"token":"abc"},"data":{"other":"eA=="}}"#;
+    let (code, s) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/default/secrets",
+        Some("application/json"),
+        body,
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(s["data"]["token"], "YWJj");
+    assert_eq!(s["data"]["other"], "eA==");
+    assert!(s.get("stringData").is_none());
+}
+
+#[tokio::test]
+async fn dry_run_does_not_store() {
+    let (e, app) = emu();
+    let v = e.version();
+    let (code, _) = apply(
+        &app,
+        &format!("{DEPLOY}?dryRun=All&x=1").replace("?dryRun=All&x=1", ""),
+        "alice",
+        false,
+        &deploy(1, "a"),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let v2 = e.version();
+    assert!(v2 > v);
+    let (code, obj) = call(
+        &app,
+        "PATCH",
+        &format!("{DEPLOY}?fieldManager=a&dryRun=All"),
+        Some(MERGE),
+        r#"{"spec":{"replicas":9}}"#,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(obj["spec"]["replicas"], 9);
+    assert_eq!(e.version(), v2);
+    let (_, obj) = call(&app, "GET", DEPLOY, None, "").await;
+    assert_eq!(obj["spec"]["replicas"], 1);
+}
+
+#[tokio::test]
+async fn persisted_round_trip() {
+    let (e, app) = emu();
+    apply(&app, CRD, "alice", false, &crd(true)).await;
+    apply(
+        &app,
+        WIDGET,
+        "alice",
+        false,
+        &widget(json!([{ "id": "a" }])),
+    )
+    .await;
+    apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let saved = e.persisted();
+    let r = KubeEmulator::restore(
+        KubeConfig {
+            bearer_token: TOKEN.into(),
+        },
+        saved.clone(),
+    )
+    .unwrap();
+    assert_eq!(r.version(), e.version());
+    assert_eq!(r.objects(), e.objects());
+    assert_eq!(r.persisted(), saved);
+    let app2 = r.router();
+    let (code, w) = call(&app2, "GET", WIDGET, None, "").await;
+    assert_eq!(code, 200, "CRD kinds are served after restore");
+    assert_eq!(w["spec"]["items"][0]["id"], "a");
+    let (code, _) = apply(&app2, DEPLOY, "bob", false, &deploy(3, "nginx:1")).await;
+    assert_eq!(code, 409, "managed fields survive the round trip");
+}
+
+#[tokio::test]
+async fn requests_without_token_get_401_status() {
+    let (_, app) = emu();
+    let req = Request::builder()
+        .uri("/api/v1/namespaces")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let st: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(st["kind"], "Status");
+    assert_eq!(st["reason"], "Unauthorized");
+    let req = Request::builder()
+        .uri("/api")
+        .header("authorization", "Bearer wrong")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app.clone().oneshot(req).await.unwrap().status().as_u16(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn discovery_documents() {
+    let (_, app) = emu();
+    let (_, v) = call(&app, "GET", "/version", None, "").await;
+    assert!(v["gitVersion"].as_str().unwrap().starts_with("v1.32."));
+    let (_, core) = call(&app, "GET", "/api/v1", None, "").await;
+    let res = core["resources"].as_array().unwrap();
+    let ns = res.iter().find(|r| r["name"] == "namespaces").unwrap();
+    assert_eq!(ns["namespaced"], false);
+    assert_eq!(ns["shortNames"], json!(["ns"]));
+    let (_, apps) = call(&app, "GET", "/apis/apps/v1", None, "").await;
+    assert!(
+        apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "deployments/status")
+    );
+    let (_, groups) = call(&app, "GET", "/apis", None, "").await;
+    let rbac = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "rbac.authorization.k8s.io")
+        .unwrap();
+    assert_eq!(rbac["preferredVersion"]["version"], "v1");
+    let (code, _) = call(&app, "GET", "/openapi/v2", None, "").await;
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn kubeconfig_names_context_and_token() {
+    let e = KubeEmulator::new(KubeConfig {
+        bearer_token: "t0k".into(),
+    });
+    let y: Value = serde_yaml_ng::from_str(&e.kubeconfig("https://127.0.0.1:1234")).unwrap();
+    assert_eq!(y["current-context"], "sandbox");
+    assert_eq!(
+        y["clusters"][0]["cluster"]["server"],
+        "https://127.0.0.1:1234"
+    );
+    assert_eq!(y["users"][0]["user"]["token"], "t0k");
+    let ns: Vec<String> = e
+        .list("v1", "Namespace")
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ns,
+        vec!["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+}
+
+#[tokio::test]
+async fn watch_streams_events() {
+    let (_, app) = emu();
+    call(
+        &app,
+        "POST",
+        CM,
+        Some("application/json"),
+        r#"{"metadata":{"name":"old"}}"#,
+    )
+    .await;
+    let req = Request::builder()
+        .uri(format!("{CM}?watch=true&timeoutSeconds=1"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let writer = app.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        call(
+            &writer,
+            "POST",
+            CM,
+            Some("application/json"),
+            r#"{"metadata":{"name":"new"}}"#,
+        )
+        .await;
+        call(&writer, "DELETE", &format!("{CM}/new"), None, "").await;
+    });
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let events: Vec<(String, String)> = String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let want = [("ADDED", "old"), ("ADDED", "new"), ("DELETED", "new")];
+    assert_eq!(events, want.map(|(a, b)| (a.to_string(), b.to_string())));
+}
+
+#[tokio::test]
+async fn scale_subresource_changes_replicas_only() {
+    let (_, app) = emu();
+    apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let (code, scale) = call(&app, "GET", &format!("{DEPLOY}/scale"), None, "").await;
+    assert_eq!(code, 200);
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 2);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    let (code, scale) = call(
+        &app,
+        "PATCH",
+        &format!("{DEPLOY}/scale"),
+        Some(MERGE),
+        r#"{"spec":{"replicas":5}}"#,
+    )
+    .await;
+    assert_eq!((code, scale["spec"]["replicas"].as_i64()), (200, Some(5)));
+    let (_, obj) = call(&app, "GET", DEPLOY, None, "").await;
+    assert_eq!(obj["spec"]["replicas"], 5);
+}
+
+#[tokio::test]
+async fn tables_for_kubectl_get() {
+    let (_, app) = emu();
+    apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let req = Request::builder()
+        .uri("/apis/apps/v1/namespaces/default/deployments")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header(
+            "accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let t: Value = serde_json::from_slice(
+        &axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(t["kind"], "Table");
+    let headers: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        headers,
+        vec!["Name", "Ready", "Up-to-date", "Available", "Age"]
+    );
+    assert_eq!(t["rows"][0]["cells"][0], "web");
+    assert_eq!(t["rows"][0]["cells"][1], "0/2");
+    assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+}
+
+#[tokio::test]
+async fn delete_collection_by_label() {
+    let (_, app) = emu();
+    for (n, l) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let body = json!({ "metadata": { "name": n, "labels": { "g": l } } }).to_string();
+        call(&app, "POST", CM, Some("application/json"), &body).await;
+    }
+    let (code, _) = call(
+        &app,
+        "DELETE",
+        &format!("{CM}?labelSelector=g%3Dx"),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (_, list) = call(&app, "GET", CM, None, "").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn main_resource_writes_ignore_deployment_status() {
+    let (_, app) = emu();
+    let mut d: Value = serde_json::from_str(&deploy(1, "a")).unwrap();
+    d["status"] = json!({ "readyReplicas": 9 });
+    let (code, obj) = call(
+        &app,
+        "POST",
+        "/apis/apps/v1/namespaces/default/deployments",
+        Some("application/json"),
+        &d.to_string(),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert!(obj.get("status").is_none());
+    let (code, obj) = call(
+        &app,
+        "PUT",
+        &format!("{DEPLOY}/status"),
+        Some("application/json"),
+        &d.to_string(),
+    )
+    .await;
+    assert_eq!(code, 200, "{obj}");
+    assert_eq!(obj["status"]["readyReplicas"], 9);
+    let (_, obj) = call(
+        &app,
+        "PATCH",
+        DEPLOY,
+        Some(MERGE),
+        r#"{"status":{"readyReplicas":1}}"#,
+    )
+    .await;
+    assert_eq!(obj["status"]["readyReplicas"], 9);
+}
+
+#[tokio::test]
+async fn crd_with_wrong_name_is_invalid() {
+    let (_, app) = emu();
+    let mut c: Value = serde_json::from_str(&crd(false)).unwrap();
+    c["metadata"]["name"] = json!("wrong.example.com");
+    let (code, st) = call(
+        &app,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        Some("application/json"),
+        &c.to_string(),
+    )
+    .await;
+    assert_eq!((code, st["reason"].as_str()), (422, Some("Invalid")));
+    let (code, _) = call(&app, "GET", "/apis/example.com/v1", None, "").await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn kubectl_protobuf_create_bodies_are_decoded() {
+    fn field(num: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![(num << 3) | 2, payload.len() as u8];
+        v.extend_from_slice(payload);
+        v
+    }
+    let entry = [field(1, b"k"), field(2, b"v")].concat();
+    let meta = [
+        field(1, b"pb"),
+        field(2, b""),
+        field(11, &[field(1, b"app"), field(2, b"x")].concat()),
+    ]
+    .concat();
+    let raw = [field(1, &meta), field(2, &entry)].concat();
+    let type_meta = [field(1, b"v1"), field(2, b"ConfigMap")].concat();
+    let body = [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &raw)].concat();
+    let (_, app) = emu();
+    let req = Request::builder()
+        .method("POST")
+        .uri(CM)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/vnd.kubernetes.protobuf")
+        .body(Body::from(body))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let (_, cm) = call(&app, "GET", &format!("{CM}/pb"), None, "").await;
+    assert_eq!(cm["data"], json!({ "k": "v" }));
+    assert_eq!(cm["metadata"]["labels"], json!({ "app": "x" }));
+    assert!(cm["metadata"].get("generateName").is_none());
+}
+
+#[tokio::test]
+async fn delete_preconditions() {
+    let (_, app) = emu();
+    call(
+        &app,
+        "POST",
+        CM,
+        Some("application/json"),
+        r#"{"metadata":{"name":"p"}}"#,
+    )
+    .await;
+    let body = r#"{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"uid":"nope"}}"#;
+    let (code, st) = call(
+        &app,
+        "DELETE",
+        &format!("{CM}/p"),
+        Some("application/json"),
+        body,
+    )
+    .await;
+    assert_eq!((code, st["reason"].as_str()), (409, Some("Conflict")));
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("Precondition failed: UID")
+    );
+    let (code, _) = call(
+        &app,
+        "DELETE",
+        &format!("{CM}/p"),
+        Some("application/json"),
+        r#"{"dryRun":["All"]}"#,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) = call(&app, "GET", &format!("{CM}/p"), None, "").await;
+    assert_eq!(code, 200, "dry-run delete keeps the object");
+}
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::super::fields::{self, Scope, Shape};
+    use super::super::selector::LabelSelector;
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-z]{0,6}".prop_map(|s| json!(s)),
+            Just(json!(true))
+        ]
+    }
+
+    fn tree() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::btree_map("[a-z]{1,5}", inner.clone(), 1..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::vec(("[a-z]{1,4}", inner), 1..3).prop_map(|items| {
+                    let list: Vec<Value> = items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (n, v))| json!({ "name": format!("{n}{i}"), "value": v }))
+                        .collect();
+                    json!({ "containers": list })
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn fields_v1_round_trips(spec in tree()) {
+            let obj = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "x" }, "spec": spec });
+            let shape = Shape { kind: "ConfigMap", schema: None };
+            let set: fields::FieldSet = fields::flatten(&obj, shape, Scope::All).into_keys().collect();
+            prop_assert_eq!(fields::from_fields_v1(&fields::to_fields_v1(&set)), set);
+        }
+
+        #[test]
+        fn merging_an_object_into_itself_changes_nothing(spec in tree()) {
+            let obj = json!({ "spec": spec });
+            let shape = Shape { kind: "ConfigMap", schema: None };
+            prop_assert_eq!(fields::merge(shape, &obj, &obj), obj);
+        }
+
+        #[test]
+        fn selector_parsing_never_panics(s in "[a-z!=(), ]{0,24}") {
+            let _ = LabelSelector::parse(&s);
+        }
+    }
+}
