@@ -7,6 +7,8 @@
 
 pub mod flux;
 pub mod gitlab;
+pub mod keys;
+pub mod kube;
 pub mod provider;
 pub mod resources;
 pub mod sandbox;

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::gitlab::GitlabClient;
+use crate::kube::Clusters;
 use crate::resources;
 use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
-    AttrPath, Attribute, Block, ConfigureInfo, DataSource, DiagResult, Diagnostics, Function,
-    Provider, Resource, Schema, Type, Value,
+    AttrPath, Attribute, Block, ConfigureInfo, DataSource, DiagResult, Diagnostic, Diagnostics,
+    Function, Provider, Resource, Schema, Type, Value,
 };
 
 /// Registry address users write as `gitlabflux/gitlabflux`.
@@ -53,13 +55,13 @@ pub struct ExecSettings {
     pub env: Vec<(String, String)>,
 }
 
-/// What resources get from the configured provider.
-#[derive(Debug)]
+/// What resources get from the configured provider: shared, pooled clients.
 pub struct ProviderData {
     /// `None` when the configuration was unknown at plan time; resources then plan with
     /// unknown computed values instead of failing.
-    pub gitlab: Option<GitlabSettings>,
-    pub kubernetes: Option<ClusterSettings>,
+    pub gitlab: Option<GitlabClient>,
+    /// One client per distinct cluster connection (the default and every `cluster` override).
+    pub clusters: Clusters,
 }
 
 /// The attributes of a cluster connection: the provider's `kubernetes` block and every
@@ -166,7 +168,7 @@ impl Provider for GitlabFluxProvider {
         )
     }
 
-    async fn configure(&self, config: &Value, _info: &ConfigureInfo) -> DiagResult<ProviderData> {
+    async fn configure(&self, config: &Value, info: &ConfigureInfo) -> DiagResult<ProviderData> {
         let mut diags = Diagnostics::new();
         let gitlab = parse_gitlab(
             config.get_attr("gitlab").unwrap_or(&Value::Null),
@@ -179,7 +181,21 @@ impl Provider for GitlabFluxProvider {
             &mut diags,
         );
         diags.into_result()?;
-        Ok(ProviderData { gitlab, kubernetes })
+        let gitlab = match gitlab {
+            Some(settings) => Some(GitlabClient::new(&settings, info.stop.clone()).map_err(
+                |e| {
+                    Diagnostics::from(
+                        Diagnostic::error(e.summary(), e.detail())
+                            .at(AttrPath::root().attr("gitlab")),
+                    )
+                },
+            )?),
+            None => None,
+        };
+        Ok(ProviderData {
+            gitlab,
+            clusters: Clusters::new(kubernetes, info.stop.clone()),
+        })
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource<ProviderData>>> {
@@ -412,12 +428,17 @@ mod tests {
 
     #[test]
     fn gitlab_url_is_normalised() {
-        let data = configure(r#"{"gitlab": {"base_url": "https://gitlab.example.com/api/v4/", "token": "t", "ca_file": null, "max_retries": 2}}"#)
-            .expect("configures");
-        let gitlab = data.gitlab.expect("gitlab settings");
+        let cfg = config(
+            r#"{"gitlab": {"base_url": "https://gitlab.example.com/api/v4/", "token": "t", "ca_file": null, "max_retries": 2}}"#,
+        );
+        let mut diags = Diagnostics::new();
+        let gitlab = parse_gitlab(cfg.get_attr("gitlab").expect("gitlab"), &mut diags)
+            .expect("gitlab settings");
+        assert!(diags.is_empty());
         assert_eq!(gitlab.base_url, "https://gitlab.example.com");
         assert_eq!(gitlab.max_retries, 2);
         assert_eq!(gitlab.token.as_ref().map(Secret::expose), Some("t"));
+        assert!(configure(r#"{"gitlab": {"base_url": "https://gitlab.example.com", "token": "t", "ca_file": null, "max_retries": null}}"#).is_ok());
     }
 
     #[test]
@@ -427,8 +448,10 @@ mod tests {
                 "kubernetes": {"config_path": null, "config_context": null, "host": "https://k", "token": null,
                   "cluster_ca_certificate": null, "client_certificate": "pem", "client_key": null, "insecure": null,
                   "exec": {"api_version": "v0", "command": "", "args": null, "env": null}}}"#,
-        )
-        .expect_err("invalid");
+        );
+        let Err(err) = err else {
+            panic!("invalid settings were accepted")
+        };
         let paths: Vec<String> = err
             .iter()
             .filter_map(|d| d.attribute.as_ref().map(ToString::to_string))

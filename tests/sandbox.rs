@@ -15,14 +15,36 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+fn kubeconfig(sandbox: &SandboxProcess) -> serde_yaml_ng::Value {
+    let text = std::fs::read_to_string(sandbox.url("kubeconfig")).expect("kubeconfig");
+    serde_yaml_ng::from_str(&text).expect("kubeconfig YAML")
+}
+
 /// The bearer token in the sandbox's kubeconfig.
 fn kube_token(sandbox: &SandboxProcess) -> String {
-    let text = std::fs::read_to_string(sandbox.url("kubeconfig")).expect("kubeconfig");
-    let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("kubeconfig YAML");
-    config["users"][0]["user"]["token"]
+    kubeconfig(sandbox)["users"][0]["user"]["token"]
         .as_str()
         .expect("token")
         .to_string()
+}
+
+/// A client for the Kubernetes API, which speaks HTTPS with the CA in the kubeconfig.
+fn kube_client(sandbox: &SandboxProcess) -> reqwest::Client {
+    use base64::Engine as _;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = kubeconfig(sandbox)["clusters"][0]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .map(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("base64 CA")
+        })
+        .expect("the kubeconfig carries the sandbox CA");
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("PEM CA"))
+        .build()
+        .expect("client")
 }
 
 async fn gitlab_get(sandbox: &SandboxProcess, path: &str) -> reqwest::Response {
@@ -80,7 +102,8 @@ async fn prints_the_contract_line_and_serves_both_apis() {
     let gitops = gitlab_get(&sandbox, "/projects/fleet%2Fgitops").await;
     assert_eq!(gitops.status(), 200);
 
-    let api: Value = client()
+    assert!(sandbox.url("kube_url").starts_with("https://"));
+    let api: Value = kube_client(&sandbox)
         .get(format!("{}/api", sandbox.url("kube_url")))
         .bearer_auth(kube_token(&sandbox))
         .send()
@@ -181,7 +204,7 @@ async fn faults_inject_429_5xx_latency_and_resets() {
         "latency was injected"
     );
 
-    let reset = client()
+    let reset = kube_client(&sandbox)
         .get(format!("{}/version", sandbox.url("kube_url")))
         .send()
         .await;
@@ -246,7 +269,7 @@ async fn state_dir_keeps_the_world_across_restarts() {
         .expect("create agent");
     assert_eq!(created.status(), 201);
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kept", "namespace": "default"}, "stringData": {"a": "b"}});
-    let kube_created = client()
+    let kube_created = kube_client(&first)
         .post(format!(
             "{}/api/v1/namespaces/default/secrets",
             first.url("kube_url")
@@ -280,7 +303,7 @@ async fn state_dir_keeps_the_world_across_restarts() {
             .any(|a| a["name"] == "persisted"),
         "{agents}"
     );
-    let kept = client()
+    let kept = kube_client(&second)
         .get(format!(
             "{}/api/v1/namespaces/default/secrets/kept",
             second.url("kube_url")
@@ -329,8 +352,9 @@ async fn simulated_controllers_roll_out_deployments_and_mark_agent_tokens_used()
 
     let kube = sandbox.url("kube_url");
     let bearer = kube_token(&sandbox);
+    let kc = kube_client(&sandbox);
     let apply = |path: String, body: Value| {
-        let (client, bearer) = (client(), bearer.clone());
+        let (client, bearer) = (kc.clone(), bearer.clone());
         async move {
             client
                 .patch(format!("{path}?fieldManager=test&force=true"))
@@ -364,7 +388,7 @@ async fn simulated_controllers_roll_out_deployments_and_mark_agent_tokens_used()
 
     // Without its Secret the rollout cannot finish.
     let get_deploy = || {
-        let (client, bearer, kube) = (client(), bearer.clone(), kube.clone());
+        let (client, bearer, kube) = (kc.clone(), bearer.clone(), kube.clone());
         async move {
             client
                 .get(format!(
@@ -419,6 +443,7 @@ async fn simulated_controllers_make_flux_objects_ready() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let kube = sandbox.url("kube_url");
     let bearer = kube_token(&sandbox);
+    let kc = kube_client(&sandbox);
     let crds = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/fixtures/flux/v2.8.5/gotk-components.yaml"
@@ -434,7 +459,7 @@ async fn simulated_controllers_make_flux_objects_ready() {
             && (name == "gitrepositories.source.toolkit.fluxcd.io"
                 || name == "kustomizations.kustomize.toolkit.fluxcd.io")
         {
-            let r = client()
+            let r = kc
                 .patch(format!("{kube}/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}?fieldManager=test"))
                 .bearer_auth(&bearer)
                 .header("content-type", "application/apply-patch+yaml")
@@ -466,7 +491,7 @@ async fn simulated_controllers_make_flux_objects_ready() {
         ),
     ];
     for (path, body) in &objects {
-        let r = client()
+        let r = kc
             .patch(format!("{kube}{path}?fieldManager=test"))
             .bearer_auth(&bearer)
             .header("content-type", "application/apply-patch+yaml")
@@ -481,7 +506,7 @@ async fn simulated_controllers_make_flux_objects_ready() {
         );
     }
     let get = |path: &'static str| {
-        let (client, bearer, kube) = (client(), bearer.clone(), kube.clone());
+        let (client, bearer, kube) = (kc.clone(), bearer.clone(), kube.clone());
         async move {
             client
                 .get(format!("{kube}{path}"))

@@ -1,3 +1,26 @@
-//! GitLab domain knowledge: naming rules now; the REST client joins it with the agent work.
+//! GitLab domain layer: naming rules, and the REST client resources call (typed endpoints,
+//! pagination, retries, rate limits, single-flight caching). Resources hold no HTTP.
 
+pub mod agent_config;
+pub mod agent_install;
+mod agents;
+mod backoff;
+mod cache;
+mod client;
+pub mod error;
+pub mod files;
 pub mod names;
+mod repository;
+mod tls;
+mod transport;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::GitlabClient;
+pub use error::{GitlabError, Missing, Operation, Role};
+pub use types::{
+    Agent, AgentToken, Commit, CommitAction, CommitActionKind, CommitRequest, Metadata, Project,
+    RepoFile,
+};

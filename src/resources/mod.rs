@@ -6,8 +6,13 @@ use std::sync::Arc;
 use crate::provider::ProviderData;
 use crate::tfplug::{DataSource, Function, Resource};
 
+mod agent;
+mod agent_data;
+mod agent_install;
 mod agent_kubecontext;
+mod agent_token;
 mod shard_for;
+mod support;
 #[cfg(feature = "test-resources")]
 mod test_widget;
 
@@ -16,13 +21,16 @@ pub const TEST_ONLY_PREFIX: &str = "gitlabflux_test_";
 
 pub fn all() -> Vec<Arc<dyn Resource<ProviderData>>> {
     vec![
+        Arc::new(agent::Agent),
+        Arc::new(agent_token::AgentTokenResource),
+        Arc::new(agent_install::AgentInstall),
         #[cfg(feature = "test-resources")]
         Arc::new(test_widget::TestWidget),
     ]
 }
 
 pub fn data_sources() -> Vec<Arc<dyn DataSource<ProviderData>>> {
-    Vec::new()
+    vec![Arc::new(agent_data::AgentData)]
 }
 
 pub fn functions() -> Vec<Arc<dyn Function>> {

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
@@ -44,9 +45,11 @@ impl Emulator {
 #[error("connection reset by fault injection")]
 struct InjectedReset;
 
-/// Serves `router` until `shutdown`; returns the accept loop's task.
+/// Serves `router` until `shutdown` (over TLS when `tls` is given); returns the accept loop's
+/// task.
 pub fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     emulator: Emulator,
     router: Router,
     stats: Arc<Stats>,
@@ -64,11 +67,12 @@ pub fn serve(
                 },
             };
             let _ = stream.set_nodelay(true);
-            let (router, stats, faults, shutdown) = (
+            let (router, stats, faults, shutdown, tls) = (
                 router.clone(),
                 stats.clone(),
                 faults.clone(),
                 shutdown.clone(),
+                tls.clone(),
             );
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
@@ -82,11 +86,25 @@ pub fn serve(
                         )
                     },
                 );
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
+                let builder = hyper::server::conn::http1::Builder::new();
+                let served = async {
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                };
                 tokio::select! {
-                    _ = conn => {}
+                    () = served => {}
                     () = shutdown.cancelled() => {}
                 }
             });

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use self::faults::{FaultSpec, Faults};
 use self::gitlab::{GitlabConfig, GitlabEmulator};
 use self::http::Emulator;
-use self::kube::{KubeConfig, KubeEmulator};
+use self::kube::{KubeConfig, KubeEmulator, TlsIdentity};
 use self::persist::Meta;
 use self::stats::Stats;
 
@@ -72,6 +72,8 @@ pub enum SandboxError {
     RestoreGitlab(String),
     #[error("saved Kubernetes state cannot be restored: {0}")]
     RestoreKube(String),
+    #[error("cannot create the Kubernetes API certificate: {0}")]
+    Tls(String),
     #[error("cannot write the kubeconfig {path}: {source}")]
     Kubeconfig {
         path: PathBuf,
@@ -104,7 +106,11 @@ impl Sandbox {
                 addr: options.listen,
                 source,
             })?;
-        let (gitlab_url, kube_url, admin_url) = (urls[0].clone(), urls[1].clone(), urls[2].clone());
+        // kubectl sends bearer tokens only over HTTPS, so the Kubernetes API speaks TLS with a
+        // throw-away certificate that the kubeconfig trusts.
+        let kube_tls = TlsIdentity::generate().map_err(|e| SandboxError::Tls(e.to_string()))?;
+        let (gitlab_url, admin_url) = (urls[0].clone(), urls[2].clone());
+        let kube_url = urls[1].replace("http://", "https://");
 
         let saved = match &options.state_dir {
             Some(dir) => persist::load(dir)?,
@@ -160,7 +166,8 @@ impl Sandbox {
             source,
         })?;
         let kubeconfig = kubeconfig_dir.join("kubeconfig");
-        std::fs::write(&kubeconfig, kube.kubeconfig(&kube_url)).map_err(|source| {
+        let kubeconfig_text = kube.kubeconfig_with_ca(&kube_url, Some(&kube_tls.cert_pem));
+        std::fs::write(&kubeconfig, kubeconfig_text).map_err(|source| {
             SandboxError::Kubeconfig {
                 path: kubeconfig.clone(),
                 source,
@@ -174,6 +181,7 @@ impl Sandbox {
         let mut tasks = vec![
             http::serve(
                 gitlab_listener,
+                None,
                 Emulator::Gitlab,
                 gitlab.router(),
                 stats.clone(),
@@ -182,6 +190,7 @@ impl Sandbox {
             ),
             http::serve(
                 kube_listener,
+                Some(kube_tls.acceptor()),
                 Emulator::Kube,
                 kube.router(),
                 stats.clone(),

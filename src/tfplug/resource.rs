@@ -64,6 +64,9 @@ impl<D> Ctx<D> {
 #[derive(Clone, Debug, Default)]
 pub struct ConfigureInfo {
     pub terraform_version: String,
+    /// Cancelled when Terraform calls StopProvider: clients built at configure time hold it
+    /// so that every in-flight request stops promptly.
+    pub stop: CancellationToken,
 }
 
 #[async_trait]

@@ -513,6 +513,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             )?;
             let info = ConfigureInfo {
                 terraform_version: req.terraform_version.clone(),
+                stop: self.stop.clone(),
             };
             let data = self.provider.item.configure(&config, &info).await?;
             if let Ok(mut slot) = self.configured.write() {

@@ -281,3 +281,9 @@ impl Drop for SandboxProcess {
         let _ = self.child.wait();
     }
 }
+
+/// An HTTP client for the sandbox's loopback APIs (TLS on ring, like the provider).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

@@ -37,6 +37,7 @@ fn agents(w: &World) -> Vec<Value> {
                         "description": t.description,
                         "status": if t.revoked { "revoked" } else { "active" },
                         "revoked": t.revoked,
+                        "revoked_at": t.revoked_at,
                         "created_at": t.created_at,
                         "last_used_at": t.last_used_at,
                     })
@@ -48,6 +49,7 @@ fn agents(w: &World) -> Vec<Value> {
                 "project_id": a.project_id,
                 "project": project.map(|p| w.full_path(p)),
                 "created_at": a.created_at,
+                "max_active_tokens": a.max_active_tokens,
                 "tokens": tokens,
             })
         })

@@ -92,6 +92,9 @@ pub(crate) struct Agent {
     pub name: String,
     pub created_at: String,
     pub created_by_user_id: u64,
+    /// The most tokens that were ever active at once, for assertions on rotations.
+    #[serde(default)]
+    pub max_active_tokens: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +105,10 @@ pub(crate) struct AgentToken {
     pub description: Option<String>,
     pub token_hash: String,
     pub revoked: bool,
+    /// When it was revoked: tests check a rotation revoked the old token only after the new
+    /// one was in use.
+    #[serde(default)]
+    pub revoked_at: Option<String>,
     pub created_at: String,
     pub created_by_user_id: u64,
     pub last_used_at: Option<String>,

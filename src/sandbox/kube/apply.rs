@@ -42,6 +42,7 @@ impl State {
         let mut applied = parse_apply_body(body)?;
         check_type(rt, &applied)?;
         store::check_name_matches(name, &applied)?;
+        store::check_namespace_matches(rt, ns, &applied)?;
         fields::strip_nulls(&mut applied);
         let precondition = strip_server_owned(&mut applied);
         let scope = scope_of(rt, status);

@@ -2,6 +2,10 @@
 //! server-side apply with managed fields, patches, selectors, finalizers and namespace
 //! cascade, served over HTTP by axum so the real `kubectl` and the provider's client can
 //! talk to it. State lives behind one mutex that is never held across an `.await`.
+//!
+//! Serve it over HTTPS ([`TlsIdentity`]) when the real kubectl is the client: client-go only
+//! sends a kubeconfig's bearer token over TLS, so over plain HTTP every kubectl request
+//! would get 401.
 
 mod apply;
 mod fields;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State as AxState};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -71,6 +71,8 @@ pub fn router(emu: Emu) -> Router {
             any(g_ns_sub),
         )
         .fallback(|| async { ApiError::no_route() })
+        // The real server's request size limit (etcd's object limit is ~1.5 MiB).
+        .layer(DefaultBodyLimit::max(3 * 1024 * 1024))
         .layer(middleware::from_fn_with_state(emu.clone(), auth))
         .with_state(emu)
 }

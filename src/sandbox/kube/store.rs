@@ -197,6 +197,7 @@ impl State {
         ns: Option<&str>,
         obj: &mut Value,
     ) -> Result<String, ApiError> {
+        check_namespace_matches(rt, ns, obj)?;
         let mut name = meta_str(obj, "name").unwrap_or_default().to_string();
         if name.is_empty() {
             let Some(prefix) = meta_str(obj, "generateName").map(String::from) else {
@@ -281,6 +282,7 @@ impl State {
             .cloned()
             .ok_or_else(|| ApiError::not_found(subject(rt, name)))?;
         check_name_matches(name, &new)?;
+        check_namespace_matches(rt, ns, &new)?;
         if let Some(want) = meta_str(&new, "resourceVersion").filter(|v| !v.is_empty())
             && Some(want) != meta_str(&old, "resourceVersion")
         {
@@ -587,6 +589,20 @@ pub fn check_name_matches(name: &str, obj: &Value) -> Result<(), ApiError> {
     }
 }
 
+/// A namespace in a body, when given, must be the one in the URL.
+pub fn check_namespace_matches(
+    rt: &ResourceType,
+    ns: Option<&str>,
+    obj: &Value,
+) -> Result<(), ApiError> {
+    match meta_str(obj, "namespace") {
+        Some(n) if rt.namespaced && !n.is_empty() && Some(n) != ns => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn reset_status_on_create(rt: &ResourceType, obj: &mut Value) {
     if rt.kind == "Namespace" && rt.group.is_empty() {
         obj["status"] = json!({ "phase": "Active" });
@@ -614,6 +630,7 @@ pub fn normalize(rt: &ResourceType, obj: &mut Value) {
         return;
     }
     let Some(m) = obj.as_object_mut() else { return };
+    m.entry("type").or_insert_with(|| json!("Opaque"));
     let Some(Value::Object(sd)) = m.remove("stringData") else {
         return;
     };

@@ -1128,3 +1128,11 @@ mod properties {
         }
     }
 }
+
+#[tokio::test]
+async fn body_namespace_must_match_the_url() {
+    let (_, app) = emu();
+    let body = r#"{"metadata":{"name":"a","namespace":"kube-system"}}"#;
+    let (code, st) = call(&app, "POST", CM, Some("application/json"), body).await;
+    assert_eq!((code, st["reason"].as_str()), (400, Some("BadRequest")));
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -53,43 +54,78 @@ impl TlsIdentity {
     /// Wraps a bound TCP listener so `axum::serve` speaks HTTPS on it.
     pub fn listener(&self, tcp: TcpListener) -> TlsListener {
         TlsListener {
-            tcp,
-            acceptor: TlsAcceptor::from(self.config.clone()),
+            pending: Some((tcp, self.acceptor())),
+            ready: None,
         }
     }
 }
 
-/// An `axum::serve::Listener` that completes the TLS handshake before handing over a stream.
+type Accepted = (TlsStream<TcpStream>, SocketAddr);
+
+/// An `axum::serve::Listener` that hands over streams once their TLS handshake completed.
+/// Handshakes run concurrently, so one slow client does not hold up the others.
 pub struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
+    /// The TCP listener until the first `accept` starts the handshake loop (it needs a runtime).
+    pending: Option<(TcpListener, TlsAcceptor)>,
+    ready: Option<(mpsc::Receiver<Accepted>, SocketAddr)>,
 }
 
-/// A client that never finishes its handshake must not stall the accept loop for long.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client that never finishes its handshake is dropped after this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn handshake_loop(tcp: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<Accepted>) {
+    loop {
+        let (stream, addr) = match tcp.accept().await {
+            Ok(x) => x,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (acceptor, done) = (acceptor.clone(), tx.clone());
+        tokio::spawn(async move {
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            {
+                let _ = done.send((tls, addr)).await;
+            }
+        });
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
 
 impl axum::serve::Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        if let Some((tcp, acceptor)) = self.pending.take() {
+            let addr = tcp
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+            let (tx, rx) = mpsc::channel(64);
+            tokio::spawn(handshake_loop(tcp, acceptor, tx));
+            self.ready = Some((rx, addr));
+        }
         loop {
-            let (stream, addr) = match self.tcp.accept().await {
-                Ok(x) => x,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            if let Ok(Ok(tls)) =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await
+            if let Some((rx, _)) = self.ready.as_mut()
+                && let Some(accepted) = rx.recv().await
             {
-                return (tls, addr);
+                return accepted;
             }
+            // The handshake loop only ends when the listener is gone; never busy-loop.
+            std::future::pending::<()>().await;
         }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp.local_addr()
+        match (&self.pending, &self.ready) {
+            (Some((tcp, _)), _) => tcp.local_addr(),
+            (None, Some((_, addr))) => Ok(*addr),
+            (None, None) => Err(io::Error::other("listener closed")),
+        }
     }
 }

@@ -167,6 +167,7 @@ pub(super) async fn create(
             name,
             created_at: now_iso(),
             created_by_user_id: caller.user_id,
+            max_active_tokens: 0,
         };
         w.agents.push(agent.clone());
         Ok(agent_json(w, &agent))
@@ -183,8 +184,13 @@ pub(super) async fn delete(
         let project_id = w.project(&caller, &id, MAINTAINER)?.id;
         let index = w.agent_index(project_id, &agent_id)?;
         let agent = w.agents.remove(index);
-        for token in w.agent_tokens.iter_mut().filter(|t| t.agent_id == agent.id) {
+        for token in w
+            .agent_tokens
+            .iter_mut()
+            .filter(|t| t.agent_id == agent.id && !t.revoked)
+        {
             token.revoked = true;
+            token.revoked_at = Some(now_iso());
         }
         Ok(())
     })?;
@@ -268,11 +274,20 @@ pub(super) async fn create_token(
             description,
             token_hash: hash_token(&value),
             revoked: false,
+            revoked_at: None,
             created_at: now_iso(),
             created_by_user_id: caller.user_id,
             last_used_at: None,
         };
         w.agent_tokens.push(token.clone());
+        let active = w
+            .agent_tokens
+            .iter()
+            .filter(|t| t.agent_id == agent_id && !t.revoked)
+            .count();
+        if let Some(agent) = w.agents.iter_mut().find(|a| a.id == agent_id) {
+            agent.max_active_tokens = agent.max_active_tokens.max(active);
+        }
         Ok(token_json(&token))
     })?;
     let mut body = token;
@@ -295,7 +310,10 @@ pub(super) async fn revoke_token(
             .iter_mut()
             .find(|t| t.id == token_id && t.agent_id == agent_id)
             .ok_or_else(ApiError::record_not_found)?;
-        token.revoked = true;
+        if !token.revoked {
+            token.revoked = true;
+            token.revoked_at = Some(now_iso());
+        }
         Ok(())
     })?;
     no_content()

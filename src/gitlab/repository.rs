@@ -1,0 +1,160 @@
+//! Repository files and atomic multi-file commits.
+//!
+//! Commits are never repeated after an ambiguous failure: a repeated create would fail with
+//! "already exists" and a repeated update with a stale `last_commit_id`, both misleading. The
+//! next plan re-reads the files and converges instead.
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
+
+use super::client::GitlabClient;
+use super::error::{self, GitlabError, Missing};
+use super::transport::{decode, encode_segment};
+use super::types::{Commit, CommitAction, CommitRequest, RepoFile, RepoFileJson};
+
+impl GitlabClient {
+    /// The file at `git_ref`; `None` when the file (or the ref) does not exist. A missing
+    /// project is an error, not `None`.
+    pub async fn file(
+        &self,
+        project: &str,
+        path: &str,
+        git_ref: &str,
+    ) -> Result<Option<RepoFile>, GitlabError> {
+        let mut call = self.project_call(
+            error::READ_FILE,
+            Method::GET,
+            "/projects/:id/repository/files/:file_path",
+            project,
+            &format!("/repository/files/{}", encode_segment(path)),
+        )?;
+        call.url.query_pairs_mut().append_pair("ref", git_ref);
+        call.missing = Missing::File {
+            project: project.to_string(),
+            path: path.to_string(),
+        };
+        let Some(reply) = self.inner.transport.send_allow_404(&call).await? else {
+            return Ok(None);
+        };
+        let raw: RepoFileJson = decode(call.op, &reply.body)?;
+        repo_file(call.op, raw).map(Some)
+    }
+
+    /// One atomic commit of all `actions` to `branch`.
+    pub async fn commit(
+        &self,
+        project: &str,
+        commit: &CommitRequest,
+    ) -> Result<Commit, GitlabError> {
+        let body = commit_body(commit);
+        let mut call = self.project_call(
+            error::COMMIT,
+            Method::POST,
+            "/projects/:id/repository/commits",
+            project,
+            "/repository/commits",
+        )?;
+        call.body = Some(&body);
+        let reply = self.inner.transport.send(&call).await?;
+        decode(call.op, &reply.body)
+    }
+}
+
+fn repo_file(op: error::Operation, raw: RepoFileJson) -> Result<RepoFile, GitlabError> {
+    let content = match raw.encoding.as_deref() {
+        Some("base64") | None => base64::engine::general_purpose::STANDARD
+            .decode(raw.content.trim())
+            .map_err(|e| GitlabError::Decode {
+                op,
+                message: format!("file content is not valid base64: {e}"),
+            })?,
+        Some(_) => raw.content.into_bytes(),
+    };
+    // Older GitLab versions omit the digest; compute it so callers can always compare.
+    let content_sha256 = if raw.content_sha256.is_empty() {
+        hex(&Sha256::digest(&content))
+    } else {
+        raw.content_sha256
+    };
+    Ok(RepoFile {
+        content,
+        last_commit_id: raw.last_commit_id,
+        blob_id: raw.blob_id,
+        content_sha256,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn commit_body(commit: &CommitRequest) -> Value {
+    let mut body = Map::new();
+    body.insert("branch".into(), json!(commit.branch));
+    body.insert("commit_message".into(), json!(commit.message));
+    if let Some(name) = &commit.author_name {
+        body.insert("author_name".into(), json!(name));
+    }
+    if let Some(email) = &commit.author_email {
+        body.insert("author_email".into(), json!(email));
+    }
+    let actions: Vec<Value> = commit.actions.iter().map(action_json).collect();
+    body.insert("actions".into(), Value::Array(actions));
+    Value::Object(body)
+}
+
+fn action_json(action: &CommitAction) -> Value {
+    let mut value = json!({ "action": action.action, "file_path": action.path });
+    if let Some(content) = &action.content {
+        value["content"] = json!(content);
+        value["encoding"] = json!("text");
+    }
+    if let Some(id) = &action.last_commit_id {
+        value["last_commit_id"] = json!(id);
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gitlab::types::CommitActionKind;
+
+    #[test]
+    fn commit_body_has_gitlabs_field_names() {
+        let body = commit_body(&CommitRequest {
+            branch: "main".into(),
+            message: "msg".into(),
+            author_name: None,
+            author_email: Some("a@b".into()),
+            actions: vec![CommitAction {
+                action: CommitActionKind::Update,
+                path: "a.yaml".into(),
+                content: Some("x".into()),
+                last_commit_id: Some("abc".into()),
+            }],
+        });
+        assert_eq!(
+            body,
+            json!({"branch": "main", "commit_message": "msg", "author_email": "a@b",
+                   "actions": [{"action": "update", "file_path": "a.yaml", "content": "x",
+                                "encoding": "text", "last_commit_id": "abc"}]})
+        );
+    }
+
+    #[test]
+    fn file_content_is_decoded_and_digest_filled_in() {
+        let raw = RepoFileJson {
+            content: "aGk=".into(),
+            encoding: Some("base64".into()),
+            last_commit_id: "c".into(),
+            blob_id: "b".into(),
+            content_sha256: String::new(),
+        };
+        let file = repo_file(error::READ_FILE, raw).expect("decodes");
+        assert_eq!(file.content, b"hi");
+        assert_eq!(file.content_sha256.len(), 64);
+    }
+}

@@ -1,0 +1,328 @@
+//! [`KubeClient`]: one pooled connection to one cluster, with cached discovery, retries and
+//! the provider's stop token, and the generic operations on dynamic objects (server-side
+//! apply, get, list, delete) that resources and the Flux apply engine build on.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ::kube::Client;
+use ::kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::connect::config_for;
+use super::discovery::{DiscoveryCache, Resolved};
+use super::error::{Ctx, KubeError};
+use super::retry::with_retries;
+use crate::provider::ClusterSettings;
+
+/// Field manager of everything the provider applies.
+pub const FIELD_MANAGER: &str = "gitlabflux";
+
+/// Addresses one object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjRef {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjRef {
+    pub fn new(
+        api_version: impl Into<String>,
+        kind: impl Into<String>,
+        namespace: Option<&str>,
+        name: impl Into<String>,
+    ) -> Self {
+        Self {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+        }
+    }
+
+    /// The reference of a manifest (`apiVersion`, `kind`, `metadata.name`/`namespace`).
+    pub fn of(object: &Value) -> Result<Self, KubeError> {
+        let field = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+        let missing = |what: &str| KubeError::Invalid {
+            object: "manifest".into(),
+            message: format!("{what} is missing"),
+        };
+        Ok(Self {
+            api_version: field("/apiVersion")
+                .ok_or_else(|| missing("apiVersion"))?
+                .into(),
+            kind: field("/kind").ok_or_else(|| missing("kind"))?.into(),
+            namespace: field("/metadata/namespace")
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
+            name: field("/metadata/name")
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| missing("metadata.name"))?
+                .into(),
+        })
+    }
+}
+
+/// `Deployment flux-system/helm-controller`, `ClusterRole flux-edit`.
+impl fmt::Display for ObjRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// A connection to one cluster. Cheap to clone: clones share the HTTP connection pool and the
+/// discovery cache.
+#[derive(Clone)]
+pub struct KubeClient {
+    client: Client,
+    host: Arc<str>,
+    default_namespace: Arc<str>,
+    discovery: Arc<DiscoveryCache>,
+    stop: CancellationToken,
+}
+
+impl fmt::Debug for KubeClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KubeClient")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeClient {
+    /// Builds the client. No API request is made until the first operation, so an
+    /// unreachable host or a rejected token surfaces as that operation's error; an exec
+    /// plugin, though, runs now (kube-rs fetches its first credential when building), and a
+    /// failing one is a [`KubeError::Config`].
+    pub async fn connect(
+        settings: &ClusterSettings,
+        stop: CancellationToken,
+    ) -> Result<Self, KubeError> {
+        let config = config_for(settings).await?;
+        let host = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
+        // kube-rs builds its TLS connector for http:// hosts too.
+        install_crypto_provider();
+        let default_namespace = config.default_namespace.clone();
+        let client = Client::try_from(config).map_err(|e| KubeError::Config {
+            message: format!("cannot set up a client for {host}: {e}"),
+        })?;
+        Ok(Self {
+            client,
+            host: host.into(),
+            default_namespace: default_namespace.into(),
+            discovery: Arc::default(),
+            stop,
+        })
+    }
+
+    /// The API server URL, without a trailing slash.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The underlying kube-rs client, for operations this layer does not wrap.
+    pub fn raw(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    pub(crate) fn ctx(&self, object: String, verb: &'static str) -> Ctx<'_> {
+        Ctx {
+            host: &self.host,
+            object,
+            verb,
+        }
+    }
+
+    /// Server-side apply with field manager [`FIELD_MANAGER`]; `force` takes ownership of
+    /// fields other managers hold. Returns the object as stored.
+    pub async fn apply(&self, object: &Value, force: bool) -> Result<Value, KubeError> {
+        self.apply_as(object, FIELD_MANAGER, force).await
+    }
+
+    /// [`KubeClient::apply`] with another field manager, for callers that must own fields
+    /// separately (e.g. one key of a shared Secret).
+    pub(crate) async fn apply_as(
+        &self,
+        object: &Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<Value, KubeError> {
+        let mut r = ObjRef::of(object)?;
+        let (api, resolved) = self.api_for(&mut r).await?;
+        let mut body = object.clone();
+        match body["metadata"].as_object_mut() {
+            Some(meta) if resolved.namespaced => {
+                meta.insert("namespace".into(), Value::from(r.namespace.clone()));
+            }
+            Some(meta) => {
+                meta.remove("namespace");
+            }
+            None => {}
+        }
+        let mut params = PatchParams::apply(manager);
+        params.force = force;
+        let ctx = self.ctx(r.to_string(), "apply");
+        let patch = Patch::Apply(&body);
+        let stored = with_retries(&self.stop, &ctx, || api.patch(&r.name, &params, &patch)).await?;
+        to_json(stored, &resolved)
+    }
+
+    /// The object, or `None` when it does not exist.
+    pub async fn get(&self, r: &ObjRef) -> Result<Option<Value>, KubeError> {
+        let mut r = r.clone();
+        let (api, resolved) = self.api_for(&mut r).await?;
+        let ctx = self.ctx(r.to_string(), "get");
+        let found = with_retries(&self.stop, &ctx, || api.get_opt(&r.name)).await?;
+        found.map(|o| to_json(o, &resolved)).transpose()
+    }
+
+    /// Sets annotations on an existing object with a merge patch (an "Update" entry of our
+    /// manager, so later applies of the object's manifest leave them alone).
+    pub async fn annotate(
+        &self,
+        r: &ObjRef,
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), KubeError> {
+        let mut r = r.clone();
+        let (api, _) = self.api_for(&mut r).await?;
+        let ctx = self.ctx(r.to_string(), "annotate");
+        let patch = Patch::Merge(serde_json::json!({ "metadata": { "annotations": annotations } }));
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        with_retries(&self.stop, &ctx, || api.patch(&r.name, &params, &patch))
+            .await
+            .map(drop)
+    }
+
+    /// Deletes with background propagation. An object already gone is success, and so is a
+    /// kind the cluster no longer serves (its CRD was deleted, and its objects with it), so
+    /// destroy never fails on teardown order.
+    pub async fn delete(&self, r: &ObjRef) -> Result<(), KubeError> {
+        let mut r = r.clone();
+        let api = match self.api_for(&mut r).await {
+            Ok((api, _)) => api,
+            Err(KubeError::UnknownKind { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let ctx = self.ctx(r.to_string(), "delete");
+        let params = DeleteParams::background();
+        match with_retries(&self.stop, &ctx, || api.delete(&r.name, &params)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Objects of a kind; `namespace: None` lists all namespaces. Items carry `apiVersion`
+    /// and `kind` even though list responses may omit them.
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, KubeError> {
+        let resolved = self.resolve(api_version, kind).await?;
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) if resolved.namespaced => {
+                Api::namespaced_with(self.client.clone(), ns, &resolved.resource)
+            }
+            _ => Api::all_with(self.client.clone(), &resolved.resource),
+        };
+        let params = ListParams {
+            label_selector: label_selector.map(str::to_string),
+            ..ListParams::default()
+        };
+        let what = match namespace {
+            Some(ns) => format!("{kind} in namespace {ns}"),
+            None => format!("{kind} objects"),
+        };
+        let ctx = self.ctx(what, "list");
+        let list = with_retries(&self.stop, &ctx, || api.list(&params)).await?;
+        list.items
+            .into_iter()
+            .map(|o| to_json(o, &resolved))
+            .collect()
+    }
+
+    pub(crate) async fn resolve(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Resolved, KubeError> {
+        self.discovery
+            .resolve(&self.client, &self.host, &self.stop, api_version, kind)
+            .await
+    }
+
+    /// The API handle for `r`; fills in the context's default namespace for a namespaced
+    /// kind given without one, and drops the namespace of a cluster-scoped kind.
+    async fn api_for(&self, r: &mut ObjRef) -> Result<(Api<DynamicObject>, Resolved), KubeError> {
+        let resolved = self.resolve(&r.api_version, &r.kind).await?;
+        let api = if resolved.namespaced {
+            let ns = r
+                .namespace
+                .get_or_insert_with(|| self.default_namespace.to_string());
+            Api::namespaced_with(self.client.clone(), ns, &resolved.resource)
+        } else {
+            r.namespace = None;
+            Api::all_with(self.client.clone(), &resolved.resource)
+        };
+        Ok((api, resolved))
+    }
+}
+
+/// rustls cannot pick a process-wide crypto provider by itself when, as in this crate, more
+/// than one is compiled in; kube-rs's TLS setup needs one.
+fn install_crypto_provider() {
+    // An error only means a provider is already installed, which is what we want.
+    // ring, like the rest of the provider: aws-lc seeds its RNG with ~25 ms of CPU jitter.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn to_json(object: DynamicObject, resolved: &Resolved) -> Result<Value, KubeError> {
+    let mut value = serde_json::to_value(&object).map_err(|e| KubeError::Api {
+        status: 0,
+        message: format!("cannot encode a {} object: {e}", resolved.resource.kind),
+    })?;
+    if value.get("apiVersion").is_none_or(Value::is_null) {
+        value["apiVersion"] = Value::from(resolved.resource.api_version.clone());
+    }
+    if value.get("kind").is_none_or(Value::is_null) {
+        value["kind"] = Value::from(resolved.resource.kind.clone());
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn obj_ref_of_a_manifest() {
+        let r = ObjRef::of(&json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "prod"}}))
+        .expect("ref");
+        assert_eq!(r.to_string(), "Deployment prod/web");
+        let err = ObjRef::of(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {}}))
+            .expect_err("no name");
+        assert!(err.detail().contains("metadata.name"));
+    }
+}

@@ -1,0 +1,25 @@
+//! The provider's Kubernetes client layer, on kube-rs: connections from provider or
+//! per-resource settings ([`Clusters`], one pooled [`KubeClient`] per distinct connection),
+//! generic server-side apply / get / list / delete of dynamic objects with cached discovery,
+//! Secret key helpers, workload restarts and rollout waits.
+//!
+//! Resources call this layer and hold no HTTP. Every request is retried on connection
+//! errors, 429 and 5xx (all of them are idempotent), and gives up when the provider is
+//! stopped. Errors are [`KubeError`]s with diagnostic-ready `summary()` / `detail()`.
+
+mod client;
+mod clusters;
+mod connect;
+mod discovery;
+mod error;
+mod retry;
+mod secrets;
+mod workload;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{FIELD_MANAGER, KubeClient, ObjRef};
+pub use clusters::Clusters;
+pub use error::KubeError;
+pub use workload::RESTARTED_AT;

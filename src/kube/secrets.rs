@@ -1,0 +1,115 @@
+//! Reading and writing single keys of Secrets, for tokens and keys the provider generates.
+//!
+//! Values travel as [`Secret`] and are scrubbed from error messages. Each key is written by
+//! its own field manager: server-side apply removes fields a manager applied before and no
+//! longer sends, so with one shared manager, writing key B would delete key A.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::client::{FIELD_MANAGER, KubeClient, ObjRef};
+use super::error::KubeError;
+use crate::secret::Secret;
+
+/// Field manager names are limited to 128 characters by the API server.
+const MAX_MANAGER_LEN: usize = 128;
+
+impl KubeClient {
+    /// The value of `key` in Secret `namespace/name`; `None` when the Secret or the key is
+    /// missing.
+    pub async fn read_secret_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<Secret>, KubeError> {
+        let r = ObjRef::new("v1", "Secret", Some(namespace), name);
+        let Some(object) = self.get(&r).await? else {
+            return Ok(None);
+        };
+        let Some(encoded) = object.pointer(&format!("/data/{}", escape(key))) else {
+            return Ok(None);
+        };
+        decode(encoded, &r, key).map(Some)
+    }
+
+    /// Sets `data.<key>` of Secret `namespace/name` (creating it if needed) by server-side
+    /// apply, leaving other keys and their managers untouched. `labels` are applied too.
+    pub async fn write_secret_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        value: &Secret,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), KubeError> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value.expose());
+        let object = json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": { "name": name, "namespace": namespace, "labels": labels },
+            "data": { key: encoded },
+        });
+        // We own the key we write: take it over from whoever set it before.
+        let result = self.apply_as(&object, &key_manager(key), true).await;
+        result
+            .map(drop)
+            .map_err(|e| e.redact(value.expose()).redact(&encoded))
+    }
+}
+
+/// `gitlabflux-key-<key>`, or a digest of the key when that would be too long.
+fn key_manager(key: &str) -> String {
+    let manager = format!("{FIELD_MANAGER}-key-{key}");
+    if manager.len() <= MAX_MANAGER_LEN {
+        return manager;
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{FIELD_MANAGER}-key-{hex}")
+}
+
+/// JSON-pointer escaping. Valid Secret keys contain neither `~` nor `/`, but the key is
+/// caller input and a wrong pointer would silently read another field.
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+fn decode(encoded: &Value, r: &ObjRef, key: &str) -> Result<Secret, KubeError> {
+    let invalid = |message: String| KubeError::Invalid {
+        object: r.to_string(),
+        message,
+    };
+    let text = encoded
+        .as_str()
+        .ok_or_else(|| invalid(format!("data.{key} is not a string")))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| invalid(format!("data.{key} is not valid base64")))?;
+    String::from_utf8(bytes)
+        .map(Secret::new)
+        .map_err(|_| invalid(format!("data.{key} is not UTF-8 text")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn managers_are_per_key_and_bounded() {
+        assert_eq!(key_manager("token"), "gitlabflux-key-token");
+        let long = "k".repeat(200);
+        assert!(key_manager(&long).len() <= MAX_MANAGER_LEN);
+        assert_ne!(key_manager(&long), key_manager(&"j".repeat(200)));
+    }
+
+    #[test]
+    fn decode_errors_never_show_the_value() {
+        let r = ObjRef::new("v1", "Secret", Some("ns"), "s");
+        let err = decode(&json!("%%%not-base64"), &r, "token").expect_err("bad");
+        assert!(!err.detail().contains("not-base64"));
+    }
+}

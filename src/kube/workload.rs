@@ -1,0 +1,176 @@
+//! Workload operations: rolling restarts (how a changed token Secret reaches the pods that
+//! mount it) and waiting for a Deployment rollout.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use ::kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::client::{FIELD_MANAGER, KubeClient, ObjRef};
+use super::error::KubeError;
+use super::retry::{sleep, with_retries};
+
+/// Pod template annotation whose change rolls the workload.
+pub const RESTARTED_AT: &str = "gitlabflux.io/restartedAt";
+const RESTARTABLE: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
+const FIRST_POLL: Duration = Duration::from_millis(250);
+const MAX_POLL: Duration = Duration::from_secs(2);
+
+impl KubeClient {
+    /// Rolls `kind` (Deployment, StatefulSet or DaemonSet) `namespace/name` by stamping its pod
+    /// template with [`RESTARTED_AT`], as `kubectl rollout restart` does.
+    ///
+    /// A merge patch rather than an apply: the annotation then belongs to an "Update" entry
+    /// of our manager, so the next apply of the workload's manifest (which does not carry it)
+    /// leaves it alone instead of removing it and rolling the pods again.
+    pub async fn restart(&self, kind: &str, namespace: &str, name: &str) -> Result<(), KubeError> {
+        self.restart_with(kind, namespace, name, &BTreeMap::new())
+            .await
+    }
+
+    /// [`KubeClient::restart`], also stamping `annotations` on the pod template (e.g. which
+    /// token the restarted pods start with).
+    pub async fn restart_with(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), KubeError> {
+        let r = ObjRef::new("apps/v1", kind, Some(namespace), name);
+        if !RESTARTABLE.contains(&kind) {
+            return Err(KubeError::Invalid {
+                object: r.to_string(),
+                message: format!("cannot restart a {kind}; kinds: {}", RESTARTABLE.join(", ")),
+            });
+        }
+        let resolved = self.resolve(&r.api_version, kind).await?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.raw().clone(), namespace, &resolved.resource);
+        let mut stamps: serde_json::Map<String, Value> = annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
+        let stamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        stamps.insert(RESTARTED_AT.to_string(), Value::from(stamp));
+        let patch = Patch::Merge(
+            json!({ "spec": { "template": { "metadata": { "annotations": stamps } } } }),
+        );
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
+        let ctx = self.ctx(r.to_string(), "restart");
+        // Retrying is safe: the patch sets one value, and a second stamp is still one rollout.
+        with_retries(self.stop_token(), &ctx, || api.patch(name, &params, &patch))
+            .await
+            .map(drop)
+    }
+
+    /// Waits until Deployment `namespace/name` has rolled out: its controller observed the
+    /// latest generation, it is Available, and all replicas are updated and available.
+    pub async fn wait_deployment_ready(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(), KubeError> {
+        let r = ObjRef::new("apps/v1", "Deployment", Some(namespace), name);
+        let deadline = Instant::now() + timeout;
+        let mut delay = FIRST_POLL;
+        loop {
+            let progress = match self.get(&r).await? {
+                Some(d) => rollout_progress(&d),
+                None => Err("it does not exist".to_string()),
+            };
+            let Err(why) = progress else {
+                return Ok(());
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(KubeError::Timeout {
+                    what: format!(
+                        "{r} to become ready ({why}) after {}",
+                        humantime::format_duration(timeout)
+                    ),
+                });
+            }
+            sleep(self.stop_token(), delay.min(left)).await?;
+            delay = (delay * 2).min(MAX_POLL);
+        }
+    }
+}
+
+/// `Ok` when rolled out, else what is still missing (for the timeout message).
+fn rollout_progress(d: &Value) -> Result<(), String> {
+    let int = |p: &str| d.pointer(p).and_then(Value::as_i64);
+    let generation = int("/metadata/generation").unwrap_or(0);
+    let observed = int("/status/observedGeneration").unwrap_or(0);
+    if observed < generation {
+        return Err(format!(
+            "controller has observed generation {observed} of {generation}"
+        ));
+    }
+    let wanted = int("/spec/replicas").unwrap_or(1);
+    let updated = int("/status/updatedReplicas").unwrap_or(0);
+    let available = int("/status/availableReplicas").unwrap_or(0);
+    let condition = available_condition(d);
+    if condition.as_ref().map(|(s, _)| s.as_str()) != Some("True") {
+        let reason = condition.map(|(_, r)| r).unwrap_or_default();
+        return Err(format!(
+            "not Available{reason}; {available}/{wanted} replicas available"
+        ));
+    }
+    if updated != wanted || available != wanted {
+        return Err(format!(
+            "{updated}/{wanted} replicas updated, {available}/{wanted} available"
+        ));
+    }
+    Ok(())
+}
+
+/// Status of the `Available` condition and a ": reason: message" suffix.
+fn available_condition(d: &Value) -> Option<(String, String)> {
+    let conditions = d.pointer("/status/conditions")?.as_array()?;
+    let c = conditions.iter().find(|c| c["type"] == "Available")?;
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    let detail = [text("reason"), text("message")]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
+    let suffix = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    };
+    Some((text("status"), suffix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(generation: i64, observed: i64, available: &str, replicas: i64) -> Value {
+        json!({
+            "metadata": { "generation": generation },
+            "spec": { "replicas": 2 },
+            "status": {
+                "observedGeneration": observed,
+                "updatedReplicas": replicas, "availableReplicas": replicas,
+                "conditions": [{ "type": "Available", "status": available, "reason": "MinimumReplicasUnavailable" }]
+            }
+        })
+    }
+
+    #[test]
+    fn rollout_needs_generation_condition_and_replicas() {
+        assert!(rollout_progress(&deployment(2, 2, "True", 2)).is_ok());
+        assert!(rollout_progress(&deployment(3, 2, "True", 2)).is_err());
+        let why = rollout_progress(&deployment(2, 2, "False", 0)).expect_err("unavailable");
+        assert!(why.contains("MinimumReplicasUnavailable"), "{why}");
+        assert!(rollout_progress(&deployment(2, 2, "True", 1)).is_err());
+    }
+}

@@ -1,0 +1,494 @@
+//! GitLab agents end to end, through the real terraform against the sandbox with simulated
+//! controllers: registration with shared access, agentk install, token delivery and
+//! zero-downtime rotation, drift repair, import, destroy and bad inputs.
+
+mod common;
+
+use std::process::Command;
+
+use common::{SandboxProcess, Workspace};
+use serde_json::Value;
+
+fn admin(sandbox: &SandboxProcess, path: &str) -> Value {
+    let url = format!("{}{path}", sandbox.url("admin_url"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        common::http()
+            .get(&url)
+            .send()
+            .await
+            .expect("admin request")
+            .json::<Value>()
+            .await
+            .expect("admin JSON")
+    })
+}
+
+fn kubectl(sandbox: &SandboxProcess, args: &[&str]) -> std::process::Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sandbox.url("kubeconfig"))
+        .args(args)
+        .output()
+        .expect("kubectl on PATH (the end-to-end tests need it)")
+}
+
+fn agent_state(sandbox: &SandboxProcess, name: &str) -> Option<Value> {
+    admin(sandbox, "/gitlab/state")["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["name"] == name)
+        .cloned()
+}
+
+/// `path -> content` on the default branch of `fleet/agents`, and its commit count.
+fn agents_repo(sandbox: &SandboxProcess) -> (serde_json::Map<String, Value>, usize) {
+    let state = admin(sandbox, "/gitlab/state");
+    let project = state["projects"]
+        .as_array()
+        .expect("projects")
+        .iter()
+        .find(|p| p["path_with_namespace"] == "fleet/agents")
+        .expect("fleet/agents")
+        .clone();
+    let files = project["files"]["main"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let commits = project["commits"].as_array().map_or(0, Vec::len);
+    (files, commits)
+}
+
+fn active_tokens(agent: &Value) -> Vec<Value> {
+    agent["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .filter(|t| t["status"] == "active")
+        .cloned()
+        .collect()
+}
+
+/// The token value in the cluster Secret.
+fn secret_token(sandbox: &SandboxProcess) -> Option<String> {
+    let out = kubectl(
+        sandbox,
+        &[
+            "get",
+            "secret",
+            "-n",
+            "gitlab-agent",
+            "gitlab-agent-token",
+            "-o",
+            "jsonpath={.data.token}",
+        ],
+    );
+    if !out.status.success() {
+        return None;
+    }
+    use base64::Engine as _;
+    let b64 = String::from_utf8_lossy(&out.stdout).to_string();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).to_string())
+}
+
+fn provider_block(sandbox: &SandboxProcess) -> String {
+    format!(
+        r#"
+provider "gitlabflux" {{
+  gitlab = {{
+    base_url = "{}"
+    token    = "{}"
+  }}
+  kubernetes = {{
+    config_path = "{}"
+  }}
+}}
+"#,
+        sandbox.url("gitlab_url"),
+        sandbox.url("gitlab_token"),
+        sandbox.url("kubeconfig")
+    )
+}
+
+fn fleet_config(sandbox: &SandboxProcess, trigger: &str) -> String {
+    format!(
+        r#"{}
+resource "gitlabflux_agent" "prod" {{
+  project = "fleet/agents"
+  name    = "prod"
+  config = {{
+    ci_access = {{
+      groups = [{{
+        id          = "fleet"
+        access_as   = "impersonate"
+        impersonate = {{ username = "ci-deployer", groups = ["fleet-ci"] }}
+      }}]
+      projects = [{{ id = "fleet/gitops", access_as = "ci_job" }}]
+    }}
+  }}
+}}
+
+resource "gitlabflux_agent_install" "prod" {{
+  token_secret = {{ name = "gitlab-agent-token" }}
+}}
+
+resource "gitlabflux_agent_token" "prod" {{
+  project  = gitlabflux_agent.prod.project
+  agent_id = gitlabflux_agent.prod.agent_id
+  name     = "prod"
+  kubernetes_secret = {{
+    namespace = gitlabflux_agent_install.prod.namespace
+    name      = "gitlab-agent-token"
+  }}
+  restart = [{{
+    namespace = gitlabflux_agent_install.prod.namespace
+    name      = gitlabflux_agent_install.prod.name
+  }}]
+  rotation = {{
+    trigger         = "{trigger}"
+    confirm_timeout = "30s"
+  }}
+}}
+"#,
+        provider_block(sandbox)
+    )
+}
+
+#[test]
+fn agent_install_and_token_apply_rotate_repair_and_destroy() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let mut ws = Workspace::new();
+    ws.set_env("TF_LOG", "trace");
+    ws.set_env(
+        "TF_LOG_PATH",
+        &ws.path().join("tf.log").display().to_string(),
+    );
+    ws.write(&fleet_config(&sandbox, "v1"));
+    ws.apply();
+    ws.assert_no_changes();
+
+    // GitLab: the agent, its configuration file, one active token that agentk used.
+    let agent = agent_state(&sandbox, "prod").expect("agent registered");
+    let tokens = active_tokens(&agent);
+    assert_eq!(tokens.len(), 1);
+    assert!(
+        !tokens[0]["last_used_at"].is_null(),
+        "agentk used the token it was given"
+    );
+    let state = ws.resource("gitlabflux_agent.prod");
+    let yaml = state["config_yaml"].as_str().expect("config_yaml");
+    let (files, commits_after_apply) = agents_repo(&sandbox);
+    assert_eq!(
+        files[".gitlab/agents/prod/config.yaml"], yaml,
+        "config file committed as planned"
+    );
+    ws.apply();
+    assert_eq!(
+        agents_repo(&sandbox).1,
+        commits_after_apply,
+        "an unchanged config makes no commit"
+    );
+    assert!(
+        yaml.contains("impersonate:")
+            && yaml.contains("ci-deployer")
+            && yaml.contains("ci_job: {}"),
+        "{yaml}"
+    );
+    assert_eq!(state["kubecontext"], "fleet/agents:prod");
+
+    // Cluster: agentk with impersonation-only RBAC, and the token in its Secret.
+    let deploy = kubectl(
+        &sandbox,
+        &[
+            "get",
+            "deploy",
+            "-n",
+            "gitlab-agent",
+            "gitlab-agent",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(deploy.status.success());
+    let deploy: Value = serde_json::from_slice(&deploy.stdout).expect("deployment JSON");
+    let args = deploy["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("--token-file=") && args.contains("--kas-address=ws://"),
+        "{args}"
+    );
+    let role = kubectl(
+        &sandbox,
+        &[
+            "get",
+            "clusterrole",
+            "gitlabflux:gitlab-agent:gitlab-agent:impersonate",
+            "-o",
+            "json",
+        ],
+    );
+    let role: Value = serde_json::from_slice(&role.stdout).expect("role JSON");
+    for rule in role["rules"].as_array().expect("rules") {
+        assert_eq!(rule["verbs"], serde_json::json!(["impersonate"]));
+    }
+    let first_token = secret_token(&sandbox).expect("token in Secret");
+    assert!(first_token.starts_with("glagent-"));
+
+    // Rotation through the trigger.
+    let old_id = tokens[0]["id"].clone();
+    ws.write(&fleet_config(&sandbox, "v2"));
+    ws.apply();
+    let agent = agent_state(&sandbox, "prod").expect("agent");
+    let active = active_tokens(&agent);
+    assert_eq!(active.len(), 1, "exactly one active token after rotation");
+    assert_ne!(active[0]["id"], old_id);
+    assert!(
+        agent["max_active_tokens"]
+            .as_u64()
+            .expect("high-water mark")
+            <= 2
+    );
+    let old = agent["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .find(|t| t["id"] == old_id)
+        .expect("old token")
+        .clone();
+    assert_eq!(old["status"], "revoked");
+    let confirmed = active[0]["last_used_at"].as_str().expect("new token used");
+    let revoked = old["revoked_at"].as_str().expect("revocation time");
+    assert!(
+        confirmed <= revoked,
+        "old token revoked only after the new one was used"
+    );
+    let second_token = secret_token(&sandbox).expect("token in Secret");
+    assert_ne!(second_token, first_token);
+    ws.assert_no_changes();
+
+    // The token value is nowhere in state or logs.
+    let log = std::fs::read_to_string(ws.path().join("tf.log")).expect("log");
+    for value in [&first_token, &second_token] {
+        assert!(!ws.state_file().contains(value.as_str()), "token in state");
+        assert!(
+            !log.contains(value.as_str()),
+            "token in TF_LOG=trace output"
+        );
+    }
+
+    // Drift: the Secret deleted out of band is repaired with a fresh token.
+    assert!(
+        kubectl(
+            &sandbox,
+            &[
+                "delete",
+                "secret",
+                "-n",
+                "gitlab-agent",
+                "gitlab-agent-token"
+            ]
+        )
+        .status
+        .success()
+    );
+    let changes = ws.planned_changes();
+    assert!(
+        changes
+            .iter()
+            .any(|(a, _)| a == "gitlabflux_agent_token.prod"),
+        "{changes:?}"
+    );
+    ws.apply();
+    assert!(secret_token(&sandbox).is_some(), "Secret repaired");
+    ws.assert_no_changes();
+
+    // Drift: the token revoked out of band is replaced.
+    let agent = agent_state(&sandbox, "prod").expect("agent");
+    let current = active_tokens(&agent)[0]["id"].as_i64().expect("id");
+    let agent_id = agent["id"].as_i64().expect("agent id");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        common::http()
+            .delete(format!(
+                "{}/api/v4/projects/fleet%2Fagents/cluster_agents/{agent_id}/tokens/{current}",
+                sandbox.url("gitlab_url")
+            ))
+            .header("PRIVATE-TOKEN", sandbox.url("gitlab_token"))
+            .send()
+            .await
+            .expect("revoke")
+    });
+    assert!(!ws.planned_changes().is_empty());
+    ws.apply();
+    assert_eq!(
+        active_tokens(&agent_state(&sandbox, "prod").expect("agent")).len(),
+        1
+    );
+    ws.assert_no_changes();
+
+    // Destroy leaves nothing behind.
+    ws.destroy();
+    assert!(agent_state(&sandbox, "prod").is_none(), "agent deleted");
+    let (files, _) = agents_repo(&sandbox);
+    assert!(
+        !files.contains_key(".gitlab/agents/prod/config.yaml"),
+        "config file deleted"
+    );
+    let objects = admin(&sandbox, "/kube/objects").to_string();
+    assert!(!objects.contains("gitlab-agent-token"), "Secret deleted");
+    assert!(
+        !objects.contains("gitlabflux:gitlab-agent:gitlab-agent"),
+        "RBAC deleted"
+    );
+    assert!(
+        !kubectl(
+            &sandbox,
+            &["get", "deploy", "-n", "gitlab-agent", "gitlab-agent"]
+        )
+        .status
+        .success()
+    );
+}
+
+#[test]
+fn imports_reproduce_a_no_change_plan() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let source = Workspace::new();
+    source.write(&fleet_config(&sandbox, "v1"));
+    source.apply();
+    let agent_id = source.resource("gitlabflux_agent.prod")["agent_id"]
+        .as_i64()
+        .expect("agent id");
+    let token_id = source.resource("gitlabflux_agent_token.prod")["token_id"]
+        .as_i64()
+        .expect("token id");
+
+    let target = Workspace::new();
+    target.write(&fleet_config(&sandbox, "v1"));
+    target.ok(&[
+        "import",
+        "-no-color",
+        "gitlabflux_agent.prod",
+        "fleet/agents:prod",
+    ]);
+    target.ok(&[
+        "import",
+        "-no-color",
+        "gitlabflux_agent_install.prod",
+        "gitlab-agent/gitlab-agent",
+    ]);
+    target.ok(&[
+        "import",
+        "-no-color",
+        "gitlabflux_agent_token.prod",
+        &format!("fleet/agents:{agent_id}:{token_id}"),
+    ]);
+    target.assert_no_changes();
+}
+
+#[test]
+fn bad_inputs_give_attribute_diagnostics_and_create_nothing() {
+    let sandbox = SandboxProcess::start(&[]);
+    let ws = Workspace::new();
+    let groups: Vec<String> = (0..501).map(|i| format!("{{ id = \"g{i}\" }}")).collect();
+    ws.write(&format!(
+        r#"{}
+resource "gitlabflux_agent" "bad_name" {{
+  project = "fleet/agents"
+  name    = "Prod_1"
+}}
+resource "gitlabflux_agent" "no_username" {{
+  project = "fleet/agents"
+  name    = "a"
+  config = {{ ci_access = {{ groups = [{{ id = "fleet", access_as = "impersonate" }}] }} }}
+}}
+resource "gitlabflux_agent" "bad_access" {{
+  project = "fleet/agents"
+  name    = "b"
+  config = {{ ci_access = {{ projects = [{{ id = "fleet/gitops", access_as = "root" }}] }} }}
+}}
+resource "gitlabflux_agent" "too_many" {{
+  project = "fleet/agents"
+  name    = "c"
+  config = {{ ci_access = {{ groups = [{}] }} }}
+}}
+"#,
+        provider_block(&sandbox),
+        groups.join(", ")
+    ));
+    let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
+    assert!(text.contains("Invalid agent name"), "{text}");
+    assert!(text.contains("Missing impersonation identity"), "{text}");
+    assert!(
+        text.contains("config.ci_access.projects[0].access_as must be one of"),
+        "{text}"
+    );
+    assert!(
+        text.contains("holds 501 elements; at most 500 are allowed"),
+        "{text}"
+    );
+    assert!(
+        admin(&sandbox, "/gitlab/state")["agents"]
+            .as_array()
+            .expect("agents")
+            .is_empty()
+    );
+
+    // A missing project and a token without the Maintainer role fail on the right attribute.
+    let reporter = {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async {
+            common::http()
+                .post(format!("{}/gitlab/users", sandbox.url("admin_url")))
+                .json(&serde_json::json!({"username": "reporter", "access_level": 20}))
+                .send()
+                .await
+                .expect("user")
+                .json::<Value>()
+                .await
+                .expect("json")
+        })
+    };
+    let reporter_token = reporter["token"].as_str().expect("token");
+    let ws = Workspace::new();
+    ws.write(&format!(
+        r#"
+provider "gitlabflux" {{
+  gitlab = {{
+    base_url = "{}"
+    token    = "{reporter_token}"
+  }}
+}}
+resource "gitlabflux_agent" "missing" {{
+  project = "fleet/nope"
+  name    = "x"
+}}
+resource "gitlabflux_agent" "forbidden" {{
+  project = "fleet/agents"
+  name    = "y"
+}}
+"#,
+        sandbox.url("gitlab_url")
+    ));
+    let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
+    assert!(text.contains("fleet/nope"), "{text}");
+    assert!(text.contains("Maintainer"), "{text}");
+    assert!(
+        admin(&sandbox, "/gitlab/state")["agents"]
+            .as_array()
+            .expect("agents")
+            .is_empty()
+    );
+}
