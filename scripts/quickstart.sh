@@ -55,9 +55,13 @@ TF_VAR_gitlab_url=$(field gitlab_url)
 TF_VAR_gitlab_token=$(field gitlab_token)
 TF_VAR_kubeconfig=$(field kubeconfig)
 
-echo "==> terraform apply (examples/quickstart)"
+echo "==> terraform apply (examples/quickstart): agent, agentk install, token"
 terraform -chdir="$work/tf" apply -auto-approve -compact-warnings
+echo "==> Rotating the agent token (rotation_trigger = second)"
+terraform -chdir="$work/tf" apply -auto-approve -compact-warnings -var rotation_trigger=second
 echo "==> Result"
 terraform -chdir="$work/tf" output
+echo "==> In the cluster"
+kubectl --kubeconfig "$(field kubeconfig)" get deploy,secret,sa -n gitlab-agent 2>/dev/null || true
 echo "==> Tearing down"
-terraform -chdir="$work/tf" destroy -auto-approve -compact-warnings >/dev/null
+terraform -chdir="$work/tf" destroy -auto-approve -compact-warnings -var rotation_trigger=second >/dev/null

@@ -9,6 +9,7 @@ use common::SandboxProcess;
 use serde_json::{Value, json};
 
 fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -1,6 +1,6 @@
-# Quickstart against the sandbox (scripts/quickstart.sh passes its URLs and credentials).
-# Resources join as the agent and Flux work lands; today it shows what the provider
-# computes for a small fleet.
+# Quickstart against the sandbox (scripts/quickstart.sh passes its URLs and credentials):
+# register a GitLab agent shared with the fleet through impersonation, install agentk, deliver
+# its token straight into the cluster, and rotate it by changing `rotation_trigger`.
 terraform {
   required_providers {
     gitlabflux = {
@@ -29,6 +29,64 @@ provider "gitlabflux" {
   }
   kubernetes = {
     config_path = var.kubeconfig
+  }
+}
+
+variable "rotation_trigger" {
+  type    = string
+  default = "initial"
+}
+
+resource "gitlabflux_agent" "prod" {
+  project = "fleet/agents"
+  name    = "prod"
+  config = {
+    ci_access = {
+      groups = [{
+        id          = "fleet"
+        access_as   = "impersonate"
+        impersonate = { username = "ci-deployer", groups = ["fleet-ci"] }
+      }]
+      projects = [{ id = "fleet/gitops", access_as = "ci_job" }]
+    }
+  }
+}
+
+resource "gitlabflux_agent_install" "prod" {
+  token_secret = { name = "gitlab-agent-token" }
+}
+
+resource "gitlabflux_agent_token" "prod" {
+  project  = gitlabflux_agent.prod.project
+  agent_id = gitlabflux_agent.prod.agent_id
+  name     = "prod"
+  kubernetes_secret = {
+    namespace = gitlabflux_agent_install.prod.namespace
+    name      = "gitlab-agent-token"
+  }
+  restart = [{
+    namespace = gitlabflux_agent_install.prod.namespace
+    name      = gitlabflux_agent_install.prod.name
+  }]
+  rotation = {
+    trigger         = var.rotation_trigger
+    confirm_timeout = "1m"
+  }
+}
+
+output "agent" {
+  value = {
+    kubecontext = gitlabflux_agent.prod.kubecontext
+    config_file = gitlabflux_agent.prod.config_file_path
+  }
+}
+
+output "agent_token" {
+  description = "The token's facts; its value is only in the cluster Secret."
+  value = {
+    token_id     = gitlabflux_agent_token.prod.token_id
+    last_used_at = gitlabflux_agent_token.prod.last_used_at
+    rotated_at   = gitlabflux_agent_token.prod.rotated_at
   }
 }
 

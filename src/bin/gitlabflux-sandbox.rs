@@ -49,14 +49,25 @@ fn parse(args: &[String]) -> Result<SandboxOptions, String> {
     Ok(options)
 }
 
-async fn wait_for_stop() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
+/// The signals that stop the sandbox, registered before the ready line is printed so a
+/// SIGTERM right after it is handled rather than killing the process mid-save.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
+async fn wait_for_stop(signals: StopSignals) {
+    let StopSignals { mut term, mut int } = signals;
     let stdin_closed = async {
         let mut stdin = tokio::io::stdin();
         let mut buf = [0u8; 256];
@@ -86,6 +97,13 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
+        let signals = match StopSignals::register() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cannot handle stop signals: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let sandbox = match Sandbox::start(options).await {
             Ok(s) => s,
             Err(e) => {
@@ -100,7 +118,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         }
-        wait_for_stop().await;
+        wait_for_stop(signals).await;
         sandbox.stop().await;
         ExitCode::SUCCESS
     });

@@ -15,7 +15,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
@@ -45,10 +45,30 @@ fn parse_level(text: &str) -> LevelFilter {
 
 /// Installs the hclog layer as the global subscriber. Safe to call more than once.
 pub fn init(module: &'static str) {
-    let level = level_from_env();
     let _ = tracing_subscriber::registry()
-        .with(HclogLayer { module }.with_filter(level))
+        .with(HclogLayer { module }.with_filter(targets(level_from_env())))
         .try_init();
+}
+
+/// Libraries below us log at debug what we must never show (response bodies that may echo a
+/// Secret, connection chatter); they are capped at info whatever the level.
+const CAPPED_TARGETS: [&str; 8] = [
+    "kube_client",
+    "kube",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tower",
+];
+
+fn targets(level: LevelFilter) -> Targets {
+    CAPPED_TARGETS
+        .iter()
+        .fold(Targets::new().with_default(level), |t, target| {
+            t.with_target(*target, level.min(LevelFilter::INFO))
+        })
 }
 
 /// Formats events as hclog JSON lines, with the fields of enclosing spans.
@@ -147,6 +167,15 @@ impl Visit for JsonVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chatty_libraries_are_capped_at_info() {
+        let t = targets(LevelFilter::TRACE);
+        assert!(t.would_enable("terraform_provider_gitlabflux::gitlab", &Level::TRACE));
+        assert!(!t.would_enable("kube_client::client", &Level::DEBUG));
+        assert!(t.would_enable("kube_client::client", &Level::INFO));
+        assert!(!targets(LevelFilter::WARN).would_enable("kube_client", &Level::INFO));
+    }
 
     #[test]
     fn terraform_levels_map_like_plugin_log() {

@@ -1,0 +1,2 @@
+# <namespace>/<name>
+terraform import gitlabflux_agent_install.prod gitlab-agent/gitlab-agent
