@@ -118,6 +118,21 @@ provider "gitlabflux" {{
 }
 
 fn fleet_config(sandbox: &SandboxProcess, trigger: &str) -> String {
+    fleet_config_with(
+        sandbox,
+        trigger,
+        "gitlabflux_agent_install.prod.name",
+        "30s",
+    )
+}
+
+/// The fleet configuration, restarting `restart_name` (an HCL expression) after delivery.
+fn fleet_config_with(
+    sandbox: &SandboxProcess,
+    trigger: &str,
+    restart_name: &str,
+    confirm_timeout: &str,
+) -> String {
     format!(
         r#"{}
 resource "gitlabflux_agent" "prod" {{
@@ -149,11 +164,11 @@ resource "gitlabflux_agent_token" "prod" {{
   }}
   restart = [{{
     namespace = gitlabflux_agent_install.prod.namespace
-    name      = gitlabflux_agent_install.prod.name
+    name      = {restart_name}
   }}]
   rotation = {{
     trigger         = "{trigger}"
-    confirm_timeout = "30s"
+    confirm_timeout = "{confirm_timeout}"
   }}
 }}
 "#,
@@ -490,5 +505,86 @@ resource "gitlabflux_agent" "forbidden" {{
             .as_array()
             .expect("agents")
             .is_empty()
+    );
+}
+
+#[test]
+fn an_unconfirmed_rotation_keeps_the_old_token_valid() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let ws = Workspace::new();
+    ws.write(&fleet_config(&sandbox, "v1"));
+    ws.apply();
+    let old_id = active_tokens(&agent_state(&sandbox, "prod").expect("agent"))[0]["id"].clone();
+
+    // A workload that does not mount the Secret: restarting it never puts the new token to use.
+    let decoy = ws.path().join("decoy.yaml");
+    std::fs::write(
+        &decoy,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: decoy, namespace: gitlab-agent}\n\
+         spec:\n  selector: {matchLabels: {app: decoy}}\n  template:\n    metadata: {labels: {app: decoy}}\n\
+         \x20   spec: {containers: [{name: c, image: busybox}]}\n",
+    )
+    .expect("decoy manifest");
+    let applied = kubectl(
+        &sandbox,
+        &["apply", "--server-side", "-f", &decoy.display().to_string()],
+    );
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+
+    ws.write(&fleet_config_with(&sandbox, "v2", "\"decoy\"", "2s"));
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]);
+    assert!(!out.success());
+    assert!(
+        out.text().contains("New agent token not confirmed in use"),
+        "{}",
+        out.text()
+    );
+    let agent = agent_state(&sandbox, "prod").expect("agent");
+    let active = active_tokens(&agent);
+    assert!(
+        active.iter().any(|t| t["id"] == old_id),
+        "the old token stays active"
+    );
+    assert_eq!(
+        active.len(),
+        2,
+        "old and new are both valid; the Secret holds the new one"
+    );
+}
+
+#[test]
+fn the_data_source_finds_an_agent() {
+    let sandbox = SandboxProcess::start(&[]);
+    let ws = Workspace::new();
+    ws.write(&format!(
+        r#"{}
+resource "gitlabflux_agent" "prod" {{
+  project = "fleet/agents"
+  name    = "prod"
+  config  = {{ flux = {{ webhook_receiver_url = "http://receiver" }} }}
+}}
+data "gitlabflux_agent" "prod" {{
+  project = "fleet/agents"
+  name    = gitlabflux_agent.prod.name
+}}
+output "found" {{
+  value = data.gitlabflux_agent.prod
+}}
+"#,
+        provider_block(&sandbox)
+    ));
+    ws.apply();
+    let found = &ws.outputs()["found"]["value"];
+    let agent = ws.resource("gitlabflux_agent.prod");
+    assert_eq!(found["agent_id"], agent["agent_id"]);
+    assert_eq!(found["kubecontext"], "fleet/agents:prod");
+    assert!(
+        found["config_yaml"]
+            .as_str()
+            .is_some_and(|y| y.contains("webhook_receiver_url: http://receiver"))
     );
 }

@@ -657,3 +657,73 @@ async fn record_settings(
     let annotations = BTreeMap::from([(SETTINGS_ANNOTATION.to_string(), settings.to_string())]);
     kube.annotate(&r, &annotations).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(trigger: &str, rotated_at: &str, rotate_after: Option<&str>) -> Value {
+        obj([
+            ("name", "prod".into()),
+            ("description", Value::Null),
+            ("kubernetes_secret", Value::Null),
+            ("expose_token", false.into()),
+            ("status", "active".into()),
+            ("rotated_at", rotated_at.into()),
+            ("created_at", rotated_at.into()),
+            (
+                "rotation",
+                obj([
+                    ("trigger", trigger.into()),
+                    ("rotate_after", opt(rotate_after)),
+                    ("confirm_timeout", "10m".into()),
+                ]),
+            ),
+        ])
+    }
+
+    #[test]
+    fn rotation_is_due_on_trigger_age_drift_and_delivery_changes() {
+        let now = now_rfc3339();
+        assert!(!rotation_due(
+            &state("a", &now, None),
+            &state("a", &now, None)
+        ));
+        assert!(
+            rotation_due(&state("a", &now, None), &state("b", &now, None)),
+            "trigger"
+        );
+        let old = "2020-01-01T00:00:00Z";
+        assert!(
+            rotation_due(
+                &state("a", old, Some("720h")),
+                &state("a", old, Some("720h"))
+            ),
+            "age"
+        );
+        assert!(!rotation_due(
+            &state("a", &now, Some("720h")),
+            &state("a", &now, Some("720h"))
+        ));
+        let mut drifted = state("a", &now, None);
+        set(&mut drifted, "status", "secret_out_of_sync".into());
+        assert!(
+            rotation_due(&drifted, &state("a", &now, None)),
+            "secret drift"
+        );
+        let mut moved = state("a", &now, None);
+        set(
+            &mut moved,
+            "kubernetes_secret",
+            obj([
+                ("namespace", "x".into()),
+                ("name", "y".into()),
+                ("key", "token".into()),
+            ]),
+        );
+        assert!(
+            rotation_due(&state("a", &now, None), &moved),
+            "new Secret location"
+        );
+    }
+}
