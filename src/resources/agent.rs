@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::support::{
     self, boolean, gitlab, gitlab_error, gitlab_error_at, obj, object, opt, required_string, set,
-    string, string_list_or_null, strings,
+    split_import_id, string, string_list_or_null, strings,
 };
 use crate::gitlab::agent_config::{
     AccessAs, AgentConfig, CiAccess, CiAccessEntry, Empty, Flux, IdEntry, Impersonate,
@@ -635,18 +635,8 @@ impl Resource<ProviderData> for Agent {
     }
 
     async fn import(&self, _ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
-        let Some((project, name)) = id
-            .rsplit_once(':')
-            .filter(|(p, n)| !p.is_empty() && !n.is_empty())
-        else {
-            return Err(Diagnostic::error(
-                "Invalid import ID",
-                format!(
-                    "Expected <project path>:<agent name>, like fleet/agents:prod; got \"{id}\"."
-                ),
-            )
-            .into());
-        };
+        let (project, name) =
+            split_import_id(id, ':', "<project path>:<agent name>", "fleet/agents:prod")?;
         let state = obj([
             ("project", project.into()),
             ("name", name.into()),

@@ -6,7 +6,8 @@
 use async_trait::async_trait;
 
 use super::support::{
-    gitlab, gitlab_error, int, kube, kube_error, obj, object, required_string, set, string,
+    gitlab, gitlab_error, int, kube, kube_error, obj, object, required_string, set,
+    split_import_id, string,
 };
 use crate::gitlab::agent_install::{self as manifests, InstallSpec, Rbac};
 use crate::provider::{ProviderData, cluster_connection_attributes};
@@ -213,18 +214,8 @@ impl Resource<ProviderData> for AgentInstall {
     }
 
     async fn import(&self, _ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
-        let Some((namespace, name)) = id
-            .split_once('/')
-            .filter(|(n, m)| !n.is_empty() && !m.is_empty())
-        else {
-            return Err(Diagnostic::error(
-                "Invalid import ID",
-                format!(
-                    "Expected <namespace>/<name>, like gitlab-agent/gitlab-agent; got \"{id}\"."
-                ),
-            )
-            .into());
-        };
+        let (namespace, name) =
+            split_import_id(id, '/', "<namespace>/<name>", "gitlab-agent/gitlab-agent")?;
         let state = obj([
             ("namespace", namespace.into()),
             ("name", name.into()),

@@ -78,6 +78,25 @@ pub fn set(obj: &mut Value, name: &str, value: Value) {
     }
 }
 
+/// Splits a two-part import ID at the last `sep` (project paths contain `/`, names do not
+/// contain `:`); `format` is shown in the error, e.g. `<project path>:<agent name>`.
+pub fn split_import_id<'a>(
+    id: &'a str,
+    sep: char,
+    format: &str,
+    example: &str,
+) -> DiagResult<(&'a str, &'a str)> {
+    id.rsplit_once(sep)
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .ok_or_else(|| {
+            Diagnostic::error(
+                "Invalid import ID",
+                format!("Expected {format}, like {example}; got \"{id}\"."),
+            )
+            .into()
+        })
+}
+
 pub fn gitlab_error(e: GitlabError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).into()
 }
