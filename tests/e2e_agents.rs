@@ -588,3 +588,49 @@ output "found" {{
             .is_some_and(|y| y.contains("webhook_receiver_url: http://receiver"))
     );
 }
+
+#[test]
+fn expose_token_keeps_the_value_in_state_only_when_asked() {
+    let sandbox = SandboxProcess::start(&[]);
+    let ws = Workspace::new();
+    let config = |expose: bool| {
+        format!(
+            r#"{}
+resource "gitlabflux_agent" "ci" {{
+  project = "fleet/agents"
+  name    = "ci"
+}}
+resource "gitlabflux_agent_token" "ci" {{
+  project      = "fleet/agents"
+  agent_id     = gitlabflux_agent.ci.agent_id
+  name         = "helm"
+  expose_token = {expose}
+}}
+"#,
+            provider_block(&sandbox)
+        )
+    };
+    ws.write(&config(true));
+    let plan = ws.ok(&["plan", "-no-color"]).stdout;
+    assert!(
+        plan.contains("token") && plan.contains("(sensitive value)"),
+        "{plan}"
+    );
+    ws.apply();
+    let token = ws.resource("gitlabflux_agent_token.ci")["token"]
+        .as_str()
+        .expect("exposed token")
+        .to_string();
+    assert!(token.starts_with("glagent-"));
+    ws.assert_no_changes();
+
+    // Turning it off rotates to a token whose value is never stored.
+    ws.write(&config(false));
+    ws.apply();
+    assert!(ws.resource("gitlabflux_agent_token.ci")["token"].is_null());
+    assert!(
+        !ws.state_file().contains("glagent-"),
+        "no token value in state"
+    );
+    ws.assert_no_changes();
+}

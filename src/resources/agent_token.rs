@@ -417,19 +417,19 @@ impl Resource<ProviderData> for AgentTokenResource {
         _ctx: &Ctx<ProviderData>,
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
-        if plan.is_create() {
-            return Ok(());
+        if !plan.is_create() {
+            let rotate = rotation_due(&plan.prior, &plan.planned);
+            for name in TOKEN_FACTS {
+                let value = if rotate {
+                    Value::unknown()
+                } else {
+                    plan.prior.get_attr(name).cloned().unwrap_or(Value::Null)
+                };
+                set(&mut plan.planned, name, value);
+            }
         }
-        let rotate = rotation_due(&plan.prior, &plan.planned);
-        for name in TOKEN_FACTS {
-            let value = if rotate {
-                Value::unknown()
-            } else {
-                plan.prior.get_attr(name).cloned().unwrap_or(Value::Null)
-            };
-            set(&mut plan.planned, name, value);
-        }
-        if !rotate && boolean(&plan.planned, "expose_token") == Some(false) {
+        // Known now: without expose_token the value never reaches state.
+        if boolean(&plan.planned, "expose_token") == Some(false) {
             set(&mut plan.planned, "token", Value::Null);
         }
         Ok(())
