@@ -11,6 +11,7 @@ mod client;
 mod clusters;
 mod connect;
 mod discovery;
+pub mod engine;
 mod error;
 mod retry;
 mod secrets;

@@ -11,6 +11,10 @@ mod agent_data;
 mod agent_install;
 mod agent_kubecontext;
 mod agent_token;
+mod flux_bootstrap;
+mod flux_inputs;
+mod flux_manifests;
+mod flux_status;
 mod shard_for;
 mod support;
 #[cfg(feature = "test-resources")]
@@ -24,13 +28,18 @@ pub fn all() -> Vec<Arc<dyn Resource<ProviderData>>> {
         Arc::new(agent::Agent),
         Arc::new(agent_token::AgentTokenResource),
         Arc::new(agent_install::AgentInstall),
+        Arc::new(flux_bootstrap::FluxBootstrap),
         #[cfg(feature = "test-resources")]
         Arc::new(test_widget::TestWidget),
     ]
 }
 
 pub fn data_sources() -> Vec<Arc<dyn DataSource<ProviderData>>> {
-    vec![Arc::new(agent_data::AgentData)]
+    vec![
+        Arc::new(agent_data::AgentData),
+        Arc::new(flux_manifests::FluxManifests),
+        Arc::new(flux_status::FluxStatus),
+    ]
 }
 
 pub fn functions() -> Vec<Arc<dyn Function>> {

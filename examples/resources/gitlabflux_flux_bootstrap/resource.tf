@@ -1,0 +1,25 @@
+# Flux locked down for multi-tenancy, syncing this cluster's directory of fleet/gitops, with
+# the bootstrap manifests committed next to it in one commit.
+resource "gitlabflux_flux_bootstrap" "prod" {
+  distribution = {
+    version = "2.8.5"
+    # Air-gapped: a mirrored install.yaml, pinned.
+    # source = "file:///opt/flux/v2.8.5/install.yaml"
+    # sha256 = "..."
+  }
+  multitenancy = {
+    enabled                 = true
+    remove_view_edit_roles  = true
+    restrict_token_requests = true
+  }
+  sync = {
+    url         = "ssh://git@gitlab.example.com/fleet/gitops.git"
+    ref         = { branch = "main" }
+    path        = "./clusters/prod"
+    secret_name = "flux-system"
+  }
+  git_commit = {
+    project = "fleet/gitops"
+    path    = "clusters/prod/flux-system"
+  }
+}

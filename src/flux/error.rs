@@ -1,0 +1,89 @@
+//! Errors of the Flux domain layer.
+//!
+//! Every variant carries the offending input so the resource can attach the diagnostic to the
+//! attribute that caused it, and `summary()`/`detail()` give the texts Terraform shows.
+//! Nothing here ever holds secret material: distribution sources and options are public.
+
+/// Why loading or rendering a Flux distribution failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FluxError {
+    #[error("unknown Flux component {name:?}; the distribution has: {}", available.join(", "))]
+    UnknownComponent {
+        name: String,
+        available: Vec<String>,
+    },
+    #[error("distribution sha256 mismatch: expected {expected}, got {actual}")]
+    Sha256Mismatch { expected: String, actual: String },
+    #[error("distribution sha256 {value:?} is not 64 hexadecimal characters")]
+    InvalidSha256 { value: String },
+    #[error("cannot fetch the Flux distribution from {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("unsupported distribution source {url}")]
+    UnsupportedSource { url: String },
+    #[error("cannot read the Flux distribution at {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("the Flux distribution is not valid YAML manifests: {message}")]
+    Parse { message: String },
+    #[error("patch at index {index} is invalid: {message}")]
+    InvalidPatch { index: usize, message: String },
+    #[error("interval {value:?} is not a valid duration")]
+    InvalidInterval { value: String },
+    #[error("invalid sync configuration: {message}")]
+    InvalidSync { message: String },
+    #[error("invalid {attribute}: {message}")]
+    InvalidOption {
+        attribute: &'static str,
+        message: String,
+    },
+    #[error("cannot serialise the rendered manifests: {message}")]
+    Serialize { message: String },
+}
+
+impl FluxError {
+    /// One-line diagnostic summary.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::UnknownComponent { .. } => "Unknown Flux component",
+            Self::Sha256Mismatch { .. } => "Flux distribution checksum mismatch",
+            Self::InvalidSha256 { .. } => "Invalid distribution checksum",
+            Self::Unreachable { .. } => "Flux distribution unreachable",
+            Self::UnsupportedSource { .. } => "Unsupported distribution source",
+            Self::Io { .. } => "Cannot read the Flux distribution",
+            Self::Parse { .. } => "Invalid Flux distribution",
+            Self::InvalidPatch { .. } => "Invalid patch",
+            Self::InvalidInterval { .. } => "Invalid interval",
+            Self::InvalidSync { .. } => "Invalid sync configuration",
+            Self::InvalidOption { .. } => "Invalid Flux option",
+            Self::Serialize { .. } => "Cannot render the Flux manifests",
+        }
+        .to_string()
+    }
+
+    /// The actionable explanation shown under the summary.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::UnknownComponent { .. } => format!(
+                "{self}. Use one of the listed names, or pick a distribution that ships the \
+                 component (the release install.yaml ships all of them)."
+            ),
+            Self::Sha256Mismatch { .. } => format!(
+                "{self}. The bytes at the source are not the pinned ones: check the URL, or \
+                 update distribution.sha256 if the change is expected."
+            ),
+            Self::InvalidSha256 { .. } => format!("{self}. Give the hex SHA-256 of the file."),
+            Self::Unreachable { .. } => format!(
+                "{self}. Check the URL and network access, or point distribution.source at a \
+                 mirror or a local file:// copy."
+            ),
+            Self::UnsupportedSource { .. } => format!(
+                "{self}. Use a file:// URL, a local path, or an http(s):// URL such as \
+                 https://github.com/fluxcd/flux2/releases/download/v<version>/install.yaml."
+            ),
+            Self::InvalidInterval { .. } => format!(
+                "{self}. Use a Go duration made of numbers with the units ms, s, m or h, \
+                 such as 1m0s, 10m or 1h30m; it must be greater than zero."
+            ),
+            _ => format!("{self}."),
+        }
+    }
+}

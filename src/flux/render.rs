@@ -1,0 +1,318 @@
+//! Pure rendering of a Flux distribution into the objects and files a bootstrap applies.
+//!
+//! Rendering is a pipeline of small transforms over a [`Stage`] (the component objects and
+//! the sync objects, kept apart because they become separate files). Each transform owns
+//! one option, validates it, and edits the objects in place; sharding and vertical scaling
+//! slot in as further entries of [`PIPELINE`]. No I/O happens here, and every step is
+//! deterministic, so the same distribution and options always give byte-identical files
+//! and the same `sha256`.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::distribution::Distribution;
+use super::error::FluxError;
+use super::{lockdown, manifest, patch, sync, transforms};
+
+pub use super::patch::{Patch, PatchKind, Target};
+pub use super::sync::{Ref, SyncKind, SyncSpec, Verify};
+
+/// The controllers `flux install` deploys when none are named.
+pub const DEFAULT_COMPONENTS: [&str; 4] = [
+    "source-controller",
+    "kustomize-controller",
+    "helm-controller",
+    "notification-controller",
+];
+
+/// The namespace Flux distributions are published for.
+pub const DEFAULT_NAMESPACE: &str = "flux-system";
+
+/// Multi-tenancy lockdown (DESIGN.md section 4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Multitenancy {
+    /// Adds the lockdown flags and runs the sync Kustomization as kustomize-controller.
+    pub enabled: bool,
+    /// `--default-service-account` of kustomize- and helm-controller; `default` when unset.
+    pub default_service_account: Option<String>,
+    /// Deletes the `flux-view-*`/`flux-edit-*` ClusterRoles (applies even when not enabled).
+    pub remove_view_edit_roles: bool,
+    /// Drops `serviceaccounts/token` from `crd-controller-*` (applies even when not enabled).
+    pub restrict_token_requests: bool,
+}
+
+/// Everything that shapes the rendered manifests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderOptions {
+    pub namespace: String,
+    /// Empty means [`DEFAULT_COMPONENTS`].
+    pub components: Vec<String>,
+    pub components_extra: Vec<String>,
+    pub registry: Option<String>,
+    pub image_pull_secret: Option<String>,
+    pub toleration_keys: Vec<String>,
+    pub log_level: Option<String>,
+    pub cluster_domain: Option<String>,
+    pub network_policy: bool,
+    pub multitenancy: Multitenancy,
+    pub sync: Option<SyncSpec>,
+    pub patches: Vec<Patch>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        Self {
+            namespace: DEFAULT_NAMESPACE.to_string(),
+            components: DEFAULT_COMPONENTS.iter().map(|c| c.to_string()).collect(),
+            components_extra: Vec::new(),
+            registry: None,
+            image_pull_secret: None,
+            toleration_keys: Vec::new(),
+            log_level: None,
+            cluster_domain: None,
+            network_policy: true,
+            multitenancy: Multitenancy::default(),
+            sync: None,
+            patches: Vec::new(),
+        }
+    }
+}
+
+/// The render result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// Every object, in apply order: CRDs, Namespaces, other cluster-scoped, then the rest.
+    pub objects: Vec<Value>,
+    /// `gotk-components.yaml`, `gotk-sync.yaml` (with sync) and `kustomization.yaml`.
+    pub files: BTreeMap<String, String>,
+    /// Hex SHA-256 over `files` (see [`files_sha256`]).
+    pub sha256: String,
+}
+
+/// The objects being rendered, split by the file they end up in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stage {
+    /// What the distribution ships (gotk-components.yaml).
+    pub components: Vec<Value>,
+    /// The `flux-system` source and Kustomization (gotk-sync.yaml).
+    pub sync: Vec<Value>,
+    /// The namespace the distribution was published for, before any rewrite.
+    pub source_namespace: String,
+}
+
+/// One rendering step.
+pub type Transform = fn(&mut Stage, &RenderOptions) -> Result<(), FluxError>;
+
+/// The steps, in order. Selection comes first so later steps only touch kept objects;
+/// patches come last so they see, and can override, everything else.
+pub const PIPELINE: &[(&str, Transform)] = &[
+    ("components", transforms::select_components),
+    ("network_policy", transforms::network_policy),
+    ("namespace", transforms::namespace),
+    ("registry", transforms::registry),
+    ("image_pull_secret", transforms::image_pull_secret),
+    ("toleration_keys", transforms::tolerations),
+    ("log_level", transforms::log_level),
+    ("cluster_domain", transforms::cluster_domain),
+    ("multitenancy", lockdown::apply),
+    ("sync", sync::append),
+    ("patches", patch::apply_all),
+];
+
+pub const COMPONENTS_FILE: &str = "gotk-components.yaml";
+pub const SYNC_FILE: &str = "gotk-sync.yaml";
+pub const KUSTOMIZATION_FILE: &str = "kustomization.yaml";
+
+/// Renders `distribution` with `options`.
+pub fn render(distribution: &Distribution, options: &RenderOptions) -> Result<Rendered, FluxError> {
+    let components = manifest::parse_documents(&distribution.manifests)?;
+    let mut stage = Stage {
+        source_namespace: source_namespace(&components),
+        components,
+        sync: Vec::new(),
+    };
+    for (_, transform) in PIPELINE {
+        transform(&mut stage, options)?;
+    }
+    let files = files(&stage, distribution, options)?;
+    let sha256 = files_sha256(&files);
+    let mut objects = stage.components;
+    objects.extend(stage.sync);
+    Ok(Rendered {
+        objects: apply_order(objects),
+        files,
+        sha256,
+    })
+}
+
+/// The distribution's own namespace: the name of its Namespace object.
+fn source_namespace(objects: &[Value]) -> String {
+    objects
+        .iter()
+        .find(|object| manifest::kind(object) == "Namespace")
+        .map(|object| manifest::name(object).to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+}
+
+fn apply_rank(object: &Value) -> u8 {
+    match manifest::kind(object) {
+        "CustomResourceDefinition" => 0,
+        "Namespace" => 1,
+        _ if manifest::namespace(object).is_none() => 2,
+        _ => 3,
+    }
+}
+
+/// CRDs first so the custom objects after them are known; the Namespace before anything
+/// namespaced; the sort is stable, so the distribution's order holds within a rank.
+fn apply_order(mut objects: Vec<Value>) -> Vec<Value> {
+    objects.sort_by_key(apply_rank);
+    objects
+}
+
+fn files(
+    stage: &Stage,
+    distribution: &Distribution,
+    options: &RenderOptions,
+) -> Result<BTreeMap<String, String>, FluxError> {
+    let mut files = BTreeMap::new();
+    let mut resources = vec![COMPONENTS_FILE];
+    let header = components_header(distribution, options);
+    let body = manifest::to_documents(&stage.components)?;
+    files.insert(COMPONENTS_FILE.to_string(), format!("{header}{body}"));
+    if !stage.sync.is_empty() {
+        let body = manifest::to_documents(&stage.sync)?;
+        files.insert(SYNC_FILE.to_string(), format!("{GENERATED}{body}"));
+        resources.push(SYNC_FILE);
+    }
+    files.insert(KUSTOMIZATION_FILE.to_string(), kustomization(&resources));
+    Ok(files)
+}
+
+const GENERATED: &str =
+    "# This manifest was generated by terraform-provider-gitlabflux. DO NOT EDIT.\n";
+
+/// The same header `flux bootstrap` writes, so people reading the repository see what runs.
+fn components_header(distribution: &Distribution, options: &RenderOptions) -> String {
+    let mut header = GENERATED.to_string();
+    if let Some(version) = &distribution.version {
+        header.push_str(&format!("# Flux Version: {version}\n"));
+    }
+    let selected = transforms::selected_components(options);
+    header.push_str(&format!("# Components: {}\n", selected.join(",")));
+    header
+}
+
+fn kustomization(resources: &[&str]) -> String {
+    let mut out = String::from(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n",
+    );
+    for resource in resources {
+        out.push_str(&format!("- {resource}\n"));
+    }
+    out
+}
+
+/// SHA-256 over the files in name order, each framed as name, NUL, length (u64 big-endian),
+/// content, so no two different file maps hash alike.
+pub fn files_sha256(files: &BTreeMap<String, String>) -> String {
+    let mut hasher = Sha256::new();
+    for (name, content) in files {
+        hasher.update(name.as_bytes());
+        hasher.update([0u8]);
+        hasher.update((content.len() as u64).to_be_bytes());
+        hasher.update(content.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flux::testutil::{deployment_args, find, fixture, fixture_text};
+
+    #[test]
+    fn default_render_keeps_the_fixture_objects() {
+        let rendered = render(&fixture(), &RenderOptions::default()).unwrap();
+        let original = manifest::parse_documents(&fixture_text()).unwrap();
+        assert_eq!(rendered.objects.len(), original.len());
+        let kinds: Vec<&str> = rendered.objects.iter().map(manifest::kind).collect();
+        let first_other = kinds
+            .iter()
+            .position(|k| *k != "CustomResourceDefinition")
+            .unwrap();
+        assert!(
+            kinds[first_other..]
+                .iter()
+                .all(|k| *k != "CustomResourceDefinition")
+        );
+        assert_eq!(kinds[first_other], "Namespace");
+        let namespaced = rendered
+            .objects
+            .iter()
+            .position(|o| manifest::namespace(o).is_some())
+            .unwrap();
+        assert!(
+            rendered.objects[namespaced..]
+                .iter()
+                .all(|o| manifest::namespace(o).is_some())
+        );
+        // Without options the controllers keep the distribution's args.
+        let args = deployment_args(&rendered.objects, "helm-controller");
+        let fixture_objects = original;
+        assert_eq!(args, deployment_args(&fixture_objects, "helm-controller"));
+    }
+
+    #[test]
+    fn files_round_trip_and_kustomization_matches_flux() {
+        let rendered = render(&fixture(), &RenderOptions::default()).unwrap();
+        assert_eq!(
+            rendered.files.keys().collect::<Vec<_>>(),
+            vec![COMPONENTS_FILE, KUSTOMIZATION_FILE]
+        );
+        assert_eq!(
+            rendered.files[KUSTOMIZATION_FILE],
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n"
+        );
+        let components = &rendered.files[COMPONENTS_FILE];
+        assert!(components.contains("# Flux Version: v2.8.5\n"));
+        assert!(components.contains(
+            "# Components: helm-controller,kustomize-controller,notification-controller,source-controller\n"
+        ));
+        let reparsed = manifest::parse_documents(components).unwrap();
+        let original = manifest::parse_documents(&fixture_text()).unwrap();
+        assert_eq!(reparsed, original);
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let options = RenderOptions {
+            registry: Some("registry.example.com/flux".into()),
+            toleration_keys: vec!["b".into(), "a".into()],
+            multitenancy: Multitenancy {
+                enabled: true,
+                ..Multitenancy::default()
+            },
+            sync: Some(crate::flux::testutil::git_sync()),
+            ..RenderOptions::default()
+        };
+        let first = render(&fixture(), &options).unwrap();
+        for _ in 0..3 {
+            let again = render(&fixture(), &options).unwrap();
+            assert_eq!(again.files, first.files);
+            assert_eq!(again.sha256, first.sha256);
+            assert_eq!(again.objects, first.objects);
+        }
+        assert_eq!(first.sha256, files_sha256(&first.files));
+        let other = render(&fixture(), &RenderOptions::default()).unwrap();
+        assert_ne!(other.sha256, first.sha256);
+        assert!(find(&first.objects, "GitRepository", "flux-system").is_some());
+    }
+}

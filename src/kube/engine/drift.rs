@@ -1,0 +1,125 @@
+//! [`drift`]: which desired objects are missing from the cluster or differ from it on the
+//! fields the manifest sets. Fields the manifest leaves out (defaults, server-set metadata,
+//! status, other managers' fields) are not drift: re-applying would not change them.
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use super::{EngineError, bounded, inventory_id};
+use crate::kube::{KubeClient, ObjRef};
+
+/// Metadata the server owns; a manifest should not set these, and if it does they still
+/// differ on every cluster.
+const SERVER_METADATA: [&str; 7] = [
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+];
+
+/// The inventory ids of drifted objects, sorted.
+pub async fn drift(client: &KubeClient, desired: &[Value]) -> Result<Vec<String>, EngineError> {
+    let checked = bounded(
+        desired.iter().enumerate(),
+        super::DEFAULT_CONCURRENCY,
+        |(index, want)| async move {
+            let manifest = |message: String| EngineError::Manifest { index, message };
+            let r = ObjRef::of(want).map_err(|e| manifest(e.to_string()))?;
+            let live = client
+                .get(&r)
+                .await
+                .map_err(EngineError::kube(r.to_string()))?;
+            let drifted = live
+                .as_ref()
+                .is_none_or(|live| !matches(&comparable(want), live));
+            let id = live
+                .as_ref()
+                .and_then(inventory_id)
+                .or_else(|| inventory_id(want))
+                .ok_or_else(|| manifest("apiVersion, kind or metadata.name is missing".into()))?;
+            Ok(drifted.then_some(id))
+        },
+    )
+    .await?;
+    let mut ids: Vec<String> = checked.into_iter().flatten().collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// The manifest as the server would store it, minus what is not ours to compare.
+fn comparable(want: &Value) -> Value {
+    let mut want = want.clone();
+    let Some(top) = want.as_object_mut() else {
+        return want;
+    };
+    top.remove("status");
+    if let Some(meta) = top.get_mut("metadata").and_then(Value::as_object_mut) {
+        SERVER_METADATA.iter().for_each(|k| {
+            meta.remove(*k);
+        });
+    }
+    // The API server folds a Secret's `stringData` into `data`.
+    if want["kind"] == "Secret"
+        && let Some(Value::Object(plain)) =
+            want.as_object_mut().and_then(|o| o.remove("stringData"))
+    {
+        for (k, v) in plain {
+            let text = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            want["data"][k] = Value::from(base64::engine::general_purpose::STANDARD.encode(text));
+        }
+    }
+    want
+}
+
+/// Whether `live` has every field `want` sets, with the same value. Lists must match item by
+/// item (the server keeps their order); numbers compare by value (`1` equals `1.0`); a null
+/// in the manifest means "absent".
+fn matches(want: &Value, live: &Value) -> bool {
+    match (want, live) {
+        (Value::Object(w), Value::Object(l)) => w
+            .iter()
+            .all(|(k, wv)| l.get(k).map_or(wv.is_null(), |lv| matches(wv, lv))),
+        (Value::Array(w), Value::Array(l)) => {
+            w.len() == l.len() && w.iter().zip(l).all(|(wv, lv)| matches(wv, lv))
+        }
+        (Value::Number(w), Value::Number(l)) => w == l || w.as_f64() == l.as_f64(),
+        (Value::Null, _) => live.is_null(),
+        // An empty object or list in the manifest is stored as absent by some servers.
+        (Value::Object(w), Value::Null) => w.is_empty(),
+        (Value::Array(w), Value::Null) => w.is_empty(),
+        _ => want == live,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_comparison_ignores_defaults_and_server_fields() {
+        let want = json!({ "kind": "Deployment", "metadata": { "name": "a", "resourceVersion": "1" },
+            "spec": { "replicas": 1, "template": { "spec": { "containers": [{ "name": "c", "args": ["--x"] }] } } } });
+        let live = json!({ "kind": "Deployment", "metadata": { "name": "a", "resourceVersion": "9", "uid": "u" },
+            "spec": { "replicas": 1.0, "template": { "spec": { "containers": [
+                { "name": "c", "args": ["--x"], "imagePullPolicy": "IfNotPresent" }] } } },
+            "status": { "replicas": 1 } });
+        assert!(matches(&comparable(&want), &live));
+        let mut edited = live.clone();
+        edited["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["--y"]);
+        assert!(!matches(&comparable(&want), &edited));
+    }
+
+    #[test]
+    fn secret_string_data_compares_with_data() {
+        let want = json!({ "kind": "Secret", "stringData": { "token": "abc" } });
+        let live = json!({ "kind": "Secret", "data": { "token": "YWJj" } });
+        assert!(matches(&comparable(&want), &live));
+    }
+}

@@ -1,0 +1,472 @@
+//! Tests of the apply engine against the in-process sandbox, with the real Flux v2.8.5
+//! `flux bootstrap` output as the manifest set.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use ::kube::api::{Api, DynamicObject, Patch, PatchParams};
+use ::kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::kube::{KubeClient, KubeError};
+use crate::provider::ClusterSettings;
+use crate::sandbox::{Sandbox, SandboxOptions};
+
+const FLUX: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/fixtures/flux/v2.8.5/"
+);
+
+fn documents(file: &str) -> Vec<Value> {
+    use serde::Deserialize as _;
+    let text = std::fs::read_to_string(format!("{FLUX}{file}")).expect("fixture");
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(Value::deserialize)
+        .collect::<Result<Vec<_>, _>>()
+        .expect("fixture YAML")
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// gotk-components + gotk-sync: what `flux bootstrap` applies.
+fn fixture() -> Vec<Value> {
+    let mut objects = documents("gotk-components.yaml");
+    objects.extend(documents("gotk-sync.yaml"));
+    objects
+}
+
+async fn sandbox(simulate_controllers: bool) -> Sandbox {
+    Sandbox::start(SandboxOptions {
+        simulate_controllers,
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox starts")
+}
+
+async fn client(sb: &Sandbox) -> KubeClient {
+    let settings = ClusterSettings {
+        config_path: Some(sb.info.kubeconfig.clone()),
+        ..ClusterSettings::default()
+    };
+    KubeClient::connect(&settings, CancellationToken::new())
+        .await
+        .expect("connects")
+}
+
+fn options(wait: bool, timeout: Duration) -> ApplyOptions {
+    ApplyOptions {
+        force: false,
+        wait,
+        timeout,
+        concurrency: 8,
+    }
+}
+
+/// inventory id → resourceVersion of every object in the emulator.
+fn versions(sb: &Sandbox) -> BTreeMap<String, String> {
+    sb.kube
+        .objects()
+        .iter()
+        .filter_map(|o| {
+            let id = inventory_id(o)?;
+            Some((id, o["metadata"]["resourceVersion"].as_str()?.to_string()))
+        })
+        .collect()
+}
+
+/// Kubernetes requests the sandbox has served since the last reset.
+fn kube_requests(sb: &Sandbox) -> u64 {
+    let snapshot = sb.stats.snapshot();
+    snapshot["kube"]
+        .as_object()
+        .map_or(0, |routes| routes.values().filter_map(Value::as_u64).sum())
+}
+
+fn live_ids(sb: &Sandbox) -> Vec<String> {
+    sb.kube.objects().iter().filter_map(inventory_id).collect()
+}
+
+fn expected_inventory(objects: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = objects.iter().filter_map(inventory_id).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn inventory_ids_round_trip() {
+    let d = json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": { "name": "web", "namespace": "prod" } });
+    let id = inventory_id(&d).expect("id");
+    assert_eq!(id, "apps/v1/Deployment/prod/web");
+    assert_eq!(
+        parse_inventory_id(&id),
+        Some(ObjRef::new("apps/v1", "Deployment", Some("prod"), "web"))
+    );
+    let ns = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "x" } });
+    let id = inventory_id(&ns).expect("id");
+    assert_eq!(id, "v1/Namespace/_/x");
+    assert_eq!(
+        parse_inventory_id(&id),
+        Some(ObjRef::new("v1", "Namespace", None, "x"))
+    );
+    assert_eq!(parse_inventory_id("Namespace/_/x"), None);
+    assert_eq!(inventory_id(&json!({ "kind": "Namespace" })), None);
+}
+
+#[test]
+fn errors_explain_themselves() {
+    let e = EngineError::Timeout {
+        waiting_for: vec!["Deployment a/b: not Available".into()],
+    };
+    assert!(e.summary().contains("1 object"));
+    assert!(e.detail().contains("Deployment a/b"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applies_the_flux_fixture_in_order_and_reapply_is_a_no_op() {
+    let sb = sandbox(false).await;
+    let kube = client(&sb).await;
+    let objects = fixture();
+    sb.stats.reset();
+    let started = Instant::now();
+    let inventory = apply_all(&kube, &objects, &options(false, Duration::from_secs(30)))
+        .await
+        .expect("apply");
+    println!(
+        "apply_all of the Flux fixture ({} objects): {:?}, {} Kubernetes requests",
+        objects.len(),
+        started.elapsed(),
+        kube_requests(&sb)
+    );
+    assert_eq!(inventory, expected_inventory(&objects));
+    assert!(
+        inventory.windows(2).all(|w| w[0] < w[1]),
+        "sorted and unique"
+    );
+    let live = live_ids(&sb);
+    assert!(
+        inventory.iter().all(|id| live.contains(id)),
+        "every object is stored"
+    );
+    // CRDs were created before any custom resource: lower resourceVersions.
+    let rv = versions(&sb);
+    let number = |id: &String| rv[id].parse::<u64>().expect("numeric resourceVersion");
+    let last_crd = inventory
+        .iter()
+        .filter(|id| id.contains("/CustomResourceDefinition/"))
+        .map(number)
+        .max()
+        .expect("CRDs applied");
+    let first_cr = inventory
+        .iter()
+        .filter(|id| id.contains(".toolkit.fluxcd.io/"))
+        .map(number)
+        .min()
+        .expect("custom resources applied");
+    assert!(
+        last_crd < first_cr,
+        "CRDs ({last_crd}) before custom resources ({first_cr})"
+    );
+
+    let before = versions(&sb);
+    sb.stats.reset();
+    let started = Instant::now();
+    let again = apply_all(&kube, &objects, &options(false, Duration::from_secs(30)))
+        .await
+        .expect("re-apply");
+    println!(
+        "re-apply (no-op) of the Flux fixture: {:?}, {} Kubernetes requests",
+        started.elapsed(),
+        kube_requests(&sb)
+    );
+    assert_eq!(again, inventory);
+    assert_eq!(versions(&sb), before, "re-apply changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_for_flux_to_become_ready() {
+    let sb = sandbox(true).await;
+    let kube = client(&sb).await;
+    let started = Instant::now();
+    apply_all(&kube, &fixture(), &options(true, Duration::from_secs(30)))
+        .await
+        .expect("apply and wait");
+    println!(
+        "apply_all + wait of the Flux fixture with simulated controllers: {:?}",
+        started.elapsed()
+    );
+    let r = ObjRef::new(
+        "kustomize.toolkit.fluxcd.io/v1",
+        "Kustomization",
+        Some("flux-system"),
+        "flux-system",
+    );
+    let k = kube.get(&r).await.expect("get").expect("exists");
+    assert_eq!(k["status"]["conditions"][0]["status"], "True");
+    let d = ObjRef::new(
+        "apps/v1",
+        "Deployment",
+        Some("flux-system"),
+        "source-controller",
+    );
+    let d = kube.get(&d).await.expect("get").expect("exists");
+    assert_eq!(d["status"]["availableReplicas"], 1);
+}
+
+fn broken_deployment() -> Vec<Value> {
+    vec![
+        json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "broken" } }),
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": { "name": "agent", "namespace": "broken" },
+                "spec": { "selector": { "matchLabels": { "app": "agent" } },
+                          "template": { "metadata": { "labels": { "app": "agent" } },
+                                        "spec": { "containers": [{ "name": "agent", "image": "agentk" }],
+                                                  "volumes": [{ "name": "token", "secret": { "secretName": "missing" } }] } } } }),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_times_out_naming_the_stuck_deployment() {
+    let sb = sandbox(true).await;
+    let kube = client(&sb).await;
+    let started = Instant::now();
+    let err = apply_all(
+        &kube,
+        &broken_deployment(),
+        &options(true, Duration::from_secs(2)),
+    )
+    .await
+    .expect_err("cannot become available");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded by the timeout"
+    );
+    let EngineError::Timeout { waiting_for } = &err else {
+        panic!("not a timeout: {err}");
+    };
+    assert_eq!(waiting_for.len(), 1, "{waiting_for:?}");
+    assert!(
+        waiting_for[0].contains("Deployment broken/agent"),
+        "{waiting_for:?}"
+    );
+    assert!(
+        waiting_for[0].contains("Secret"),
+        "says why: {waiting_for:?}"
+    );
+    assert!(err.detail().contains("Deployment broken/agent"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_what_left_the_set() {
+    let sb = sandbox(false).await;
+    let kube = client(&sb).await;
+    let mut objects = fixture();
+    let previous = apply_all(&kube, &objects, &options(false, Duration::from_secs(30)))
+        .await
+        .expect("apply");
+    let dropped = "networking.k8s.io/v1/NetworkPolicy/flux-system/allow-webhooks";
+    objects.retain(|o| inventory_id(o).as_deref() != Some(dropped));
+    let current = apply_all(&kube, &objects, &options(false, Duration::from_secs(30)))
+        .await
+        .expect("re-apply");
+    assert_eq!(current.len() + 1, previous.len());
+    let pruned = prune(&kube, &previous, &current).await.expect("prune");
+    assert_eq!(pruned, vec![dropped.to_string()]);
+    let live = live_ids(&sb);
+    assert!(!live.iter().any(|id| id == dropped), "pruned");
+    assert!(current.iter().all(|id| live.contains(id)), "the rest stays");
+    assert_eq!(
+        prune(&kube, &current, &current).await.expect("no-op"),
+        Vec::<String>::new()
+    );
+    assert!(matches!(
+        prune(&kube, &["nonsense".to_string()], &[]).await,
+        Err(EngineError::InventoryId { .. })
+    ));
+}
+
+fn dynamic(
+    kube: &KubeClient,
+    group: &str,
+    version: &str,
+    kind: &str,
+    namespace: &str,
+) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    Api::namespaced_with(kube.raw().clone(), namespace, &resource)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_detects_deletion_and_edits() {
+    let sb = sandbox(false).await;
+    let kube = client(&sb).await;
+    let objects = fixture();
+    apply_all(&kube, &objects, &options(false, Duration::from_secs(30)))
+        .await
+        .expect("apply");
+    assert_eq!(
+        drift(&kube, &objects).await.expect("drift"),
+        Vec::<String>::new()
+    );
+
+    let deleted = ObjRef::new(
+        "apps/v1",
+        "Deployment",
+        Some("flux-system"),
+        "helm-controller",
+    );
+    kube.delete(&deleted).await.expect("delete");
+    let deployments = dynamic(&kube, "apps", "v1", "Deployment", "flux-system");
+    let mut edited = deployments.get("kustomize-controller").await.expect("get");
+    edited.data["spec"]["template"]["spec"]["containers"][0]["args"][0] =
+        json!("--watch-all-namespaces=false");
+    let params = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..PatchParams::default()
+    };
+    let patch = json!({ "spec": edited.data["spec"].clone() });
+    deployments
+        .patch("kustomize-controller", &params, &Patch::Merge(&patch))
+        .await
+        .expect("edit");
+
+    let drifted = drift(&kube, &objects).await.expect("drift");
+    assert_eq!(
+        drifted,
+        vec![
+            "apps/v1/Deployment/flux-system/helm-controller".to_string(),
+            "apps/v1/Deployment/flux-system/kustomize-controller".to_string(),
+        ]
+    );
+}
+
+async fn add_finalizer_to_kustomization(kube: &KubeClient) {
+    let api = dynamic(
+        kube,
+        "kustomize.toolkit.fluxcd.io",
+        "v1",
+        "Kustomization",
+        "flux-system",
+    );
+    let patch = json!({ "metadata": { "finalizers": ["finalizers.fluxcd.io"] } });
+    api.patch(
+        "flux-system",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .expect("finalizer added");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_removes_everything_despite_finalizers() {
+    let sb = sandbox(true).await;
+    let kube = client(&sb).await;
+    let inventory = apply_all(&kube, &fixture(), &options(true, Duration::from_secs(30)))
+        .await
+        .expect("apply");
+    add_finalizer_to_kustomization(&kube).await;
+    let started = Instant::now();
+    teardown(&kube, &inventory, false, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("teardown: {}", e.detail()));
+    println!("teardown of the Flux fixture: {:?}", started.elapsed());
+    let live = live_ids(&sb);
+    let left: Vec<&String> = inventory.iter().filter(|id| live.contains(id)).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(
+        !live
+            .iter()
+            .any(|id| id.contains("/CustomResourceDefinition/")),
+        "{live:?}"
+    );
+    assert!(
+        !live.iter().any(|id| id.contains("flux-system")),
+        "{live:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_can_keep_namespaces() {
+    let sb = sandbox(true).await;
+    let kube = client(&sb).await;
+    let inventory = apply_all(&kube, &fixture(), &options(false, Duration::from_secs(30)))
+        .await
+        .expect("apply");
+    add_finalizer_to_kustomization(&kube).await;
+    teardown(&kube, &inventory, true, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("teardown: {}", e.detail()));
+    let live = live_ids(&sb);
+    let left: Vec<&String> = inventory.iter().filter(|id| live.contains(id)).collect();
+    assert_eq!(left, vec!["v1/Namespace/_/flux-system"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_reports_what_it_cannot_remove() {
+    let sb = sandbox(false).await;
+    let kube = client(&sb).await;
+    // A ConfigMap held by a finalizer nobody will clear (not a custom resource).
+    let objects = vec![json!({ "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "held", "namespace": "default", "finalizers": ["example.com/hold"] } })];
+    let inventory = apply_all(&kube, &objects, &options(false, Duration::from_secs(5)))
+        .await
+        .expect("apply");
+    let started = Instant::now();
+    let err = teardown(&kube, &inventory, false, Duration::from_secs(1))
+        .await
+        .expect_err("held");
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded");
+    let EngineError::Teardown { remaining } = &err else {
+        panic!("not a teardown error: {err}");
+    };
+    assert!(
+        remaining[0].contains("ConfigMap default/held"),
+        "{remaining:?}"
+    );
+    assert!(remaining[0].contains("example.com/hold"), "{remaining:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_gives_up_when_the_provider_stops() {
+    let sb = sandbox(true).await;
+    let settings = ClusterSettings {
+        config_path: Some(sb.info.kubeconfig.clone()),
+        ..ClusterSettings::default()
+    };
+    let stop = CancellationToken::new();
+    let kube = KubeClient::connect(&settings, stop.clone())
+        .await
+        .expect("connects");
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.cancel();
+    });
+    let started = Instant::now();
+    let err = apply_all(
+        &kube,
+        &broken_deployment(),
+        &options(true, Duration::from_secs(60)),
+    )
+    .await
+    .expect_err("stopped");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped promptly"
+    );
+    assert!(
+        matches!(
+            &err,
+            EngineError::Kube {
+                source: KubeError::Cancelled,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    stopper.await.expect("stopper");
+}

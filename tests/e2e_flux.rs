@@ -1,0 +1,379 @@
+//! Flux bootstrap end to end, through the real terraform against the sandbox with simulated
+//! controllers: lockdown flags on the real v2.8.5 distribution, git commit, drift repair,
+//! sync kind switch, destroy, and bad inputs.
+
+mod common;
+
+use std::process::Command;
+
+use common::{SandboxProcess, Workspace};
+use serde_json::Value;
+
+fn fixture() -> String {
+    format!(
+        "file://{}/../shared/fixtures/flux/v2.8.5/gotk-components.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn kubectl_json(sandbox: &SandboxProcess, args: &[&str]) -> Option<Value> {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sandbox.url("kubeconfig"))
+        .args(args)
+        .args(["-o", "json"])
+        .output()
+        .expect("kubectl on PATH");
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).expect("kubectl JSON"))
+}
+
+fn kubectl(sandbox: &SandboxProcess, args: &[&str]) -> bool {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sandbox.url("kubeconfig"))
+        .args(args)
+        .status()
+        .expect("kubectl on PATH")
+        .success()
+}
+
+fn controller_args(sandbox: &SandboxProcess, name: &str) -> Vec<String> {
+    let d = kubectl_json(sandbox, &["get", "deploy", "-n", "flux-system", name]).expect(name);
+    d["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
+fn gitops_repo(sandbox: &SandboxProcess) -> (serde_json::Map<String, Value>, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let state: Value = rt.block_on(async {
+        common::http()
+            .get(format!("{}/gitlab/state", sandbox.url("admin_url")))
+            .send()
+            .await
+            .expect("state")
+            .json()
+            .await
+            .expect("json")
+    });
+    let project = state["projects"]
+        .as_array()
+        .expect("projects")
+        .iter()
+        .find(|p| p["path_with_namespace"] == "fleet/gitops")
+        .expect("fleet/gitops")
+        .clone();
+    (
+        project["files"]["main"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        project["commits"].as_array().map_or(0, Vec::len),
+    )
+}
+
+fn config(sandbox: &SandboxProcess, sync: &str, extra: &str) -> String {
+    format!(
+        r#"
+provider "gitlabflux" {{
+  gitlab = {{
+    base_url = "{gitlab}"
+    token    = "{token}"
+  }}
+  kubernetes = {{
+    config_path = "{kubeconfig}"
+  }}
+}}
+
+resource "gitlabflux_flux_bootstrap" "this" {{
+  distribution = {{ source = "{fixture}" }}
+  multitenancy = {{ enabled = true }}
+  sync         = {sync}
+  git_commit   = {{ project = "fleet/gitops", path = "clusters/prod/flux-system" }}
+  timeout      = "30s"
+  {extra}
+}}
+"#,
+        gitlab = sandbox.url("gitlab_url"),
+        token = sandbox.url("gitlab_token"),
+        kubeconfig = sandbox.url("kubeconfig"),
+        fixture = fixture(),
+    )
+}
+
+const GIT_SYNC: &str = r#"{ url = "https://gitlab.example.com/fleet/gitops.git", ref = { branch = "main" }, path = "./clusters/prod" }"#;
+const OCI_SYNC: &str = r#"{ kind = "OCIRepository", url = "oci://registry.example.com/fleet/manifests", ref = { tag = "latest" }, path = "./", verify = { secret_name = "cosign-pub" } }"#;
+
+#[test]
+fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let ws = Workspace::new();
+    ws.write(&config(&sandbox, GIT_SYNC, ""));
+    ws.apply();
+    ws.assert_no_changes();
+
+    // The four controllers carry exactly the lockdown flags.
+    let kustomize = controller_args(&sandbox, "kustomize-controller");
+    for flag in [
+        "--no-cross-namespace-refs=true",
+        "--no-remote-bases=true",
+        "--default-service-account=default",
+    ] {
+        assert_eq!(
+            kustomize.iter().filter(|a| *a == flag).count(),
+            1,
+            "{flag} in {kustomize:?}"
+        );
+    }
+    let helm = controller_args(&sandbox, "helm-controller");
+    assert!(
+        helm.contains(&"--no-cross-namespace-refs=true".to_string()),
+        "{helm:?}"
+    );
+    assert!(
+        helm.contains(&"--default-service-account=default".to_string()),
+        "{helm:?}"
+    );
+    assert!(!helm.iter().any(|a| a.starts_with("--no-remote-bases")));
+    let notification = controller_args(&sandbox, "notification-controller");
+    assert!(
+        notification.contains(&"--no-cross-namespace-refs=true".to_string()),
+        "{notification:?}"
+    );
+    let source = controller_args(&sandbox, "source-controller");
+    assert!(
+        !source
+            .iter()
+            .any(|a| a.starts_with("--no-cross-namespace-refs")),
+        "{source:?}"
+    );
+    let ks = kubectl_json(
+        &sandbox,
+        &[
+            "get",
+            "kustomizations.kustomize.toolkit.fluxcd.io",
+            "-n",
+            "flux-system",
+            "flux-system",
+        ],
+    )
+    .expect("sync Kustomization");
+    assert_eq!(ks["spec"]["serviceAccountName"], "kustomize-controller");
+
+    // One commit with the three files; re-apply makes none.
+    let (files, commits) = gitops_repo(&sandbox);
+    for name in [
+        "gotk-components.yaml",
+        "gotk-sync.yaml",
+        "kustomization.yaml",
+    ] {
+        assert!(
+            files.contains_key(&format!("clusters/prod/flux-system/{name}")),
+            "{name}"
+        );
+    }
+    ws.apply();
+    assert_eq!(gitops_repo(&sandbox).1, commits, "no empty commit");
+
+    // Drift: a deleted controller and edited args are repaired.
+    assert!(kubectl(
+        &sandbox,
+        &["delete", "deploy", "-n", "flux-system", "helm-controller"]
+    ));
+    assert!(!ws.planned_changes().is_empty());
+    ws.apply();
+    assert!(
+        controller_args(&sandbox, "helm-controller")
+            .contains(&"--no-cross-namespace-refs=true".to_string())
+    );
+    let patch = r#"[{"op":"replace","path":"/spec/template/spec/containers/0/args","value":["--log-level=debug"]}]"#;
+    assert!(kubectl(
+        &sandbox,
+        &[
+            "patch",
+            "deploy",
+            "-n",
+            "flux-system",
+            "kustomize-controller",
+            "--type=json",
+            "-p",
+            patch
+        ]
+    ));
+    assert!(!ws.planned_changes().is_empty());
+    ws.apply();
+    assert!(
+        controller_args(&sandbox, "kustomize-controller")
+            .contains(&"--no-remote-bases=true".to_string())
+    );
+    ws.assert_no_changes();
+
+    // Switching the sync to a cosign-verified OCI artifact updates in place.
+    ws.write(&config(&sandbox, OCI_SYNC, ""));
+    let changes = ws.planned_changes();
+    assert_eq!(
+        changes,
+        vec![(
+            "gitlabflux_flux_bootstrap.this".to_string(),
+            vec!["update".to_string()]
+        )]
+    );
+    ws.apply();
+    let oci = kubectl_json(
+        &sandbox,
+        &[
+            "get",
+            "ocirepositories.source.toolkit.fluxcd.io",
+            "-n",
+            "flux-system",
+            "flux-system",
+        ],
+    )
+    .expect("OCIRepository");
+    assert_eq!(oci["spec"]["verify"]["provider"], "cosign");
+    assert_eq!(oci["spec"]["verify"]["secretRef"]["name"], "cosign-pub");
+    assert!(
+        kubectl_json(
+            &sandbox,
+            &[
+                "get",
+                "gitrepositories.source.toolkit.fluxcd.io",
+                "-n",
+                "flux-system",
+                "flux-system"
+            ]
+        )
+        .is_none(),
+        "the GitRepository was pruned"
+    );
+    ws.assert_no_changes();
+
+    // Destroy removes Flux, its CRDs, the namespace and the committed files.
+    ws.destroy();
+    assert!(kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_none());
+    assert!(
+        kubectl_json(
+            &sandbox,
+            &["get", "crd", "kustomizations.kustomize.toolkit.fluxcd.io"]
+        )
+        .is_none()
+    );
+    let (files, _) = gitops_repo(&sandbox);
+    assert!(
+        !files
+            .keys()
+            .any(|k| k.starts_with("clusters/prod/flux-system/")),
+        "{files:?}"
+    );
+}
+
+#[test]
+fn destroy_can_keep_the_namespace() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let ws = Workspace::new();
+    ws.write(&config(&sandbox, GIT_SYNC, "keep_namespace = true"));
+    ws.apply();
+    ws.destroy();
+    assert!(
+        kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_some(),
+        "namespace kept"
+    );
+    assert!(
+        kubectl_json(
+            &sandbox,
+            &["get", "deploy", "-n", "flux-system", "kustomize-controller"]
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn bad_inputs_point_at_the_attribute_and_apply_nothing() {
+    let sandbox = SandboxProcess::start(&[]);
+    let cases = [
+        ("components_extra = [\"flux-operator\"]", "flux-operator"),
+        (
+            "patches = [{ patch = \"{ not: [valid\" }]",
+            "Malformed patch",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let ws = Workspace::new();
+        ws.write(&config(&sandbox, GIT_SYNC, extra));
+        let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
+        assert!(text.contains(needle), "{extra}: {text}");
+    }
+    // A sha256 pin that does not match.
+    let ws = Workspace::new();
+    ws.write(&config(&sandbox, GIT_SYNC, "").replace(
+        &format!("distribution = {{ source = \"{}\" }}", fixture()),
+        &format!(
+            "distribution = {{ source = \"{}\", sha256 = \"{}\" }}",
+            fixture(),
+            "0".repeat(64)
+        ),
+    ));
+    let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
+    assert!(
+        text.to_lowercase().contains("sha256") || text.contains("SHA-256"),
+        "{text}"
+    );
+    // An unreachable source.
+    let ws = Workspace::new();
+    ws.write(
+        &config(&sandbox, GIT_SYNC, "").replace(&fixture(), "file:///nonexistent/install.yaml"),
+    );
+    let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
+    assert!(text.contains("/nonexistent/install.yaml"), "{text}");
+    // A bad interval.
+    let ws = Workspace::new();
+    ws.write(&config(
+        &sandbox,
+        r#"{ url = "https://gitlab.example.com/x.git", interval = "often" }"#,
+        "",
+    ));
+    let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
+    assert!(text.contains("often"), "{text}");
+    // Nothing was applied by any of them.
+    assert!(kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_none());
+}
+
+#[test]
+fn the_manifests_data_source_renders_without_a_cluster() {
+    let ws = Workspace::new();
+    ws.write(&format!(
+        r#"
+data "gitlabflux_flux_manifests" "this" {{
+  distribution = {{ source = "{}" }}
+  multitenancy = {{ enabled = true }}
+  sync         = {GIT_SYNC}
+}}
+output "files" {{
+  value = keys(data.gitlabflux_flux_manifests.this.files)
+}}
+output "sha256" {{
+  value = data.gitlabflux_flux_manifests.this.sha256
+}}
+"#,
+        fixture()
+    ));
+    ws.apply();
+    let outputs = ws.outputs();
+    assert_eq!(
+        outputs["files"]["value"],
+        serde_json::json!([
+            "gotk-components.yaml",
+            "gotk-sync.yaml",
+            "kustomization.yaml"
+        ])
+    );
+    assert_eq!(outputs["sha256"]["value"].as_str().map(str::len), Some(64));
+}
