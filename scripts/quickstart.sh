@@ -50,12 +50,22 @@ TFRC
 mkdir "$work/tf"
 cp examples/quickstart/*.tf "$work/tf/"
 export TF_CLI_CONFIG_FILE="$work/cli.tfrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 TF_INPUT=0
+# Nothing can be downloaded here: Flux comes from a local distribution (FLUX_DISTRIBUTION, a
+# file:// path), by default the v2.8.5 manifests beside this repository when present.
+fixture="$PWD/../shared/fixtures/flux/v2.8.5/gotk-components.yaml"
+if [ -z "${FLUX_DISTRIBUTION:-}" ] && [ -f "$fixture" ]; then
+  FLUX_DISTRIBUTION="file://$fixture"
+fi
+if [ -z "${FLUX_DISTRIBUTION:-}" ]; then
+  echo "    (no FLUX_DISTRIBUTION given: skipping the Flux bootstrap)"
+fi
+export TF_VAR_flux_distribution="${FLUX_DISTRIBUTION:-}"
 export TF_VAR_gitlab_url TF_VAR_gitlab_token TF_VAR_kubeconfig
 TF_VAR_gitlab_url=$(field gitlab_url)
 TF_VAR_gitlab_token=$(field gitlab_token)
 TF_VAR_kubeconfig=$(field kubeconfig)
 
-echo "==> terraform apply (examples/quickstart): agent, agentk install, token"
+echo "==> terraform apply (examples/quickstart): agent, agentk install, token, Flux"
 terraform -chdir="$work/tf" apply -auto-approve -compact-warnings
 echo "==> Rotating the agent token (rotation_trigger = second)"
 terraform -chdir="$work/tf" apply -auto-approve -compact-warnings -var rotation_trigger=second
@@ -63,5 +73,6 @@ echo "==> Result"
 terraform -chdir="$work/tf" output
 echo "==> In the cluster"
 kubectl --kubeconfig "$(field kubeconfig)" get deploy,secret,sa -n gitlab-agent 2>/dev/null || true
+kubectl --kubeconfig "$(field kubeconfig)" get deploy,gitrepositories,kustomizations -n flux-system 2>/dev/null || true
 echo "==> Tearing down"
 terraform -chdir="$work/tf" destroy -auto-approve -compact-warnings -var rotation_trigger=second >/dev/null

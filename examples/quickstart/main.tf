@@ -1,6 +1,7 @@
 # Quickstart against the sandbox (scripts/quickstart.sh passes its URLs and credentials):
 # register a GitLab agent shared with the fleet through impersonation, install agentk, deliver
-# its token straight into the cluster, and rotate it by changing `rotation_trigger`.
+# its token straight into the cluster, rotate it by changing `rotation_trigger`, and bootstrap
+# Flux with multi-tenancy lockdown from the distribution in `flux_distribution`.
 terraform {
   required_providers {
     gitlabflux = {
@@ -88,6 +89,35 @@ output "agent_token" {
     last_used_at = gitlabflux_agent_token.prod.last_used_at
     rotated_at   = gitlabflux_agent_token.prod.rotated_at
   }
+}
+
+variable "flux_distribution" {
+  description = "file:// path or URL of a Flux install.yaml / gotk-components.yaml; empty skips Flux."
+  type        = string
+  default     = ""
+}
+
+resource "gitlabflux_flux_bootstrap" "this" {
+  count        = var.flux_distribution == "" ? 0 : 1
+  distribution = { source = var.flux_distribution }
+  multitenancy = { enabled = true }
+  sync = {
+    url  = "${var.gitlab_url}/fleet/gitops.git"
+    ref  = { branch = "main" }
+    path = "./clusters/sandbox"
+  }
+  git_commit = {
+    project = "fleet/gitops"
+    path    = "clusters/sandbox/flux-system"
+  }
+}
+
+output "flux" {
+  value = [for b in gitlabflux_flux_bootstrap.this : {
+    version          = b.applied_version
+    objects          = length(b.inventory)
+    manifests_sha256 = b.manifests_sha256
+  }]
 }
 
 variable "clusters" {
