@@ -498,7 +498,7 @@ resource "gitlabflux_agent" "forbidden" {{
         sandbox.url("gitlab_url")
     ));
     let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
-    assert!(text.contains("fleet/nope"), "{text}");
+    assert!(text.contains("Project fleet/nope does not exist"), "{text}");
     assert!(text.contains("Maintainer"), "{text}");
     assert!(
         admin(&sandbox, "/gitlab/state")["agents"]

@@ -226,11 +226,7 @@ pub fn files_sha256(files: &BTreeMap<String, String>) -> String {
         hasher.update((content.len() as u64).to_be_bytes());
         hasher.update(content.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::hex(&hasher.finalize())
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 //! the rights of the identity its `access_as` names, never with agentk's own.
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::kube::ObjRef;
 
@@ -61,10 +60,7 @@ pub struct Observed {
 
 /// The hash stamped for a token value (never the value itself).
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::sha256_hex(token.as_bytes())
 }
 
 fn cluster_role_name(spec: &InstallSpec) -> String {

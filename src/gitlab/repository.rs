@@ -7,7 +7,6 @@
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use sha2::{Digest as _, Sha256};
 
 use super::client::GitlabClient;
 use super::error::{self, GitlabError, Missing};
@@ -74,7 +73,7 @@ fn repo_file(op: error::Operation, raw: RepoFileJson) -> Result<RepoFile, Gitlab
     };
     // Older GitLab versions omit the digest; compute it so callers can always compare.
     let content_sha256 = if raw.content_sha256.is_empty() {
-        hex(&Sha256::digest(&content))
+        crate::digest::sha256_hex(&content)
     } else {
         raw.content_sha256
     };
@@ -84,10 +83,6 @@ fn repo_file(op: error::Operation, raw: RepoFileJson) -> Result<RepoFile, Gitlab
         blob_id: raw.blob_id,
         content_sha256,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn commit_body(commit: &CommitRequest) -> Value {

@@ -28,10 +28,14 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Turns a Flux error into a diagnostic on the attribute that caused it.
 pub fn flux_error(e: FluxError) -> Diagnostics {
     let path = match &e {
-        FluxError::Sha256Mismatch { .. } => {
+        FluxError::Sha256Mismatch { .. } | FluxError::InvalidSha256 { .. } => {
             Some(AttrPath::root().attr("distribution").attr("sha256"))
         }
-        FluxError::Unreachable { .. } => Some(AttrPath::root().attr("distribution").attr("source")),
+        FluxError::Unreachable { .. }
+        | FluxError::Io { .. }
+        | FluxError::UnsupportedSource { .. } => {
+            Some(AttrPath::root().attr("distribution").attr("source"))
+        }
         FluxError::UnknownComponent { .. } => Some(AttrPath::root().attr("components")),
         FluxError::InvalidPatch { index, .. } => Some(
             AttrPath::root()

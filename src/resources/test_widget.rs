@@ -98,7 +98,7 @@ fn save(r: &Record) -> DiagResult<()> {
 fn fingerprint(password: Option<&str>) -> Option<String> {
     password.map(|p| {
         let digest = Sha256::digest(p.as_bytes());
-        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+        crate::digest::hex(&digest[..6])
     })
 }
 
@@ -206,7 +206,7 @@ fn new_id(name: &str) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let digest = Sha256::digest(format!("{name}/{nanos}").as_bytes());
-    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::digest::hex(&digest[..4]);
     format!("w-{name}-{hex}")
 }
 

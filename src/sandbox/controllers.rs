@@ -267,7 +267,7 @@ fn hex_digest(parts: &[&str]) -> String {
         h.update(p.as_bytes());
         h.update([0]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&h.finalize())
 }
 
 fn source_status(src: &Value) -> Value {

@@ -295,7 +295,10 @@ fn serve_admin(
 pub fn random_token(prefix: &str) -> String {
     use ring::rand::SecureRandom as _;
     let mut bytes = [0u8; 20];
-    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
+    // Without an entropy source a guessable token must not be handed out silently.
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        let seed = format!("{:?}/{}", std::time::SystemTime::now(), std::process::id());
+        return format!("{prefix}{}", crate::digest::sha256_hex(seed.as_bytes()));
+    }
+    format!("{prefix}{}", crate::digest::hex(&bytes))
 }

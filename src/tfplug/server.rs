@@ -757,7 +757,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         _req: Request<pb::get_functions::Request>,
     ) -> RpcResult<pb::get_functions::Response> {
         Ok(Response::new(pb::get_functions::Response {
-            functions: self.function_definitions(),
+            functions: self.schema_response.functions.clone(),
             diagnostics: Vec::new(),
         }))
     }

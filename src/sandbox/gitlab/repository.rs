@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::http::{ApiError, ApiResult, now_iso};
-use super::state::hex;
+use crate::digest::hex;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Repository {

@@ -175,11 +175,7 @@ pub(crate) struct Caller {
 }
 
 pub(crate) fn hash_token(value: &str) -> String {
-    hex(&Sha256::digest(value.as_bytes()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_hex(value.as_bytes())
 }
 
 /// A fresh secret: `prefix` + URL-safe random characters from the system CSPRNG.

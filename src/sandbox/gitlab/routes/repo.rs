@@ -6,7 +6,6 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use base64::Engine;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::Emu;
 use crate::sandbox::gitlab::http::{
@@ -16,7 +15,7 @@ use crate::sandbox::gitlab::http::{
 use crate::sandbox::gitlab::repository::{
     Action, ActionKind, Commit, CommitRequest, Repository, tree_entries,
 };
-use crate::sandbox::gitlab::state::{Caller, DEVELOPER, MAINTAINER, Project, REPORTER, World, hex};
+use crate::sandbox::gitlab::state::{Caller, DEVELOPER, MAINTAINER, Project, REPORTER, World};
 
 fn web_base(w: &World, p: &Project, base: &str) -> String {
     format!("{base}/{}", w.full_path(p))
@@ -229,7 +228,7 @@ pub(super) async fn get_file(
         read_file(project, &file_path, Some(&reference))
     })?;
     let file_name = file_path.rsplit('/').next().unwrap_or(&file_path);
-    let sha256 = hex(&Sha256::digest(&content));
+    let sha256 = crate::digest::sha256_hex(&content);
     // GitLab mirrors the metadata in X-Gitlab-* headers so `HEAD` can check a file cheaply.
     let headers = [
         ("x-gitlab-blob-id", blob_id.clone()),
