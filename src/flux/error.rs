@@ -30,6 +30,8 @@ pub enum FluxError {
     InvalidInterval { value: String },
     #[error("invalid sync configuration: {message}")]
     InvalidSync { message: String },
+    #[error("invalid shard at index {index}: {message}")]
+    InvalidShard { index: usize, message: String },
     #[error("invalid {attribute}: {message}")]
     InvalidOption {
         attribute: &'static str,
@@ -53,6 +55,7 @@ impl FluxError {
             Self::InvalidPatch { .. } => "Invalid patch",
             Self::InvalidInterval { .. } => "Invalid interval",
             Self::InvalidSync { .. } => "Invalid sync configuration",
+            Self::InvalidShard { .. } => "Invalid shard",
             Self::InvalidOption { .. } => "Invalid Flux option",
             Self::Serialize { .. } => "Cannot render the Flux manifests",
         }

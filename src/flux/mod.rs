@@ -1,6 +1,7 @@
 //! Flux domain knowledge: loading a distribution (`distribution`), rendering it purely into
-//! the objects and files a bootstrap applies (`render` and its transforms), and shard
-//! placement (`sharding`).
+//! the objects and files a bootstrap applies (`render` and its transforms: `lockdown`,
+//! `scaling`, `shards`, `sync`, `patch`), tenants (`tenant`), shard placement (`sharding`),
+//! and the Flux objects found in a cluster (`objects`).
 
 pub mod distribution;
 pub mod error;
@@ -9,7 +10,9 @@ pub mod lockdown;
 pub mod manifest;
 pub mod patch;
 pub mod render;
+pub mod scaling;
 pub mod sharding;
+pub mod shards;
 pub mod sync;
 pub mod transforms;
 
@@ -19,6 +22,6 @@ mod testutil;
 pub use distribution::{Distribution, DistributionSource, load};
 pub use error::FluxError;
 pub use render::{
-    Multitenancy, Patch, PatchKind, Ref, RenderOptions, Rendered, SyncKind, SyncSpec, Target,
-    Verify, render,
+    Multitenancy, Patch, PatchKind, Ref, RenderOptions, Rendered, Scaling, Sharding, Size, Storage,
+    SyncKind, SyncSpec, Target, Verify, render,
 };

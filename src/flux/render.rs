@@ -14,9 +14,11 @@ use sha2::{Digest, Sha256};
 
 use super::distribution::Distribution;
 use super::error::FluxError;
-use super::{lockdown, manifest, patch, sync, transforms};
+use super::{lockdown, manifest, patch, scaling, shards, sync, transforms};
 
 pub use super::patch::{Patch, PatchKind, Target};
+pub use super::scaling::{Scaling, Size};
+pub use super::shards::{Sharding, Storage};
 pub use super::sync::{Ref, SyncKind, SyncSpec, Verify};
 
 /// The controllers `flux install` deploys when none are named.
@@ -57,6 +59,8 @@ pub struct RenderOptions {
     pub cluster_domain: Option<String>,
     pub network_policy: bool,
     pub multitenancy: Multitenancy,
+    pub scaling: Option<Scaling>,
+    pub sharding: Option<Sharding>,
     pub sync: Option<SyncSpec>,
     pub patches: Vec<Patch>,
 }
@@ -74,6 +78,8 @@ impl Default for RenderOptions {
             cluster_domain: None,
             network_policy: true,
             multitenancy: Multitenancy::default(),
+            scaling: None,
+            sharding: None,
             sync: None,
             patches: Vec::new(),
         }
@@ -106,6 +112,7 @@ pub struct Stage {
 pub type Transform = fn(&mut Stage, &RenderOptions) -> Result<(), FluxError>;
 
 /// The steps, in order. Selection comes first so later steps only touch kept objects;
+/// sharding copies controllers after every per-controller setting, so shards inherit them;
 /// patches come last so they see, and can override, everything else.
 pub const PIPELINE: &[(&str, Transform)] = &[
     ("components", transforms::select_components),
@@ -117,6 +124,8 @@ pub const PIPELINE: &[(&str, Transform)] = &[
     ("log_level", transforms::log_level),
     ("cluster_domain", transforms::cluster_domain),
     ("multitenancy", lockdown::apply),
+    ("scaling", scaling::apply),
+    ("sharding", shards::apply),
     ("sync", sync::append),
     ("patches", patch::apply_all),
 ];

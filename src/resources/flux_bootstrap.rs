@@ -45,6 +45,12 @@ pub fn flux_error(e: FluxError) -> Diagnostics {
         ),
         FluxError::InvalidInterval { .. } => Some(AttrPath::root().attr("sync").attr("interval")),
         FluxError::InvalidSync { .. } => Some(AttrPath::root().attr("sync")),
+        FluxError::InvalidShard { index, .. } => Some(
+            AttrPath::root()
+                .attr("sharding")
+                .attr("shards")
+                .index(*index as i64),
+        ),
         FluxError::InvalidOption { attribute, .. } => Some(
             attribute
                 .split('.')

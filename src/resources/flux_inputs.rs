@@ -1,10 +1,11 @@
 //! The inputs `gitlabflux_flux_bootstrap` and the `gitlabflux_flux_manifests` data source
 //! share: their schema, and their mapping onto the Flux renderer's options.
 
-use super::support::{boolean, object, string, strings};
+use super::support::{boolean, int, object, string, strings};
+use crate::flux::shards::DEFAULT_KEY;
 use crate::flux::{
-    DistributionSource, Multitenancy, Patch, PatchKind, Ref, RenderOptions, SyncKind, SyncSpec,
-    Target, Verify,
+    DistributionSource, Multitenancy, Patch, PatchKind, Ref, RenderOptions, Scaling, Sharding,
+    Size, Storage, SyncKind, SyncSpec, Target, Verify,
 };
 use crate::tfplug::schema::validators;
 use crate::tfplug::{AttrPath, Attribute, DiagResult, Diagnostic, Diagnostics, Nesting, Value};
@@ -64,6 +65,8 @@ pub fn render_attributes() -> Vec<Attribute> {
         )
         .optional()
         .description("Multi-tenancy lockdown: no cross-namespace references, no remote bases, a default service account."),
+        sharding_attribute(),
+        scaling_attribute(),
         Attribute::nested(
             "patches",
             Nesting::List,
@@ -120,6 +123,53 @@ pub fn render_attributes() -> Vec<Attribute> {
     ]
 }
 
+fn sharding_attribute() -> Attribute {
+    Attribute::object(
+        "sharding",
+        vec![
+            Attribute::string("key")
+                .default(DEFAULT_KEY)
+                .description("Label that assigns Flux objects to a shard."),
+            Attribute::string_list("shards").required().description(
+                "Shard names. Each gets its own source-, kustomize- and helm-controller (and image                  controllers when installed) named `<controller>-<shard>`. A shard is only removed                  once no Flux object carries its label.",
+            ),
+            Attribute::string("storage")
+                .default("ephemeral")
+                .validator(validators::one_of(&["ephemeral", "persistent"]))
+                .description("Artifact storage of shard source-controllers: `ephemeral` (emptyDir) or `persistent` (a PersistentVolumeClaim `source-controller-<shard>` each)."),
+            Attribute::string("storage_size").default("10Gi").description("Size of each shard's claim with `persistent` storage."),
+            Attribute::string("storage_class").optional().description("StorageClass of the claims. Default: the cluster's default class."),
+        ],
+    )
+    .optional()
+    .description("Flux horizontal sharding: controllers per shard, selected by a label on Flux objects.")
+}
+
+fn scaling_attribute() -> Attribute {
+    Attribute::object(
+        "scaling",
+        vec![
+            Attribute::string("size")
+                .optional()
+                .validator(validators::one_of(&Size::NAMES))
+                .description(
+                    "Flux Operator cluster-size preset: `small` (5 workers, 512Mi), `medium` (10, 1Gi)                      or `large` (20, 3Gi), with the operator's exact flags and resources.",
+                ),
+            Attribute::number("concurrent").optional().validator(validators::int_between(1, 100_000)).description("`--concurrent` of source-, kustomize- and helm-controller."),
+            Attribute::string("requeue_dependency").optional().description("`--requeue-dependency`, e.g. `5s`."),
+            Attribute::number("kube_api_qps").optional().validator(validators::int_between(1, 100_000)).description("`--kube-api-qps` of every controller (Flux default 50)."),
+            Attribute::number("kube_api_burst").optional().validator(validators::int_between(1, 100_000)).description("`--kube-api-burst` of every controller (Flux default 300)."),
+            Attribute::string("cpu_limit").optional().description("CPU limit of source-, kustomize- and helm-controller, e.g. `2000m`."),
+            Attribute::string("memory_limit").optional().description("Memory limit of source-, kustomize- and helm-controller, e.g. `2Gi`."),
+            Attribute::bool("in_memory_builds")
+                .default(false)
+                .description("Back kustomize-controller's `/tmp` with memory (emptyDir `medium: Memory`); it counts against the memory limit."),
+        ],
+    )
+    .optional()
+    .description("Vertical scaling of the controllers; explicit values override the `size` preset.")
+}
+
 /// Where the distribution comes from.
 pub fn distribution_source(config: &Value) -> DistributionSource {
     let d = object(config, "distribution");
@@ -169,9 +219,39 @@ pub fn render_options(config: &Value) -> DiagResult<RenderOptions> {
         cluster_domain: string(config, "cluster_domain"),
         network_policy: boolean(config, "network_policy").unwrap_or(true),
         multitenancy,
+        scaling: object(config, "scaling").map(scaling),
+        sharding: object(config, "sharding").map(sharding),
         sync: sync.flatten(),
         patches,
     })
+}
+
+fn scaling(s: &Value) -> Scaling {
+    Scaling {
+        size: string(s, "size").as_deref().and_then(Size::parse),
+        concurrent: int(s, "concurrent"),
+        requeue_dependency: string(s, "requeue_dependency"),
+        kube_api_qps: int(s, "kube_api_qps"),
+        kube_api_burst: int(s, "kube_api_burst"),
+        cpu_limit: string(s, "cpu_limit"),
+        memory_limit: string(s, "memory_limit"),
+        in_memory_builds: boolean(s, "in_memory_builds").unwrap_or(false),
+    }
+}
+
+fn sharding(s: &Value) -> Sharding {
+    let storage = match string(s, "storage").as_deref() {
+        Some("persistent") => Storage::Persistent {
+            size: string(s, "storage_size").unwrap_or_else(|| "10Gi".into()),
+            class: string(s, "storage_class"),
+        },
+        _ => Storage::Ephemeral,
+    };
+    Sharding {
+        key: string(s, "key").unwrap_or_else(|| DEFAULT_KEY.into()),
+        shards: strings(s, "shards"),
+        storage,
+    }
 }
 
 fn sync_spec(s: &Value, diags: &mut Diagnostics) -> Option<SyncSpec> {

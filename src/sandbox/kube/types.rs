@@ -65,6 +65,14 @@ fn builtins() -> Vec<ResourceType> {
     let mut all = vec![
         builtin("", "Namespace", "namespaces", false, &["ns"], true),
         builtin("", "Secret", "secrets", true, &[], false),
+        builtin(
+            "",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+            &["pvc"],
+            true,
+        ),
         builtin("", "ConfigMap", "configmaps", true, &["cm"], false),
         builtin("", "Service", "services", true, &["svc"], true),
         builtin(

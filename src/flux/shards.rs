@@ -1,0 +1,701 @@
+//! Horizontal sharding of the Flux controllers, rendered the way the Flux Operator builds
+//! it: the main source-, kustomize- and helm-controller (and the image controllers when the
+//! distribution ships them) ignore sharded objects (`--watch-label-selector=!<key>`), and each
+//! shard gets a copy named `<controller>-<shard>` that watches only its own objects
+//! (`--watch-label-selector=<key>=<shard>`), with its own `app` label and pod selector.
+//! source-controller shards get their own Service and advertise it in `--storage-adv-addr`,
+//! so the artifacts they serve are fetched from the right pod.
+//!
+//! Copies are made of Deployments and the source-controller Service only: cluster roles,
+//! service accounts, network policies and quotas are shared with the main controllers, and
+//! notification-controller is never sharded. Copies carry the annotation
+//! `sharding.fluxcd.io/role: shard`, as the operator's do.
+//!
+//! [`layout`] reads the shard layout back from live Deployments for `gitlabflux_flux_status`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::error::FluxError;
+use super::manifest;
+use super::render::{RenderOptions, Stage};
+use super::scaling::is_quantity;
+use super::sharding::is_valid_shard_name;
+
+/// The label Flux objects carry to be reconciled by a shard.
+pub const DEFAULT_KEY: &str = "sharding.fluxcd.io/key";
+/// Marks the controller copies that serve a shard.
+pub const ROLE_ANNOTATION: &str = "sharding.fluxcd.io/role";
+
+const SELECTOR_FLAG: &str = "--watch-label-selector";
+const STORAGE_ADDR_FLAG: &str = "--storage-adv-addr";
+const SOURCE_CONTROLLER: &str = "source-controller";
+
+/// Controllers that can be sharded, in the order their copies are rendered.
+pub const SHARDABLE: [&str; 5] = [
+    "source-controller",
+    "kustomize-controller",
+    "helm-controller",
+    "image-reflector-controller",
+    "image-automation-controller",
+];
+
+/// Where shard source-controllers keep artifacts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Storage {
+    /// An emptyDir, as the main source-controller ships.
+    #[default]
+    Ephemeral,
+    /// A PersistentVolumeClaim `source-controller-<shard>` per shard.
+    Persistent { size: String, class: Option<String> },
+}
+
+/// The `sharding` attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sharding {
+    pub key: String,
+    pub shards: Vec<String>,
+    pub storage: Storage,
+}
+
+fn invalid(attribute: &'static str, message: String) -> FluxError {
+    FluxError::InvalidOption { attribute, message }
+}
+
+/// A qualified label key: an optional DNS-subdomain prefix and `/`, then a name of 1 to 63
+/// alphanumerics, `-`, `_` or `.`, starting and ending alphanumeric.
+pub fn is_label_key(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix
+        .is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(is_valid_shard_name));
+    let bytes = name.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_alphanumeric();
+    prefix_ok
+        && !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.first().is_some_and(alnum)
+        && bytes.last().is_some_and(alnum)
+        && bytes
+            .iter()
+            .all(|c| alnum(c) || matches!(c, b'-' | b'_' | b'.'))
+}
+
+fn validate(sharding: &Sharding, longest_controller: usize) -> Result<(), FluxError> {
+    if !is_label_key(&sharding.key) {
+        return Err(invalid(
+            "sharding.key",
+            format!(
+                "{:?} is not a label key such as {DEFAULT_KEY}",
+                sharding.key
+            ),
+        ));
+    }
+    if sharding.shards.is_empty() {
+        return Err(invalid(
+            "sharding.shards",
+            "give at least one shard, or remove the sharding block".into(),
+        ));
+    }
+    // `<controller>-<shard>` becomes the pods' `app` label, which is limited to 63.
+    let room = 63 - longest_controller - 1;
+    for (index, shard) in sharding.shards.iter().enumerate() {
+        let message = if !is_valid_shard_name(shard) {
+            format!(
+                "{shard:?} is not a valid shard name: use lowercase letters, digits and '-', \
+                 starting and ending with a letter or digit (it is a label value and part of \
+                 controller names)"
+            )
+        } else if shard.len() > room {
+            format!(
+                "{shard:?} is too long: at most {room} characters, so that \
+                 <controller>-<shard> stays a valid label value"
+            )
+        } else if sharding.shards[..index].contains(shard) {
+            format!("{shard:?} appears more than once")
+        } else {
+            continue;
+        };
+        return Err(FluxError::InvalidShard { index, message });
+    }
+    if let Storage::Persistent { size, class } = &sharding.storage {
+        if !is_quantity(size) {
+            return Err(invalid(
+                "sharding.storage_size",
+                format!("{size:?} is not a storage quantity such as 10Gi"),
+            ));
+        }
+        if let Some(class) = class.as_deref()
+            && !class.split('.').all(is_valid_shard_name)
+        {
+            return Err(invalid(
+                "sharding.storage_class",
+                format!("{class:?} is not a valid StorageClass name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn apply(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError> {
+    let Some(sharding) = &options.sharding else {
+        return Ok(());
+    };
+    let sharded: Vec<usize> = stage
+        .components
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| manifest::is_deployment(o))
+        .filter(|(_, o)| manifest::component(o).is_some_and(|c| SHARDABLE.contains(&c)))
+        .map(|(index, _)| index)
+        .collect();
+    let longest = sharded
+        .iter()
+        .map(|&i| manifest::name(&stage.components[i]).len())
+        .max()
+        .unwrap_or(0);
+    validate(sharding, longest)?;
+    let not_sharded = format!("!{}", sharding.key);
+    for &index in &sharded {
+        if let Some(args) = manifest::args_mut(&mut stage.components[index]) {
+            manifest::set_flag(args, SELECTOR_FLAG, &not_sharded);
+        }
+    }
+    let templates: Vec<Value> = sharded
+        .iter()
+        .map(|&i| stage.components[i].clone())
+        .collect();
+    let service = stage
+        .components
+        .iter()
+        .find(|o| manifest::kind(o) == "Service" && manifest::name(o) == SOURCE_CONTROLLER)
+        .cloned();
+    for shard in &sharding.shards {
+        for template in &templates {
+            let copy = shard_deployment(template, shard, sharding);
+            if manifest::name(template) == SOURCE_CONTROLLER {
+                if let Some(service) = &service {
+                    stage.components.push(shard_service(service, shard));
+                }
+                if let Storage::Persistent { size, class } = &sharding.storage {
+                    stage
+                        .components
+                        .push(shard_claim(template, shard, size, class.as_deref()));
+                }
+            }
+            stage.components.push(copy);
+        }
+    }
+    Ok(())
+}
+
+fn shard_name(name: &str, shard: &str) -> String {
+    format!("{name}-{shard}")
+}
+
+/// Renames the object and marks it as a shard copy.
+fn rename(object: &mut Value, shard: &str) -> String {
+    let name = shard_name(manifest::name(object), shard);
+    object["metadata"]["name"] = json!(name);
+    let metadata = object
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .map(|m| manifest::map_entry(m, "annotations"));
+    if let Some(annotations) = metadata {
+        annotations.insert(ROLE_ANNOTATION.into(), json!("shard"));
+    }
+    name
+}
+
+fn shard_deployment(template: &Value, shard: &str, sharding: &Sharding) -> Value {
+    let mut copy = template.clone();
+    let original = manifest::name(template).to_string();
+    let name = rename(&mut copy, shard);
+    if let Some(selector) = copy
+        .pointer_mut("/spec/selector/matchLabels")
+        .and_then(Value::as_object_mut)
+    {
+        selector.insert("app".into(), json!(name));
+    }
+    if let Some(labels) = copy
+        .pointer_mut("/spec/template/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.insert("app".into(), json!(name));
+    }
+    if let Some(args) = manifest::args_mut(&mut copy) {
+        let selector = format!("{}={shard}", sharding.key);
+        manifest::set_flag(args, SELECTOR_FLAG, &selector);
+        if original == SOURCE_CONTROLLER {
+            advertise(args, &name);
+        }
+    }
+    if original == SOURCE_CONTROLLER && matches!(sharding.storage, Storage::Persistent { .. }) {
+        mount_claim(&mut copy, &name);
+    }
+    copy
+}
+
+/// Points `--storage-adv-addr` at the shard's Service, keeping the namespace and domain
+/// the main controller advertises.
+fn advertise(args: &mut Vec<Value>, service: &str) {
+    let prefix = format!("{STORAGE_ADDR_FLAG}=");
+    let current = args
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|a| a.strip_prefix(&prefix))
+        .unwrap_or("source-controller.$(RUNTIME_NAMESPACE).svc.cluster.local.")
+        .to_string();
+    let host_rest = current
+        .split_once('.')
+        .map_or(String::new(), |(_, rest)| format!(".{rest}"));
+    manifest::set_flag(args, STORAGE_ADDR_FLAG, &format!("{service}{host_rest}"));
+}
+
+/// Replaces the volume mounted at `/data` with the shard's claim.
+fn mount_claim(deployment: &mut Value, claim: &str) {
+    let volume = manifest::manager_mut(deployment).and_then(|c| {
+        c.get("volumeMounts")?
+            .as_array()?
+            .iter()
+            .find(|m| m["mountPath"] == "/data")?["name"]
+            .as_str()
+            .map(str::to_string)
+    });
+    let (Some(volume), Some(spec)) = (volume, manifest::pod_spec_mut(deployment)) else {
+        return;
+    };
+    let replacement = json!({ "name": volume, "persistentVolumeClaim": { "claimName": claim } });
+    if let Some(slot) = manifest::array_entry(spec, "volumes")
+        .iter_mut()
+        .find(|v| v["name"] == volume.as_str())
+    {
+        *slot = replacement;
+    }
+}
+
+fn shard_service(service: &Value, shard: &str) -> Value {
+    let mut copy = service.clone();
+    let name = rename(&mut copy, shard);
+    if let Some(selector) = copy
+        .pointer_mut("/spec/selector")
+        .and_then(Value::as_object_mut)
+    {
+        selector.insert("app".into(), json!(name));
+    }
+    copy
+}
+
+fn shard_claim(deployment: &Value, shard: &str, size: &str, class: Option<&str>) -> Value {
+    let labels = deployment
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let mut spec = json!({
+        "accessModes": ["ReadWriteOnce"],
+        "resources": { "requests": { "storage": size } },
+    });
+    if let Some(class) = class {
+        spec["storageClassName"] = json!(class);
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": shard_name(SOURCE_CONTROLLER, shard),
+            "namespace": manifest::namespace(deployment),
+            "labels": labels,
+            "annotations": { ROLE_ANNOTATION: "shard" },
+        },
+        "spec": spec,
+    })
+}
+
+/// The shard layout of live controller Deployments, read from their label selectors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// The sharding key, when any controller shards.
+    pub key: Option<String>,
+    /// Shard name -> the Deployments serving it, sorted.
+    pub shards: BTreeMap<String, Vec<String>>,
+}
+
+/// Reads the layout from Deployments (as returned by the API server).
+pub fn layout(deployments: &[Value]) -> Layout {
+    let mut layout = Layout::default();
+    let prefix = format!("{SELECTOR_FLAG}=");
+    for deployment in deployments {
+        let selector = deployment
+            .pointer("/spec/template/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["args"].as_array())
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|a| a.strip_prefix(&prefix));
+        let Some(selector) = selector else { continue };
+        if let Some(key) = selector.strip_prefix('!') {
+            layout.key.get_or_insert_with(|| key.to_string());
+        } else if let Some((key, shard)) = selector.split_once('=') {
+            layout.key.get_or_insert_with(|| key.to_string());
+            layout
+                .shards
+                .entry(shard.to_string())
+                .or_default()
+                .push(manifest::name(deployment).to_string());
+        }
+    }
+    layout.shards.values_mut().for_each(|names| names.sort());
+    layout
+}
+
+/// Whether the object is a controller copy serving a shard.
+pub fn is_shard_copy(object: &Value) -> bool {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ROLE_ANNOTATION))
+        .is_some_and(|role| role == "shard")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flux::render::{Multitenancy, render};
+    use crate::flux::testutil::{deployment_args, find, fixture, fixture_with_extras, pod_spec};
+
+    fn two_shards() -> Sharding {
+        Sharding {
+            key: DEFAULT_KEY.into(),
+            shards: vec!["shard1".into(), "shard2".into()],
+            storage: Storage::Ephemeral,
+        }
+    }
+
+    fn sharded(sharding: Sharding) -> Vec<Value> {
+        let options = RenderOptions {
+            sharding: Some(sharding),
+            ..RenderOptions::default()
+        };
+        render(&fixture(), &options).unwrap().objects
+    }
+
+    fn names(objects: &[Value], kind: &str) -> Vec<String> {
+        let mut names: Vec<String> = objects
+            .iter()
+            .filter(|o| manifest::kind(o) == kind)
+            .map(|o| manifest::name(o).to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn two_shards_yield_the_operator_controller_set() {
+        let objects = sharded(two_shards());
+        assert_eq!(
+            names(&objects, "Deployment"),
+            [
+                "helm-controller",
+                "helm-controller-shard1",
+                "helm-controller-shard2",
+                "kustomize-controller",
+                "kustomize-controller-shard1",
+                "kustomize-controller-shard2",
+                "notification-controller",
+                "source-controller",
+                "source-controller-shard1",
+                "source-controller-shard2",
+            ]
+        );
+        assert_eq!(
+            names(&objects, "Service"),
+            [
+                "notification-controller",
+                "source-controller",
+                "source-controller-shard1",
+                "source-controller-shard2",
+                "webhook-receiver",
+            ]
+        );
+        let plain = render(&fixture(), &RenderOptions::default())
+            .unwrap()
+            .objects;
+        for kind in [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "NetworkPolicy",
+            "ResourceQuota",
+            "CustomResourceDefinition",
+            "Namespace",
+        ] {
+            assert_eq!(names(&objects, kind), names(&plain, kind), "{kind}");
+        }
+    }
+
+    #[test]
+    fn selectors_labels_and_addresses() {
+        let objects = sharded(two_shards());
+        for main in [
+            "source-controller",
+            "kustomize-controller",
+            "helm-controller",
+        ] {
+            let args = deployment_args(&objects, main);
+            assert_eq!(
+                args.last().map(String::as_str),
+                Some("--watch-label-selector=!sharding.fluxcd.io/key"),
+                "{main}"
+            );
+        }
+        assert!(
+            !deployment_args(&objects, "notification-controller")
+                .iter()
+                .any(|a| a.starts_with("--watch-label-selector"))
+        );
+        let shard = find(&objects, "Deployment", "source-controller-shard2").unwrap();
+        assert_eq!(
+            shard["spec"]["selector"]["matchLabels"],
+            json!({ "app": "source-controller-shard2" })
+        );
+        assert_eq!(
+            shard["spec"]["template"]["metadata"]["labels"]["app"],
+            json!("source-controller-shard2")
+        );
+        assert_eq!(
+            shard["metadata"]["annotations"][ROLE_ANNOTATION],
+            json!("shard")
+        );
+        assert_eq!(
+            deployment_args(&objects, "source-controller-shard2"),
+            [
+                "--events-addr=http://notification-controller.$(RUNTIME_NAMESPACE).svc.cluster.local./",
+                "--watch-all-namespaces=true",
+                "--log-level=info",
+                "--log-encoding=json",
+                "--enable-leader-election",
+                "--storage-path=/data",
+                "--storage-adv-addr=source-controller-shard2.$(RUNTIME_NAMESPACE).svc.cluster.local.",
+                "--watch-label-selector=sharding.fluxcd.io/key=shard2",
+            ]
+        );
+        assert_eq!(
+            deployment_args(&objects, "kustomize-controller-shard1").last(),
+            Some(&"--watch-label-selector=sharding.fluxcd.io/key=shard1".to_string())
+        );
+        let service = find(&objects, "Service", "source-controller-shard1").unwrap();
+        assert_eq!(
+            service["spec"]["selector"],
+            json!({ "app": "source-controller-shard1" })
+        );
+        // The main controllers keep their own selector labels.
+        let main = find(&objects, "Deployment", "helm-controller").unwrap();
+        assert_eq!(
+            main["spec"]["selector"]["matchLabels"],
+            json!({ "app": "helm-controller" })
+        );
+        assert!(!is_shard_copy(main));
+    }
+
+    #[test]
+    fn shards_inherit_lockdown_scaling_and_domain() {
+        let options = RenderOptions {
+            sharding: Some(two_shards()),
+            cluster_domain: Some("k8s.example".into()),
+            multitenancy: Multitenancy {
+                enabled: true,
+                ..Multitenancy::default()
+            },
+            scaling: Some(crate::flux::scaling::Scaling {
+                size: Some(crate::flux::scaling::Size::Large),
+                ..Default::default()
+            }),
+            ..RenderOptions::default()
+        };
+        let objects = render(&fixture(), &options).unwrap().objects;
+        let shard = deployment_args(&objects, "kustomize-controller-shard1");
+        for flag in [
+            "--no-cross-namespace-refs=true",
+            "--no-remote-bases=true",
+            "--concurrent=20",
+        ] {
+            assert!(shard.contains(&flag.to_string()), "{flag}: {shard:?}");
+        }
+        assert!(
+            deployment_args(&objects, "source-controller-shard1").contains(
+                &"--storage-adv-addr=source-controller-shard1.$(RUNTIME_NAMESPACE).svc.k8s.example."
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            pod_spec(&objects, "helm-controller-shard2")["containers"][0]["resources"]["limits"],
+            json!({ "cpu": "3000m", "memory": "3Gi" })
+        );
+    }
+
+    #[test]
+    fn persistent_storage_gives_each_shard_a_claim() {
+        let objects = sharded(Sharding {
+            storage: Storage::Persistent {
+                size: "20Gi".into(),
+                class: Some("fast".into()),
+            },
+            ..two_shards()
+        });
+        assert_eq!(
+            names(&objects, "PersistentVolumeClaim"),
+            ["source-controller-shard1", "source-controller-shard2"]
+        );
+        let claim = find(
+            &objects,
+            "PersistentVolumeClaim",
+            "source-controller-shard1",
+        )
+        .unwrap();
+        assert_eq!(
+            claim["spec"],
+            json!({ "accessModes": ["ReadWriteOnce"],
+                    "resources": { "requests": { "storage": "20Gi" } },
+                    "storageClassName": "fast" })
+        );
+        assert_eq!(claim["metadata"]["namespace"], json!("flux-system"));
+        let volumes = &pod_spec(&objects, "source-controller-shard1")["volumes"];
+        assert_eq!(
+            volumes[0],
+            json!({ "name": "data", "persistentVolumeClaim": { "claimName": "source-controller-shard1" } })
+        );
+        assert_eq!(volumes[1], json!({ "name": "tmp", "emptyDir": {} }));
+        // The main source-controller keeps its emptyDir.
+        assert_eq!(
+            pod_spec(&objects, "source-controller")["volumes"][0],
+            json!({ "name": "data", "emptyDir": {} })
+        );
+    }
+
+    #[test]
+    fn image_controllers_are_sharded_when_present() {
+        let options = RenderOptions {
+            components_extra: vec![
+                "image-reflector-controller".into(),
+                "image-automation-controller".into(),
+            ],
+            sharding: Some(two_shards()),
+            ..RenderOptions::default()
+        };
+        let objects = render(&fixture_with_extras(), &options).unwrap().objects;
+        let deployments = names(&objects, "Deployment");
+        for name in [
+            "image-reflector-controller-shard1",
+            "image-automation-controller-shard2",
+        ] {
+            assert!(deployments.contains(&name.to_string()), "{deployments:?}");
+        }
+        assert!(
+            !deployments
+                .iter()
+                .any(|d| d.starts_with("notification-controller-"))
+        );
+    }
+
+    #[test]
+    fn bad_sharding_points_at_the_shard() {
+        let render_with = |sharding: Sharding| {
+            render(
+                &fixture(),
+                &RenderOptions {
+                    sharding: Some(sharding),
+                    ..RenderOptions::default()
+                },
+            )
+        };
+        let duplicate = render_with(Sharding {
+            shards: vec!["a".into(), "b".into(), "a".into()],
+            ..two_shards()
+        });
+        assert!(matches!(
+            duplicate,
+            Err(FluxError::InvalidShard { index: 2, .. })
+        ));
+        let invalid_value = render_with(Sharding {
+            shards: vec!["ok".into(), "Shard_1".into()],
+            ..two_shards()
+        });
+        assert!(matches!(
+            invalid_value,
+            Err(FluxError::InvalidShard { index: 1, .. })
+        ));
+        let too_long = render_with(Sharding {
+            shards: vec!["x".repeat(50)],
+            ..two_shards()
+        });
+        assert!(matches!(
+            too_long,
+            Err(FluxError::InvalidShard { index: 0, .. })
+        ));
+        let bad_key = render_with(Sharding {
+            key: "sharding.fluxcd.io/".into(),
+            ..two_shards()
+        });
+        assert!(matches!(
+            bad_key,
+            Err(FluxError::InvalidOption {
+                attribute: "sharding.key",
+                ..
+            })
+        ));
+        let empty = render_with(Sharding {
+            shards: Vec::new(),
+            ..two_shards()
+        });
+        assert!(matches!(
+            empty,
+            Err(FluxError::InvalidOption {
+                attribute: "sharding.shards",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn label_keys() {
+        for good in [DEFAULT_KEY, "shard", "example.com/My_key.1"] {
+            assert!(is_label_key(good), "{good}");
+        }
+        for bad in [
+            "",
+            "/x",
+            "a/",
+            "-x",
+            "a/b/c",
+            "Example.com/x",
+            &"k".repeat(64),
+        ] {
+            assert!(!is_label_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn layout_reads_back_what_was_rendered() {
+        let objects = sharded(two_shards());
+        let deployments: Vec<Value> = objects
+            .into_iter()
+            .filter(manifest::is_deployment)
+            .collect();
+        let layout = layout(&deployments);
+        assert_eq!(layout.key.as_deref(), Some(DEFAULT_KEY));
+        assert_eq!(
+            layout.shards["shard1"],
+            [
+                "helm-controller-shard1",
+                "kustomize-controller-shard1",
+                "source-controller-shard1"
+            ]
+        );
+        assert_eq!(layout.shards.len(), 2);
+        assert_eq!(super::layout(&[]), Layout::default());
+    }
+}
