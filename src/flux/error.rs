@@ -30,8 +30,13 @@ pub enum FluxError {
     InvalidInterval { value: String },
     #[error("invalid sync configuration: {message}")]
     InvalidSync { message: String },
-    #[error("invalid shard at index {index}: {message}")]
-    InvalidShard { index: usize, message: String },
+    /// One element of a list attribute, such as a shard name or a tenant namespace.
+    #[error("invalid {attribute}[{index}]: {message}")]
+    InvalidElement {
+        attribute: &'static str,
+        index: usize,
+        message: String,
+    },
     #[error("invalid {attribute}: {message}")]
     InvalidOption {
         attribute: &'static str,
@@ -55,7 +60,15 @@ impl FluxError {
             Self::InvalidPatch { .. } => "Invalid patch",
             Self::InvalidInterval { .. } => "Invalid interval",
             Self::InvalidSync { .. } => "Invalid sync configuration",
-            Self::InvalidShard { .. } => "Invalid shard",
+            Self::InvalidElement {
+                attribute: "sharding.shards",
+                ..
+            } => "Invalid shard",
+            Self::InvalidElement {
+                attribute: "namespaces",
+                ..
+            } => "Invalid tenant namespace",
+            Self::InvalidElement { .. } => "Invalid Flux option",
             Self::InvalidOption { .. } => "Invalid Flux option",
             Self::Serialize { .. } => "Cannot render the Flux manifests",
         }

@@ -8,12 +8,14 @@ pub mod error;
 pub mod interval;
 pub mod lockdown;
 pub mod manifest;
+pub mod objects;
 pub mod patch;
 pub mod render;
 pub mod scaling;
 pub mod sharding;
 pub mod shards;
 pub mod sync;
+pub mod tenant;
 pub mod transforms;
 
 #[cfg(test)]

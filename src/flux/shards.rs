@@ -119,7 +119,11 @@ fn validate(sharding: &Sharding, longest_controller: usize) -> Result<(), FluxEr
         } else {
             continue;
         };
-        return Err(FluxError::InvalidShard { index, message });
+        return Err(FluxError::InvalidElement {
+            attribute: "sharding.shards",
+            index,
+            message,
+        });
     }
     if let Storage::Persistent { size, class } = &sharding.storage {
         if !is_quantity(size) {
@@ -618,7 +622,7 @@ mod tests {
         });
         assert!(matches!(
             duplicate,
-            Err(FluxError::InvalidShard { index: 2, .. })
+            Err(FluxError::InvalidElement { index: 2, .. })
         ));
         let invalid_value = render_with(Sharding {
             shards: vec!["ok".into(), "Shard_1".into()],
@@ -626,7 +630,7 @@ mod tests {
         });
         assert!(matches!(
             invalid_value,
-            Err(FluxError::InvalidShard { index: 1, .. })
+            Err(FluxError::InvalidElement { index: 1, .. })
         ));
         let too_long = render_with(Sharding {
             shards: vec!["x".repeat(50)],
@@ -634,7 +638,7 @@ mod tests {
         });
         assert!(matches!(
             too_long,
-            Err(FluxError::InvalidShard { index: 0, .. })
+            Err(FluxError::InvalidElement { index: 0, .. })
         ));
         let bad_key = render_with(Sharding {
             key: "sharding.fluxcd.io/".into(),

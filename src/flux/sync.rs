@@ -11,8 +11,8 @@ use super::render::{RenderOptions, Stage};
 use super::transforms::{is_dns_label, selected_components};
 
 const SYNC_NAME: &str = "flux-system";
-const SOURCE_API: &str = "source.toolkit.fluxcd.io/v1";
-const KUSTOMIZE_API: &str = "kustomize.toolkit.fluxcd.io/v1";
+pub(super) const SOURCE_API: &str = "source.toolkit.fluxcd.io/v1";
+pub(super) const KUSTOMIZE_API: &str = "kustomize.toolkit.fluxcd.io/v1";
 const DEFAULT_INTERVAL: &str = "1m0s";
 const KUSTOMIZATION_INTERVAL: &str = "10m0s";
 
@@ -91,7 +91,7 @@ pub fn append(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxErro
     validate(sync)?;
     require_controllers(options)?;
     let namespace = options.namespace.as_str();
-    stage.sync.push(source(sync, namespace));
+    stage.sync.push(source(sync, SYNC_NAME, namespace));
     stage
         .sync
         .push(kustomization(sync, namespace, options.multitenancy.enabled));
@@ -110,7 +110,8 @@ fn require_controllers(options: &RenderOptions) -> Result<(), FluxError> {
     Ok(())
 }
 
-fn validate(sync: &SyncSpec) -> Result<(), FluxError> {
+/// Checks the source half of a sync (url, ref, secret, verify) and its interval.
+pub(super) fn validate(sync: &SyncSpec) -> Result<(), FluxError> {
     validate_interval(interval(sync))?;
     validate_url(sync)?;
     validate_ref(sync)?;
@@ -187,7 +188,7 @@ fn validate_verify(sync: &SyncSpec) -> Result<(), FluxError> {
     Ok(())
 }
 
-fn interval(sync: &SyncSpec) -> &str {
+pub(super) fn interval(sync: &SyncSpec) -> &str {
     if sync.interval.is_empty() {
         DEFAULT_INTERVAL
     } else {
@@ -195,11 +196,12 @@ fn interval(sync: &SyncSpec) -> &str {
     }
 }
 
-fn metadata(namespace: &str) -> Value {
-    json!({ "name": SYNC_NAME, "namespace": namespace })
+fn metadata(name: &str, namespace: &str) -> Value {
+    json!({ "name": name, "namespace": namespace })
 }
 
-fn source(sync: &SyncSpec, namespace: &str) -> Value {
+/// The GitRepository or OCIRepository `name` in `namespace` that `sync` describes.
+pub(super) fn source(sync: &SyncSpec, name: &str, namespace: &str) -> Value {
     let (field, value) = sync.reference.field();
     let mut spec = Map::new();
     spec.insert("interval".into(), json!(interval(sync)));
@@ -217,13 +219,13 @@ fn source(sync: &SyncSpec, namespace: &str) -> Value {
     json!({
         "apiVersion": SOURCE_API,
         "kind": sync.kind.as_str(),
-        "metadata": metadata(namespace),
+        "metadata": metadata(name, namespace),
         "spec": spec,
     })
 }
 
 /// `./` + the path without leading `./` or `/`, the form `flux bootstrap` writes.
-fn normalise_path(path: &str) -> String {
+pub(super) fn normalise_path(path: &str) -> String {
     let trimmed = path.trim().trim_start_matches("./").trim_start_matches('/');
     format!("./{trimmed}")
 }
@@ -243,7 +245,7 @@ fn kustomization(sync: &SyncSpec, namespace: &str, locked: bool) -> Value {
     json!({
         "apiVersion": KUSTOMIZE_API,
         "kind": "Kustomization",
-        "metadata": metadata(namespace),
+        "metadata": metadata(SYNC_NAME, namespace),
         "spec": spec,
     })
 }

@@ -59,7 +59,8 @@ pub fn is_dns_label(value: &str) -> bool {
     crate::flux::sharding::is_valid_shard_name(value)
 }
 
-fn is_dns_subdomain(value: &str) -> bool {
+/// A DNS-1123 subdomain: what most object names (Secrets, ServiceAccounts) must be.
+pub fn is_dns_subdomain(value: &str) -> bool {
     !value.is_empty() && value.len() <= 253 && value.split('.').all(is_dns_label)
 }
 

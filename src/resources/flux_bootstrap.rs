@@ -9,9 +9,11 @@ use async_trait::async_trait;
 
 use super::flux_inputs::{distribution_source, render_attributes, render_options};
 use super::support::{
-    boolean, gitlab, gitlab_error, kube, obj, object, opt, parse_duration, required_string, set,
-    string, strings,
+    boolean, gitlab, gitlab_error, kube, kube_error, obj, object, opt, parse_duration,
+    required_string, set, string, strings,
 };
+use crate::flux::objects::labelled;
+use crate::flux::shards::DEFAULT_KEY;
 use crate::flux::{FluxError, Rendered, load, render};
 use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
 use crate::kube::engine::{ApplyOptions, EngineError, apply_all, drift, prune, teardown};
@@ -45,17 +47,10 @@ pub fn flux_error(e: FluxError) -> Diagnostics {
         ),
         FluxError::InvalidInterval { .. } => Some(AttrPath::root().attr("sync").attr("interval")),
         FluxError::InvalidSync { .. } => Some(AttrPath::root().attr("sync")),
-        FluxError::InvalidShard { index, .. } => Some(
-            AttrPath::root()
-                .attr("sharding")
-                .attr("shards")
-                .index(*index as i64),
-        ),
-        FluxError::InvalidOption { attribute, .. } => Some(
-            attribute
-                .split('.')
-                .fold(AttrPath::root(), |path, step| path.attr(step)),
-        ),
+        FluxError::InvalidElement {
+            attribute, index, ..
+        } => Some(attribute_path(attribute).index(*index as i64)),
+        FluxError::InvalidOption { attribute, .. } => Some(attribute_path(attribute)),
         _ => None,
     };
     let d = Diagnostic::error(e.summary(), e.detail());
@@ -63,6 +58,13 @@ pub fn flux_error(e: FluxError) -> Diagnostics {
         Some(p) => d.at(p).into(),
         None => d.into(),
     }
+}
+
+/// `a.b` as an attribute path.
+pub fn attribute_path(dotted: &str) -> AttrPath {
+    dotted
+        .split('.')
+        .fold(AttrPath::root(), |path, step| path.attr(step))
 }
 
 fn engine_error(e: EngineError) -> Diagnostics {
@@ -227,14 +229,11 @@ impl Resource<ProviderData> for FluxBootstrap {
         Ok(())
     }
 
-    async fn modify_plan(
-        &self,
-        _ctx: &Ctx<ProviderData>,
-        plan: &mut PlanContext,
-    ) -> DiagResult<()> {
+    async fn modify_plan(&self, ctx: &Ctx<ProviderData>, plan: &mut PlanContext) -> DiagResult<()> {
         if plan.is_create() || !plan.planned.is_wholly_known() {
             return Ok(());
         }
+        refuse_removing_used_shards(ctx, &plan.prior, &plan.planned).await?;
         // Drift found by read is repaired by planning the cluster back in sync.
         set(&mut plan.planned, "in_sync", true.into());
         // Same inputs render the same objects: the results carry over instead of showing as
@@ -318,6 +317,68 @@ impl Resource<ProviderData> for FluxBootstrap {
         set(&mut state, "in_sync", true.into());
         Ok(NewState::new(state))
     }
+}
+
+/// Shards in `prior` that `planned` drops, with the sharding key they were selected by.
+fn removed_shards(prior: &Value, planned: &Value) -> Vec<(String, String)> {
+    let Some(before) = object(prior, "sharding") else {
+        return Vec::new();
+    };
+    let key = string(before, "key").unwrap_or_else(|| DEFAULT_KEY.into());
+    let kept = object(planned, "sharding")
+        .filter(|after| string(after, "key").as_deref() == Some(key.as_str()))
+        .map(|after| strings(after, "shards"))
+        .unwrap_or_default();
+    strings(before, "shards")
+        .into_iter()
+        .filter(|shard| !kept.contains(shard))
+        .map(|shard| (key.clone(), shard))
+        .collect()
+}
+
+/// Removing a shard whose label Flux objects still carry would leave them unreconciled (no
+/// controller selects them any more), so the plan stops until they have moved.
+async fn refuse_removing_used_shards(
+    ctx: &Ctx<ProviderData>,
+    prior: &Value,
+    planned: &Value,
+) -> DiagResult<()> {
+    let removed = removed_shards(prior, planned);
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let client = kube(ctx, planned).await?;
+    let mut diags = Diagnostics::new();
+    for (key, shard) in removed {
+        let users = labelled(&client, Some(&format!("{key}={shard}")))
+            .await
+            .map_err(kube_error)?;
+        if users.is_empty() {
+            continue;
+        }
+        const SHOWN: usize = 10;
+        let mut listed = users
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if users.len() > SHOWN {
+            listed.push_str(&format!(" and {} more", users.len() - SHOWN));
+        }
+        diags.error_at(
+            AttrPath::root().attr("sharding").attr("shards"),
+            format!("Shard {shard} is still in use"),
+            format!(
+                "{} Flux object(s) carry {key}={shard}: {listed}. Without the shard's \
+                 controllers nothing would reconcile them. Move them to a remaining shard first \
+                 (for tenants: place them with shard_for over the shards you keep, and apply), \
+                 then remove the shard.",
+                users.len()
+            ),
+        );
+    }
+    diags.into_result()
 }
 
 /// Whether two states ask for the same rendering (so the computed results carry over).

@@ -88,39 +88,50 @@ pub fn render_attributes() -> Vec<Attribute> {
         )
         .optional()
         .description("Patches applied to the rendered manifests, last."),
-        Attribute::object(
-            "sync",
-            vec![
-                Attribute::string("kind")
-                    .default("GitRepository")
-                    .validator(validators::one_of(&["GitRepository", "OCIRepository"])),
-                Attribute::string("url").required(),
-                Attribute::object(
-                    "ref",
-                    vec![
-                        Attribute::string("branch").optional(),
-                        Attribute::string("tag").optional(),
-                        Attribute::string("semver").optional(),
-                        Attribute::string("digest").optional(),
-                    ],
-                )
-                .optional(),
-                Attribute::string("path").default("./"),
-                Attribute::string("interval").default("1m0s"),
-                Attribute::string("secret_name").optional(),
-                Attribute::object(
-                    "verify",
-                    vec![
-                        Attribute::string("provider").default("cosign").validator(validators::one_of(&["cosign"])),
-                        Attribute::string("secret_name").required(),
-                    ],
-                )
-                .optional(),
-            ],
-        )
+        Attribute::object("sync", sync_attributes())
         .optional()
         .description("The source Flux syncs the cluster from, and the `flux-system` Kustomization."),
     ]
+}
+
+/// The source half of a sync: what to fetch and how to trust it.
+pub fn source_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::string("kind")
+            .default("GitRepository")
+            .validator(validators::one_of(&["GitRepository", "OCIRepository"])),
+        Attribute::string("url").required().description("`https://`, `http://` or `ssh://` for Git, `oci://` for OCI."),
+        Attribute::object(
+            "ref",
+            vec![
+                Attribute::string("branch").optional(),
+                Attribute::string("tag").optional(),
+                Attribute::string("semver").optional(),
+                Attribute::string("digest").optional(),
+            ],
+        )
+        .optional()
+        .description("One of branch (Git), tag, semver or digest (OCI). Default: branch `main` (Git) or tag `latest` (OCI)."),
+        Attribute::string("secret_name").optional().description("Secret with the source credentials."),
+        Attribute::object(
+            "verify",
+            vec![
+                Attribute::string("provider").default("cosign").validator(validators::one_of(&["cosign"])),
+                Attribute::string("secret_name").required().description("Secret holding the `*.pub` keys."),
+            ],
+        )
+        .optional()
+        .description("Signature verification of OCI artifacts."),
+    ]
+}
+
+fn sync_attributes() -> Vec<Attribute> {
+    let mut attributes = source_attributes();
+    attributes.extend([
+        Attribute::string("path").default("./"),
+        Attribute::string("interval").default("1m0s"),
+    ]);
+    attributes
 }
 
 fn sharding_attribute() -> Attribute {
@@ -198,7 +209,7 @@ pub fn render_options(config: &Value) -> DiagResult<RenderOptions> {
             remove_view_edit_roles: boolean(m, "remove_view_edit_roles").unwrap_or(false),
             restrict_token_requests: boolean(m, "restrict_token_requests").unwrap_or(false),
         });
-    let sync = object(config, "sync").map(|s| sync_spec(s, &mut diags));
+    let sync = object(config, "sync").map(|s| source_spec(s, "sync", &mut diags));
     let patches = config
         .get_attr("patches")
         .and_then(Value::as_list)
@@ -254,8 +265,10 @@ fn sharding(s: &Value) -> Sharding {
     }
 }
 
-fn sync_spec(s: &Value, diags: &mut Diagnostics) -> Option<SyncSpec> {
-    let path = AttrPath::root().attr("sync");
+/// Maps a `source_attributes` object (plus `path`/`interval` when it has them) at
+/// `attribute` onto a sync spec.
+pub fn source_spec(s: &Value, attribute: &str, diags: &mut Diagnostics) -> Option<SyncSpec> {
+    let path = AttrPath::root().attr(attribute);
     let r = object(s, "ref");
     let refs: Vec<Ref> = [
         r.and_then(|r| string(r, "branch")).map(Ref::Branch),
@@ -270,7 +283,7 @@ fn sync_spec(s: &Value, diags: &mut Diagnostics) -> Option<SyncSpec> {
         diags.error_at(
             path.clone().attr("ref"),
             "Ambiguous reference",
-            "Set only one of sync.ref.branch, tag, semver or digest.",
+            format!("Set only one of {attribute}.ref.branch, tag, semver or digest."),
         );
         return None;
     }

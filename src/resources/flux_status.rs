@@ -1,12 +1,15 @@
 //! Data source `gitlabflux_flux_status`: how Flux is doing in a cluster: each controller's
 //! readiness and version, and the readiness and revision of the `flux-system` source and
-//! Kustomization.
+//! Kustomization, and the shard layout (which controllers serve each shard, how many Flux
+//! objects each shard has).
 
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use super::support::{kube, kube_error, obj, opt, string};
-use crate::kube::ObjRef;
+use crate::flux::objects::labelled;
+use crate::flux::shards::layout;
+use crate::kube::{KubeClient, ObjRef};
 use crate::provider::{ProviderData, cluster_connection_attributes};
 use crate::tfplug::{Attribute, Block, Ctx, DataSource, DiagResult, Nesting, Schema, Value};
 
@@ -106,6 +109,24 @@ impl DataSource<ProviderData> for FluxStatus {
                 Attribute::bool("ready")
                     .computed()
                     .description("All controllers and the sync are ready."),
+                Attribute::string("sharding_key")
+                    .computed()
+                    .description("The label the controllers shard by; null without sharding."),
+                Attribute::nested(
+                    "shards",
+                    Nesting::List,
+                    vec![
+                        Attribute::string("name").computed(),
+                        Attribute::string_list("controllers").computed(),
+                        Attribute::bool("ready").computed(),
+                        Attribute::number("objects").computed(),
+                    ],
+                )
+                .computed()
+                .description("Each shard: the controllers serving it, whether they are ready, and how many Flux objects carry its label."),
+                Attribute::number("unsharded_objects")
+                    .computed()
+                    .description("Flux objects the main controllers reconcile (no shard label)."),
             ])
             .description("Readiness and versions of Flux in a cluster."),
         )
@@ -170,6 +191,53 @@ impl DataSource<ProviderData> for FluxStatus {
             );
             fields.insert("ready".into(), all_ready.into());
         }
+        shard_layout(&client, &deployments, &mut state).await?;
         Ok(state)
     }
+}
+
+/// Fills `sharding_key`, `shards` and `unsharded_objects`.
+async fn shard_layout(
+    client: &KubeClient,
+    deployments: &[Json],
+    state: &mut Value,
+) -> DiagResult<()> {
+    let found = layout(deployments);
+    let mut shards = Vec::new();
+    for (shard, controllers) in &found.shards {
+        let key = found.key.as_deref().unwrap_or_default();
+        let objects = labelled(client, Some(&format!("{key}={shard}")))
+            .await
+            .map_err(kube_error)?;
+        let ready = deployments
+            .iter()
+            .filter(|d| {
+                controllers
+                    .iter()
+                    .any(|c| d["metadata"]["name"] == c.as_str())
+            })
+            .all(deployment_ready);
+        shards.push(obj([
+            ("name", shard.as_str().into()),
+            (
+                "controllers",
+                Value::List(controllers.iter().map(|c| c.as_str().into()).collect()),
+            ),
+            ("ready", ready.into()),
+            ("objects", Value::from(objects.len() as i64)),
+        ]));
+    }
+    let unsharded_selector = found.key.as_ref().map(|key| format!("!{key}"));
+    let unsharded = labelled(client, unsharded_selector.as_deref())
+        .await
+        .map_err(kube_error)?;
+    if let Value::Object(fields) = state {
+        fields.insert("sharding_key".into(), opt(found.key));
+        fields.insert("shards".into(), Value::List(shards));
+        fields.insert(
+            "unsharded_objects".into(),
+            Value::from(unsharded.len() as i64),
+        );
+    }
+    Ok(())
 }

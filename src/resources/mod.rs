@@ -15,6 +15,7 @@ mod flux_bootstrap;
 mod flux_inputs;
 mod flux_manifests;
 mod flux_status;
+mod flux_tenant;
 mod shard_for;
 mod support;
 #[cfg(feature = "test-resources")]
@@ -29,6 +30,7 @@ pub fn all() -> Vec<Arc<dyn Resource<ProviderData>>> {
         Arc::new(agent_token::AgentTokenResource),
         Arc::new(agent_install::AgentInstall),
         Arc::new(flux_bootstrap::FluxBootstrap),
+        Arc::new(flux_tenant::FluxTenant),
         #[cfg(feature = "test-resources")]
         Arc::new(test_widget::TestWidget),
     ]
