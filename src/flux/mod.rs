@@ -25,5 +25,5 @@ pub use distribution::{Distribution, DistributionSource, load};
 pub use error::FluxError;
 pub use render::{
     Multitenancy, Patch, PatchKind, Ref, RenderOptions, Rendered, Scaling, Sharding, Size, Storage,
-    SyncKind, SyncSpec, Target, Verify, render,
+    SyncKind, SyncSpec, Target, Verify, render, validate_options,
 };

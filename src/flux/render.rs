@@ -134,6 +134,19 @@ pub const COMPONENTS_FILE: &str = "gotk-components.yaml";
 pub const SYNC_FILE: &str = "gotk-sync.yaml";
 pub const KUSTOMIZATION_FILE: &str = "kustomization.yaml";
 
+/// The checks that need no distribution, so they can run when the configuration is
+/// validated instead of at apply; rendering repeats them.
+pub fn validate_options(options: &RenderOptions) -> Result<(), FluxError> {
+    if let Some(scaling) = &options.scaling {
+        scaling::validate(scaling)?;
+    }
+    if let Some(sharding) = &options.sharding {
+        let selected = transforms::selected_components(options);
+        shards::validate(sharding, &selected)?;
+    }
+    Ok(())
+}
+
 /// Renders `distribution` with `options`.
 pub fn render(distribution: &Distribution, options: &RenderOptions) -> Result<Rendered, FluxError> {
     let components = manifest::parse_documents(&distribution.manifests)?;

@@ -133,7 +133,7 @@ fn invalid(attribute: &'static str, message: String) -> FluxError {
     FluxError::InvalidOption { attribute, message }
 }
 
-fn validate(scaling: &Scaling) -> Result<(), FluxError> {
+pub(super) fn validate(scaling: &Scaling) -> Result<(), FluxError> {
     let positive = [
         ("scaling.concurrent", scaling.concurrent),
         ("scaling.kube_api_qps", scaling.kube_api_qps),

@@ -84,7 +84,15 @@ pub fn is_label_key(key: &str) -> bool {
             .all(|c| alnum(c) || matches!(c, b'-' | b'_' | b'.'))
 }
 
-fn validate(sharding: &Sharding, longest_controller: usize) -> Result<(), FluxError> {
+/// Checks the key, the shard names (against the longest controller name among
+/// `controllers` that gets shard copies) and the storage settings.
+pub(super) fn validate(sharding: &Sharding, controllers: &[String]) -> Result<(), FluxError> {
+    let longest_controller = controllers
+        .iter()
+        .filter(|c| SHARDABLE.contains(&c.as_str()))
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
     if !is_label_key(&sharding.key) {
         return Err(invalid(
             "sharding.key",
@@ -156,12 +164,11 @@ pub fn apply(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError
         .filter(|(_, o)| manifest::component(o).is_some_and(|c| SHARDABLE.contains(&c)))
         .map(|(index, _)| index)
         .collect();
-    let longest = sharded
+    let controllers: Vec<String> = sharded
         .iter()
-        .map(|&i| manifest::name(&stage.components[i]).len())
-        .max()
-        .unwrap_or(0);
-    validate(sharding, longest)?;
+        .map(|&i| manifest::name(&stage.components[i]).to_string())
+        .collect();
+    validate(sharding, &controllers)?;
     let not_sharded = format!("!{}", sharding.key);
     for &index in &sharded {
         if let Some(args) = manifest::args_mut(&mut stage.components[index]) {

@@ -14,7 +14,7 @@ use super::support::{
 };
 use crate::flux::objects::labelled;
 use crate::flux::shards::DEFAULT_KEY;
-use crate::flux::{FluxError, Rendered, load, render};
+use crate::flux::{FluxError, Rendered, load, render, validate_options};
 use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
 use crate::kube::engine::{ApplyOptions, EngineError, apply_all, drift, prune, teardown};
 use crate::provider::{ProviderData, cluster_connection_attributes};
@@ -224,16 +224,19 @@ impl Resource<ProviderData> for FluxBootstrap {
 
     async fn validate(&self, _ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<()> {
         if config.is_wholly_known() {
-            render_options(config)?;
+            validate_options(&render_options(config)?).map_err(flux_error)?;
         }
         Ok(())
     }
 
     async fn modify_plan(&self, ctx: &Ctx<ProviderData>, plan: &mut PlanContext) -> DiagResult<()> {
-        if plan.is_create() || !plan.planned.is_wholly_known() {
+        if plan.is_create() {
             return Ok(());
         }
         refuse_removing_used_shards(ctx, &plan.prior, &plan.planned).await?;
+        if !plan.planned.is_wholly_known() {
+            return Ok(());
+        }
         // Drift found by read is repaired by planning the cluster back in sync.
         set(&mut plan.planned, "in_sync", true.into());
         // Same inputs render the same objects: the results carry over instead of showing as
@@ -343,8 +346,9 @@ async fn refuse_removing_used_shards(
     prior: &Value,
     planned: &Value,
 ) -> DiagResult<()> {
+    let known = |name| planned.get_attr(name).is_none_or(Value::is_wholly_known);
     let removed = removed_shards(prior, planned);
-    if removed.is_empty() {
+    if removed.is_empty() || !known("sharding") || !known("cluster") {
         return Ok(());
     }
     let client = kube(ctx, planned).await?;

@@ -195,6 +195,47 @@ impl Workspace {
         assert!(out.stdout.contains("No changes."), "{}", out.stdout);
     }
 
+    /// The error diagnostics of `terraform plan`, from its machine-readable output, and the
+    /// whole output for failure messages. Each diagnostic has
+    /// `summary`, `detail` and, when Terraform could place it, `snippet.code` (the
+    /// configuration line of the attribute the provider pointed at).
+    pub fn plan_errors(&self) -> (Vec<Json>, String) {
+        let out = self.run(&["plan", "-json", "-no-color"]);
+        let errors = out
+            .stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Json>(line).ok())
+            .filter(|m| m["type"] == "diagnostic" && m["diagnostic"]["severity"] == "error")
+            .map(|m| m["diagnostic"].clone())
+            .collect();
+        (errors, out.text())
+    }
+
+    /// Asserts that planning fails with an error whose summary contains `summary`, and
+    /// returns that diagnostic.
+    pub fn plan_error(&self, summary: &str) -> Json {
+        let (errors, text) = self.plan_errors();
+        errors
+            .iter()
+            .find(|d| d["summary"].as_str().is_some_and(|s| s.contains(summary)))
+            .unwrap_or_else(|| panic!("no {summary:?} error in:\n{text}"))
+            .clone()
+    }
+
+    /// Like [`Self::plan_error`], and asserts that Terraform placed the error on the
+    /// configuration line containing `line_text`. Terraform 1.11 places diagnostics on
+    /// top-level attributes only (a path into an object attribute is shown at the resource's
+    /// opening brace), so nested paths are checked through the detail instead.
+    pub fn assert_plan_error_at(&self, summary: &str, line_text: &str) -> Json {
+        let found = self.plan_error(summary);
+        let code = found["snippet"]["code"].as_str().unwrap_or_default();
+        assert!(
+            code.contains(line_text),
+            "{summary:?} points at {code:?}, expected the line with {line_text:?}: {found:#}"
+        );
+        found
+    }
+
     pub fn json(&self, args: &[&str]) -> Json {
         let out = self.ok(args);
         serde_json::from_str(&out.stdout).expect("terraform printed JSON")
