@@ -9,14 +9,14 @@ use async_trait::async_trait;
 
 use super::flux_inputs::{distribution_source, render_attributes, render_options};
 use super::support::{
-    boolean, gitlab, gitlab_error, kube, kube_error, obj, object, opt, parse_duration,
-    required_string, set, string, strings,
+    boolean, engine_error, gitlab, gitlab_error, kube, kube_error, obj, object, opt,
+    parse_duration, required_string, set, string, strings,
 };
 use crate::flux::objects::labelled;
 use crate::flux::shards::DEFAULT_KEY;
 use crate::flux::{FluxError, Rendered, load, render, validate_options};
 use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
-use crate::kube::engine::{ApplyOptions, EngineError, apply_all, drift, prune, teardown};
+use crate::kube::engine::{ApplyOptions, apply_all, drift, prune, teardown};
 use crate::provider::{ProviderData, cluster_connection_attributes};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
@@ -65,10 +65,6 @@ pub fn attribute_path(dotted: &str) -> AttrPath {
     dotted
         .split('.')
         .fold(AttrPath::root(), |path, step| path.attr(step))
-}
-
-fn engine_error(e: EngineError) -> Diagnostics {
-    Diagnostic::error(e.summary(), e.detail()).into()
 }
 
 /// Loads the distribution and renders everything `config` asks for.

@@ -10,15 +10,13 @@ use async_trait::async_trait;
 use super::flux_bootstrap::attribute_path;
 use super::flux_inputs::{source_attributes, source_spec};
 use super::support::{
-    boolean, duration_validator, kube, kube_error, obj, object, opt, parse_duration, set,
-    split_import_id, string, strings,
+    boolean, duration_validator, engine_error, kube, kube_error, obj, object, opt, parse_duration,
+    set, split_import_id, string, strings,
 };
 use crate::flux::shards::{DEFAULT_KEY, layout};
 use crate::flux::tenant::{self, DEFAULT_CLUSTER_ROLE, LiveTenant, TENANT_LABEL, Tenant};
 use crate::flux::{FluxError, Ref, SyncKind};
-use crate::kube::engine::{
-    ApplyOptions, EngineError, apply_all, drift, inventory_id, prune, teardown,
-};
+use crate::kube::engine::{ApplyOptions, apply_all, drift, inventory_id, prune, teardown};
 use crate::kube::{KubeClient, ObjRef};
 use crate::provider::{ProviderData, cluster_connection_attributes};
 use crate::tfplug::{
@@ -48,10 +46,6 @@ fn tenant_error(e: FluxError) -> Diagnostics {
         Some(p) => d.at(p).into(),
         None => d.into(),
     }
-}
-
-fn engine_error(e: EngineError) -> Diagnostics {
-    Diagnostic::error(e.summary(), e.detail()).into()
 }
 
 /// Maps the configuration (or state) onto the tenant model.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::gitlab::{GitlabClient, GitlabError};
+use crate::kube::engine::EngineError;
 use crate::kube::{KubeClient, KubeError};
 use crate::provider::{ProviderData, parse_cluster};
 use crate::tfplug::{AttrPath, Ctx, DiagResult, Diagnostic, Diagnostics, Value};
@@ -103,6 +104,10 @@ pub fn gitlab_error(e: GitlabError) -> Diagnostics {
 
 pub fn gitlab_error_at(e: GitlabError, path: AttrPath) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).at(path).into()
+}
+
+pub fn engine_error(e: EngineError) -> Diagnostics {
+    Diagnostic::error(e.summary(), e.detail()).into()
 }
 
 pub fn kube_error(e: KubeError) -> Diagnostics {
