@@ -364,14 +364,6 @@ pub fn layout(deployments: &[Value]) -> Layout {
     layout
 }
 
-/// Whether the object is a controller copy serving a shard.
-pub fn is_shard_copy(object: &Value) -> bool {
-    object
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(ROLE_ANNOTATION))
-        .is_some_and(|role| role == "shard")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,7 +501,11 @@ mod tests {
             main["spec"]["selector"]["matchLabels"],
             json!({ "app": "helm-controller" })
         );
-        assert!(!is_shard_copy(main));
+        assert!(
+            main.pointer("/metadata/annotations")
+                .and_then(|a| a.get(ROLE_ANNOTATION))
+                .is_none()
+        );
     }
 
     #[test]
