@@ -50,11 +50,8 @@ fn score(shard: &str, name: &str) -> u64 {
     u64::from_be_bytes(first)
 }
 
-/// The shard that `name` belongs to.
-pub fn shard_for<'a, S: AsRef<str>>(name: &str, shards: &'a [S]) -> Result<&'a str, ShardError> {
-    if name.is_empty() {
-        return Err(ShardError::EmptyName);
-    }
+/// Checks a shard list: not empty, every name valid, none repeated.
+pub fn check_shards<S: AsRef<str>>(shards: &[S]) -> Result<(), ShardError> {
     if shards.is_empty() {
         return Err(ShardError::NoShards);
     }
@@ -67,6 +64,15 @@ pub fn shard_for<'a, S: AsRef<str>>(name: &str, shards: &'a [S]) -> Result<&'a s
             return Err(ShardError::Duplicate { index });
         }
     }
+    Ok(())
+}
+
+/// The shard that `name` belongs to.
+pub fn shard_for<'a, S: AsRef<str>>(name: &str, shards: &'a [S]) -> Result<&'a str, ShardError> {
+    if name.is_empty() {
+        return Err(ShardError::EmptyName);
+    }
+    check_shards(shards)?;
     let best = shards
         .iter()
         .map(AsRef::as_ref)

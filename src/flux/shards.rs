@@ -21,7 +21,7 @@ use super::error::FluxError;
 use super::manifest;
 use super::render::{RenderOptions, Stage};
 use super::scaling::is_quantity;
-use super::sharding::is_valid_shard_name;
+use super::sharding::{ShardError, check_shards, is_valid_shard_name};
 
 /// The label Flux objects carry to be reconciled by a shard.
 pub const DEFAULT_KEY: &str = "sharding.fluxcd.io/key";
@@ -102,36 +102,31 @@ pub(super) fn validate(sharding: &Sharding, controllers: &[String]) -> Result<()
             ),
         ));
     }
-    if sharding.shards.is_empty() {
-        return Err(invalid(
+    let element = |index, message| FluxError::InvalidElement {
+        attribute: "sharding.shards",
+        index,
+        message,
+    };
+    check_shards(&sharding.shards).map_err(|e| match e {
+        ShardError::InvalidShard { index } | ShardError::Duplicate { index } => {
+            element(index, e.to_string())
+        }
+        ShardError::NoShards | ShardError::EmptyName => invalid(
             "sharding.shards",
             "give at least one shard, or remove the sharding block".into(),
-        ));
-    }
+        ),
+    })?;
     // `<controller>-<shard>` becomes the pods' `app` label, which is limited to 63.
     let room = 63 - longest_controller - 1;
-    for (index, shard) in sharding.shards.iter().enumerate() {
-        let message = if !is_valid_shard_name(shard) {
-            format!(
-                "{shard:?} is not a valid shard name: use lowercase letters, digits and '-', \
-                 starting and ending with a letter or digit (it is a label value and part of \
-                 controller names)"
-            )
-        } else if shard.len() > room {
-            format!(
-                "{shard:?} is too long: at most {room} characters, so that \
-                 <controller>-<shard> stays a valid label value"
-            )
-        } else if sharding.shards[..index].contains(shard) {
-            format!("{shard:?} appears more than once")
-        } else {
-            continue;
-        };
-        return Err(FluxError::InvalidElement {
-            attribute: "sharding.shards",
+    if let Some(index) = sharding.shards.iter().position(|s| s.len() > room) {
+        return Err(element(
             index,
-            message,
-        });
+            format!(
+                "{:?} is too long: at most {room} characters, so that <controller>-<shard> \
+                 stays a valid label value",
+                sharding.shards[index]
+            ),
+        ));
     }
     if let Storage::Persistent { size, class } = &sharding.storage {
         if !is_quantity(size) {

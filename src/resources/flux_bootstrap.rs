@@ -3,20 +3,19 @@
 //! GitLab repository in one commit. Read re-renders and compares with the cluster, so deleted
 //! or edited objects plan a repair. Import ID: the namespace.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 use super::flux_inputs::{distribution_source, render_attributes, render_options};
 use super::support::{
-    boolean, engine_error, gitlab, gitlab_error, kube, kube_error, obj, object, opt,
-    parse_duration, required_string, set, string, strings,
+    boolean, engine_error, engine_options, engine_timeout, gitlab, gitlab_error, kube, kube_error,
+    obj, object, opt, required_string, set, string, strings,
 };
-use crate::flux::objects::labelled;
+use crate::flux::manifest;
+use crate::flux::objects::{describe, find};
 use crate::flux::shards::DEFAULT_KEY;
 use crate::flux::{FluxError, Rendered, load, render, validate_options};
 use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
-use crate::kube::engine::{ApplyOptions, apply_all, drift, prune, teardown};
+use crate::kube::engine::{apply_and_prune, drift, teardown};
 use crate::provider::{ProviderData, cluster_connection_attributes};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
@@ -24,8 +23,6 @@ use crate::tfplug::{
 };
 
 pub struct FluxBootstrap;
-
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Turns a Flux error into a diagnostic on the attribute that caused it.
 pub fn flux_error(e: FluxError) -> Diagnostics {
@@ -79,12 +76,6 @@ pub async fn render_config(config: &Value) -> DiagResult<(Rendered, Option<Strin
         .or_else(|| object(config, "distribution").and_then(|d| string(d, "version")));
     let rendered = render(&distribution, &options).map_err(flux_error)?;
     Ok((rendered, version))
-}
-
-fn timeout(state: &Value) -> Duration {
-    string(state, "timeout")
-        .and_then(|t| parse_duration(&t))
-        .unwrap_or(DEFAULT_TIMEOUT)
 }
 
 /// Commits (or deletes, with `content: None`) the rendered files when `git_commit` is set.
@@ -144,21 +135,15 @@ impl FluxBootstrap {
     ) -> DiagResult<NewState> {
         let (rendered, version) = render_config(planned).await?;
         let client = kube(ctx, planned).await?;
-        let options = ApplyOptions {
-            force: true,
-            wait: boolean(planned, "wait").unwrap_or(true),
-            timeout: timeout(planned),
-            concurrency: 8,
-        };
-        let inventory = apply_all(&client, &rendered.objects, &options)
-            .await
-            .map_err(engine_error)?;
         let previous = strings(prior, "inventory");
-        if !previous.is_empty() {
-            prune(&client, &previous, &inventory)
-                .await
-                .map_err(engine_error)?;
-        }
+        let inventory = apply_and_prune(
+            &client,
+            &rendered.objects,
+            &previous,
+            &engine_options(planned),
+        )
+        .await
+        .map_err(engine_error)?;
         sync_git(ctx, planned, Some(&rendered), version.as_deref()).await?;
         let mut state = planned.clone();
         set(
@@ -287,9 +272,14 @@ impl Resource<ProviderData> for FluxBootstrap {
         let state = &prior.state;
         let client = kube(ctx, state).await?;
         let keep = boolean(state, "keep_namespace").unwrap_or(false);
-        teardown(&client, &strings(state, "inventory"), keep, timeout(state))
-            .await
-            .map_err(engine_error)?;
+        teardown(
+            &client,
+            &strings(state, "inventory"),
+            keep,
+            engine_timeout(state),
+        )
+        .await
+        .map_err(engine_error)?;
         let keep_files = object(state, "git_commit")
             .and_then(|g| boolean(g, "keep_files"))
             .unwrap_or(false);
@@ -318,21 +308,22 @@ impl Resource<ProviderData> for FluxBootstrap {
     }
 }
 
-/// Shards in `prior` that `planned` drops, with the sharding key they were selected by.
-fn removed_shards(prior: &Value, planned: &Value) -> Vec<(String, String)> {
+/// The prior sharding key and the shards `planned` drops (all of them when the key changes
+/// or sharding goes).
+fn removed_shards(prior: &Value, planned: &Value) -> (String, Vec<String>) {
     let Some(before) = object(prior, "sharding") else {
-        return Vec::new();
+        return (DEFAULT_KEY.into(), Vec::new());
     };
     let key = string(before, "key").unwrap_or_else(|| DEFAULT_KEY.into());
     let kept = object(planned, "sharding")
         .filter(|after| string(after, "key").as_deref() == Some(key.as_str()))
         .map(|after| strings(after, "shards"))
         .unwrap_or_default();
-    strings(before, "shards")
+    let removed = strings(before, "shards")
         .into_iter()
         .filter(|shard| !kept.contains(shard))
-        .map(|shard| (key.clone(), shard))
-        .collect()
+        .collect();
+    (key, removed)
 }
 
 /// Removing a shard whose label Flux objects still carry would leave them unreconciled (no
@@ -343,28 +334,34 @@ async fn refuse_removing_used_shards(
     planned: &Value,
 ) -> DiagResult<()> {
     let known = |name| planned.get_attr(name).is_none_or(Value::is_wholly_known);
-    let removed = removed_shards(prior, planned);
+    let (key, removed) = removed_shards(prior, planned);
     if removed.is_empty() || !known("sharding") || !known("cluster") {
         return Ok(());
     }
     let client = kube(ctx, planned).await?;
+    // One lookup for every removed shard, grouped afterwards.
+    let selector = format!("{key} in ({})", removed.join(","));
+    let users = find(&client, Some(&selector)).await.map_err(kube_error)?;
     let mut diags = Diagnostics::new();
-    for (key, shard) in removed {
-        let users = labelled(&client, Some(&format!("{key}={shard}")))
-            .await
-            .map_err(kube_error)?;
-        if users.is_empty() {
+    for shard in &removed {
+        let mut named: Vec<String> = users
+            .iter()
+            .filter(|o| manifest::label(o, &key) == Some(shard.as_str()))
+            .map(describe)
+            .collect();
+        if named.is_empty() {
             continue;
         }
+        named.sort();
         const SHOWN: usize = 10;
-        let mut listed = users
+        let mut listed = named
             .iter()
             .take(SHOWN)
             .cloned()
             .collect::<Vec<_>>()
             .join(", ");
-        if users.len() > SHOWN {
-            listed.push_str(&format!(" and {} more", users.len() - SHOWN));
+        if named.len() > SHOWN {
+            listed.push_str(&format!(" and {} more", named.len() - SHOWN));
         }
         diags.error_at(
             AttrPath::root().attr("sharding").attr("shards"),
@@ -373,8 +370,8 @@ async fn refuse_removing_used_shards(
                 "{} Flux object(s) carry {key}={shard}: {listed}. Without the shard's \
                  controllers nothing would reconcile them. Move them to a remaining shard first \
                  (for tenants: place them with shard_for over the shards you keep, and apply), \
-                 then remove the shard.",
-                users.len()
+                 then remove the shard from sharding.shards.",
+                named.len()
             ),
         );
     }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use super::support::{kube, kube_error, obj, opt, string};
-use crate::flux::objects::labelled;
+use crate::flux::objects::{count_by_label, find};
 use crate::flux::shards::layout;
 use crate::kube::{KubeClient, ObjRef};
 use crate::provider::{ProviderData, cluster_connection_attributes};
@@ -196,48 +196,54 @@ impl DataSource<ProviderData> for FluxStatus {
     }
 }
 
-/// Fills `sharding_key`, `shards` and `unsharded_objects`.
+/// Fills `sharding_key`, `shards` and `unsharded_objects`, from one listing of Flux objects.
 async fn shard_layout(
     client: &KubeClient,
     deployments: &[Json],
     state: &mut Value,
 ) -> DiagResult<()> {
     let found = layout(deployments);
-    let mut shards = Vec::new();
-    for (shard, controllers) in &found.shards {
-        let key = found.key.as_deref().unwrap_or_default();
-        let objects = labelled(client, Some(&format!("{key}={shard}")))
-            .await
-            .map_err(kube_error)?;
-        let ready = deployments
-            .iter()
-            .filter(|d| {
-                controllers
-                    .iter()
-                    .any(|c| d["metadata"]["name"] == c.as_str())
-            })
-            .all(deployment_ready);
-        shards.push(obj([
-            ("name", shard.as_str().into()),
-            (
-                "controllers",
-                Value::List(controllers.iter().map(|c| c.as_str().into()).collect()),
-            ),
-            ("ready", ready.into()),
-            ("objects", Value::from(objects.len() as i64)),
-        ]));
-    }
-    let unsharded_selector = found.key.as_ref().map(|key| format!("!{key}"));
-    let unsharded = labelled(client, unsharded_selector.as_deref())
-        .await
-        .map_err(kube_error)?;
+    let objects = find(client, None).await.map_err(kube_error)?;
+    let counts = found
+        .key
+        .as_deref()
+        .map(|key| count_by_label(&objects, key))
+        .unwrap_or_default();
+    let count = |shard: Option<&str>| counts.get(&shard.map(str::to_string)).copied();
+    let shards: Vec<Value> = found
+        .shards
+        .iter()
+        .map(|(shard, controllers)| {
+            let ready = deployments
+                .iter()
+                .filter(|d| {
+                    controllers
+                        .iter()
+                        .any(|c| d["metadata"]["name"] == c.as_str())
+                })
+                .all(deployment_ready);
+            obj([
+                ("name", shard.as_str().into()),
+                (
+                    "controllers",
+                    Value::List(controllers.iter().map(|c| c.as_str().into()).collect()),
+                ),
+                ("ready", ready.into()),
+                (
+                    "objects",
+                    Value::from(count(Some(shard)).unwrap_or(0) as i64),
+                ),
+            ])
+        })
+        .collect();
+    let unsharded = match found.key {
+        Some(_) => count(None).unwrap_or(0),
+        None => objects.len(),
+    };
     if let Value::Object(fields) = state {
         fields.insert("sharding_key".into(), opt(found.key));
         fields.insert("shards".into(), Value::List(shards));
-        fields.insert(
-            "unsharded_objects".into(),
-            Value::from(unsharded.len() as i64),
-        );
+        fields.insert("unsharded_objects".into(), Value::from(unsharded as i64));
     }
     Ok(())
 }

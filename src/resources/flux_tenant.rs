@@ -3,20 +3,18 @@
 //! that sync the tenant's repository as that account, optionally on a shard.
 //! Import ID: `<namespace>/<name>` of the tenant's Kustomization.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
-use super::flux_bootstrap::attribute_path;
+use super::flux_bootstrap::flux_error;
 use super::flux_inputs::{source_attributes, source_spec};
 use super::support::{
-    boolean, duration_validator, engine_error, kube, kube_error, obj, object, opt, parse_duration,
-    set, split_import_id, string, strings,
+    boolean, duration_validator, engine_error, engine_options, engine_timeout, kube, kube_error,
+    obj, object, opt, set, split_import_id, string, strings,
 };
 use crate::flux::shards::{DEFAULT_KEY, layout};
 use crate::flux::tenant::{self, DEFAULT_CLUSTER_ROLE, LiveTenant, TENANT_LABEL, Tenant};
 use crate::flux::{FluxError, Ref, SyncKind};
-use crate::kube::engine::{ApplyOptions, apply_all, drift, inventory_id, prune, teardown};
+use crate::kube::engine::{apply_and_prune, drift, inventory_id, teardown};
 use crate::kube::{KubeClient, ObjRef};
 use crate::provider::{ProviderData, cluster_connection_attributes};
 use crate::tfplug::{
@@ -26,26 +24,18 @@ use crate::tfplug::{
 
 pub struct FluxTenant;
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_INTERVAL: &str = "5m";
 const FLUX_NAMESPACE: &str = "flux-system";
 
-/// A Flux error as a diagnostic on the tenant attribute that caused it.
+/// A Flux error as a diagnostic on the tenant attribute that caused it: the tenant's source
+/// and interval are top-level attributes; the rest maps as for the bootstrap.
 fn tenant_error(e: FluxError) -> Diagnostics {
     let path = match &e {
-        FluxError::InvalidSync { .. } => Some(AttrPath::root().attr("source")),
-        FluxError::InvalidInterval { .. } => Some(AttrPath::root().attr("interval")),
-        FluxError::InvalidOption { attribute, .. } => Some(attribute_path(attribute)),
-        FluxError::InvalidElement {
-            attribute, index, ..
-        } => Some(attribute_path(attribute).index(*index as i64)),
-        _ => None,
+        FluxError::InvalidSync { .. } => AttrPath::root().attr("source"),
+        FluxError::InvalidInterval { .. } => AttrPath::root().attr("interval"),
+        _ => return flux_error(e),
     };
-    let d = Diagnostic::error(e.summary(), e.detail());
-    match path {
-        Some(p) => d.at(p).into(),
-        None => d.into(),
-    }
+    Diagnostic::error(e.summary(), e.detail()).at(path).into()
 }
 
 /// Maps the configuration (or state) onto the tenant model.
@@ -77,12 +67,6 @@ fn tenant_from(config: &Value) -> DiagResult<Tenant> {
 
 fn rendered(state: &Value) -> DiagResult<Vec<serde_json::Value>> {
     tenant::render(&tenant_from(state)?).map_err(tenant_error)
-}
-
-fn timeout(state: &Value) -> Duration {
-    string(state, "timeout")
-        .and_then(|t| parse_duration(&t))
-        .unwrap_or(DEFAULT_TIMEOUT)
 }
 
 /// Warns when no controller in the Flux namespace watches the tenant's shard: its objects
@@ -121,21 +105,10 @@ impl FluxTenant {
         let objects = tenant::render(&tenant).map_err(tenant_error)?;
         let client = kube(ctx, planned).await?;
         warn_unserved_shard(ctx, &client, &tenant).await;
-        let options = ApplyOptions {
-            force: true,
-            wait: boolean(planned, "wait").unwrap_or(true),
-            timeout: timeout(planned),
-            concurrency: 8,
-        };
-        let inventory = apply_all(&client, &objects, &options)
+        let previous = strings(prior, "inventory");
+        let inventory = apply_and_prune(&client, &objects, &previous, &engine_options(planned))
             .await
             .map_err(engine_error)?;
-        let previous = strings(prior, "inventory");
-        if !previous.is_empty() {
-            prune(&client, &previous, &inventory)
-                .await
-                .map_err(engine_error)?;
-        }
         let mut state = planned.clone();
         set(&mut state, "inventory", ids(&inventory));
         set(&mut state, "in_sync", true.into());
@@ -273,9 +246,14 @@ impl Resource<ProviderData> for FluxTenant {
         let state = &prior.state;
         let client = kube(ctx, state).await?;
         let keep = boolean(state, "keep_namespaces").unwrap_or(false);
-        teardown(&client, &strings(state, "inventory"), keep, timeout(state))
-            .await
-            .map_err(engine_error)
+        teardown(
+            &client,
+            &strings(state, "inventory"),
+            keep,
+            engine_timeout(state),
+        )
+        .await
+        .map_err(engine_error)
     }
 
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::gitlab::{GitlabClient, GitlabError};
-use crate::kube::engine::EngineError;
+use crate::kube::engine::{ApplyOptions, EngineError};
 use crate::kube::{KubeClient, KubeError};
 use crate::provider::{ProviderData, parse_cluster};
 use crate::tfplug::{AttrPath, Ctx, DiagResult, Diagnostic, Diagnostics, Value};
@@ -152,6 +152,24 @@ pub fn managed_labels(component: &str) -> BTreeMap<String, String> {
             component.to_string(),
         ),
     ])
+}
+
+/// `timeout` of a resource that applies through the engine, 5 minutes when unset.
+pub fn engine_timeout(state: &Value) -> std::time::Duration {
+    string(state, "timeout")
+        .and_then(|t| parse_duration(&t))
+        .unwrap_or(std::time::Duration::from_secs(300))
+}
+
+/// How the engine applies for a resource with `wait` and `timeout` attributes: taking over
+/// fields other managers hold, since the resource owns these objects.
+pub fn engine_options(state: &Value) -> ApplyOptions {
+    ApplyOptions {
+        force: true,
+        wait: boolean(state, "wait").unwrap_or(true),
+        timeout: engine_timeout(state),
+        concurrency: 8,
+    }
 }
 
 /// A duration like `720h`, `10m`, `90s` (Go-style units h, m, s).

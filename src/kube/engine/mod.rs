@@ -22,12 +22,25 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use serde_json::Value;
 
-use super::{KubeError, ObjRef};
+use super::{KubeClient, KubeError, ObjRef};
 
 pub use apply::apply_all;
 pub use drift::drift;
 pub use prune::prune;
 pub use teardown::teardown;
+
+/// Applies `desired` and prunes what `previous` (the last inventory) held that `desired`
+/// no longer does; returns the new inventory.
+pub async fn apply_and_prune(
+    client: &KubeClient,
+    desired: &[Value],
+    previous: &[String],
+    options: &ApplyOptions,
+) -> Result<Vec<String>, EngineError> {
+    let inventory = apply_all(client, desired, options).await?;
+    prune(client, previous, &inventory).await?;
+    Ok(inventory)
+}
 
 /// How [`apply_all`] applies and waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
