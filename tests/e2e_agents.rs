@@ -248,10 +248,20 @@ fn agent_install_and_token_apply_rotate_repair_and_destroy() {
             "json",
         ],
     );
+    assert!(
+        role.status.success(),
+        "{}",
+        String::from_utf8_lossy(&role.stderr)
+    );
     let role: Value = serde_json::from_slice(&role.stdout).expect("role JSON");
-    for rule in role["rules"].as_array().expect("rules") {
-        assert_eq!(rule["verbs"], serde_json::json!(["impersonate"]));
-    }
+    // Impersonation of users, groups, service accounts and their extras: nothing else.
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([
+            {"apiGroups": [""], "resources": ["users", "groups", "serviceaccounts"], "verbs": ["impersonate"]},
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["userextras/*", "uids"], "verbs": ["impersonate"]},
+        ])
+    );
     let first_token = secret_token(&sandbox).expect("token in Secret");
     assert!(first_token.starts_with("glagent-"));
 
@@ -611,11 +621,16 @@ resource "gitlabflux_agent_token" "ci" {{
         )
     };
     ws.write(&config(true));
-    let plan = ws.ok(&["plan", "-no-color"]).stdout;
-    assert!(
-        plan.contains("token") && plan.contains("(sensitive value)"),
-        "{plan}"
-    );
+    // The token is planned unknown and sensitive: never shown, even once known.
+    let plan = ws.plan_json();
+    let change = &plan["resource_changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["address"] == "gitlabflux_agent_token.ci")
+        .expect("token change")["change"];
+    assert_eq!(change["after_unknown"]["token"], true, "{change:#}");
+    assert_eq!(change["after_sensitive"]["token"], true, "{change:#}");
     ws.apply();
     let token = ws.resource("gitlabflux_agent_token.ci")["token"]
         .as_str()

@@ -6,28 +6,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{SandboxProcess, Workspace};
+use common::{SandboxProcess, Workspace, flux_fixture as fixture, kubectl_json};
 use serde_json::Value;
-
-fn fixture() -> String {
-    format!(
-        "file://{}/../shared/fixtures/flux/v2.8.5/gotk-components.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-fn kubectl_json(sandbox: &SandboxProcess, args: &[&str]) -> Option<Value> {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(sandbox.url("kubeconfig"))
-        .args(args)
-        .args(["-o", "json"])
-        .output()
-        .expect("kubectl on PATH");
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).expect("kubectl JSON"))
-}
+use terraform_provider_gitlabflux::flux::render::files_sha256;
 
 fn kubectl(sandbox: &SandboxProcess, args: &[&str]) -> bool {
     Command::new("kubectl")
@@ -115,6 +96,7 @@ const OCI_SYNC: &str = r#"{ kind = "OCIRepository", url = "oci://registry.exampl
 #[test]
 fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let (_, commits_before) = gitops_repo(&sandbox);
     let ws = Workspace::new();
     ws.write(&config(&sandbox, GIT_SYNC, ""));
     ws.apply();
@@ -180,6 +162,7 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
             "{name}"
         );
     }
+    assert_eq!(commits, commits_before + 1, "exactly one commit");
     ws.apply();
     assert_eq!(gitops_repo(&sandbox).1, commits, "no empty commit");
 
@@ -298,22 +281,28 @@ fn destroy_can_keep_the_namespace() {
 #[test]
 fn bad_inputs_point_at_the_attribute_and_apply_nothing() {
     let sandbox = SandboxProcess::start(&[]);
-    let cases = [
-        (
-            "components_extra = [\"flux-operator\"]",
-            "Unknown Flux component",
-        ),
-        (
-            "patches = [{ patch = \"{ not: [valid\" }]",
-            "Malformed patch",
-        ),
-    ];
-    for (extra, needle) in cases {
-        let ws = Workspace::new();
-        ws.write(&config(&sandbox, GIT_SYNC, extra));
-        let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
-        assert!(text.contains(needle), "{extra}: {text}");
-    }
+    let apply = ["apply", "-auto-approve"];
+    let ws = Workspace::new();
+    ws.write(&config(
+        &sandbox,
+        GIT_SYNC,
+        "patches = [{ patch = \"{ not: [valid\" }]",
+    ));
+    ws.error(&apply, "Malformed patch");
+    // The unknown component is placed on the attribute that named it.
+    let ws = Workspace::new();
+    ws.write(&config(
+        &sandbox,
+        GIT_SYNC,
+        "components_extra = [\"flux-operator\"]",
+    ));
+    let error = ws.error(&apply, "Unknown Flux component");
+    assert!(
+        error["snippet"]["code"]
+            .as_str()
+            .is_some_and(|c| c.contains("components_extra")),
+        "{error:#}"
+    );
     // A sha256 pin that does not match.
     let ws = Workspace::new();
     ws.write(&config(&sandbox, GIT_SYNC, "").replace(
@@ -324,19 +313,13 @@ fn bad_inputs_point_at_the_attribute_and_apply_nothing() {
             "0".repeat(64)
         ),
     ));
-    let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
-    // Terraform echoes the offending line (which contains "sha256"): check the diagnostic itself.
-    assert!(
-        text.contains("Flux distribution checksum mismatch"),
-        "{text}"
-    );
+    ws.error(&apply, "Flux distribution checksum mismatch");
     // An unreachable source.
     let ws = Workspace::new();
     ws.write(
         &config(&sandbox, GIT_SYNC, "").replace(&fixture(), "file:///nonexistent/install.yaml"),
     );
-    let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
-    assert!(text.contains("Cannot read the Flux distribution"), "{text}");
+    ws.error(&apply, "Cannot read the Flux distribution");
     // A bad interval.
     let ws = Workspace::new();
     ws.write(&config(
@@ -344,8 +327,7 @@ fn bad_inputs_point_at_the_attribute_and_apply_nothing() {
         r#"{ url = "https://gitlab.example.com/x.git", interval = "often" }"#,
         "",
     ));
-    let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
-    assert!(text.contains("Invalid interval"), "{text}");
+    ws.error(&apply, "Invalid interval");
     // Nothing was applied by any of them.
     assert!(kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_none());
 }
@@ -361,7 +343,7 @@ data "gitlabflux_flux_manifests" "this" {{
   sync         = {GIT_SYNC}
 }}
 output "files" {{
-  value = keys(data.gitlabflux_flux_manifests.this.files)
+  value = data.gitlabflux_flux_manifests.this.files
 }}
 output "sha256" {{
   value = data.gitlabflux_flux_manifests.this.sha256
@@ -371,13 +353,17 @@ output "sha256" {{
     ));
     ws.apply();
     let outputs = ws.outputs();
+    let files: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(outputs["files"]["value"].clone()).expect("files map");
     assert_eq!(
-        outputs["files"]["value"],
-        serde_json::json!([
+        files.keys().collect::<Vec<_>>(),
+        [
             "gotk-components.yaml",
             "gotk-sync.yaml",
             "kustomization.yaml"
-        ])
+        ]
     );
-    assert_eq!(outputs["sha256"]["value"].as_str().map(str::len), Some(64));
+    assert!(files["gotk-components.yaml"].contains("--no-remote-bases=true"));
+    // The digest is the documented one over exactly the files returned.
+    assert_eq!(outputs["sha256"]["value"], files_sha256(&files));
 }

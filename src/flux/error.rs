@@ -9,6 +9,8 @@
 pub enum FluxError {
     #[error("unknown Flux component {name:?}; the distribution has: {}", available.join(", "))]
     UnknownComponent {
+        /// `components` or `components_extra`: where the name was given.
+        attribute: &'static str,
         name: String,
         available: Vec<String>,
     },

@@ -34,7 +34,13 @@ pub fn select_components(stage: &mut Stage, options: &RenderOptions) -> Result<(
         .collect();
     let selected = selected_components(options);
     if let Some(unknown) = selected.iter().find(|c| !available.contains(c.as_str())) {
+        let attribute = if options.components_extra.contains(unknown) {
+            "components_extra"
+        } else {
+            "components"
+        };
         return Err(FluxError::UnknownComponent {
+            attribute,
             name: unknown.clone(),
             available: available.iter().map(|c| c.to_string()).collect(),
         });
@@ -392,6 +398,7 @@ mod tests {
         assert_eq!(
             err,
             FluxError::UnknownComponent {
+                attribute: "components_extra",
                 name: "image-reflector-controller".into(),
                 available: DEFAULT_COMPONENTS
                     .iter()
@@ -414,7 +421,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(err, FluxError::UnknownComponent { ref name, .. } if name == "sauce-controller")
+            matches!(err, FluxError::UnknownComponent { attribute: "components", ref name, .. } if name == "sauce-controller")
         );
 
         let rendered = render(

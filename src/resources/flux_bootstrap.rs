@@ -35,7 +35,7 @@ pub fn flux_error(e: FluxError) -> Diagnostics {
         | FluxError::UnsupportedSource { .. } => {
             Some(AttrPath::root().attr("distribution").attr("source"))
         }
-        FluxError::UnknownComponent { .. } => Some(AttrPath::root().attr("components")),
+        FluxError::UnknownComponent { attribute, .. } => Some(attribute_path(attribute)),
         FluxError::InvalidPatch { index, .. } => Some(
             AttrPath::root()
                 .attr("patches")

@@ -195,12 +195,20 @@ impl Workspace {
         assert!(out.stdout.contains("No changes."), "{}", out.stdout);
     }
 
-    /// The error diagnostics of `terraform plan`, from its machine-readable output, and the
-    /// whole output for failure messages. Each diagnostic has
-    /// `summary`, `detail` and, when Terraform could place it, `snippet.code` (the
-    /// configuration line of the attribute the provider pointed at).
-    pub fn plan_errors(&self) -> (Vec<Json>, String) {
-        let out = self.run(&["plan", "-json", "-no-color"]);
+    /// The error diagnostics of `terraform <args> -json`, from its machine-readable output,
+    /// and the whole output for failure messages. Each diagnostic has `summary`, `detail`
+    /// and, when Terraform could place it, `snippet.code` (the configuration line of the
+    /// attribute the provider pointed at).
+    pub fn errors(&self, args: &[&str]) -> (Vec<Json>, String) {
+        let mut args = args.to_vec();
+        args.extend(["-json", "-no-color"]);
+        let out = self.run(&args);
+        assert!(
+            !out.success(),
+            "terraform {} succeeded:\n{}",
+            args.join(" "),
+            out.text()
+        );
         let errors = out
             .stdout
             .lines()
@@ -211,15 +219,20 @@ impl Workspace {
         (errors, out.text())
     }
 
-    /// Asserts that planning fails with an error whose summary contains `summary`, and
-    /// returns that diagnostic.
-    pub fn plan_error(&self, summary: &str) -> Json {
-        let (errors, text) = self.plan_errors();
+    /// Asserts that `terraform <args>` fails with an error whose summary contains `summary`,
+    /// and returns that diagnostic.
+    pub fn error(&self, args: &[&str], summary: &str) -> Json {
+        let (errors, text) = self.errors(args);
         errors
             .iter()
             .find(|d| d["summary"].as_str().is_some_and(|s| s.contains(summary)))
             .unwrap_or_else(|| panic!("no {summary:?} error in:\n{text}"))
             .clone()
+    }
+
+    /// [`Self::error`] of a plan.
+    pub fn plan_error(&self, summary: &str) -> Json {
+        self.error(&["plan"], summary)
     }
 
     /// Like [`Self::plan_error`], and asserts that Terraform placed the error on the
@@ -321,6 +334,29 @@ impl Drop for SandboxProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The Flux v2.8.5 fixture as a distribution source (read in place, never copied).
+pub fn flux_fixture() -> String {
+    format!(
+        "file://{}/../shared/fixtures/flux/v2.8.5/gotk-components.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// `kubectl <args> -o json` against the sandbox's cluster; `None` when kubectl fails (for
+/// example, the object does not exist).
+pub fn kubectl_json(sandbox: &SandboxProcess, args: &[&str]) -> Option<Json> {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sandbox.url("kubeconfig"))
+        .args(args)
+        .args(["-o", "json"])
+        .output()
+        .expect("kubectl on PATH");
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).expect("kubectl JSON"))
 }
 
 /// An HTTP client for the sandbox's loopback APIs (TLS on ring, like the provider).
