@@ -14,7 +14,7 @@ use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
     AttrPath, Attribute, Block, ConfigureInfo, DataSource, DiagResult, Diagnostic, Diagnostics,
-    Function, Provider, Resource, Schema, Type, Value,
+    Function, Provider, Resource, Schema, Value,
 };
 
 /// Registry address users write as `gitlabflux/gitlabflux`.
@@ -402,11 +402,6 @@ fn check_cluster(s: &ClusterSettings, path: &AttrPath, diags: &mut Diagnostics) 
             );
         }
     }
-}
-
-/// The type of the connection object, for resources that embed a `cluster` attribute.
-pub fn cluster_connection_type() -> Type {
-    Attribute::object("cluster", cluster_connection_attributes()).value_type()
 }
 
 #[cfg(test)]

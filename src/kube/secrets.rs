@@ -68,8 +68,7 @@ fn key_manager(key: &str) -> String {
         return manager;
     }
     let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{FIELD_MANAGER}-key-{hex}")
+    format!("{FIELD_MANAGER}-key-{}", crate::digest::hex(&digest[..16]))
 }
 
 /// JSON-pointer escaping. Valid Secret keys contain neither `~` nor `/`, but the key is

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::gitlab::{GitlabClient, GitlabError};
-use crate::kube::engine::{ApplyOptions, EngineError};
+use crate::kube::engine::{ApplyOptions, DEFAULT_CONCURRENCY, EngineError};
 use crate::kube::{KubeClient, KubeError};
 use crate::provider::{ProviderData, parse_cluster};
 use crate::tfplug::{AttrPath, Ctx, DiagResult, Diagnostic, Diagnostics, Value};
@@ -168,7 +168,7 @@ pub fn engine_options(state: &Value) -> ApplyOptions {
         force: true,
         wait: boolean(state, "wait").unwrap_or(true),
         timeout: engine_timeout(state),
-        concurrency: 8,
+        concurrency: DEFAULT_CONCURRENCY,
     }
 }
 

@@ -61,7 +61,7 @@ impl Default for ApplyOptions {
             force: false,
             wait: true,
             timeout: Duration::from_secs(300),
-            concurrency: 8,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -242,4 +242,4 @@ where
 }
 
 /// Requests in flight for operations that take no [`ApplyOptions`].
-const DEFAULT_CONCURRENCY: usize = 8;
+pub const DEFAULT_CONCURRENCY: usize = 8;

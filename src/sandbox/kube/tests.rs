@@ -682,14 +682,22 @@ async fn secrets_fold_string_data() {
 async fn dry_run_does_not_store() {
     let (e, app) = emu();
     let v = e.version();
-    let (code, _) = apply(
+    // A dry-run server-side apply answers with the object (200: nothing was created) and
+    // stores nothing.
+    let (code, obj) = call(
         &app,
-        &format!("{DEPLOY}?dryRun=All&x=1").replace("?dryRun=All&x=1", ""),
-        "alice",
-        false,
+        "PATCH",
+        &format!("{DEPLOY}?fieldManager=alice&dryRun=All"),
+        Some(APPLY),
         &deploy(1, "a"),
     )
     .await;
+    assert_eq!(code, 200, "{obj}");
+    assert_eq!(obj["spec"]["replicas"], 1);
+    assert_eq!(e.version(), v);
+    let (code, _) = call(&app, "GET", DEPLOY, None, "").await;
+    assert_eq!(code, 404);
+    let (code, _) = apply(&app, DEPLOY, "alice", false, &deploy(1, "a")).await;
     assert_eq!(code, 201);
     let v2 = e.version();
     assert!(v2 > v);

@@ -111,10 +111,6 @@ impl Value {
         })
     }
 
-    pub fn null_of(_ty: &Type) -> Value {
-        Value::Null
-    }
-
     /// A known value of a dynamic attribute, tagged with its concrete type.
     pub fn dynamic(ty: Type, v: Value) -> Value {
         Value::Dynamic(ty, Box::new(v))
