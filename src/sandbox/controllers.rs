@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::gitlab::GitlabEmulator;
-use super::kube::{KubeEmulator, ObjectRef};
+use super::kube::{KubeEmulator, ObjectRef, now};
 
 const TICK: Duration = Duration::from_millis(200);
 /// agentk keeps its connection up; GitLab refreshes `last_used_at` now and then.
@@ -81,10 +81,6 @@ fn uid(obj: &Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Writes a status only when it means something new, so the controller does not wake itself.

@@ -110,7 +110,7 @@ pub(crate) fn blob_id(content: &[u8]) -> String {
     hex(&hasher.finalize()[..20])
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(super) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::repository::Repository;
+use super::repository::{Repository, b64};
+use super::routes::variable_json;
 use super::state::{Project, World};
 
 pub(super) fn snapshot(w: &World, base: &str) -> Value {
@@ -69,19 +70,7 @@ fn project(w: &World, p: &Project, base: &str) -> Value {
             })
         })
         .collect();
-    let variables: Vec<Value> = p
-        .variables
-        .iter()
-        .map(|v| {
-            json!({
-                "key": v.key,
-                "value": if v.hidden { Value::Null } else { json!(v.value) },
-                "variable_type": v.variable_type, "protected": v.protected, "masked": v.masked,
-                "hidden": v.hidden, "raw": v.raw, "environment_scope": v.environment_scope,
-                "description": v.description,
-            })
-        })
-        .collect();
+    let variables: Vec<Value> = p.variables.iter().map(variable_json).collect();
     json!({
         "id": p.id,
         "path_with_namespace": w.full_path(p),
@@ -108,18 +97,13 @@ fn files(repo: &Repository) -> BTreeMap<String, BTreeMap<String, String>> {
                 .map(|(path, entry)| {
                     let bytes = repo.blob(&entry.blob_id);
                     let text = String::from_utf8(bytes)
-                        .unwrap_or_else(|e| format!("base64:{}", repo_b64(e.as_bytes())));
+                        .unwrap_or_else(|e| format!("base64:{}", b64(e.as_bytes())));
                     (path.clone(), text)
                 })
                 .collect();
             Some((branch.clone(), files))
         })
         .collect()
-}
-
-fn repo_b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// All commits, newest first.

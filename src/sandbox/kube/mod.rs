@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+pub use managed::now;
 use store::{ObjKey, State, WriteOpts};
 pub use tls::{TlsIdentity, TlsListener};
 

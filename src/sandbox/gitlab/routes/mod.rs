@@ -8,6 +8,8 @@ mod meta;
 mod repo;
 mod variables;
 
+pub(super) use variables::variable_json;
+
 use std::sync::Arc;
 
 use axum::Router;

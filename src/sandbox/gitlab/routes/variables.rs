@@ -11,7 +11,8 @@ use crate::sandbox::gitlab::http::{
 };
 use crate::sandbox::gitlab::state::{Caller, MAINTAINER, Variable};
 
-fn variable_json(v: &Variable) -> Value {
+/// A variable as the API shows it: the value of a hidden one never leaves.
+pub(crate) fn variable_json(v: &Variable) -> Value {
     json!({
         "variable_type": v.variable_type,
         "key": v.key,
