@@ -1,14 +1,17 @@
 //! Flux bootstrap end to end, through the real terraform against the sandbox with simulated
 //! controllers: lockdown flags on the real v2.8.5 distribution, git commit, drift repair,
-//! sync kind switch, destroy, and bad inputs.
+//! sync kind switch, destroy, bad inputs, and the distribution pulled as an OCI artifact from
+//! a private registry.
 
 mod common;
 
 use std::process::Command;
 
+use base64::Engine as _;
 use common::{SandboxProcess, Workspace, flux_fixture as fixture, kubectl_json};
 use serde_json::Value;
 use terraform_provider_gitlabflux::flux::render::files_sha256;
+use terraform_provider_gitlabflux::sandbox::registry::artifact::FluxArtifact;
 
 fn kubectl(sandbox: &SandboxProcess, args: &[&str]) -> bool {
     Command::new("kubectl")
@@ -366,4 +369,149 @@ output "sha256" {{
     assert!(files["gotk-components.yaml"].contains("--no-remote-bases=true"));
     // The digest is the documented one over exactly the files returned.
     assert_eq!(outputs["sha256"]["value"], files_sha256(&files));
+}
+
+/// Pushes the fixture as `flux push artifact` would, to `fleet/flux-manifests:v2.8.5`;
+/// returns the registry host and the manifest digest.
+fn push_fixture_artifact(sandbox: &SandboxProcess) -> (String, String) {
+    let components = std::fs::read(fixture().trim_start_matches("file://")).expect("fixture");
+    let artifact = FluxArtifact::build(
+        &[("flux-system/gotk-components.yaml", &components)],
+        "https://github.com/fluxcd/flux2",
+        "v2.8.5",
+    );
+    let registry = sandbox.url("registry_url");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let digest = runtime
+        .block_on(artifact.push(
+            &common::http(),
+            &registry,
+            &sandbox.url("gitlab_token"),
+            "fleet/flux-manifests",
+            "v2.8.5",
+        ))
+        .expect("push the artifact");
+    let private = runtime.block_on(
+        common::http()
+            .put(format!("{}/registry/settings", sandbox.url("admin_url")))
+            .json(&serde_json::json!({ "anonymous_pull": false }))
+            .send(),
+    );
+    assert!(private.expect("admin API").status().is_success());
+    (registry.trim_start_matches("http://").to_string(), digest)
+}
+
+/// Registry requests for manifests and blobs so far.
+fn registry_pulls(sandbox: &SandboxProcess) -> u64 {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stats: Value = runtime
+        .block_on(async {
+            common::http()
+                .get(format!("{}/stats", sandbox.url("admin_url")))
+                .send()
+                .await?
+                .json()
+                .await
+        })
+        .expect("stats");
+    [
+        "GET /v2/{name}/manifests/{reference}",
+        "GET /v2/{name}/blobs/{digest}",
+    ]
+    .iter()
+    .filter_map(|route| stats["registry"][route].as_u64())
+    .sum()
+}
+
+#[test]
+fn bootstrap_from_an_oci_artifact_in_a_private_registry() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let (host, digest) = push_fixture_artifact(&sandbox);
+    let mut ws = Workspace::new();
+    let cache = ws.path().join("cache");
+    let docker = ws.path().join("docker");
+    std::fs::create_dir_all(&docker).expect("docker config dir");
+    ws.set_env("GITLABFLUX_CACHE_DIR", &cache.display().to_string());
+    ws.set_env("DOCKER_CONFIG", &docker.display().to_string());
+    let source = format!("oci://{host}/fleet/flux-manifests:v2.8.5");
+    let distribution = |source: &str| {
+        format!("distribution = {{ source = \"{source}\", sha256 = \"sha256:{digest}\" }}")
+    };
+    let with_source = |source: &str| {
+        config(&sandbox, GIT_SYNC, "").replace(
+            &format!("distribution = {{ source = \"{}\" }}", fixture()),
+            &distribution(source),
+        )
+    };
+    ws.write(&with_source(&source));
+
+    // Without credentials the private artifact is refused, on the attribute, with the fix.
+    let error = ws.error(&["plan"], "Flux distribution unreachable");
+    let detail = error["detail"].as_str().unwrap_or_default();
+    // Terraform 1.11 shows nested paths at the resource, so the detail names the attribute.
+    for part in [
+        "anonymous client",
+        &format!("docker login {host}"),
+        "distribution.source",
+    ] {
+        assert!(detail.contains(part), "{part}: {error:#}");
+    }
+
+    // `docker login` credentials (a GitLab token, as for GitLab's registry) open it.
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("root:{}", sandbox.url("gitlab_token")));
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths": {{"{host}": {{"auth": "{auth}"}}}}}}"#),
+    )
+    .expect("write the Docker config");
+    let log = ws.path().join("trace.log");
+    ws.set_env("TF_LOG", "trace");
+    ws.set_env("TF_LOG_PATH", &log.display().to_string());
+    ws.apply();
+    ws.set_env("TF_LOG", "");
+    let trace = std::fs::read_to_string(&log).expect("trace log");
+    assert!(
+        trace.contains("gitlabflux"),
+        "the provider's trace was captured"
+    );
+    for secret in [sandbox.url("gitlab_token"), auth.clone()] {
+        assert!(
+            !trace.contains(&secret),
+            "a registry credential reached the trace log"
+        );
+    }
+    let state = ws.resource("gitlabflux_flux_bootstrap.this");
+    assert_eq!(state["applied_version"], "v2.8.5");
+    let kustomize = controller_args(&sandbox, "kustomize-controller");
+    assert!(
+        kustomize.contains(&"--no-remote-bases=true".to_string()),
+        "{kustomize:?}"
+    );
+    assert!(!ws.state_file().contains(&sandbox.url("gitlab_token")));
+
+    // Plans after that are served from the cache: no registry traffic.
+    let pulls = registry_pulls(&sandbox);
+    ws.assert_no_changes();
+    assert_eq!(
+        registry_pulls(&sandbox),
+        pulls,
+        "the second plan pulled again"
+    );
+
+    // A malformed reference fails at plan on the same attribute.
+    ws.write(&with_source(&format!(
+        "oci://{host}/Fleet/flux-manifests:v2.8.5"
+    )));
+    let error = ws.error(&["plan"], "Invalid distribution source");
+    assert!(
+        error["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("must be lowercase") && d.contains("distribution.source")),
+        "{error:#}"
+    );
+
+    ws.write(&with_source(&source));
+    ws.destroy();
+    assert!(kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_none());
 }

@@ -83,13 +83,14 @@ async fn prints_the_contract_line_and_serves_both_apis() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert_eq!(keys.len(), 6, "{keys:?}");
     for key in [
         "gitlab_url",
         "gitlab_token",
         "kube_url",
         "kubeconfig",
         "admin_url",
+        "registry_url",
     ] {
         assert!(sandbox.info[key].is_string(), "{key}");
     }

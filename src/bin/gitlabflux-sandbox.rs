@@ -1,5 +1,5 @@
-//! `gitlabflux-sandbox serve`: local GitLab and Kubernetes API emulators for trying the
-//! provider, its tests and benchmarks. Prints one JSON line with the URLs and credentials once
+//! `gitlabflux-sandbox serve`: local GitLab, Kubernetes API and OCI registry emulators for
+//! trying the provider, its tests and benchmarks. Prints one JSON line with the URLs and credentials once
 //! ready, and serves until SIGTERM/SIGINT or until its standard input closes (so a parent
 //! that dies takes the sandbox with it).
 
@@ -13,8 +13,8 @@ use tokio::io::AsyncReadExt as _;
 const USAGE: &str = "usage: gitlabflux-sandbox serve [--listen 127.0.0.1:0] [--state-dir DIR] \
 [--simulate-controllers] [--faults JSON|@FILE]
 
-Prints one JSON line {gitlab_url, gitlab_token, kube_url, kubeconfig, admin_url} once ready,
-then serves until SIGTERM, SIGINT or end of standard input.";
+Prints one JSON line {gitlab_url, gitlab_token, kube_url, kubeconfig, admin_url, registry_url}
+once ready, then serves until SIGTERM, SIGINT or end of standard input.";
 
 fn parse(args: &[String]) -> Result<SandboxOptions, String> {
     let mut it = args.iter();

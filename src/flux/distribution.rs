@@ -1,23 +1,23 @@
 //! Loading a Flux distribution: the multi-document YAML that `flux install` would apply
-//! (the release asset `install.yaml` or a `flux bootstrap` gotk-components.yaml).
+//! (the release asset `install.yaml`, a `flux bootstrap` gotk-components.yaml, or the
+//! `flux-manifests` OCI artifact).
 //!
-//! Sources are `file://` URLs, plain paths (relative to the working directory) and
-//! `http(s)://` URLs for mirrors and air gaps. A pinned `sha256` is verified on every load.
-//! Fetched bytes are cached by digest under `GITLABFLUX_CACHE_DIR` (or the OS temp dir) so a
-//! plan does not download the same release again: a pinned load looks the digest up
-//! directly; an unpinned load goes through a URL index, which treats release URLs as
-//! immutable (pin the digest or change the URL to pick up new bytes).
+//! Sources are `file://` URLs, plain paths (relative to the working directory), `http(s)://`
+//! URLs for mirrors and air gaps, and `oci://` references (see [`super::oci`]). A pinned
+//! `sha256` is verified on every load: the file's digest for files and URLs, the manifest
+//! digest for artifacts. Fetched bytes are cached by digest under `GITLABFLUX_CACHE_DIR` (or
+//! the OS temp dir) so a plan does not download the same release again: a pinned load looks
+//! the digest up directly; an unpinned load goes through the source's remembered digest,
+//! which treats release URLs and tags as immutable (pin the digest or change the URL to pick
+//! up new bytes).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::Path;
 
+use super::cache::{self, BlobCache};
 use super::error::FluxError;
+use super::http::{error_chain, http_client};
 use super::manifest::{self, VERSION_LABEL};
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-const CACHE_ENV: &str = "GITLABFLUX_CACHE_DIR";
+use super::oci;
 
 /// Where a distribution comes from, and the digest it must have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 
 /// Loads, verifies and parses a distribution.
 pub async fn load(source: &DistributionSource) -> Result<Distribution, FluxError> {
-    load_with_cache(source, &cache_dir()).await
+    load_with_cache(source, &cache::default_dir()).await
 }
 
 /// [`load`] with an explicit cache directory.
@@ -70,31 +70,38 @@ pub async fn load_with_cache(
 ) -> Result<Distribution, FluxError> {
     let pin = source.sha256.as_deref().map(normalise_pin).transpose()?;
     let url = source.url.trim();
-    let bytes = if url.starts_with("http://") || url.starts_with("https://") {
-        fetch_cached(url, pin.as_deref(), cache).await?
+    let cache = BlobCache::new(cache);
+    let bytes = if url.starts_with(oci::Reference::SCHEME) {
+        // The pin names the artifact's manifest, which the pull checks itself.
+        oci::pull_distribution(url, pin.as_deref(), &cache).await?
+    } else if url.starts_with("http://") || url.starts_with("https://") {
+        pinned(fetch_cached(url, pin.as_deref(), &cache).await?, pin)?
     } else if url.starts_with("file://") || !url.contains("://") {
-        read_file(url).await?
+        pinned(read_file(url).await?, pin)?
     } else {
         return Err(FluxError::UnsupportedSource {
             url: url.to_string(),
         });
     };
-    let actual = hex_sha256(&bytes);
-    if let Some(expected) = pin
-        && expected != actual
-    {
-        return Err(FluxError::Sha256Mismatch { expected, actual });
-    }
     let manifests = String::from_utf8(bytes).map_err(|_| FluxError::Parse {
         message: "the file is not UTF-8 text".into(),
     })?;
     Distribution::from_manifests(manifests)
 }
 
+/// `bytes`, if they hash to the pin.
+fn pinned(bytes: Vec<u8>, pin: Option<String>) -> Result<Vec<u8>, FluxError> {
+    let actual = hex_sha256(&bytes);
+    match pin {
+        Some(expected) if expected != actual => Err(FluxError::Sha256Mismatch { expected, actual }),
+        _ => Ok(bytes),
+    }
+}
+
 fn normalise_pin(pin: &str) -> Result<String, FluxError> {
     let pin = pin.trim().to_ascii_lowercase();
     let pin = pin.strip_prefix("sha256:").unwrap_or(&pin).to_string();
-    if pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if cache::is_hex_digest(&pin) {
         Ok(pin)
     } else {
         Err(FluxError::InvalidSha256 { value: pin })
@@ -115,74 +122,25 @@ async fn read_file(url: &str) -> Result<Vec<u8>, FluxError> {
     })
 }
 
-/// The cache directory: `GITLABFLUX_CACHE_DIR`, or `gitlabflux-cache` in the OS temp dir.
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os(CACHE_ENV)
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("gitlabflux-cache"))
-}
-
-async fn fetch_cached(url: &str, pin: Option<&str>, dir: &Path) -> Result<Vec<u8>, FluxError> {
-    let index = dir.join(format!("url-{}", hex_sha256(url.as_bytes())));
+async fn fetch_cached(
+    url: &str,
+    pin: Option<&str>,
+    cache: &BlobCache,
+) -> Result<Vec<u8>, FluxError> {
     let digest = match pin {
         Some(pin) => Some(pin.to_string()),
-        None => tokio::fs::read_to_string(&index)
-            .await
-            .ok()
-            .map(|d| d.trim().to_string()),
+        None => cache.lookup(url).await,
     };
     if let Some(digest) = digest
-        && let Some(bytes) = read_cached(dir, &digest).await
+        && let Some(bytes) = cache.get(&digest).await
     {
         tracing::debug!(url, digest, "Flux distribution served from the cache");
         return Ok(bytes);
     }
     let bytes = fetch(url).await?;
-    store(dir, &index, &bytes).await;
+    cache.put(&bytes).await;
+    cache.remember(url, &hex_sha256(&bytes)).await;
     Ok(bytes)
-}
-
-fn blob_path(dir: &Path, digest: &str) -> PathBuf {
-    dir.join(format!("sha256-{digest}.yaml"))
-}
-
-/// A cached blob, only if its bytes still hash to its name (a torn or edited file is a miss).
-async fn read_cached(dir: &Path, digest: &str) -> Option<Vec<u8>> {
-    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let bytes = tokio::fs::read(blob_path(dir, digest)).await.ok()?;
-    (hex_sha256(&bytes) == digest).then_some(bytes)
-}
-
-/// Writes the blob and the URL index. Failures only cost a refetch, so they are logged and
-/// swallowed: a read-only cache dir must not fail a plan.
-async fn store(dir: &Path, index: &Path, bytes: &[u8]) {
-    let digest = hex_sha256(bytes);
-    let blob = blob_path(dir, &digest);
-    let result = async {
-        tokio::fs::create_dir_all(dir).await?;
-        write_atomic(dir, &blob, bytes).await?;
-        write_atomic(dir, index, digest.as_bytes()).await
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::warn!(dir = %dir.display(), error = %e, "cannot cache the Flux distribution");
-    }
-}
-
-/// Write-then-rename, so concurrent plans never read a half-written file.
-async fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let (dir, path, bytes) = (dir.to_path_buf(), path.to_path_buf(), bytes.to_vec());
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write as _;
-        let mut file = tempfile::NamedTempFile::new_in(&dir)?;
-        file.write_all(&bytes)?;
-        file.persist(&path).map(|_| ()).map_err(|e| e.error)
-    })
-    .await
-    .map_err(std::io::Error::other)?
 }
 
 async fn fetch(url: &str) -> Result<Vec<u8>, FluxError> {
@@ -207,48 +165,11 @@ async fn fetch(url: &str) -> Result<Vec<u8>, FluxError> {
     Ok(bytes.to_vec())
 }
 
-/// reqwest is built without a default crypto provider: give it rustls with ring and the
-/// system roots (only loaded for https, so plain-HTTP mirrors skip the certificate store).
-fn http_client(https: bool) -> Result<reqwest::Client, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    if https {
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!(
-            "terraform-provider-gitlabflux/",
-            env!("CARGO_PKG_VERSION")
-        ))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
-}
-
-/// reqwest's top-level message ("error sending request") hides the cause; join the chain.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::flux::testutil::{FIXTURE_PATH, fixture_text};
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn source(url: &str, sha256: Option<String>) -> DistributionSource {
@@ -360,7 +281,10 @@ mod tests {
         );
         assert_eq!(first, second);
         assert_eq!(first, unpinned);
-        assert!(blob_path(cache.path(), &digest).exists());
+        assert_eq!(
+            BlobCache::new(dir).get(&digest).await.as_deref(),
+            Some(fixture_text().as_bytes())
+        );
 
         // A pin that the cache does not hold fetches again, then reports the mismatch.
         let err = load_with_cache(&source(&url, Some("1".repeat(64))), dir)

@@ -22,6 +22,10 @@ pub enum FluxError {
     Unreachable { url: String, message: String },
     #[error("unsupported distribution source {url}")]
     UnsupportedSource { url: String },
+    #[error("invalid distribution source {url}: {message}")]
+    InvalidSource { url: String, message: String },
+    #[error("{url} is not a usable Flux artifact: {message}")]
+    InvalidArtifact { url: String, message: String },
     #[error("cannot read the Flux distribution at {path}: {message}")]
     Io { path: String, message: String },
     #[error("the Flux distribution is not valid YAML manifests: {message}")]
@@ -57,6 +61,8 @@ impl FluxError {
             Self::InvalidSha256 { .. } => "Invalid distribution checksum",
             Self::Unreachable { .. } => "Flux distribution unreachable",
             Self::UnsupportedSource { .. } => "Unsupported distribution source",
+            Self::InvalidSource { .. } => "Invalid distribution source",
+            Self::InvalidArtifact { .. } => "Invalid Flux distribution",
             Self::Io { .. } => "Cannot read the Flux distribution",
             Self::Parse { .. } => "Invalid Flux distribution",
             Self::InvalidPatch { .. } => "Invalid patch",
@@ -85,17 +91,31 @@ impl FluxError {
                  component (the release install.yaml ships all of them)."
             ),
             Self::Sha256Mismatch { .. } => format!(
-                "{self}. The bytes at the source are not the pinned ones: check the URL, or \
-                 update distribution.sha256 if the change is expected."
+                "{self}. The source does not hold the pinned content: check the URL, or \
+                 update distribution.sha256 if the change is expected (for oci:// sources it \
+                 is the artifact's manifest digest)."
             ),
-            Self::InvalidSha256 { .. } => format!("{self}. Give the hex SHA-256 of the file."),
+            Self::InvalidSha256 { .. } => format!(
+                "{self}. Give the hex SHA-256 of the file, or for an oci:// source the \
+                 artifact's manifest digest (sha256:<hex>, as `crane digest` prints it)."
+            ),
             Self::Unreachable { .. } => format!(
                 "{self}. Check the URL and network access, or point distribution.source at a \
                  mirror or a local file:// copy."
             ),
             Self::UnsupportedSource { .. } => format!(
-                "{self}. Use a file:// URL, a local path, or an http(s):// URL such as \
-                 https://github.com/fluxcd/flux2/releases/download/v<version>/install.yaml."
+                "{self}. Use a file:// URL, a local path, an http(s):// URL such as \
+                 https://github.com/fluxcd/flux2/releases/download/v<version>/install.yaml, \
+                 or an OCI artifact such as oci://ghcr.io/fluxcd/flux-manifests:v<version>."
+            ),
+            Self::InvalidSource { .. } => format!(
+                "{self}. An OCI distribution.source looks like \
+                 oci://<registry>/<repository>:<tag>, optionally with @sha256:<digest>."
+            ),
+            Self::InvalidArtifact { .. } => format!(
+                "{self}. Point distribution.source at an artifact pushed with `flux push \
+                 artifact` from a directory holding gotk-components.yaml or install.yaml, \
+                 such as oci://ghcr.io/fluxcd/flux-manifests:v<version>."
             ),
             Self::InvalidInterval { .. } => format!(
                 "{self}. Use a Go duration made of numbers with the units ms, s, m or h, \

@@ -4,7 +4,6 @@
 pub mod agent_config;
 pub mod agent_install;
 mod agents;
-mod backoff;
 mod cache;
 mod client;
 pub mod error;

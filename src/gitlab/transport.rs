@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff;
 use super::error::{GitlabError, Missing, Operation};
+use crate::backoff;
 
 /// Most items GitLab serves per page.
 pub(crate) const PER_PAGE: u32 = 100;

@@ -32,7 +32,9 @@ pub fn flux_error(e: FluxError) -> Diagnostics {
         }
         FluxError::Unreachable { .. }
         | FluxError::Io { .. }
-        | FluxError::UnsupportedSource { .. } => {
+        | FluxError::UnsupportedSource { .. }
+        | FluxError::InvalidSource { .. }
+        | FluxError::InvalidArtifact { .. } => {
             Some(AttrPath::root().attr("distribution").attr("source"))
         }
         FluxError::UnknownComponent { attribute, .. } => Some(attribute_path(attribute)),
@@ -211,18 +213,23 @@ impl Resource<ProviderData> for FluxBootstrap {
     }
 
     async fn modify_plan(&self, ctx: &Ctx<ProviderData>, plan: &mut PlanContext) -> DiagResult<()> {
-        if plan.is_create() {
-            return Ok(());
+        if !plan.is_create() {
+            refuse_removing_used_shards(ctx, &plan.prior, &plan.planned).await?;
         }
-        refuse_removing_used_shards(ctx, &plan.prior, &plan.planned).await?;
-        if !plan.planned.is_wholly_known() {
+        let unchanged = !plan.is_create() && render_inputs_equal(&plan.prior, &plan.planned);
+        if plan.config.is_wholly_known() && !unchanged {
+            // Load and render now (the cache makes the apply's second load free), so an
+            // unreachable or mismatched distribution fails `plan` in CI, not the apply.
+            render_config(&plan.planned).await?;
+        }
+        if plan.is_create() || !plan.planned.is_wholly_known() {
             return Ok(());
         }
         // Drift found by read is repaired by planning the cluster back in sync.
         set(&mut plan.planned, "in_sync", true.into());
         // Same inputs render the same objects: the results carry over instead of showing as
         // "known after apply" on every drift repair or lifecycle-setting change.
-        if render_inputs_equal(&plan.prior, &plan.planned) {
+        if unchanged {
             for name in ["inventory", "manifests_sha256", "applied_version"] {
                 let prior = plan.prior.get_attr(name).cloned().unwrap_or(Value::Null);
                 set(&mut plan.planned, name, prior);

@@ -31,10 +31,15 @@ pub fn render_attributes() -> Vec<Attribute> {
                 Attribute::string("version").default(DEFAULT_VERSION).description("Flux version."),
                 Attribute::string("registry").optional().description("Registry to pull controller images from (a mirror)."),
                 Attribute::string("source").optional().description(
-                    "Where to read the manifests: `file://` path or `http(s)://` URL of an install.yaml / \
-                     gotk-components.yaml. Default: the GitHub release asset of `version`.",
+                    "Where to read the manifests: a `file://` path or `http(s)://` URL of an install.yaml / \
+                     gotk-components.yaml, or an OCI artifact such as `oci://ghcr.io/fluxcd/flux-manifests:v2.8.5` \
+                     (a `flux push artifact` of a directory holding one of those files; private registries use the \
+                     Docker config's `auths`, loopback registries plain HTTP). Default: the GitHub release asset of `version`.",
                 ),
-                Attribute::string("sha256").optional().description("Expected SHA-256 of the manifests."),
+                Attribute::string("sha256").optional().description(
+                    "Pin: the SHA-256 of the file, or for `oci://` the artifact's manifest digest (`sha256:<hex>`). \
+                     Checked on every load; a mismatch fails the plan.",
+                ),
             ],
         )
         .optional()

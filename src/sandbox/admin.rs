@@ -5,6 +5,8 @@
 //! - `GET /faults`, `PUT /faults`, `DELETE /faults`: the fault rules (see `faults`).
 //! - `GET /gitlab/state`, `GET /kube/objects`: dumps for assertions.
 //! - `POST /gitlab/users {"username", "access_level"}`: a user with a token on group `fleet`.
+//! - `GET /registry/state`: repositories, tags and digests of the OCI registry.
+//! - `PUT /registry/settings {"anonymous_pull": bool}`: whether pulls need credentials.
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use serde_json::json;
 use super::faults::{FaultSpec, Faults};
 use super::gitlab::GitlabEmulator;
 use super::kube::KubeEmulator;
+use super::registry::RegistryEmulator;
 use super::stats::Stats;
 
 #[derive(Clone)]
@@ -27,6 +30,7 @@ pub struct AdminState {
     pub faults: Arc<Faults>,
     pub gitlab: Arc<GitlabEmulator>,
     pub kube: Arc<KubeEmulator>,
+    pub registry: Arc<RegistryEmulator>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -37,6 +41,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/gitlab/state", get(gitlab_state))
         .route("/gitlab/users", post(create_user))
         .route("/kube/objects", get(kube_objects))
+        .route("/registry/state", get(registry_state))
+        .route("/registry/settings", axum::routing::put(registry_settings))
         .with_state(state)
 }
 
@@ -78,6 +84,23 @@ async fn gitlab_state(State(s): State<AdminState>) -> Json<serde_json::Value> {
 
 async fn kube_objects(State(s): State<AdminState>) -> Json<serde_json::Value> {
     Json(json!({ "items": s.kube.objects() }))
+}
+
+async fn registry_state(State(s): State<AdminState>) -> Json<serde_json::Value> {
+    Json(s.registry.summary())
+}
+
+#[derive(Deserialize)]
+struct RegistrySettings {
+    anonymous_pull: bool,
+}
+
+async fn registry_settings(
+    State(s): State<AdminState>,
+    Json(settings): Json<RegistrySettings>,
+) -> Json<serde_json::Value> {
+    s.registry.set_anonymous_pull(settings.anonymous_pull);
+    Json(s.registry.summary())
 }
 
 #[derive(Deserialize)]

@@ -2,7 +2,7 @@
 //! `Retry-After`, 5xx) or lose their connection, with a probability and an optional count.
 //! Set with `--faults` at start or `PUT /faults` on the admin API.
 //!
-//! Rule JSON: `{"emulator": "gitlab"|"kube"|"*", "method": "POST"|"*", "path": "/api/v4/projects/*",
+//! Rule JSON: `{"emulator": "gitlab"|"kube"|"registry"|"*", "method": "POST"|"*", "path": "/api/v4/projects/*",
 //! "probability": 0.5, "times": 3, "fault": "status", "status": 429, "retry_after": 1}`;
 //! `"fault": "latency", "latency_ms": 200`; `"fault": "reset"`. `*` in `path` matches any
 //! run of characters, `/` included.
@@ -92,8 +92,10 @@ impl FaultSpec {
             if !(0.0..=1.0).contains(&rule.probability) {
                 return Err(bad("probability must be between 0 and 1"));
             }
-            if !["gitlab", "kube", "*"].contains(&rule.emulator.as_str()) {
-                return Err(bad("emulator must be \"gitlab\", \"kube\" or \"*\""));
+            if !["gitlab", "kube", "registry", "*"].contains(&rule.emulator.as_str()) {
+                return Err(bad(
+                    "emulator must be \"gitlab\", \"kube\", \"registry\" or \"*\"",
+                ));
             }
             if let Fault::Status { status, .. } = rule.fault
                 && !(400..=599).contains(&status)

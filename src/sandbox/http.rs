@@ -29,6 +29,7 @@ use super::stats::Stats;
 pub enum Emulator {
     Gitlab,
     Kube,
+    Registry,
 }
 
 impl Emulator {
@@ -36,6 +37,7 @@ impl Emulator {
         match self {
             Emulator::Gitlab => "gitlab",
             Emulator::Kube => "kube",
+            Emulator::Registry => "registry",
         }
     }
 }
@@ -156,11 +158,17 @@ async fn count(
     req: Request,
     next: Next,
 ) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("(unmatched)", MatchedPath::as_str)
-        .to_string();
+    // Registry repository names hold slashes, so its routes are one wildcard: count those by
+    // the endpoint the path names instead.
+    let route = match emulator {
+        Emulator::Registry => super::registry::route_template(req.uri().path()),
+        Emulator::Gitlab | Emulator::Kube => req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    }
+    .unwrap_or("(unmatched)")
+    .to_string();
     stats.record(emulator.name(), req.method().as_str(), &route);
     next.run(req).await
 }
@@ -178,6 +186,9 @@ fn fault_response(emulator: Emulator, status: u16, retry_after: Option<u64>) -> 
             "details": retry_after.map_or(serde_json::json!({}), |s| serde_json::json!({"retryAfterSeconds": s})),
             "code": status,
         }),
+        Emulator::Registry => serde_json::json!({
+            "errors": [{ "code": registry_code(status), "message": reason, "detail": null }],
+        }),
     };
     let mut response = (code, axum::Json(body)).into_response();
     if let Some(seconds) = retry_after {
@@ -192,6 +203,14 @@ fn fault_response(emulator: Emulator, status: u16, retry_after: Option<u64>) -> 
         headers.insert("ratelimit-remaining", HeaderValue::from(0));
     }
     response
+}
+
+fn registry_code(status: u16) -> &'static str {
+    match status {
+        429 => "TOOMANYREQUESTS",
+        503 => "UNAVAILABLE",
+        _ => "UNKNOWN",
+    }
 }
 
 fn kube_reason(status: u16) -> &'static str {

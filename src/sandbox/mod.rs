@@ -1,4 +1,5 @@
-//! The sandbox: local emulators of the GitLab REST API and the Kubernetes API, with fault
+//! The sandbox: local emulators of the GitLab REST API, the Kubernetes API and an OCI
+//! registry, with fault
 //! injection, request statistics, simulated controllers and optional persistence. Used by the
 //! quickstart, the tests and the benchmarks, in-process ([`Sandbox::start`]) or as the
 //! `gitlabflux-sandbox` binary.
@@ -10,6 +11,7 @@ pub mod gitlab;
 pub mod http;
 pub mod kube;
 pub mod persist;
+pub mod registry;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -26,12 +28,14 @@ use self::gitlab::{GitlabConfig, GitlabEmulator};
 use self::http::Emulator;
 use self::kube::{KubeConfig, KubeEmulator, TlsIdentity};
 use self::persist::Meta;
+use self::registry::RegistryEmulator;
 use self::stats::Stats;
 
 #[derive(Clone, Debug)]
 pub struct SandboxOptions {
-    /// Address for the GitLab emulator; the Kubernetes emulator and the admin API take the
-    /// next two ports when a fixed port is given, or their own free ports with port 0.
+    /// Address for the GitLab emulator; the Kubernetes emulator, the admin API and the
+    /// registry take the next three ports when a fixed port is given, or their own free
+    /// ports with port 0.
     pub listen: SocketAddr,
     pub state_dir: Option<PathBuf>,
     pub simulate_controllers: bool,
@@ -57,6 +61,8 @@ pub struct SandboxInfo {
     pub kube_url: String,
     pub kubeconfig: PathBuf,
     pub admin_url: String,
+    /// The OCI registry (`http://127.0.0.1:PORT`): artifacts are `oci://127.0.0.1:PORT/<repo>:<tag>`.
+    pub registry_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +78,8 @@ pub enum SandboxError {
     RestoreGitlab(String),
     #[error("saved Kubernetes state cannot be restored: {0}")]
     RestoreKube(String),
+    #[error("saved registry state cannot be restored: {0}")]
+    RestoreRegistry(String),
     #[error("cannot create the Kubernetes API certificate: {0}")]
     Tls(String),
     #[error("cannot write the kubeconfig {path}: {source}")]
@@ -87,6 +95,7 @@ pub struct Sandbox {
     pub info: SandboxInfo,
     pub gitlab: Arc<GitlabEmulator>,
     pub kube: Arc<KubeEmulator>,
+    pub registry: Arc<RegistryEmulator>,
     pub stats: Arc<Stats>,
     pub faults: Arc<Faults>,
     shutdown: CancellationToken,
@@ -97,7 +106,7 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub async fn start(options: SandboxOptions) -> Result<Self, SandboxError> {
-        let listeners = bind_three(options.listen).await?;
+        let listeners = bind_all(options.listen).await?;
         let urls: Vec<String> = listeners
             .iter()
             .map(|l| l.local_addr().map(|a| format!("http://{a}")))
@@ -109,7 +118,8 @@ impl Sandbox {
         // kubectl sends bearer tokens only over HTTPS, so the Kubernetes API speaks TLS with a
         // throw-away certificate that the kubeconfig trusts.
         let kube_tls = TlsIdentity::generate().map_err(|e| SandboxError::Tls(e.to_string()))?;
-        let (gitlab_url, admin_url) = (urls[0].clone(), urls[2].clone());
+        let (gitlab_url, admin_url, registry_url) =
+            (urls[0].clone(), urls[2].clone(), urls[3].clone());
         let kube_url = urls[1].replace("http://", "https://");
 
         let saved = match &options.state_dir {
@@ -123,7 +133,7 @@ impl Sandbox {
                 gitlab_url.replace("http://", "ws://")
             ),
         };
-        let (meta, gitlab, kube) = match saved {
+        let (meta, gitlab, kube, saved_registry) = match saved {
             Some(saved) => {
                 let gitlab = GitlabEmulator::restore(gitlab_config, saved.gitlab)
                     .map_err(|e| SandboxError::RestoreGitlab(e.to_string()))?;
@@ -134,7 +144,7 @@ impl Sandbox {
                     saved.kube,
                 )
                 .map_err(|e| SandboxError::RestoreKube(e.to_string()))?;
-                (saved.meta, gitlab, kube)
+                (saved.meta, gitlab, kube, saved.registry)
             }
             None => {
                 let meta = Meta {
@@ -143,8 +153,13 @@ impl Sandbox {
                 let kube = KubeEmulator::new(KubeConfig {
                     bearer_token: meta.kube_token.clone(),
                 });
-                (meta, GitlabEmulator::new(gitlab_config), kube)
+                (meta, GitlabEmulator::new(gitlab_config), kube, None)
             }
+        };
+        let registry = match saved_registry {
+            Some(saved) => RegistryEmulator::restore(&registry_url, gitlab.clone(), saved)
+                .map_err(|e| SandboxError::RestoreRegistry(e.to_string()))?,
+            None => RegistryEmulator::new(&registry_url, gitlab.clone()),
         };
 
         let (scratch, kubeconfig_dir) = match &options.state_dir {
@@ -177,7 +192,12 @@ impl Sandbox {
         let stats = Arc::new(Stats::default());
         let faults = Arc::new(Faults::new(options.faults.clone()));
         let shutdown = CancellationToken::new();
-        let [gitlab_listener, kube_listener, admin_listener] = listeners;
+        let [
+            gitlab_listener,
+            kube_listener,
+            admin_listener,
+            registry_listener,
+        ] = listeners;
         let mut tasks = vec![
             http::serve(
                 gitlab_listener,
@@ -197,6 +217,15 @@ impl Sandbox {
                 faults.clone(),
                 shutdown.clone(),
             ),
+            http::serve(
+                registry_listener,
+                None,
+                Emulator::Registry,
+                registry.router(),
+                stats.clone(),
+                faults.clone(),
+                shutdown.clone(),
+            ),
             serve_admin(
                 admin_listener,
                 admin::router(admin::AdminState {
@@ -204,6 +233,7 @@ impl Sandbox {
                     faults: faults.clone(),
                     gitlab: gitlab.clone(),
                     kube: kube.clone(),
+                    registry: registry.clone(),
                 }),
                 shutdown.clone(),
             ),
@@ -216,14 +246,14 @@ impl Sandbox {
             ));
         }
         if let Some(dir) = &options.state_dir {
-            persist::save_all(dir, &meta, &gitlab, &kube)?;
-            tasks.push(persist::spawn(
-                dir.clone(),
+            let worlds = persist::Worlds {
                 meta,
-                gitlab.clone(),
-                kube.clone(),
-                shutdown.clone(),
-            ));
+                gitlab: gitlab.clone(),
+                kube: kube.clone(),
+                registry: registry.clone(),
+            };
+            persist::save_all(dir, &worlds)?;
+            tasks.push(persist::spawn(dir.clone(), worlds, shutdown.clone()));
         }
 
         Ok(Self {
@@ -233,9 +263,11 @@ impl Sandbox {
                 kube_url,
                 kubeconfig,
                 admin_url,
+                registry_url,
             },
             gitlab,
             kube,
+            registry,
             stats,
             faults,
             shutdown,
@@ -259,9 +291,10 @@ impl Drop for Sandbox {
     }
 }
 
-async fn bind_three(listen: SocketAddr) -> Result<[TcpListener; 3], SandboxError> {
-    let mut out = Vec::with_capacity(3);
-    for offset in 0..3u16 {
+/// GitLab, Kubernetes, admin and registry listeners, in that order.
+async fn bind_all(listen: SocketAddr) -> Result<[TcpListener; 4], SandboxError> {
+    let mut out = Vec::with_capacity(4);
+    for offset in 0..4u16 {
         let port = if listen.port() == 0 {
             0
         } else {

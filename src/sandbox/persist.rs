@@ -12,9 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::gitlab::GitlabEmulator;
 use super::kube::KubeEmulator;
+use super::registry::RegistryEmulator;
 
 const GITLAB_FILE: &str = "gitlab.json";
 const KUBE_FILE: &str = "kube.json";
+const REGISTRY_FILE: &str = "registry.json";
 const META_FILE: &str = "sandbox.json";
 const INTERVAL: Duration = Duration::from_millis(100);
 
@@ -48,6 +50,26 @@ pub struct Saved {
     pub meta: Meta,
     pub gitlab: serde_json::Value,
     pub kube: serde_json::Value,
+    /// Absent in state directories written before the registry existed.
+    pub registry: Option<serde_json::Value>,
+}
+
+/// Everything a state directory holds.
+pub struct Worlds {
+    pub meta: Meta,
+    pub gitlab: Arc<GitlabEmulator>,
+    pub kube: Arc<KubeEmulator>,
+    pub registry: Arc<RegistryEmulator>,
+}
+
+impl Worlds {
+    fn versions(&self) -> (u64, u64, u64) {
+        (
+            self.gitlab.version(),
+            self.kube.version(),
+            self.registry.version(),
+        )
+    }
 }
 
 pub fn load(dir: &Path) -> Result<Option<Saved>, PersistError> {
@@ -59,6 +81,10 @@ pub fn load(dir: &Path) -> Result<Option<Saved>, PersistError> {
         meta: read_json(&meta_path)?,
         gitlab: read_json(&dir.join(GITLAB_FILE))?,
         kube: read_json(&dir.join(KUBE_FILE))?,
+        registry: match dir.join(REGISTRY_FILE) {
+            path if path.exists() => Some(read_json(&path)?),
+            _ => None,
+        },
     }))
 }
 
@@ -85,39 +111,30 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), PersistError> {
 }
 
 /// Writes everything now.
-pub fn save_all(
-    dir: &Path,
-    meta: &Meta,
-    gitlab: &GitlabEmulator,
-    kube: &KubeEmulator,
-) -> Result<(), PersistError> {
+pub fn save_all(dir: &Path, worlds: &Worlds) -> Result<(), PersistError> {
     std::fs::create_dir_all(dir).map_err(|source| PersistError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
-    write_json(&dir.join(META_FILE), meta)?;
-    write_json(&dir.join(GITLAB_FILE), &gitlab.persisted())?;
-    write_json(&dir.join(KUBE_FILE), &kube.persisted())
+    write_json(&dir.join(GITLAB_FILE), &worlds.gitlab.persisted())?;
+    write_json(&dir.join(KUBE_FILE), &worlds.kube.persisted())?;
+    write_json(&dir.join(REGISTRY_FILE), &worlds.registry.persisted())?;
+    // The meta file marks a complete state directory, so it goes last.
+    write_json(&dir.join(META_FILE), &worlds.meta)
 }
 
 /// Saves whenever an emulator's version moves; a final save happens on shutdown.
-pub fn spawn(
-    dir: PathBuf,
-    meta: Meta,
-    gitlab: Arc<GitlabEmulator>,
-    kube: Arc<KubeEmulator>,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
+pub fn spawn(dir: PathBuf, worlds: Worlds, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut seen = (u64::MAX, u64::MAX);
+        let mut seen = (u64::MAX, u64::MAX, u64::MAX);
         loop {
             let stopping = tokio::select! {
                 () = shutdown.cancelled() => true,
                 () = tokio::time::sleep(INTERVAL) => false,
             };
-            let now = (gitlab.version(), kube.version());
+            let now = worlds.versions();
             if now != seen || stopping {
-                match save_all(&dir, &meta, &gitlab, &kube) {
+                match save_all(&dir, &worlds) {
                     Ok(()) => seen = now,
                     Err(e) => tracing::error!(error = %e, "sandbox state not saved"),
                 }

@@ -28,9 +28,10 @@ impl Stats {
         );
     }
 
-    /// `{"gitlab": {"GET /api/v4/...": n}, "kube": {...}, "faults": {"gitlab": {...}}}`.
+    /// `{"gitlab": {"GET /api/v4/...": n}, "kube": {...}, "registry": {...},
+    /// "faults": {"gitlab": {...}}}`.
     pub fn snapshot(&self) -> Value {
-        let mut out = json!({ "gitlab": {}, "kube": {}, "faults": {} });
+        let mut out = json!({ "gitlab": {}, "kube": {}, "registry": {}, "faults": {} });
         for ((emulator, key), n) in lock(&self.requests).iter() {
             out[emulator.as_str()][key.as_str()] = json!(n);
         }

@@ -3,7 +3,11 @@
 resource "gitlabflux_flux_bootstrap" "prod" {
   distribution = {
     version = "2.8.5"
-    # Air-gapped: a mirrored install.yaml, pinned.
+    # The release's OCI artifact (or a mirror of it in your GitLab registry), pinned by its
+    # manifest digest:
+    # source = "oci://ghcr.io/fluxcd/flux-manifests:v2.8.5"
+    # sha256 = "sha256:..."
+    # Air-gapped: a mirrored install.yaml, pinned by its SHA-256.
     # source = "file:///opt/flux/v2.8.5/install.yaml"
     # sha256 = "..."
   }

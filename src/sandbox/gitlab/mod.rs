@@ -110,6 +110,18 @@ impl GitlabEmulator {
         self.root_token.clone()
     }
 
+    /// The user name a live personal or project access token belongs to (the sandbox's
+    /// container registry takes GitLab tokens as passwords, as GitLab's does).
+    pub fn token_owner(&self, token_value: &str) -> Option<String> {
+        self.read(|w| {
+            let caller = w.authenticate(token_value)?;
+            w.users
+                .iter()
+                .find(|u| u.id == caller.user_id)
+                .map(|u| u.username.clone())
+        })
+    }
+
     /// A new user (or an existing one by that name) with `access_level` on group `fleet`, and
     /// a fresh personal access token for it.
     pub fn create_user_with_token(&self, username: &str, access_level: u32) -> String {

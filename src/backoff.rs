@@ -1,5 +1,6 @@
-//! Retry timing: exponential backoff with full jitter, and the server's own hints
-//! (`Retry-After` as seconds or an HTTP date, `RateLimit-Reset` as unix seconds).
+//! Retry timing for the HTTP clients (GitLab, OCI registries): exponential backoff with full
+//! jitter, and the server's own hints (`Retry-After` as seconds or an HTTP date,
+//! `RateLimit-Reset` as unix seconds).
 //!
 //! Pure functions of their inputs (plus a random source), so they are unit-tested directly.
 

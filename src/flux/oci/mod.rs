@@ -1,0 +1,140 @@
+//! Flux distributions from OCI registries: `oci://ghcr.io/fluxcd/flux-manifests:v<version>`
+//! (what the Flux release pushes) or a mirror of it in a private registry.
+//!
+//! A pull resolves the reference to a manifest digest, reads the manifest's content layer and
+//! unpacks the distribution file from it. Every part is content-addressed: the manifest is
+//! checked against the pin (`distribution.sha256`, or `@sha256:` in the reference) and the
+//! layer against the digest the manifest names, so a pinned pull trusts neither the registry
+//! nor the cache. Both parts are cached by digest; a tag is remembered like a release URL
+//! (pin the digest, or change the tag, to pick up new content).
+
+mod artifact;
+mod auth;
+mod client;
+mod reference;
+#[cfg(test)]
+mod tests;
+
+pub use artifact::{FLUX_CONTENT_MEDIA_TYPE, ImageManifest, distribution_file};
+pub use auth::{Challenge, Credentials};
+pub use client::{MANIFEST_ACCEPT, PullError, Puller};
+pub use reference::{Reference, is_repository_name};
+
+use super::cache::BlobCache;
+use super::error::FluxError;
+use super::http::http_client;
+use crate::digest::sha256_hex;
+
+/// The largest manifest accepted; Flux artifact manifests are well under a kilobyte.
+const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// The largest content layer accepted.
+const MAX_LAYER_BYTES: usize = 256 << 20;
+
+/// The distribution file of the artifact at `url` (an `oci://` reference), checked against
+/// `pin` (a manifest digest in lowercase hex) when given.
+pub async fn pull_distribution(
+    url: &str,
+    pin: Option<&str>,
+    cache: &BlobCache,
+) -> Result<Vec<u8>, FluxError> {
+    let reference = Reference::parse(url).map_err(|message| FluxError::InvalidSource {
+        url: url.to_string(),
+        message,
+    })?;
+    let source = reference.to_string();
+    let unreachable = |e: PullError| FluxError::Unreachable {
+        url: source.clone(),
+        message: e.to_string(),
+    };
+    let invalid = |message: String| FluxError::InvalidArtifact {
+        url: source.clone(),
+        message,
+    };
+    let pinned = match (pin, reference.digest.as_deref()) {
+        (Some(pin), Some(in_url)) if pin != in_url => {
+            return Err(FluxError::Sha256Mismatch {
+                expected: pin.to_string(),
+                actual: in_url.to_string(),
+            });
+        }
+        (pin, in_url) => pin.or(in_url).map(str::to_string),
+    };
+    let mut puller = None;
+
+    let known = match &pinned {
+        Some(digest) => Some(digest.clone()),
+        None => cache.lookup(&source).await,
+    };
+    let cached = match &known {
+        Some(digest) => cache.get(digest).await,
+        None => None,
+    };
+    let manifest_bytes = match cached {
+        Some(bytes) => bytes,
+        None => {
+            // The tag is asked for even when pinned: like a pinned URL, the pin asserts what
+            // the source holds, so a moved tag is reported rather than silently bypassed.
+            connect(&mut puller, &reference)
+                .map_err(&unreachable)?
+                .manifest(&reference.manifest_reference(), MAX_MANIFEST_BYTES)
+                .await
+                .map_err(&unreachable)?
+        }
+    };
+    let manifest_digest = sha256_hex(&manifest_bytes);
+    if let Some(expected) = &pinned
+        && *expected != manifest_digest
+    {
+        return Err(FluxError::Sha256Mismatch {
+            expected: expected.clone(),
+            actual: manifest_digest,
+        });
+    }
+
+    let manifest = ImageManifest::parse(&manifest_bytes).map_err(invalid)?;
+    let layer = manifest.content_layer().map_err(invalid)?;
+    let layer_digest = layer.sha256().map_err(invalid)?;
+    if layer.size > MAX_LAYER_BYTES as u64 {
+        return Err(invalid(format!(
+            "its content layer is {} bytes, more than the {} MiB accepted",
+            layer.size,
+            MAX_LAYER_BYTES >> 20
+        )));
+    }
+    let layer_bytes = match cache.get(&layer_digest).await {
+        Some(bytes) => bytes,
+        None => {
+            let bytes = connect(&mut puller, &reference)
+                .map_err(&unreachable)?
+                .blob(&layer_digest, MAX_LAYER_BYTES)
+                .await
+                .map_err(&unreachable)?;
+            if sha256_hex(&bytes) != layer_digest {
+                return Err(invalid(
+                    "the registry sent a content layer whose bytes do not match its digest".into(),
+                ));
+            }
+            bytes
+        }
+    };
+    let file = distribution_file(&layer_bytes).map_err(invalid)?;
+
+    cache.put(&manifest_bytes).await;
+    cache.put(&layer_bytes).await;
+    cache.remember(&source, &manifest_digest).await;
+    Ok(file)
+}
+
+/// The puller, created on first use so a load served from the cache builds no HTTP client
+/// and reads no credentials.
+fn connect<'a>(
+    slot: &'a mut Option<Puller>,
+    reference: &Reference,
+) -> Result<&'a mut Puller, PullError> {
+    if slot.is_none() {
+        let http = http_client(!reference.is_loopback()).map_err(PullError::Unreachable)?;
+        *slot = Some(Puller::new(reference, http));
+    }
+    slot.as_mut()
+        .ok_or_else(|| PullError::Unreachable("no registry client".into()))
+}
