@@ -12,11 +12,18 @@ use crate::digest::sha256_hex;
 
 const CACHE_ENV: &str = "GITLABFLUX_CACHE_DIR";
 
-/// The cache directory: `GITLABFLUX_CACHE_DIR`, or `gitlabflux-cache` in the OS temp dir.
+/// The cache directory: `GITLABFLUX_CACHE_DIR`, else the user's own cache directory
+/// (`$XDG_CACHE_HOME/gitlabflux` or `~/.cache/gitlabflux`), so another local user cannot plant
+/// index entries for unpinned sources; the OS temp dir only when there is no home.
 pub fn default_dir() -> PathBuf {
-    std::env::var_os(CACHE_ENV)
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var(CACHE_ENV)
+        .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("gitlabflux")))
+        .or_else(|| var("HOME").map(|home| home.join(".cache").join("gitlabflux")))
         .unwrap_or_else(|| std::env::temp_dir().join("gitlabflux-cache"))
 }
 

@@ -5,11 +5,10 @@
 //! Sources are `file://` URLs, plain paths (relative to the working directory), `http(s)://`
 //! URLs for mirrors and air gaps, and `oci://` references (see [`super::oci`]). A pinned
 //! `sha256` is verified on every load: the file's digest for files and URLs, the manifest
-//! digest for artifacts. Fetched bytes are cached by digest under `GITLABFLUX_CACHE_DIR` (or
-//! the OS temp dir) so a plan does not download the same release again: a pinned load looks
-//! the digest up directly; an unpinned load goes through the source's remembered digest,
-//! which treats release URLs and tags as immutable (pin the digest or change the URL to pick
-//! up new bytes).
+//! digest for artifacts. Fetched bytes are cached by digest (see [`super::cache`]) so a plan
+//! does not download the same release again: a pinned load looks the digest up directly; an
+//! unpinned load goes through the source's remembered digest, which treats release URLs and
+//! tags as immutable (pin the digest or change the URL to pick up new bytes).
 
 use std::path::Path;
 

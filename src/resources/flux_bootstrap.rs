@@ -80,6 +80,33 @@ pub async fn render_config(config: &Value) -> DiagResult<(Rendered, Option<Strin
     Ok((rendered, version))
 }
 
+/// Loads and renders at plan time (the cache makes the apply's second load free), so a
+/// mismatched pin, a bad artifact or a bad option fails `plan` in CI rather than the apply.
+/// A source that cannot be reached is only a warning here: another resource may create it
+/// during the apply, or only the apply's runner may reach it.
+async fn check_renders(ctx: &Ctx<ProviderData>, planned: &Value) -> DiagResult<()> {
+    let options = render_options(planned)?;
+    let distribution = match load(&distribution_source(planned)).await {
+        Ok(distribution) => distribution,
+        Err(e @ (FluxError::Unreachable { .. } | FluxError::Io { .. })) => {
+            ctx.warn(
+                Diagnostic::warning(
+                    "Flux distribution not checked at plan",
+                    format!(
+                        "{} The apply loads it again and fails if it is still out of reach.",
+                        e.detail()
+                    ),
+                )
+                .at(AttrPath::root().attr("distribution").attr("source")),
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(flux_error(e)),
+    };
+    render(&distribution, &options).map_err(flux_error)?;
+    Ok(())
+}
+
 /// Commits (or deletes, with `content: None`) the rendered files when `git_commit` is set.
 async fn sync_git(
     ctx: &Ctx<ProviderData>,
@@ -217,10 +244,8 @@ impl Resource<ProviderData> for FluxBootstrap {
             refuse_removing_used_shards(ctx, &plan.prior, &plan.planned).await?;
         }
         let unchanged = !plan.is_create() && render_inputs_equal(&plan.prior, &plan.planned);
-        if plan.config.is_wholly_known() && !unchanged {
-            // Load and render now (the cache makes the apply's second load free), so an
-            // unreachable or mismatched distribution fails `plan` in CI, not the apply.
-            render_config(&plan.planned).await?;
+        if render_inputs_known(&plan.planned) && !unchanged {
+            check_renders(ctx, &plan.planned).await?;
         }
         if plan.is_create() || !plan.planned.is_wholly_known() {
             return Ok(());
@@ -386,6 +411,16 @@ async fn refuse_removing_used_shards(
 }
 
 /// Whether two states ask for the same rendering (so the computed results carry over).
+/// Whether every attribute rendering reads is known (a cluster connection from another
+/// resource may still be unknown).
+fn render_inputs_known(planned: &Value) -> bool {
+    render_attributes().iter().all(|attr| {
+        planned
+            .get_attr(&attr.name)
+            .is_none_or(Value::is_wholly_known)
+    })
+}
+
 fn render_inputs_equal(a: &Value, b: &Value) -> bool {
     render_attributes()
         .iter()

@@ -107,6 +107,8 @@ pub enum ServeError {
     Listen { path: PathBuf, source: io::Error },
     #[error("cannot write the handshake line: {0}")]
     Handshake(io::Error),
+    #[error("cannot handle interrupts: {0}")]
+    Signal(io::Error),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -150,6 +152,10 @@ async fn serve_plugin<P: Provider>(provider: P) -> Result<(), ServeError> {
 async fn serve_debug<P: Provider>(provider: P, options: &ServeOptions) -> Result<(), ServeError> {
     let mut socket = SocketFile::bind()?;
     let incoming = accept_plain(socket.take_listener()?);
+    // Registered before the instructions are printed: a Ctrl-C right after them must stop
+    // the server cleanly, not kill it with the default action.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(ServeError::Signal)?;
     let reattach = serde_json::json!({
         options.registry_address: {
             "Protocol": "grpc",
@@ -167,7 +173,7 @@ async fn serve_debug<P: Provider>(provider: P, options: &ServeOptions) -> Result
     let shutdown = CancellationToken::new();
     let on_interrupt = shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        interrupt.recv().await;
         on_interrupt.cancel();
     });
     run_grpc(provider, incoming, shutdown, &socket).await

@@ -86,13 +86,25 @@ impl Credentials {
             base64::engine::general_purpose::STANDARD.encode(pair)
         ))
     }
+}
 
-    /// The credentials the Docker config holds for `registry`, if any.
-    pub fn from_docker_config(registry: &str) -> Option<Self> {
-        let path = docker_config_path()?;
-        let text = std::fs::read_to_string(&path).ok()?;
-        let found = Self::from_config_text(&text, registry);
-        if found.is_none() {
+/// What the Docker config says about one registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DockerConfigAuth {
+    /// Credentials in `auths`.
+    Credentials(Credentials),
+    /// The credentials live in this credential helper (`credHelpers` or `credsStore`), which
+    /// the provider does not run.
+    Helper(String),
+    Absent,
+}
+
+impl DockerConfigAuth {
+    /// Reads `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`) for `registry`.
+    pub fn lookup(registry: &str) -> Self {
+        let text = docker_config_path().and_then(|path| std::fs::read_to_string(path).ok());
+        let found = text.map_or(Self::Absent, |text| Self::from_config_text(&text, registry));
+        if found == Self::Absent {
             tracing::debug!(
                 registry,
                 "no credentials for the registry in the Docker config"
@@ -103,39 +115,59 @@ impl Credentials {
 
     /// Looks `registry` up in a Docker config document: by `host[:port]`, or with a scheme
     /// prefix and path as older `docker login` wrote it (Docker Hub's `index.docker.io/v1/`).
-    pub fn from_config_text(text: &str, registry: &str) -> Option<Self> {
-        let config: serde_json::Value = serde_json::from_str(text).ok()?;
-        let auths = config.get("auths")?.as_object()?;
+    pub fn from_config_text(text: &str, registry: &str) -> Self {
+        let Ok(config) = serde_json::from_str::<serde_json::Value>(text) else {
+            return Self::Absent;
+        };
         let wanted = if registry == "docker.io" {
             "index.docker.io"
         } else {
             registry
         };
-        let entry = auths.iter().find_map(|(key, entry)| {
-            let host = key
-                .trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                .unwrap_or_default();
-            host.eq_ignore_ascii_case(wanted).then_some(entry)
-        })?;
-        if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(auth.trim())
-                .ok()?;
-            let decoded = String::from_utf8(decoded).ok()?;
-            let (username, password) = decoded.split_once(':')?;
-            return Some(Self {
-                username: username.to_string(),
-                password: Secret::new(password),
+        let entry = config
+            .get("auths")
+            .and_then(|a| a.as_object())
+            .and_then(|auths| {
+                auths.iter().find_map(|(key, entry)| {
+                    let host = key
+                        .trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .split('/')
+                        .next()
+                        .unwrap_or_default();
+                    host.eq_ignore_ascii_case(wanted).then_some(entry)
+                })
             });
+        if let Some(credentials) = entry.and_then(credentials_of) {
+            return Self::Credentials(credentials);
         }
-        Some(Self {
-            username: entry.get("username")?.as_str()?.to_string(),
-            password: Secret::new(entry.get("password")?.as_str()?),
-        })
+        let helper = config
+            .get("credHelpers")
+            .and_then(|h| h.get(wanted))
+            .or_else(|| config.get("credsStore"))
+            .and_then(|h| h.as_str())
+            .filter(|h| !h.is_empty());
+        helper.map_or(Self::Absent, |h| Self::Helper(h.to_string()))
     }
+}
+
+/// `{"auth": base64("user:password")}` or `{"username", "password"}`.
+fn credentials_of(entry: &serde_json::Value) -> Option<Credentials> {
+    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (username, password) = decoded.split_once(':')?;
+        return Some(Credentials {
+            username: username.to_string(),
+            password: Secret::new(password),
+        });
+    }
+    Some(Credentials {
+        username: entry.get("username")?.as_str()?.to_string(),
+        password: Secret::new(entry.get("password")?.as_str()?),
+    })
 }
 
 fn docker_config_path() -> Option<PathBuf> {
@@ -186,29 +218,42 @@ mod tests {
         let text = format!(
             r#"{{"auths": {{
                 "registry.example:5000": {{"auth": "{auth}"}},
-                "https://index.docker.io/v1/": {{"username": "hub", "password": "pw"}}
-            }}, "credsStore": "desktop"}}"#
+                "https://index.docker.io/v1/": {{"username": "hub", "password": "pw"}},
+                "ghcr.io": {{}}
+            }}, "credsStore": "desktop", "credHelpers": {{"gitlab.example": "gitlab"}}}}"#
         );
-        let found = Credentials::from_config_text(&text, "registry.example:5000").unwrap();
+        let DockerConfigAuth::Credentials(found) =
+            DockerConfigAuth::from_config_text(&text, "registry.example:5000")
+        else {
+            panic!("credentials for registry.example:5000");
+        };
         assert_eq!(found.username, "robot");
         assert_eq!(found.password.expose(), "s3cret:with-colon");
-        let hub = Credentials::from_config_text(&text, "docker.io").unwrap();
-        assert_eq!(
-            (hub.username.as_str(), hub.password.expose()),
-            ("hub", "pw")
-        );
-        assert_eq!(Credentials::from_config_text(&text, "ghcr.io"), None);
-        assert_eq!(Credentials::from_config_text("not json", "ghcr.io"), None);
         assert!(
             !format!("{found:?}").contains("s3cret"),
             "Debug must not reveal the password"
         );
+        assert_eq!(found.basic_header().expose(), format!("Basic {auth}"));
+        assert!(matches!(
+            DockerConfigAuth::from_config_text(&text, "docker.io"),
+            DockerConfigAuth::Credentials(Credentials { ref username, .. }) if username == "hub"
+        ));
+        // `docker login` with a credential store leaves an empty entry behind.
         assert_eq!(
-            found.basic_header().expose(),
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode("robot:s3cret:with-colon")
-            )
+            DockerConfigAuth::from_config_text(&text, "ghcr.io"),
+            DockerConfigAuth::Helper("desktop".into())
+        );
+        assert_eq!(
+            DockerConfigAuth::from_config_text(&text, "gitlab.example"),
+            DockerConfigAuth::Helper("gitlab".into())
+        );
+        assert_eq!(
+            DockerConfigAuth::from_config_text(r#"{"auths": {}}"#, "ghcr.io"),
+            DockerConfigAuth::Absent
+        );
+        assert_eq!(
+            DockerConfigAuth::from_config_text("not json", "ghcr.io"),
+            DockerConfigAuth::Absent
         );
     }
 }

@@ -5,8 +5,9 @@
 //! unpacks the distribution file from it. Every part is content-addressed: the manifest is
 //! checked against the pin (`distribution.sha256`, or `@sha256:` in the reference) and the
 //! layer against the digest the manifest names, so a pinned pull trusts neither the registry
-//! nor the cache. Both parts are cached by digest; a tag is remembered like a release URL
-//! (pin the digest, or change the tag, to pick up new content).
+//! nor the cache, and is fetched by digest (so a tag moved by a re-push does not matter). Both
+//! parts are cached by digest; an unpinned tag is remembered like a release URL (pin the
+//! digest, or change the tag, to pick up new content).
 
 mod artifact;
 mod auth;
@@ -16,7 +17,7 @@ mod reference;
 mod tests;
 
 pub use artifact::{FLUX_CONTENT_MEDIA_TYPE, ImageManifest, distribution_file};
-pub use auth::{Challenge, Credentials};
+pub use auth::{Challenge, Credentials, DockerConfigAuth};
 pub use client::{MANIFEST_ACCEPT, PullError, Puller};
 pub use reference::{Reference, is_repository_name};
 
@@ -72,13 +73,18 @@ pub async fn pull_distribution(
     let manifest_bytes = match cached {
         Some(bytes) => bytes,
         None => {
-            // The tag is asked for even when pinned: like a pinned URL, the pin asserts what
-            // the source holds, so a moved tag is reported rather than silently bypassed.
+            // A pin is fetched by digest, as container tools do: the pinned content whether
+            // the tag has moved or not, and the same answer with a warm or a cold cache.
+            let wanted = pinned
+                .as_ref()
+                .map_or_else(|| reference.manifest_reference(), |d| format!("sha256:{d}"));
             connect(&mut puller, &reference)
                 .map_err(&unreachable)?
-                .manifest(&reference.manifest_reference(), MAX_MANIFEST_BYTES)
+                .manifest(&wanted, MAX_MANIFEST_BYTES)
                 .await
-                .map_err(&unreachable)?
+                .map_err(|e| {
+                    unreachable(PullError::Unreachable(format!("manifest {wanted}: {e}")))
+                })?
         }
     };
     let manifest_digest = sha256_hex(&manifest_bytes);
@@ -104,9 +110,10 @@ pub async fn pull_distribution(
     let layer_bytes = match cache.get(&layer_digest).await {
         Some(bytes) => bytes,
         None => {
+            // The manifest says how big the layer is: nothing beyond that is read.
             let bytes = connect(&mut puller, &reference)
                 .map_err(&unreachable)?
-                .blob(&layer_digest, MAX_LAYER_BYTES)
+                .blob(&layer_digest, layer.size as usize)
                 .await
                 .map_err(&unreachable)?;
             if sha256_hex(&bytes) != layer_digest {
@@ -122,6 +129,12 @@ pub async fn pull_distribution(
     cache.put(&manifest_bytes).await;
     cache.put(&layer_bytes).await;
     cache.remember(&source, &manifest_digest).await;
+    tracing::debug!(
+        reference = %source,
+        digest = %manifest_digest,
+        pulled = puller.is_some(),
+        "Flux artifact loaded"
+    );
     Ok(file)
 }
 
@@ -132,7 +145,9 @@ fn connect<'a>(
     reference: &Reference,
 ) -> Result<&'a mut Puller, PullError> {
     if slot.is_none() {
-        let http = http_client(!reference.is_loopback()).map_err(PullError::Unreachable)?;
+        // System roots even for a loopback registry: its token realm or blob redirects may
+        // be HTTPS elsewhere.
+        let http = http_client(true).map_err(PullError::Unreachable)?;
         *slot = Some(Puller::new(reference, http));
     }
     slot.as_mut()

@@ -79,14 +79,18 @@ impl Reference {
     }
 
     pub fn is_loopback(&self) -> bool {
-        let host = host_of(&self.registry);
-        host.eq_ignore_ascii_case("localhost")
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(host_of(&self.registry))
     }
+}
+
+/// `localhost` or a loopback address (IPv6 literals with or without brackets).
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl fmt::Display for Reference {
@@ -125,9 +129,13 @@ fn parse_digest(digest: &str) -> Result<String, String> {
 
 fn check_registry(registry: &str) -> Result<(), String> {
     let host = host_of(registry);
-    let port = registry[host.len()..].strip_prefix(':');
-    let host_ok = if host.starts_with('[') {
-        host.len() > 2
+    let rest = &registry[host.len()..];
+    let port = rest.strip_prefix(':');
+    let host_ok = if let Some(literal) = host.strip_prefix('[') {
+        literal
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+            && (rest.is_empty() || port.is_some())
     } else {
         !host.is_empty()
             && host
@@ -260,6 +268,8 @@ mod tests {
             ("oci://gh_cr.io/fluxcd/flux", "registry"),
             ("oci://ghcr.io:0/fluxcd/flux", "registry"),
             ("oci://ghcr.io:http/fluxcd/flux", "registry"),
+            ("oci://[::1]junk/flux", "registry"),
+            ("oci://[evil.com]/flux", "registry"),
         ] {
             let err = Reference::parse(url).unwrap_err();
             assert!(err.contains(reason), "{url}: {err}");

@@ -2,6 +2,7 @@
 //! retries and the failures a user can meet.
 
 use super::*;
+use crate::digest::sha256_hex;
 use crate::flux::testutil::fixture_text;
 use crate::sandbox::registry::artifact::FluxArtifact;
 use crate::sandbox::{Sandbox, SandboxOptions};
@@ -106,45 +107,52 @@ async fn pins_are_verified_whichever_way_they_are_given() {
     assert_eq!(pulled, fixture_text().as_bytes());
 
     let other = "f".repeat(64);
-    let url = r.url("fleet/flux-manifests:v2.8.5");
-    for source in [&url, &by_digest] {
-        let err = pull_distribution(source, Some(&other), &r.cache())
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err,
-            FluxError::Sha256Mismatch {
-                expected: other.clone(),
-                actual: digest.clone()
-            },
-            "{source}"
-        );
-    }
-
-    // The tag moves to new content: a pin on the old digest reports the move, unless the
-    // cache still holds the pinned content (which is then exactly what was pinned).
-    let moved = r
-        .push(
-            &[("gotk-components.yaml", b"kind: Namespace\n")],
-            "fleet/flux-manifests",
-            "v2.8.5",
-        )
-        .await;
-    let fresh = tempfile::tempdir().unwrap();
-    let err = pull_distribution(&url, Some(&digest), &BlobCache::new(fresh.path()))
+    let err = pull_distribution(&by_digest, Some(&other), &r.cache())
         .await
         .unwrap_err();
     assert_eq!(
         err,
         FluxError::Sha256Mismatch {
-            expected: digest.clone(),
-            actual: moved
-        }
+            expected: other.clone(),
+            actual: digest.clone()
+        },
+        "the pin and the reference disagree"
     );
-    let cached = pull_distribution(&url, Some(&digest), &r.cache())
+    let url = r.url("fleet/flux-manifests:v2.8.5");
+    let err = pull_distribution(&url, Some(&other), &r.cache())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, FluxError::Unreachable { ref message, .. }
+            if message.contains(&format!("manifest sha256:{other}")) && message.contains("MANIFEST_UNKNOWN")),
+        "a pin is fetched by digest: {err:?}"
+    );
+
+    // The tag moves to new content (a re-push): the pin still gets what it pinned, with a
+    // cold cache as with a warm one; without a pin the moved tag is picked up once the cache
+    // is cold.
+    r.push(
+        &[("gotk-components.yaml", b"kind: Namespace\n")],
+        "fleet/flux-manifests",
+        "v2.8.5",
+    )
+    .await;
+    let fresh = tempfile::tempdir().unwrap();
+    let cold = pull_distribution(&url, Some(&digest), &BlobCache::new(fresh.path()))
         .await
         .unwrap();
-    assert_eq!(cached, fixture_text().as_bytes());
+    let warm = pull_distribution(&url, Some(&digest), &r.cache())
+        .await
+        .unwrap();
+    assert_eq!(
+        (cold.as_slice(), warm.as_slice()),
+        (fixture_text().as_bytes(), fixture_text().as_bytes())
+    );
+    let cold = tempfile::tempdir().unwrap();
+    let moved = pull_distribution(&url, None, &BlobCache::new(cold.path()))
+        .await
+        .unwrap();
+    assert_eq!(moved, b"kind: Namespace\n");
     r.sandbox.stop().await;
 }
 
@@ -253,4 +261,119 @@ async fn transient_registry_failures_are_retried() {
         .sum();
     assert_eq!(answered, 2, "{faults}");
     r.sandbox.stop().await;
+}
+
+/// A registry that lies: its manifest names a layer digest, its blob endpoint serves other
+/// bytes, and the manifest it serves for any digest is not the one asked for.
+async fn lying_registry(layer: Vec<u8>, served: Vec<u8>) -> (String, String) {
+    use crate::sandbox::registry::artifact::OCI_MANIFEST_MEDIA_TYPE;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+        "layers": [{
+            "mediaType": FLUX_CONTENT_MEDIA_TYPE,
+            "digest": format!("sha256:{}", sha256_hex(&layer)),
+            "size": layer.len(),
+        }],
+    })
+    .to_string();
+    let digest = sha256_hex(manifest.as_bytes());
+    let app = axum::Router::new()
+        .route(
+            "/v2/x/manifests/{reference}",
+            axum::routing::get(move || async move { manifest }),
+        )
+        .route(
+            "/v2/x/blobs/{digest}",
+            axum::routing::get(move || async move { served }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("oci://{addr}/x:v1"), digest)
+}
+
+#[tokio::test]
+async fn bytes_that_do_not_match_their_digest_are_refused_and_not_cached() {
+    let layer =
+        FluxArtifact::build(&[("gotk-components.yaml", b"kind: Namespace\n")], "s", "r").layer;
+    let mut tampered = layer.clone();
+    tampered[20] ^= 0xff;
+    let (url, digest) = lying_registry(layer, tampered).await;
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::new(cache_dir.path());
+    let err = pull_distribution(&url, None, &cache).await.unwrap_err();
+    assert!(
+        matches!(err, FluxError::InvalidArtifact { ref message, .. } if message.contains("do not match its digest")),
+        "{err:?}"
+    );
+    assert_eq!(
+        cache.lookup(&url).await,
+        None,
+        "nothing is remembered from a failed pull"
+    );
+    assert_eq!(cache.get(&digest).await, None);
+
+    // Asked for one digest, served another manifest.
+    let other = "e".repeat(64);
+    let url = format!("{}@sha256:{other}", url.trim_end_matches(":v1"));
+    let err = pull_distribution(&url, None, &cache).await.unwrap_err();
+    assert_eq!(
+        err,
+        FluxError::Sha256Mismatch {
+            expected: other,
+            actual: digest
+        }
+    );
+}
+
+/// A registry that asks for Basic credentials (no token service), as some mirrors do.
+async fn basic_auth_registry(expected: &'static str) -> String {
+    use axum::http::{HeaderMap, StatusCode, header};
+    let app = axum::Router::new().route(
+        "/v2/x/manifests/{reference}",
+        axum::routing::get(move |headers: HeaderMap| async move {
+            let sent = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if sent == Some(expected) {
+                (StatusCode::OK, HeaderMap::new(), "{}")
+            } else {
+                let mut challenge = HeaderMap::new();
+                challenge.insert(
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"mirror\"".parse().unwrap(),
+                );
+                (StatusCode::UNAUTHORIZED, challenge, "")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("oci://{addr}/x:v1")
+}
+
+#[tokio::test]
+async fn basic_challenges_take_the_docker_config_credentials() {
+    // base64("robot:pw")
+    let url = basic_auth_registry("Basic cm9ib3Q6cHc=").await;
+    let reference = Reference::parse(&url).unwrap();
+    let http = crate::flux::http::http_client(false).unwrap();
+    let credentials = Credentials {
+        username: "robot".into(),
+        password: crate::secret::Secret::new("pw"),
+    };
+    let mut puller = Puller::new(&reference, http.clone()).with_credentials(Some(credentials));
+    assert_eq!(puller.manifest("v1", 1024).await.unwrap(), b"{}");
+    let mut anonymous = Puller::new(&reference, http).with_credentials(None);
+    let err = anonymous
+        .manifest("v1", 1024)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("refused to let an anonymous client pull x"),
+        "{err}"
+    );
 }

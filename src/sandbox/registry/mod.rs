@@ -6,7 +6,9 @@
 //! anyone (while `anonymous_pull` holds, as for a public project) and pull+push tokens to
 //! Basic credentials whose password is a GitLab emulator token. Pushes follow the spec
 //! (upload sessions, monolithic or chunked, then the manifest); pulls get exact bytes and
-//! `Docker-Content-Digest`. Errors carry the spec's codes.
+//! `Docker-Content-Digest`, and blob downloads are redirected to a signed storage URL that
+//! takes no token, as ghcr.io and GitLab send them to object storage. Errors carry the spec's
+//! codes.
 
 pub mod artifact;
 mod routes;
@@ -48,6 +50,8 @@ pub struct RegistryEmulator {
     tokens: Mutex<HashMap<String, Token>>,
     /// Upload session id to (repository, bytes so far).
     uploads: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    /// Signs the storage URLs blob downloads are redirected to.
+    storage_key: String,
     version: AtomicU64,
 }
 
@@ -82,6 +86,7 @@ impl RegistryEmulator {
             store: RwLock::new(store),
             tokens: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
+            storage_key: super::random_token("storage-"),
             version: AtomicU64::new(0),
         })
     }
@@ -180,6 +185,13 @@ impl RegistryEmulator {
         token
             .and_then(|t| tokens.get(t))
             .is_some_and(|t| t.expires > Instant::now())
+    }
+}
+
+impl RegistryEmulator {
+    /// The signature a storage URL for this blob carries.
+    fn storage_signature(&self, repository: &str, digest: &str) -> String {
+        crate::digest::sha256_hex(format!("{}/{repository}/{digest}", self.storage_key).as_bytes())
     }
 }
 

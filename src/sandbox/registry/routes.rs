@@ -77,6 +77,7 @@ impl<'a> Endpoint<'a> {
 pub fn route_template(path: &str) -> Option<&'static str> {
     match path {
         "/token" => Some("/token"),
+        _ if path.starts_with("/-/storage/") => Some("/-/storage/{digest}"),
         "/v2/" | "/v2" => Some("/v2/"),
         _ => path
             .strip_prefix("/v2/")
@@ -91,6 +92,7 @@ pub fn router(registry: Arc<RegistryEmulator>) -> Router {
         .route("/v2/", get(base))
         .route("/v2", get(base))
         .route("/v2/{*rest}", any(repository))
+        .route("/-/storage/{digest}", get(storage))
         .with_state(registry)
 }
 
@@ -346,6 +348,7 @@ fn created(location: &str, digest: &str) -> Response {
     with_digest(response, digest)
 }
 
+/// HEAD answers in place; GET is redirected to signed storage, as real registries do.
 fn get_blob(
     registry: &RegistryEmulator,
     name: &str,
@@ -354,7 +357,42 @@ fn get_blob(
 ) -> Result<Response, RegistryError> {
     let digest = parse_digest(digest)?;
     let bytes = registry.read().blob(name, &digest)?;
-    Ok(content(bytes, "application/octet-stream", &digest, head))
+    if head {
+        return Ok(content(bytes, "application/octet-stream", &digest, true));
+    }
+    let signature = registry.storage_signature(name, &digest);
+    let location = format!("/-/storage/sha256:{digest}?repository={name}&signature={signature}");
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+#[derive(serde::Deserialize)]
+struct StorageQuery {
+    repository: String,
+    signature: String,
+}
+
+/// `GET /-/storage/sha256:<hex>?repository=&signature=`: a blob download without a token.
+async fn storage(
+    State(registry): State<Arc<RegistryEmulator>>,
+    axum::extract::Path(digest): axum::extract::Path<String>,
+    Query(query): Query<StorageQuery>,
+) -> Response {
+    let served = parse_digest(&digest).and_then(|digest| {
+        if query.signature != registry.storage_signature(&query.repository, &digest) {
+            return Err(RegistryError::new(
+                403,
+                "DENIED",
+                "the storage URL signature is invalid",
+            ));
+        }
+        let bytes = registry.read().blob(&query.repository, &digest)?;
+        Ok(content(bytes, "application/octet-stream", &digest, false))
+    });
+    served.unwrap_or_else(error)
 }
 
 /// The `digest` query parameter of an upload request.

@@ -233,7 +233,15 @@ async fn chunked_uploads_and_manifest_rules() {
         .send()
         .await
         .unwrap();
+    assert!(
+        fetched.url().path().starts_with("/-/storage/"),
+        "redirected to storage"
+    );
+    let storage = fetched.url().clone();
     assert_eq!(fetched.bytes().await.unwrap().to_vec(), blob);
+    let forged = storage.as_str().replace("signature=", "signature=0");
+    let denied = http.get(forged).send().await.unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
 
     // A manifest naming a blob the repository lacks is refused.
     let manifest = serde_json::json!({
