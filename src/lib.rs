@@ -15,4 +15,5 @@ pub mod provider;
 pub mod resources;
 pub mod sandbox;
 pub mod secret;
+pub(crate) mod single_flight;
 pub mod tfplug;

@@ -14,11 +14,11 @@ use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 use tokio_util::sync::CancellationToken;
 
-use super::cache::SingleFlight;
 use super::error::{self, GitlabError, Missing, Operation};
 use super::transport::{Call, Replay, Transport, decode, encode_segment};
 use super::types::{Agent, AgentToken, Metadata, Project};
 use crate::provider::GitlabSettings;
+use crate::single_flight::SingleFlight;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -29,14 +29,17 @@ pub struct GitlabClient {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// GitLab reads shared by concurrent callers.
+type Cached<K, V> = SingleFlight<K, V, GitlabError>;
+
 pub(crate) struct Inner {
     pub transport: Transport,
-    pub metadata: SingleFlight<(), Metadata>,
-    pub projects: SingleFlight<String, Project>,
+    pub metadata: Cached<(), Metadata>,
+    pub projects: Cached<String, Project>,
     /// Keyed by project key.
-    pub agents: SingleFlight<String, Vec<Agent>>,
+    pub agents: Cached<String, Vec<Agent>>,
     /// Keyed by agent id, which is unique across the instance.
-    pub tokens: SingleFlight<i64, Vec<AgentToken>>,
+    pub tokens: Cached<i64, Vec<AgentToken>>,
     /// Project key -> numeric project id, learnt from responses.
     aliases: Mutex<HashMap<String, i64>>,
 }

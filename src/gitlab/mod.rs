@@ -1,10 +1,9 @@
 //! GitLab domain layer: naming rules, and the REST client resources call (typed endpoints,
-//! pagination, retries, rate limits, single-flight caching). Resources hold no HTTP.
+//! pagination, retries, rate limits, single-flight caching (`crate::single_flight`)). Resources hold no HTTP.
 
 pub mod agent_config;
 pub mod agent_install;
 mod agents;
-mod cache;
 mod client;
 pub mod error;
 pub mod files;

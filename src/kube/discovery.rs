@@ -1,11 +1,14 @@
 //! Per-client discovery cache: apiVersion + kind → resource (plural, scope).
 //!
 //! One request per group-version (`/api/v1`, `/apis/<group>/<version>`) fills the entries of
-//! every kind in it. A kind missing from a cached group-version triggers one refresh of that
-//! group-version, so CRDs registered after the first lookup are found.
+//! every kind in it, and concurrent lookups in the same group-version share that request
+//! (single flight: an apply of thirty objects in parallel on a cold cache asks once per
+//! group-version, not once per object). A kind missing from a group-version fetched before
+//! the lookup began triggers one refresh, so CRDs registered after the first lookup are found.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Instant;
 
 use ::kube::Client;
 use ::kube::core::{ApiResource, GroupVersion};
@@ -14,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{Ctx, KubeError};
 use super::retry::with_retries;
+use crate::single_flight::SingleFlight;
 
 /// How to address one kind.
 #[derive(Debug, Clone)]
@@ -22,12 +26,16 @@ pub(crate) struct Resolved {
     pub namespaced: bool,
 }
 
-type Kinds = HashMap<String, Resolved>;
+/// The kinds of one group-version, and when the request that read them went out.
+struct Kinds {
+    by_kind: HashMap<String, Resolved>,
+    fetched: Instant,
+}
 
 #[derive(Default)]
 pub(crate) struct DiscoveryCache {
-    /// Keyed by apiVersion. The lock is never held across an `.await`.
-    by_gv: Mutex<HashMap<String, Arc<Kinds>>>,
+    /// Keyed by apiVersion.
+    by_gv: SingleFlight<String, Kinds, KubeError>,
 }
 
 impl DiscoveryCache {
@@ -39,23 +47,49 @@ impl DiscoveryCache {
         api_version: &str,
         kind: &str,
     ) -> Result<Resolved, KubeError> {
-        if let Some(found) = self.cached(api_version, kind) {
-            return Ok(found);
+        let asked = Instant::now();
+        let kinds = self.kinds(client, host, stop, api_version, kind).await?;
+        if let Some(found) = kinds.by_kind.get(kind) {
+            return Ok(found.clone());
         }
-        let kinds = fetch(client, host, stop, api_version, kind).await?;
-        let found = kinds.get(kind).cloned();
-        self.lock().insert(api_version.to_string(), Arc::new(kinds));
-        found.ok_or_else(|| unknown(api_version, kind))
+        if kinds.fetched >= asked {
+            return Err(unknown(api_version, kind));
+        }
+        // Read before this lookup began: the kind may have been registered since.
+        self.by_gv.invalidate(&api_version.to_string());
+        let kinds = self.kinds(client, host, stop, api_version, kind).await?;
+        kinds
+            .by_kind
+            .get(kind)
+            .cloned()
+            .ok_or_else(|| unknown(api_version, kind))
     }
 
-    fn cached(&self, api_version: &str, kind: &str) -> Option<Resolved> {
-        self.lock().get(api_version)?.get(kind).cloned()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Kinds>>> {
-        self.by_gv
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    async fn kinds(
+        &self,
+        client: &Client,
+        host: &str,
+        stop: &CancellationToken,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Arc<Kinds>, KubeError> {
+        let (client, host, stop, gv) = (
+            client.clone(),
+            host.to_string(),
+            stop.clone(),
+            api_version.to_string(),
+        );
+        let fetched = self
+            .by_gv
+            .get(api_version.to_string(), move || {
+                Box::pin(async move { fetch(&client, &host, &stop, &gv).await.map(Arc::new) })
+            })
+            .await;
+        // A shared failure names the kind of whoever started the fetch; name ours.
+        fetched.map_err(|e| match e {
+            KubeError::UnknownKind { .. } => unknown(api_version, kind),
+            other => other,
+        })
     }
 }
 
@@ -67,17 +101,16 @@ fn unknown(api_version: &str, kind: &str) -> KubeError {
 }
 
 /// The kinds served in `api_version`; a group-version the server does not know is an
-/// [`KubeError::UnknownKind`] for the kind asked about.
+/// [`KubeError::UnknownKind`].
 async fn fetch(
     client: &Client,
     host: &str,
     stop: &CancellationToken,
     api_version: &str,
-    kind: &str,
 ) -> Result<Kinds, KubeError> {
-    let gv: GroupVersion = api_version
-        .parse()
-        .map_err(|_| unknown(api_version, kind))?;
+    // When the request went out: what it sees is at least this fresh.
+    let fetched = Instant::now();
+    let gv: GroupVersion = api_version.parse().map_err(|_| unknown(api_version, ""))?;
     let ctx = Ctx {
         host,
         object: format!("API group version {api_version}"),
@@ -85,10 +118,10 @@ async fn fetch(
     };
     let group = with_retries(stop, &ctx, || discovery::pinned_group(client, &gv)).await;
     let group = match group {
-        Err(e) if e.is_not_found() => return Err(unknown(api_version, kind)),
+        Err(e) if e.is_not_found() => return Err(unknown(api_version, "")),
         other => other?,
     };
-    Ok(group
+    let by_kind = group
         .versioned_resources(&gv.version)
         .into_iter()
         .map(|(resource, caps)| {
@@ -102,5 +135,6 @@ async fn fetch(
                 },
             )
         })
-        .collect())
+        .collect();
+    Ok(Kinds { by_kind, fetched })
 }

@@ -13,6 +13,7 @@ mod connect;
 mod discovery;
 pub mod engine;
 mod error;
+pub mod readiness;
 mod retry;
 mod secrets;
 mod workload;

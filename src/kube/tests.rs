@@ -323,6 +323,26 @@ async fn custom_kinds_are_found_after_their_crd_is_applied() {
 }
 
 #[tokio::test]
+async fn parallel_lookups_share_one_discovery_request() {
+    let sb = sandbox().await;
+    let c = client(&sb).await;
+    sb.stats.reset();
+    let configmaps = (0..8).map(|i| {
+        json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "name": format!("cm-{i}"), "namespace": "default" } })
+    });
+    let applies = configmaps.map(|cm| {
+        let c = c.clone();
+        async move { c.apply(&cm, false).await }
+    });
+    for applied in futures_util::future::join_all(applies).await {
+        applied.expect("configmap");
+    }
+    let discovery = sb.stats.snapshot()["kube"]["GET /api/v1"].as_u64();
+    assert_eq!(discovery, Some(1), "{:#}", sb.stats.snapshot()["kube"]);
+}
+
+#[tokio::test]
 async fn conflicts_name_the_other_manager_and_force_takes_over() {
     let sb = sandbox().await;
     let c = client(&sb).await;

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::client::{FIELD_MANAGER, KubeClient, ObjRef};
 use super::error::KubeError;
+use super::readiness;
 use super::retry::{sleep, with_retries};
 
 /// Pod template annotation whose change rolls the workload.
@@ -82,7 +83,7 @@ impl KubeClient {
         let mut delay = FIRST_POLL;
         loop {
             let progress = match self.get(&r).await? {
-                Some(d) => rollout_progress(&d),
+                Some(d) => readiness::deployment(&d),
                 None => Err("it does not exist".to_string()),
             };
             let Err(why) = progress else {
@@ -100,77 +101,5 @@ impl KubeClient {
             sleep(self.stop_token(), delay.min(left)).await?;
             delay = (delay * 2).min(MAX_POLL);
         }
-    }
-}
-
-/// `Ok` when rolled out, else what is still missing (for the timeout message).
-fn rollout_progress(d: &Value) -> Result<(), String> {
-    let int = |p: &str| d.pointer(p).and_then(Value::as_i64);
-    let generation = int("/metadata/generation").unwrap_or(0);
-    let observed = int("/status/observedGeneration").unwrap_or(0);
-    if observed < generation {
-        return Err(format!(
-            "controller has observed generation {observed} of {generation}"
-        ));
-    }
-    let wanted = int("/spec/replicas").unwrap_or(1);
-    let updated = int("/status/updatedReplicas").unwrap_or(0);
-    let available = int("/status/availableReplicas").unwrap_or(0);
-    let condition = available_condition(d);
-    if condition.as_ref().map(|(s, _)| s.as_str()) != Some("True") {
-        let reason = condition.map(|(_, r)| r).unwrap_or_default();
-        return Err(format!(
-            "not Available{reason}; {available}/{wanted} replicas available"
-        ));
-    }
-    if updated != wanted || available != wanted {
-        return Err(format!(
-            "{updated}/{wanted} replicas updated, {available}/{wanted} available"
-        ));
-    }
-    Ok(())
-}
-
-/// Status of the `Available` condition and a ": reason: message" suffix.
-fn available_condition(d: &Value) -> Option<(String, String)> {
-    let conditions = d.pointer("/status/conditions")?.as_array()?;
-    let c = conditions.iter().find(|c| c["type"] == "Available")?;
-    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-    let detail = [text("reason"), text("message")]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(": ");
-    let suffix = if detail.is_empty() {
-        String::new()
-    } else {
-        format!(" ({detail})")
-    };
-    Some((text("status"), suffix))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn deployment(generation: i64, observed: i64, available: &str, replicas: i64) -> Value {
-        json!({
-            "metadata": { "generation": generation },
-            "spec": { "replicas": 2 },
-            "status": {
-                "observedGeneration": observed,
-                "updatedReplicas": replicas, "availableReplicas": replicas,
-                "conditions": [{ "type": "Available", "status": available, "reason": "MinimumReplicasUnavailable" }]
-            }
-        })
-    }
-
-    #[test]
-    fn rollout_needs_generation_condition_and_replicas() {
-        assert!(rollout_progress(&deployment(2, 2, "True", 2)).is_ok());
-        assert!(rollout_progress(&deployment(3, 2, "True", 2)).is_err());
-        let why = rollout_progress(&deployment(2, 2, "False", 0)).expect_err("unavailable");
-        assert!(why.contains("MinimumReplicasUnavailable"), "{why}");
-        assert!(rollout_progress(&deployment(2, 2, "True", 1)).is_err());
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use super::support::{kube, kube_error, obj, opt, string};
 use crate::flux::objects::{count_by_label, find};
 use crate::flux::shards::layout;
-use crate::kube::{KubeClient, ObjRef};
+use crate::kube::{KubeClient, ObjRef, readiness};
 use crate::provider::{ProviderData, cluster_connection_attributes};
 use crate::tfplug::{Attribute, Block, Ctx, DataSource, DiagResult, Nesting, Schema, Value};
 
@@ -20,23 +20,16 @@ const SOURCE_KINDS: [(&str, &str); 2] = [
     ("source.toolkit.fluxcd.io/v1", "OCIRepository"),
 ];
 
+/// Readiness by the apply engine's rule, and the Ready condition's message.
 fn ready(obj: &Json) -> (bool, Option<String>) {
-    let condition = obj["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
-    (
-        condition.is_some_and(|c| c["status"] == "True"),
-        condition
-            .and_then(|c| c["message"].as_str())
-            .map(str::to_string),
-    )
+    let message = readiness::condition(obj, "Ready")
+        .and_then(|c| c["message"].as_str())
+        .map(str::to_string);
+    (readiness::flux(obj).is_ok(), message)
 }
 
 fn deployment_ready(d: &Json) -> bool {
-    d["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Available" && c["status"] == "True")
-    }) && d["status"]["observedGeneration"] == d["metadata"]["generation"]
+    readiness::deployment(d).is_ok()
 }
 
 fn image_version(d: &Json) -> Option<String> {

@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{EngineError, bounded};
+use crate::kube::readiness::{self, established};
 use crate::kube::retry::sleep;
 use crate::kube::{KubeClient, ObjRef};
 
@@ -64,11 +65,11 @@ fn checker(object: &Value) -> Option<Check> {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
     if kind == "Deployment" && api_version == "apps/v1" {
-        return Some(deployment_ready);
+        return Some(readiness::deployment);
     }
     // A suspended Flux object is never reconciled, so it would never become Ready.
     let flux = FLUX_GROUPS.iter().any(|g| api_version.starts_with(g));
-    (flux && object["spec"]["suspend"] != true).then_some(flux_ready as Check)
+    (flux && object["spec"]["suspend"] != true).then_some(readiness::flux as Check)
 }
 
 fn ready(object: &Value) -> Result<(), String> {
@@ -131,113 +132,10 @@ async fn still_waiting(
     Ok(waiting)
 }
 
-fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
-    object["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
-}
-
-/// `": reason: message"` of a condition, for messages.
-fn explain(c: &Value) -> String {
-    let parts: Vec<&str> = ["reason", "message"]
-        .iter()
-        .filter_map(|k| c[*k].as_str())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join(": "))
-    }
-}
-
-fn established(crd: &Value) -> Result<(), String> {
-    match condition(crd, "Established") {
-        Some(c) if c["status"] == "True" => Ok(()),
-        Some(c) => Err(format!("not Established{}", explain(c))),
-        None => Err("not Established yet".into()),
-    }
-}
-
-fn int(object: &Value, pointer: &str) -> Option<i64> {
-    object.pointer(pointer).and_then(Value::as_i64)
-}
-
-fn deployment_ready(d: &Value) -> Result<(), String> {
-    let generation = int(d, "/metadata/generation").unwrap_or(0);
-    let observed = int(d, "/status/observedGeneration").unwrap_or(0);
-    if observed < generation {
-        return Err(format!(
-            "controller has observed generation {observed} of {generation}"
-        ));
-    }
-    let wanted = int(d, "/spec/replicas").unwrap_or(1);
-    let updated = int(d, "/status/updatedReplicas").unwrap_or(0);
-    let available = int(d, "/status/availableReplicas").unwrap_or(0);
-    match condition(d, "Available") {
-        Some(c) if c["status"] == "True" => {}
-        Some(c) => {
-            return Err(format!(
-                "not Available{}; {available}/{wanted} replicas available",
-                explain(c)
-            ));
-        }
-        None => {
-            return Err(format!(
-                "not Available yet; {available}/{wanted} replicas available"
-            ));
-        }
-    }
-    if updated < wanted || available < wanted {
-        return Err(format!(
-            "{updated}/{wanted} replicas updated, {available}/{wanted} available"
-        ));
-    }
-    Ok(())
-}
-
-/// Ready=True, and for the current generation: a stale Ready from before our apply
-/// does not count.
-fn flux_ready(object: &Value) -> Result<(), String> {
-    let generation = int(object, "/metadata/generation").unwrap_or(0);
-    let Some(c) = condition(object, "Ready") else {
-        return Err("no Ready condition yet".into());
-    };
-    let observed = c["observedGeneration"]
-        .as_i64()
-        .or_else(|| int(object, "/status/observedGeneration"))
-        .unwrap_or(generation);
-    if c["status"] != "True" {
-        let status = c["status"].as_str().unwrap_or("Unknown");
-        return Err(format!("Ready={status}{}", explain(c)));
-    }
-    if observed < generation {
-        return Err(format!(
-            "Ready is for generation {observed}, not {generation}"
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn flux_readiness_needs_current_generation() {
-        let k = |status: &str, observed: i64| {
-            json!({ "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
-                    "metadata": { "generation": 2 },
-                    "status": { "conditions": [{ "type": "Ready", "status": status,
-                        "reason": "ArtifactFailed", "message": "no source", "observedGeneration": observed }] } })
-        };
-        assert!(ready(&k("True", 2)).is_ok());
-        assert!(ready(&k("True", 1)).is_err());
-        let why = ready(&k("False", 2)).expect_err("not ready");
-        assert!(why.contains("no source"), "{why}");
-    }
 
     #[test]
     fn only_deployments_and_unsuspended_flux_objects_are_waited_for() {

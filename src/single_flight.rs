@@ -1,5 +1,5 @@
-//! Single-flight cache: concurrent callers asking for the same key share one fetch, and the
-//! result is kept until invalidated. Errors are shared with the callers already waiting but
+//! Single-flight cache (GitLab reads, Kubernetes discovery): concurrent callers asking for the
+//! same key share one fetch, and the result is kept until invalidated. Errors are shared with the callers already waiting but
 //! not cached, so the next caller tries again.
 //!
 //! The map's lock is a plain mutex held only for map operations, never across an `.await`:
@@ -13,26 +13,44 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
 
-use super::error::GitlabError;
+/// A fetch of one value; its error is handed to every caller waiting on it.
+pub(crate) type Fetch<V, E> = BoxFuture<'static, Result<Arc<V>, E>>;
 
-pub(crate) type Fetch<V> = BoxFuture<'static, Result<Arc<V>, GitlabError>>;
+/// A fetch in flight and the id of the slot it fills.
+type Pending<V, E> = (u64, Shared<Fetch<V, E>>);
 
-enum Slot<V> {
+enum Slot<V, E> {
     /// A fetch in flight; `id` tells whether the slot was invalidated (and maybe refilled)
     /// while it ran, in which case its result must not be stored.
     Loading {
         id: u64,
-        fetch: Shared<Fetch<V>>,
+        fetch: Shared<Fetch<V, E>>,
     },
     Ready(Arc<V>),
 }
 
-pub(crate) struct SingleFlight<K, V> {
-    slots: Mutex<HashMap<K, Slot<V>>>,
+pub(crate) struct SingleFlight<K, V, E> {
+    slots: Mutex<HashMap<K, Slot<V, E>>>,
     next_id: AtomicU64,
 }
 
-impl<K: Eq + Hash + Clone, V: Send + Sync + 'static> SingleFlight<K, V> {
+impl<K, V, E> Default for SingleFlight<K, V, E>
+where
+    K: Eq + Hash + Clone,
+    V: Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, E> SingleFlight<K, V, E>
+where
+    K: Eq + Hash + Clone,
+    V: Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
+{
     pub fn new() -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
@@ -41,11 +59,7 @@ impl<K: Eq + Hash + Clone, V: Send + Sync + 'static> SingleFlight<K, V> {
     }
 
     /// The cached value, the fetch already in flight, or a new fetch from `start`.
-    pub async fn get(
-        &self,
-        key: K,
-        start: impl FnOnce() -> Fetch<V>,
-    ) -> Result<Arc<V>, GitlabError> {
+    pub async fn get(&self, key: K, start: impl FnOnce() -> Fetch<V, E>) -> Result<Arc<V>, E> {
         let (id, fetch) = match self.join_or_start(&key, start) {
             Ok(ready) => return Ok(ready),
             Err(pending) => pending,
@@ -68,8 +82,8 @@ impl<K: Eq + Hash + Clone, V: Send + Sync + 'static> SingleFlight<K, V> {
     fn join_or_start(
         &self,
         key: &K,
-        start: impl FnOnce() -> Fetch<V>,
-    ) -> Result<Arc<V>, (u64, Shared<Fetch<V>>)> {
+        start: impl FnOnce() -> Fetch<V, E>,
+    ) -> Result<Arc<V>, Pending<V, E>> {
         let mut slots = self.lock();
         match slots.get(key) {
             Some(Slot::Ready(value)) => Ok(value.clone()),
@@ -94,7 +108,7 @@ impl<K: Eq + Hash + Clone, V: Send + Sync + 'static> SingleFlight<K, V> {
         self.lock().remove(key);
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, Slot<V>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, Slot<V, E>>> {
         // Map operations cannot panic half-way in a way that matters; keep serving.
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -106,7 +120,10 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
-    fn counting_fetch(calls: &Arc<AtomicUsize>, value: u32) -> Fetch<u32> {
+    /// Errors in these tests are plain strings.
+    type Cache<K> = SingleFlight<K, u32, String>;
+
+    fn counting_fetch(calls: &Arc<AtomicUsize>, value: u32) -> Fetch<u32, String> {
         let calls = calls.clone();
         Box::pin(async move {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -117,7 +134,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_callers_share_one_fetch_until_invalidated() {
-        let cache = Arc::new(SingleFlight::<&str, u32>::new());
+        let cache = Arc::new(Cache::<&str>::new());
         let calls = Arc::new(AtomicUsize::new(0));
         let gets = (0..8).map(|_| {
             let (cache, calls) = (cache.clone(), calls.clone());
@@ -146,12 +163,8 @@ mod tests {
 
     #[tokio::test]
     async fn errors_are_not_cached() {
-        let cache = SingleFlight::<u8, u32>::new();
-        let failing: Fetch<u32> = Box::pin(async {
-            Err(GitlabError::Cancelled {
-                op: crate::gitlab::error::LIST_AGENTS,
-            })
-        });
+        let cache = Cache::<u8>::new();
+        let failing: Fetch<u32, String> = Box::pin(async { Err("cancelled".to_string()) });
         assert!(cache.get(1, || failing).await.is_err());
         let calls = Arc::new(AtomicUsize::new(0));
         assert!(cache.get(1, || counting_fetch(&calls, 3)).await.is_ok());
