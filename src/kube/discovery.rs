@@ -38,6 +38,15 @@ pub(crate) struct DiscoveryCache {
     by_gv: SingleFlight<String, Kinds, KubeError>,
 }
 
+/// One lookup: where to ask, and what for.
+struct Lookup<'a> {
+    client: &'a Client,
+    host: &'a str,
+    stop: &'a CancellationToken,
+    api_version: &'a str,
+    kind: &'a str,
+}
+
 impl DiscoveryCache {
     pub(crate) async fn resolve(
         &self,
@@ -47,8 +56,15 @@ impl DiscoveryCache {
         api_version: &str,
         kind: &str,
     ) -> Result<Resolved, KubeError> {
+        let lookup = Lookup {
+            client,
+            host,
+            stop,
+            api_version,
+            kind,
+        };
         let asked = Instant::now();
-        let kinds = self.kinds(client, host, stop, api_version, kind).await?;
+        let kinds = self.kinds(&lookup).await?;
         if let Some(found) = kinds.by_kind.get(kind) {
             return Ok(found.clone());
         }
@@ -57,7 +73,7 @@ impl DiscoveryCache {
         }
         // Read before this lookup began: the kind may have been registered since.
         self.by_gv.invalidate(&api_version.to_string());
-        let kinds = self.kinds(client, host, stop, api_version, kind).await?;
+        let kinds = self.kinds(&lookup).await?;
         kinds
             .by_kind
             .get(kind)
@@ -65,29 +81,23 @@ impl DiscoveryCache {
             .ok_or_else(|| unknown(api_version, kind))
     }
 
-    async fn kinds(
-        &self,
-        client: &Client,
-        host: &str,
-        stop: &CancellationToken,
-        api_version: &str,
-        kind: &str,
-    ) -> Result<Arc<Kinds>, KubeError> {
+    /// The group-version's kinds: cached, joined in flight, or fetched.
+    async fn kinds(&self, lookup: &Lookup<'_>) -> Result<Arc<Kinds>, KubeError> {
         let (client, host, stop, gv) = (
-            client.clone(),
-            host.to_string(),
-            stop.clone(),
-            api_version.to_string(),
+            lookup.client.clone(),
+            lookup.host.to_string(),
+            lookup.stop.clone(),
+            lookup.api_version.to_string(),
         );
         let fetched = self
             .by_gv
-            .get(api_version.to_string(), move || {
+            .get(lookup.api_version.to_string(), move || {
                 Box::pin(async move { fetch(&client, &host, &stop, &gv).await.map(Arc::new) })
             })
             .await;
         // A shared failure names the kind of whoever started the fetch; name ours.
         fetched.map_err(|e| match e {
-            KubeError::UnknownKind { .. } => unknown(api_version, kind),
+            KubeError::UnknownKind { .. } => unknown(lookup.api_version, lookup.kind),
             other => other,
         })
     }
