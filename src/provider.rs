@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::flux::Distributions;
 use crate::gitlab::GitlabClient;
 use crate::kube::Clusters;
 use crate::resources;
@@ -62,6 +63,8 @@ pub struct ProviderData {
     pub gitlab: Option<GitlabClient>,
     /// One client per distinct cluster connection (the default and every `cluster` override).
     pub clusters: Clusters,
+    /// Flux distributions loaded once for every bootstrap and data source.
+    pub distributions: Distributions,
 }
 
 /// The attributes of a cluster connection: the provider's `kubernetes` block and every
@@ -195,6 +198,7 @@ impl Provider for GitlabFluxProvider {
         Ok(ProviderData {
             gitlab,
             clusters: Clusters::new(kubernetes, info.stop.clone()),
+            distributions: Distributions::default(),
         })
     }
 

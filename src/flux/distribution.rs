@@ -10,16 +10,18 @@
 //! unpinned load goes through the source's remembered digest, which treats release URLs and
 //! tags as immutable (pin the digest or change the URL to pick up new bytes).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::cache::{self, BlobCache};
 use super::error::FluxError;
 use super::http::{error_chain, http_client};
 use super::manifest::{self, VERSION_LABEL};
 use super::oci;
+use crate::single_flight::SingleFlight;
 
 /// Where a distribution comes from, and the digest it must have.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DistributionSource {
     pub url: String,
     pub sha256: Option<String>,
@@ -55,6 +57,40 @@ impl Distribution {
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn hex_sha256(bytes: &[u8]) -> String {
     crate::digest::sha256_hex(bytes)
+}
+
+/// The distributions one provider process has loaded: a fleet of bootstraps planned or
+/// applied together (Terraform runs ten at once) loads, verifies and parses each source once,
+/// instead of once per cluster with every cold-cache download repeated. Failures are not kept:
+/// the next load tries again.
+pub struct Distributions {
+    cache_dir: PathBuf,
+    loaded: SingleFlight<DistributionSource, Distribution, FluxError>,
+}
+
+impl Default for Distributions {
+    fn default() -> Self {
+        Self::new(cache::default_dir())
+    }
+}
+
+impl Distributions {
+    pub fn new(cache_dir: PathBuf) -> Self {
+        Self {
+            cache_dir,
+            loaded: SingleFlight::new(),
+        }
+    }
+
+    /// [`load`], once per source and pin for the life of the provider.
+    pub async fn load(&self, source: &DistributionSource) -> Result<Arc<Distribution>, FluxError> {
+        let (owned, dir) = (source.clone(), self.cache_dir.clone());
+        self.loaded
+            .get(source.clone(), move || {
+                Box::pin(async move { load_with_cache(&owned, &dir).await.map(Arc::new) })
+            })
+            .await
+    }
 }
 
 /// Loads, verifies and parses a distribution.
@@ -298,6 +334,26 @@ mod tests {
         assert!(
             matches!(err, FluxError::Unreachable { ref message, .. } if message.contains("404"))
         );
+    }
+
+    #[tokio::test]
+    async fn concurrent_loads_of_one_source_share_one_download() {
+        let cache = tempfile::tempdir().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let url = format!("{}/install.yaml", serve_fixture(hits.clone()).await);
+        let distributions = Distributions::new(cache.path().to_path_buf());
+        let fixture = source(&url, None);
+        let loads = (0..8).map(|_| distributions.load(&fixture));
+        for loaded in futures_util::future::join_all(loads).await {
+            assert_eq!(loaded.unwrap().version.as_deref(), Some("v2.8.5"));
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // A failure is not kept: a source that appears later loads on the next try.
+        let later = cache.path().join("later.yaml");
+        let later_source = source(&later.display().to_string(), None);
+        assert!(distributions.load(&later_source).await.is_err());
+        std::fs::write(&later, fixture_text()).unwrap();
+        assert!(distributions.load(&later_source).await.is_ok());
     }
 
     #[tokio::test]

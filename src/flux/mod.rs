@@ -25,7 +25,7 @@ pub mod transforms;
 #[cfg(test)]
 mod testutil;
 
-pub use distribution::{Distribution, DistributionSource, load};
+pub use distribution::{Distribution, DistributionSource, Distributions, load};
 pub use error::FluxError;
 pub use render::{
     Multitenancy, Patch, PatchKind, Ref, RenderOptions, Rendered, Scaling, Sharding, Size, Storage,

@@ -13,7 +13,7 @@ use super::support::{
 use crate::flux::manifest;
 use crate::flux::objects::{describe, find};
 use crate::flux::shards::DEFAULT_KEY;
-use crate::flux::{FluxError, Rendered, load, render, validate_options};
+use crate::flux::{FluxError, Rendered, render, validate_options};
 use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
 use crate::kube::engine::{apply_and_prune, drift, teardown};
 use crate::provider::{ProviderData, cluster_connection_attributes};
@@ -67,9 +67,15 @@ pub fn attribute_path(dotted: &str) -> AttrPath {
 }
 
 /// Loads the distribution and renders everything `config` asks for.
-pub async fn render_config(config: &Value) -> DiagResult<(Rendered, Option<String>)> {
+pub async fn render_config(
+    ctx: &Ctx<ProviderData>,
+    config: &Value,
+) -> DiagResult<(Rendered, Option<String>)> {
     let options = render_options(config)?;
-    let distribution = load(&distribution_source(config))
+    let distribution = ctx
+        .provider()?
+        .distributions
+        .load(&distribution_source(config))
         .await
         .map_err(flux_error)?;
     let version = distribution
@@ -86,7 +92,12 @@ pub async fn render_config(config: &Value) -> DiagResult<(Rendered, Option<Strin
 /// during the apply, or only the apply's runner may reach it.
 async fn check_renders(ctx: &Ctx<ProviderData>, planned: &Value) -> DiagResult<()> {
     let options = render_options(planned)?;
-    let distribution = match load(&distribution_source(planned)).await {
+    let loaded = ctx
+        .provider()?
+        .distributions
+        .load(&distribution_source(planned))
+        .await;
+    let distribution = match loaded {
         Ok(distribution) => distribution,
         Err(e @ (FluxError::Unreachable { .. } | FluxError::Io { .. })) => {
             ctx.warn(
@@ -162,7 +173,7 @@ impl FluxBootstrap {
         planned: &Value,
         prior: &Value,
     ) -> DiagResult<NewState> {
-        let (rendered, version) = render_config(planned).await?;
+        let (rendered, version) = render_config(ctx, planned).await?;
         let client = kube(ctx, planned).await?;
         let previous = strings(prior, "inventory");
         let inventory = apply_and_prune(
@@ -279,7 +290,7 @@ impl Resource<ProviderData> for FluxBootstrap {
         let state = current.state;
         let client = kube(ctx, &state).await?;
         let mut new = state.clone();
-        match render_config(&state).await {
+        match render_config(ctx, &state).await {
             Ok((rendered, _)) => {
                 let drifted = drift(&client, &rendered.objects)
                     .await

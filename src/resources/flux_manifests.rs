@@ -36,8 +36,8 @@ impl DataSource<ProviderData> for FluxManifests {
         )
     }
 
-    async fn read(&self, _ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<Value> {
-        let (rendered, _) = render_config(config).await?;
+    async fn read(&self, ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<Value> {
+        let (rendered, _) = render_config(ctx, config).await?;
         let mut state = config.clone();
         set(
             &mut state,
