@@ -1,8 +1,7 @@
 //! The sandbox: local emulators of the GitLab REST API, the Kubernetes API and an OCI
-//! registry, with fault
-//! injection, request statistics, simulated controllers and optional persistence. Used by the
-//! quickstart, the tests and the benchmarks, in-process ([`Sandbox::start`]) or as the
-//! `gitlabflux-sandbox` binary.
+//! registry, with fault injection, request statistics, simulated controllers and optional
+//! persistence. Used by the quickstart, the tests and the benchmarks, in-process
+//! ([`Sandbox::start`]) or as the `gitlabflux-sandbox` binary.
 
 pub mod admin;
 pub mod controllers;
