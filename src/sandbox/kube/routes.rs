@@ -37,38 +37,44 @@ pub fn router(emu: Emu) -> Router {
         .route("/openapi/v3", get(openapi_index))
         .route("/openapi/v3/api/{version}", get(openapi_core))
         .route("/openapi/v3/apis/{group}/{version}", get(openapi_group))
-        .route(&format!("{core}/{{resource}}"), any(core_collection))
-        .route(&format!("{core}/{{resource}}/{{name}}"), any(core_object))
+        .route(&format!("{core}/{{resource}}"), any(resource_route))
+        .route(
+            &format!("{core}/{{resource}}/{{name}}"),
+            any(resource_route),
+        )
         .route(
             &format!("{core}/{{resource}}/{{name}}/{{sub}}"),
-            any(core_sub),
+            any(resource_route),
         )
         .route(
             &format!("{core}/namespaces/{{namespace}}/{{resource}}"),
-            any(core_ns_collection),
+            any(resource_route),
         )
         .route(
             &format!("{core}/namespaces/{{namespace}}/{{resource}}/{{name}}"),
-            any(core_ns_object),
+            any(resource_route),
         )
         .route(
             &format!("{core}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{sub}}"),
-            any(core_ns_sub),
+            any(resource_route),
         )
-        .route(&format!("{grp}/{{resource}}"), any(g_collection))
-        .route(&format!("{grp}/{{resource}}/{{name}}"), any(g_object))
-        .route(&format!("{grp}/{{resource}}/{{name}}/{{sub}}"), any(g_sub))
+        .route(&format!("{grp}/{{resource}}"), any(resource_route))
+        .route(&format!("{grp}/{{resource}}/{{name}}"), any(resource_route))
+        .route(
+            &format!("{grp}/{{resource}}/{{name}}/{{sub}}"),
+            any(resource_route),
+        )
         .route(
             &format!("{grp}/namespaces/{{namespace}}/{{resource}}"),
-            any(g_ns_collection),
+            any(resource_route),
         )
         .route(
             &format!("{grp}/namespaces/{{namespace}}/{{resource}}/{{name}}"),
-            any(g_ns_object),
+            any(resource_route),
         )
         .route(
             &format!("{grp}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{sub}}"),
-            any(g_ns_sub),
+            any(resource_route),
         )
         .fallback(|| async { ApiError::no_route() })
         // The real server's request size limit (etcd's object limit is ~1.5 MiB).
@@ -160,7 +166,7 @@ fn openapi_doc(emu: &Emu, group: &str, version: &str) -> Response {
 }
 
 /// Where a resource request points.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Loc {
     group: String,
     version: String,
@@ -178,194 +184,49 @@ struct Req {
     body: Bytes,
 }
 
-macro_rules! handler {
-    ($fn:ident, $pat:pat, $tuple:ty, $loc:expr) => {
-        async fn $fn(
-            AxState(emu): AxState<Emu>,
-            Path($pat): Path<$tuple>,
-            method: Method,
-            Query(params): Params,
-            headers: HeaderMap,
-            body: Bytes,
-        ) -> Response {
-            let loc: Loc = $loc;
-            dispatch(
-                &emu,
-                loc,
-                Req {
-                    method,
-                    params,
-                    headers,
-                    body,
-                },
-            )
-        }
+/// Every resource path: the route template's parameters say where it points (the core group
+/// when there is no `group`).
+async fn resource_route(
+    AxState(emu): AxState<Emu>,
+    Path(mut path): Path<HashMap<String, String>>,
+    method: Method,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut take = |key: &str| path.remove(key);
+    let loc = Loc {
+        group: take("group").unwrap_or_default(),
+        version: take("version").unwrap_or_else(|| "v1".into()),
+        namespace: take("namespace"),
+        resource: take("resource").unwrap_or_default(),
+        name: take("name"),
+        sub: take("sub"),
     };
+    let req = Req {
+        method,
+        params,
+        headers,
+        body,
+    };
+    dispatch(&emu, namespace_subresource(loc), req)
 }
 
-fn core() -> (String, String) {
-    (String::new(), "v1".into())
-}
-
-handler!(core_collection, resource, String, {
-    let (group, version) = core();
-    Loc {
-        group,
-        version,
-        resource,
-        ..Default::default()
-    }
-});
-handler!(core_object, (resource, name), (String, String), {
-    let (group, version) = core();
-    Loc {
-        group,
-        version,
-        resource,
-        name: Some(name),
-        ..Default::default()
-    }
-});
-handler!(core_sub, (resource, name, sub), (String, String, String), {
-    let (group, version) = core();
-    Loc {
-        group,
-        version,
-        resource,
-        name: Some(name),
-        sub: Some(sub),
-        ..Default::default()
-    }
-});
-handler!(
-    core_ns_collection,
-    (namespace, resource),
-    (String, String),
-    {
-        let (group, version) = core();
-        ns_collection(group, version, namespace, resource)
-    }
-);
-handler!(
-    core_ns_object,
-    (namespace, resource, name),
-    (String, String, String),
-    {
-        let (group, version) = core();
-        Loc {
-            group,
-            version,
-            namespace: Some(namespace),
-            resource,
-            name: Some(name),
-            sub: None,
-        }
-    }
-);
-handler!(
-    core_ns_sub,
-    (namespace, resource, name, sub),
-    (String, String, String, String),
-    {
-        let (group, version) = core();
-        Loc {
-            group,
-            version,
-            namespace: Some(namespace),
-            resource,
-            name: Some(name),
-            sub: Some(sub),
-        }
-    }
-);
-handler!(
-    g_collection,
-    (group, version, resource),
-    (String, String, String),
-    Loc {
-        group,
-        version,
-        resource,
-        ..Default::default()
-    }
-);
-handler!(
-    g_object,
-    (group, version, resource, name),
-    (String, String, String, String),
-    Loc {
-        group,
-        version,
-        resource,
-        name: Some(name),
-        ..Default::default()
-    }
-);
-handler!(
-    g_sub,
-    (group, version, resource, name, sub),
-    (String, String, String, String, String),
-    Loc {
-        group,
-        version,
-        resource,
-        name: Some(name),
-        sub: Some(sub),
-        ..Default::default()
-    }
-);
-handler!(
-    g_ns_collection,
-    (group, version, namespace, resource),
-    (String, String, String, String),
-    ns_collection(group, version, namespace, resource)
-);
-handler!(
-    g_ns_object,
-    (group, version, namespace, resource, name),
-    (String, String, String, String, String),
-    Loc {
-        group,
-        version,
-        namespace: Some(namespace),
-        resource,
-        name: Some(name),
-        sub: None
-    }
-);
-handler!(
-    g_ns_sub,
-    (group, version, namespace, resource, name, sub),
-    (String, String, String, String, String, String),
-    Loc {
-        group,
-        version,
-        namespace: Some(namespace),
-        resource,
-        name: Some(name),
-        sub: Some(sub)
-    }
-);
-
-/// `/api/v1/namespaces/{ns}/status` shares its shape with a namespaced collection.
-fn ns_collection(group: String, version: String, namespace: String, resource: String) -> Loc {
-    if group.is_empty() && matches!(resource.as_str(), "status" | "finalize") {
-        return Loc {
-            group,
-            version,
+/// `/api/v1/namespaces/{ns}/status` and `.../finalize` match the namespaced-collection route
+/// but are subresources of the namespace.
+fn namespace_subresource(loc: Loc) -> Loc {
+    let is_sub = loc.group.is_empty()
+        && loc.name.is_none()
+        && matches!(loc.resource.as_str(), "status" | "finalize");
+    match loc.namespace {
+        Some(namespace) if is_sub => Loc {
             namespace: None,
-            resource: "namespaces".into(),
             name: Some(namespace),
-            sub: Some(resource),
-        };
-    }
-    Loc {
-        group,
-        version,
-        namespace: Some(namespace),
-        resource,
-        name: None,
-        sub: None,
+            sub: Some(loc.resource),
+            resource: "namespaces".into(),
+            ..loc
+        },
+        namespace => Loc { namespace, ..loc },
     }
 }
 
