@@ -210,6 +210,34 @@ fn agent_install_and_token_apply_rotate_repair_and_destroy() {
         commits_after_apply,
         "an unchanged config makes no commit"
     );
+    // An in-place config change commits the file and keeps the registration: no second
+    // create request for an agent that exists.
+    let creates = |sandbox: &SandboxProcess| {
+        admin(sandbox, "/stats")["gitlab"]["POST /api/v4/projects/{id}/cluster_agents"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert_eq!(creates(&sandbox), 1);
+    ws.write(&fleet_config(&sandbox, "v1").replace(
+        r#"groups = ["fleet-ci"]"#,
+        r#"groups = ["fleet-ci", "fleet-ops"]"#,
+    ));
+    assert_eq!(
+        ws.planned_changes(),
+        [(
+            "gitlabflux_agent.prod".to_string(),
+            vec!["update".to_string()]
+        )]
+    );
+    ws.apply();
+    assert_eq!(agents_repo(&sandbox).1, commits_after_apply + 1);
+    assert_eq!(creates(&sandbox), 1, "the update posted a create");
+    assert_eq!(
+        agent_state(&sandbox, "prod").expect("agent")["id"],
+        ws.resource("gitlabflux_agent.prod")["agent_id"]
+    );
+    ws.write(&fleet_config(&sandbox, "v1"));
+    ws.apply();
     assert!(
         yaml.contains("impersonate:")
             && yaml.contains("ci-deployer")

@@ -376,8 +376,14 @@ fn commit_meta(name: &str, verb: &str) -> CommitMeta {
 }
 
 impl Agent {
-    /// Registers (or adopts) the agent and syncs its file; returns the full state.
-    async fn apply(&self, ctx: &Ctx<ProviderData>, planned: &Value) -> DiagResult<NewState> {
+    /// Registers (or adopts) the agent unless `prior` already holds it, and syncs its file;
+    /// returns the full state.
+    async fn apply(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        planned: &Value,
+        prior: &Value,
+    ) -> DiagResult<NewState> {
         let client = gitlab(ctx)?;
         let project_ref = required_string(planned, "project")?;
         let name = required_string(planned, "name")?;
@@ -385,10 +391,19 @@ impl Agent {
             .project(&project_ref)
             .await
             .map_err(|e| gitlab_error_at(e, AttrPath::root().attr("project")))?;
-        let agent = client
-            .create_agent(&project.path_with_namespace, &name)
-            .await
-            .map_err(gitlab_error)?;
+        // An update keeps the registration (project and name force replacement): posting a
+        // create would only be refused as taken and cost a list to adopt it.
+        let (agent_id, created_at) =
+            match (support::int(prior, "agent_id"), string(prior, "created_at")) {
+                (Some(id), Some(created_at)) => (id, created_at),
+                _ => {
+                    let agent = client
+                        .create_agent(&project.path_with_namespace, &name)
+                        .await
+                        .map_err(gitlab_error)?;
+                    (agent.id, agent.created_at)
+                }
+            };
         let branch =
             string(planned, "config_branch").unwrap_or_else(|| project.default_branch.clone());
         let config = planned.get_attr("config").cloned().unwrap_or(Value::Null);
@@ -409,7 +424,7 @@ impl Agent {
             .map_err(gitlab_error)?;
         }
         let mut state = planned.clone();
-        set(&mut state, "agent_id", agent.id.into());
+        set(&mut state, "agent_id", agent_id.into());
         set(
             &mut state,
             "kubecontext",
@@ -421,7 +436,7 @@ impl Agent {
             config_file_path(&name).into(),
         );
         set(&mut state, "config_yaml", opt(content));
-        set(&mut state, "created_at", agent.created_at.as_str().into());
+        set(&mut state, "created_at", created_at.into());
         Ok(NewState::new(state))
     }
 }
@@ -527,7 +542,7 @@ impl Resource<ProviderData> for Agent {
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, &req.planned).await
+        self.apply(ctx, &req.planned, &Value::Null).await
     }
 
     async fn read(
@@ -595,7 +610,7 @@ impl Resource<ProviderData> for Agent {
                 "config was removed, so the agent's configuration file is left in the repository as it is.",
             ));
         }
-        self.apply(ctx, &req.planned).await
+        self.apply(ctx, &req.planned, &req.prior).await
     }
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
