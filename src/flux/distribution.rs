@@ -32,6 +32,8 @@ pub struct DistributionSource {
 pub struct Distribution {
     /// Multi-document YAML.
     pub manifests: String,
+    /// `manifests` parsed, once per load rather than once per render.
+    pub objects: Vec<serde_json::Value>,
     /// Lowercase hex SHA-256 of `manifests`.
     pub sha256: String,
     /// The `app.kubernetes.io/version` label of the first object that has one.
@@ -49,6 +51,7 @@ impl Distribution {
         Ok(Self {
             sha256: hex_sha256(manifests.as_bytes()),
             manifests,
+            objects,
             version,
         })
     }

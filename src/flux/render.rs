@@ -149,7 +149,7 @@ pub fn validate_options(options: &RenderOptions) -> Result<(), FluxError> {
 
 /// Renders `distribution` with `options`.
 pub fn render(distribution: &Distribution, options: &RenderOptions) -> Result<Rendered, FluxError> {
-    let components = manifest::parse_documents(&distribution.manifests)?;
+    let components = distribution.objects.clone();
     let mut stage = Stage {
         source_namespace: source_namespace(&components),
         components,

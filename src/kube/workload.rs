@@ -1,23 +1,20 @@
 //! Workload operations: rolling restarts (how a changed token Secret reaches the pods that
-//! mount it) and waiting for a Deployment rollout.
+//! mount it) and waiting for a Deployment rollout (through the apply engine's readiness wait).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use ::kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use super::client::{FIELD_MANAGER, KubeClient, ObjRef};
+use super::engine::{EngineError, wait_ready};
 use super::error::KubeError;
-use super::readiness;
-use super::retry::{sleep, with_retries};
+use super::retry::with_retries;
 
 /// Pod template annotation whose change rolls the workload.
 pub const RESTARTED_AT: &str = "gitlabflux.io/restartedAt";
 const RESTARTABLE: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
-const FIRST_POLL: Duration = Duration::from_millis(250);
-const MAX_POLL: Duration = Duration::from_secs(2);
 
 impl KubeClient {
     /// Rolls `kind` (Deployment, StatefulSet or DaemonSet) `namespace/name` by stamping its pod
@@ -70,8 +67,9 @@ impl KubeClient {
             .map(drop)
     }
 
-    /// Waits until Deployment `namespace/name` has rolled out: its controller observed the
-    /// latest generation, it is Available, and all replicas are updated and available.
+    /// Waits until Deployment `namespace/name` has rolled out (see
+    /// [`readiness::deployment`](super::readiness::deployment)), polling as the apply
+    /// engine's readiness waits do.
     pub async fn wait_deployment_ready(
         &self,
         namespace: &str,
@@ -79,27 +77,19 @@ impl KubeClient {
         timeout: Duration,
     ) -> Result<(), KubeError> {
         let r = ObjRef::new("apps/v1", "Deployment", Some(namespace), name);
-        let deadline = Instant::now() + timeout;
-        let mut delay = FIRST_POLL;
-        loop {
-            let progress = match self.get(&r).await? {
-                Some(d) => readiness::deployment(&d),
-                None => Err("it does not exist".to_string()),
-            };
-            let Err(why) = progress else {
-                return Ok(());
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(KubeError::Timeout {
-                    what: format!(
-                        "{r} to become ready ({why}) after {}",
-                        humantime::format_duration(timeout)
-                    ),
-                });
-            }
-            sleep(self.stop_token(), delay.min(left)).await?;
-            delay = (delay * 2).min(MAX_POLL);
-        }
+        let waited = wait_ready(self, std::slice::from_ref(&r), timeout, 1).await;
+        waited.map_err(|e| match e {
+            EngineError::Kube { source, .. } => source,
+            EngineError::Timeout { waiting_for } => KubeError::Timeout {
+                what: format!(
+                    "{} after {}",
+                    waiting_for.join("; "),
+                    humantime::format_duration(timeout)
+                ),
+            },
+            other => KubeError::Timeout {
+                what: format!("{r} to become ready ({other})"),
+            },
+        })
     }
 }

@@ -3,6 +3,8 @@
 //! GitLab repository in one commit. Read re-renders and compares with the cluster, so deleted
 //! or edited objects plan a repair. Import ID: the namespace.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::flux_inputs::{distribution_source, render_attributes, render_options};
@@ -13,7 +15,7 @@ use super::support::{
 use crate::flux::manifest;
 use crate::flux::objects::{describe, find};
 use crate::flux::shards::DEFAULT_KEY;
-use crate::flux::{FluxError, Rendered, render, validate_options};
+use crate::flux::{Distribution, FluxError, Rendered, render, validate_options};
 use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
 use crate::kube::engine::{apply_and_prune, drift, teardown};
 use crate::provider::{ProviderData, cluster_connection_attributes};
@@ -72,12 +74,7 @@ pub async fn render_config(
     config: &Value,
 ) -> DiagResult<(Rendered, Option<String>)> {
     let options = render_options(config)?;
-    let distribution = ctx
-        .provider()?
-        .distributions
-        .load(&distribution_source(config))
-        .await
-        .map_err(flux_error)?;
+    let distribution = load_distribution(ctx, config).await?.map_err(flux_error)?;
     let version = distribution
         .version
         .clone()
@@ -86,19 +83,23 @@ pub async fn render_config(
     Ok((rendered, version))
 }
 
+/// The configuration's distribution, loaded once per provider process. The outer result is
+/// the provider being unconfigured; the inner one is the load, for callers that weigh it.
+async fn load_distribution(
+    ctx: &Ctx<ProviderData>,
+    config: &Value,
+) -> DiagResult<Result<Arc<Distribution>, FluxError>> {
+    let source = distribution_source(config);
+    Ok(ctx.provider()?.distributions.load(&source).await)
+}
+
 /// Loads and renders at plan time (the cache makes the apply's second load free), so a
 /// mismatched pin, a bad artifact or a bad option fails `plan` in CI rather than the apply.
 /// A source that cannot be reached is only a warning here: another resource may create it
 /// during the apply, or only the apply's runner may reach it.
 async fn check_renders(ctx: &Ctx<ProviderData>, planned: &Value) -> DiagResult<()> {
-    let options = render_options(planned)?;
-    let loaded = ctx
-        .provider()?
-        .distributions
-        .load(&distribution_source(planned))
-        .await;
-    let distribution = match loaded {
-        Ok(distribution) => distribution,
+    match load_distribution(ctx, planned).await? {
+        Ok(_) => render_config(ctx, planned).await.map(drop),
         Err(e @ (FluxError::Unreachable { .. } | FluxError::Io { .. })) => {
             ctx.warn(
                 Diagnostic::warning(
@@ -110,12 +111,10 @@ async fn check_renders(ctx: &Ctx<ProviderData>, planned: &Value) -> DiagResult<(
                 )
                 .at(AttrPath::root().attr("distribution").attr("source")),
             );
-            return Ok(());
+            Ok(())
         }
-        Err(e) => return Err(flux_error(e)),
-    };
-    render(&distribution, &options).map_err(flux_error)?;
-    Ok(())
+        Err(e) => Err(flux_error(e)),
+    }
 }
 
 /// Commits (or deletes, with `content: None`) the rendered files when `git_commit` is set.

@@ -28,6 +28,7 @@ pub use apply::apply_all;
 pub use drift::drift;
 pub use prune::prune;
 pub use teardown::teardown;
+pub(crate) use wait::wait_ready;
 
 /// Applies `desired` and prunes what `previous` (the last inventory) held that `desired`
 /// no longer does; returns the new inventory.

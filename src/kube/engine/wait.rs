@@ -52,7 +52,7 @@ pub(super) fn needs_wait(object: &Value) -> bool {
 }
 
 /// Waits for the Deployments and Flux objects among `targets`.
-pub(super) async fn wait_ready(
+pub(crate) async fn wait_ready(
     client: &KubeClient,
     targets: &[ObjRef],
     timeout: Duration,
