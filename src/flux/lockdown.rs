@@ -34,7 +34,7 @@ pub fn apply(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError
             .default_service_account
             .as_deref()
             .unwrap_or(DEFAULT_SA);
-        if !transforms::is_dns_label(account) && !is_subdomain_name(account) {
+        if !transforms::is_dns_subdomain(account) {
             return Err(FluxError::InvalidOption {
                 attribute: "multitenancy.default_service_account",
                 message: format!("{account:?} is not a valid ServiceAccount name"),
@@ -55,10 +55,6 @@ pub fn apply(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError
             .for_each(drop_token_requests);
     }
     Ok(())
-}
-
-fn is_subdomain_name(value: &str) -> bool {
-    value.len() <= 253 && value.split('.').all(transforms::is_dns_label)
 }
 
 fn lock_flags(component: &str, args: &mut Vec<Value>, account: &str) {

@@ -21,7 +21,8 @@ use super::error::FluxError;
 use super::manifest;
 use super::render::{RenderOptions, Stage};
 use super::scaling::is_quantity;
-use super::sharding::{ShardError, check_shards, is_valid_shard_name};
+use super::sharding::{ShardError, check_shards};
+use super::transforms::is_dns_subdomain;
 
 /// The label Flux objects carry to be reconciled by a shard.
 pub const DEFAULT_KEY: &str = "sharding.fluxcd.io/key";
@@ -70,8 +71,7 @@ pub fn is_label_key(key: &str) -> bool {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    let prefix_ok = prefix
-        .is_none_or(|p| !p.is_empty() && p.len() <= 253 && p.split('.').all(is_valid_shard_name));
+    let prefix_ok = prefix.is_none_or(is_dns_subdomain);
     let bytes = name.as_bytes();
     let alnum = |c: &u8| c.is_ascii_alphanumeric();
     prefix_ok
@@ -136,7 +136,7 @@ pub(super) fn validate(sharding: &Sharding, controllers: &[String]) -> Result<()
             ));
         }
         if let Some(class) = class.as_deref()
-            && !class.split('.').all(is_valid_shard_name)
+            && !is_dns_subdomain(class)
         {
             return Err(invalid(
                 "sharding.storage_class",

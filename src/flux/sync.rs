@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::error::FluxError;
 use super::interval::validate_interval;
 use super::render::{RenderOptions, Stage};
-use super::transforms::{is_dns_label, selected_components};
+use super::transforms::{is_dns_subdomain, selected_components};
 
 const SYNC_NAME: &str = "flux-system";
 pub(super) const SOURCE_API: &str = "source.toolkit.fluxcd.io/v1";
@@ -116,7 +116,7 @@ pub(super) fn validate(sync: &SyncSpec) -> Result<(), FluxError> {
     validate_url(sync)?;
     validate_ref(sync)?;
     if let Some(secret) = &sync.secret_name
-        && !is_dns_label(secret)
+        && !is_dns_subdomain(secret)
     {
         return Err(invalid(format!(
             "secret_name {secret:?} is not a valid Secret name"
@@ -179,7 +179,7 @@ fn validate_verify(sync: &SyncSpec) -> Result<(), FluxError> {
             verify.provider
         )));
     }
-    if !is_dns_label(&verify.secret_name) {
+    if !is_dns_subdomain(&verify.secret_name) {
         return Err(invalid(format!(
             "verify.secret_name {:?} is not a valid Secret name",
             verify.secret_name
@@ -385,6 +385,19 @@ mod tests {
                 "{sync:?}"
             );
         }
+    }
+
+    #[test]
+    fn secret_names_are_dns_subdomains() {
+        let named = |secret: &str| SyncSpec {
+            secret_name: Some(secret.into()),
+            ..git_sync()
+        };
+        assert_eq!(validate(&named("flux.git-auth")), Ok(()));
+        assert!(matches!(
+            validate(&named("Flux_Auth")),
+            Err(FluxError::InvalidSync { .. })
+        ));
     }
 
     #[test]

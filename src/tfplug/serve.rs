@@ -136,13 +136,14 @@ async fn serve_plugin<P: Provider>(provider: P) -> Result<(), ServeError> {
         socket.path.display(),
         identity.handshake_cert()
     );
+    // Before the handshake line: Terraform may be interrupted as soon as it has read it.
+    ignore_interrupts();
     let mut stdout = io::stdout().lock();
     stdout
         .write_all(line.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(ServeError::Handshake)?;
     drop(stdout);
-    ignore_interrupts();
     tracing::debug!(socket = %socket.path.display(), "plugin server listening");
 
     run_grpc(provider, incoming, shutdown, &socket).await
@@ -285,6 +286,9 @@ fn unique_socket_path(dir: &Path) -> PathBuf {
     ))
 }
 
+/// How long the accept loop waits after a failed accept.
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Completes TLS handshakes off the accept loop; peers that fail them never reach gRPC.
 fn accept_tls(
     listener: UnixListener,
@@ -292,9 +296,15 @@ fn accept_tls(
 ) -> ReceiverStream<io::Result<PluginConn>> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+        while !tx.is_closed() {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors or an aborted peer: pause rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
             };
             let acceptor = acceptor.clone();
             let tx = tx.clone();
