@@ -401,7 +401,7 @@ fn push_fixture_artifact(sandbox: &SandboxProcess) -> (String, String) {
     (registry.trim_start_matches("http://").to_string(), digest)
 }
 
-/// Registry requests for manifests and blobs so far.
+/// Registry requests of any kind so far.
 fn registry_pulls(sandbox: &SandboxProcess) -> u64 {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let stats: Value = runtime
@@ -414,13 +414,13 @@ fn registry_pulls(sandbox: &SandboxProcess) -> u64 {
                 .await
         })
         .expect("stats");
-    [
-        "GET /v2/{name}/manifests/{reference}",
-        "GET /v2/{name}/blobs/{digest}",
-    ]
-    .iter()
-    .filter_map(|route| stats["registry"][route].as_u64())
-    .sum()
+    // Every registry request counts, whatever its route, so a renamed route cannot hide one.
+    stats["registry"]
+        .as_object()
+        .expect("registry stats")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum()
 }
 
 #[test]
@@ -499,6 +499,7 @@ fn bootstrap_from_an_oci_artifact_in_a_private_registry() {
 
     // Plans after that are served from the cache: no registry traffic.
     let pulls = registry_pulls(&sandbox);
+    assert!(pulls > 0, "the apply pulled from the registry");
     ws.assert_no_changes();
     assert_eq!(
         registry_pulls(&sandbox),

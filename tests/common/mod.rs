@@ -344,8 +344,8 @@ pub fn flux_fixture() -> String {
     )
 }
 
-/// `kubectl <args> -o json` against the sandbox's cluster; `None` when kubectl fails (for
-/// example, the object does not exist).
+/// `kubectl <args> -o json` against the sandbox's cluster; `None` only when the object does
+/// not exist. Any other failure panics, so an absence check cannot pass on a broken cluster.
 pub fn kubectl_json(sandbox: &SandboxProcess, args: &[&str]) -> Option<Json> {
     let out = Command::new("kubectl")
         .arg("--kubeconfig")
@@ -354,9 +354,16 @@ pub fn kubectl_json(sandbox: &SandboxProcess, args: &[&str]) -> Option<Json> {
         .args(["-o", "json"])
         .output()
         .expect("kubectl on PATH");
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).expect("kubectl JSON"))
+    if out.status.success() {
+        return Some(serde_json::from_slice(&out.stdout).expect("kubectl JSON"));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("(NotFound)"),
+        "kubectl {} failed: {stderr}",
+        args.join(" ")
+    );
+    None
 }
 
 /// An HTTP client for the sandbox's loopback APIs (TLS on ring, like the provider).

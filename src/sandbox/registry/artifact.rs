@@ -64,7 +64,7 @@ impl FluxArtifact {
 
     /// Pushes the artifact to `repository:tag` of the registry at `registry_url`
     /// (`http://host:port`), authenticating with a GitLab token as the password. Returns the
-    /// manifest digest.
+    /// manifest digest the registry reported (empty when it reported none).
     pub async fn push(
         &self,
         client: &reqwest::Client,
@@ -104,8 +104,16 @@ impl FluxArtifact {
             .body(self.manifest.clone())
             .send()
             .await?;
-        expect(put, "the manifest", 201).await?;
-        Ok(self.digest())
+        let put = expect(put, "the manifest", 201).await?;
+        // The registry's word for the digest, so callers check what it stored.
+        let digest = put
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("sha256:"))
+            .unwrap_or_default()
+            .to_string();
+        Ok(digest)
     }
 }
 

@@ -111,7 +111,10 @@ impl RegistryEmulator {
 
     /// Whether `/token` grants pulls without credentials.
     pub fn set_anonymous_pull(&self, allowed: bool) {
-        self.write(|store| store.anonymous_pull = allowed);
+        let _ = self.write(|store| {
+            store.anonymous_pull = allowed;
+            Ok(())
+        });
     }
 
     /// The `/v2/...` and `/token` routes.
@@ -123,10 +126,17 @@ impl RegistryEmulator {
         self.store.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+    /// Runs a change; the version moves only when it succeeds, so a refused push does not
+    /// make the persistence loop rewrite the state.
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<R, store::RegistryError>,
+    ) -> Result<R, store::RegistryError> {
         let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
         let result = f(&mut store);
-        self.version.fetch_add(1, Ordering::SeqCst);
+        if result.is_ok() {
+            self.version.fetch_add(1, Ordering::SeqCst);
+        }
         result
     }
 

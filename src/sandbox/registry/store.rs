@@ -91,10 +91,6 @@ impl Store {
         }
     }
 
-    pub fn has_repository(&self, name: &str) -> bool {
-        self.repositories.contains_key(name)
-    }
-
     /// A blob linked into `name`.
     pub fn blob(&self, name: &str, digest: &str) -> Result<Vec<u8>, RegistryError> {
         let linked = self
