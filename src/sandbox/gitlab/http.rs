@@ -167,6 +167,11 @@ pub(crate) fn invalid_param(name: &str) -> ApiError {
     ApiError::param(format!("{name} is invalid"))
 }
 
+/// A numeric path id such as `token_id` or `key_id`, with GitLab's 400 when it is not one.
+pub(crate) fn parse_id(raw: &str, name: &str) -> ApiResult<u64> {
+    raw.parse().map_err(|_| invalid_param(name))
+}
+
 /// Query parameters. Never rejects: unparsable pairs are simply absent, as Rack does.
 pub(crate) struct QueryParams(pub Params);
 

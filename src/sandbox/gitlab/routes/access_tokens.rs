@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::Emu;
 use crate::sandbox::gitlab::http::{
-    ApiError, ApiResult, BodyParams, Params, QueryParams, created, date_after_days, invalid_param,
-    no_content, now_iso, ok, paginate, parse_date, today,
+    ApiError, ApiResult, BodyParams, Params, QueryParams, created, date_after_days, no_content,
+    now_iso, ok, paginate, parse_date, parse_id, today,
 };
 use crate::sandbox::gitlab::state::{
     AccessToken, Caller, GUEST, MAINTAINER, OWNER, World, hash_token, new_token_value, role_name,
@@ -50,10 +50,6 @@ fn token_json(t: &AccessToken) -> Value {
         "resource_type": "project",
         "resource_id": t.project_id,
     })
-}
-
-fn parse_token_id(raw: &str) -> ApiResult<u64> {
-    raw.parse().map_err(|_| invalid_param("token_id"))
 }
 
 /// `expires_at` from the request (must be in the future), else `default_days` from today
@@ -118,7 +114,7 @@ pub(super) async fn get(
     caller: Caller,
     Path((id, token_id)): Path<(String, String)>,
 ) -> ApiResult {
-    let token_id = parse_token_id(&token_id)?;
+    let token_id = parse_id(&token_id, "token_id")?;
     let token = emu.read(|w| {
         let project_id = w.projects[manageable(w, &caller, &id)?].id;
         Ok::<_, ApiError>(token_json(&w.access_tokens[find(w, project_id, token_id)?]))
@@ -210,7 +206,7 @@ pub(super) async fn revoke(
     caller: Caller,
     Path((id, token_id)): Path<(String, String)>,
 ) -> ApiResult {
-    let token_id = parse_token_id(&token_id)?;
+    let token_id = parse_id(&token_id, "token_id")?;
     emu.write(|w| {
         let project_index = manageable(w, &caller, &id)?;
         let index = find(w, w.projects[project_index].id, token_id)?;
@@ -235,7 +231,7 @@ pub(super) async fn rotate(
     Path((id, token_id)): Path<(String, String)>,
     BodyParams(body): BodyParams,
 ) -> ApiResult {
-    let token_id = parse_token_id(&token_id)?;
+    let token_id = parse_id(&token_id, "token_id")?;
     let expires_at = expiry(&body, 7)?;
     let value = new_token_value("glpat-", 15);
     let token = emu.write(|w| {

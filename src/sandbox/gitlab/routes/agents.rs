@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::Emu;
 use crate::sandbox::gitlab::http::{
     ApiError, ApiResult, BodyParams, QueryParams, created, no_content, now_iso, ok, paginate,
+    parse_id,
 };
 use crate::sandbox::gitlab::state::{
     Agent, AgentToken, Caller, DEVELOPER, GUEST, MAINTAINER, Project, World, hash_token,
@@ -216,17 +217,12 @@ pub(super) async fn list_tokens(
     paginate(items, &q, &uri, &emu.config().base_url)
 }
 
-fn parse_token_id(raw: &str) -> ApiResult<u64> {
-    raw.parse()
-        .map_err(|_| crate::sandbox::gitlab::http::invalid_param("token_id"))
-}
-
 pub(super) async fn get_token(
     State(emu): Emu,
     caller: Caller,
     Path((id, agent_id, token_id)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let token_id = parse_token_id(&token_id)?;
+    let token_id = parse_id(&token_id, "token_id")?;
     let token = emu.read(|w| {
         let project = readable(w, &caller, &id, ApiError::record_not_found())?;
         let agent = &w.agents[w.agent_index(project.id, &agent_id)?];
@@ -301,7 +297,7 @@ pub(super) async fn revoke_token(
     caller: Caller,
     Path((id, agent_id, token_id)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let token_id = parse_token_id(&token_id)?;
+    let token_id = parse_id(&token_id, "token_id")?;
     emu.write(|w| {
         let project_id = w.project(&caller, &id, MAINTAINER)?.id;
         let agent_id = w.agents[w.agent_index(project_id, &agent_id)?].id;

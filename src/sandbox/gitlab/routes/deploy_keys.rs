@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::Emu;
 use crate::sandbox::gitlab::http::{
-    ApiError, ApiResult, BodyParams, QueryParams, created, invalid_param, no_content, now_iso, ok,
-    paginate, parse_date,
+    ApiError, ApiResult, BodyParams, QueryParams, created, no_content, now_iso, ok, paginate,
+    parse_date, parse_id,
 };
 use crate::sandbox::gitlab::keys::parse_public_key;
 use crate::sandbox::gitlab::state::{Caller, DeployKey, MAINTAINER};
@@ -25,10 +25,6 @@ fn key_json(key: &DeployKey) -> Value {
         "usage_type": "auth_and_signing",
         "can_push": key.can_push,
     })
-}
-
-fn parse_key_id(raw: &str) -> ApiResult<u64> {
-    raw.parse().map_err(|_| invalid_param("key_id"))
 }
 
 pub(super) async fn list(
@@ -50,7 +46,7 @@ pub(super) async fn get(
     caller: Caller,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult {
-    let key_id = parse_key_id(&key_id)?;
+    let key_id = parse_id(&key_id, "key_id")?;
     let key = emu.read(|w| {
         let project = w.project(&caller, &id, MAINTAINER)?;
         project
@@ -125,7 +121,7 @@ pub(super) async fn update(
     Path((id, key_id)): Path<(String, String)>,
     BodyParams(body): BodyParams,
 ) -> ApiResult {
-    let key_id = parse_key_id(&key_id)?;
+    let key_id = parse_id(&key_id, "key_id")?;
     let title = body.str("title")?;
     let can_push = body.bool("can_push")?;
     let key = emu.write(|w| {
@@ -151,7 +147,7 @@ pub(super) async fn delete(
     caller: Caller,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult {
-    let key_id = parse_key_id(&key_id)?;
+    let key_id = parse_id(&key_id, "key_id")?;
     emu.write(|w| {
         let project = w.project_mut(&caller, &id, MAINTAINER)?;
         let index = project
