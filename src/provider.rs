@@ -11,6 +11,7 @@ use crate::flux::Distributions;
 use crate::gitlab::GitlabClient;
 use crate::kube::Clusters;
 use crate::resources;
+use crate::resources::support::{string, strings};
 use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
@@ -216,12 +217,6 @@ impl Provider for GitlabFluxProvider {
 }
 
 /// A string attribute of an object, `None` when null.
-fn str_attr(obj: &Value, name: &str) -> Option<String> {
-    obj.get_attr(name)
-        .and_then(Value::as_str)
-        .map(str::to_string)
-}
-
 fn env_nonempty(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
 }
@@ -231,7 +226,7 @@ fn parse_gitlab(obj: &Value, diags: &mut Diagnostics) -> Option<GitlabSettings> 
         return None;
     }
     let path = AttrPath::root().attr("gitlab");
-    let base_url = str_attr(obj, "base_url")
+    let base_url = string(obj, "base_url")
         .or_else(|| env_nonempty("GITLAB_BASE_URL"))
         .unwrap_or_else(|| DEFAULT_GITLAB_URL.to_string());
     let base_url = base_url.trim_end_matches('/').to_string();
@@ -247,10 +242,10 @@ fn parse_gitlab(obj: &Value, diags: &mut Diagnostics) -> Option<GitlabSettings> 
              https://gitlab.example.com.",
         );
     }
-    let token = str_attr(obj, "token")
+    let token = string(obj, "token")
         .or_else(|| env_nonempty("GITLAB_TOKEN"))
         .map(Secret::new);
-    let ca_file = str_attr(obj, "ca_file").map(|p| expand_home(&p));
+    let ca_file = string(obj, "ca_file").map(|p| expand_home(&p));
     if let Some(ca) = &ca_file
         && !ca.is_file()
     {
@@ -324,18 +319,9 @@ pub fn parse_cluster(
         .get_attr("exec")
         .filter(|e| !e.is_null())
         .map(|e| ExecSettings {
-            api_version: str_attr(e, "api_version").unwrap_or_default(),
-            command: str_attr(e, "command").unwrap_or_default(),
-            args: e
-                .get_attr("args")
-                .and_then(Value::as_list)
-                .map(|l| {
-                    l.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            api_version: string(e, "api_version").unwrap_or_default(),
+            command: string(e, "command").unwrap_or_default(),
+            args: strings(e, "args"),
             env: e
                 .get_attr("env")
                 .and_then(Value::as_map)
@@ -347,15 +333,15 @@ pub fn parse_cluster(
                 .unwrap_or_default(),
         });
     let settings = ClusterSettings {
-        config_path: str_attr(obj, "config_path")
+        config_path: string(obj, "config_path")
             .or_else(|| env("KUBE_CONFIG_PATH"))
             .map(|p| expand_home(&p)),
-        config_context: str_attr(obj, "config_context").or_else(|| env("KUBE_CTX")),
-        host: str_attr(obj, "host"),
-        token: str_attr(obj, "token").map(Secret::new),
-        cluster_ca_certificate: str_attr(obj, "cluster_ca_certificate"),
-        client_certificate: str_attr(obj, "client_certificate"),
-        client_key: str_attr(obj, "client_key").map(Secret::new),
+        config_context: string(obj, "config_context").or_else(|| env("KUBE_CTX")),
+        host: string(obj, "host"),
+        token: string(obj, "token").map(Secret::new),
+        cluster_ca_certificate: string(obj, "cluster_ca_certificate"),
+        client_certificate: string(obj, "client_certificate"),
+        client_key: string(obj, "client_key").map(Secret::new),
         insecure: obj
             .get_attr("insecure")
             .and_then(Value::as_bool)

@@ -17,7 +17,7 @@ mod flux_manifests;
 mod flux_status;
 mod flux_tenant;
 mod shard_for;
-mod support;
+pub(crate) mod support;
 #[cfg(feature = "test-resources")]
 mod test_widget;
 
