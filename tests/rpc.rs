@@ -107,3 +107,43 @@ async fn unknown_types_and_functions_are_reported_not_crashed() {
             .contains("no function named")
     );
 }
+
+#[tokio::test]
+async fn state_from_a_newer_schema_is_refused_and_current_state_decodes() {
+    use terraform_provider_gitlabflux::tfplug::proto::tfplugin6::{
+        RawState, upgrade_resource_state,
+    };
+    let (_plugin, mut client) = client().await;
+    let request = |version: i64| upgrade_resource_state::Request {
+        type_name: "gitlabflux_test_widget".into(),
+        version,
+        raw_state: Some(RawState {
+            json: br#"{"name": "w", "dropped_long_ago": true}"#.to_vec(),
+            flatmap: Default::default(),
+        }),
+    };
+    let newer = client
+        .upgrade_resource_state(request(99))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(newer.upgraded_state.is_none());
+    let diag = newer.diagnostics.first().expect("a diagnostic");
+    assert_eq!(diag.summary, "State from a newer provider");
+    assert!(diag.detail.contains("schema version 99"), "{}", diag.detail);
+
+    // Current-version state is decoded by the server itself, unknown attributes dropped.
+    let current = client
+        .upgrade_resource_state(request(1))
+        .await
+        .expect("rpc")
+        .into_inner();
+    assert!(current.diagnostics.is_empty(), "{:?}", current.diagnostics);
+    let upgraded = current.upgraded_state.expect("state").msgpack;
+    let holds = |needle: &[u8]| upgraded.windows(needle.len()).any(|w| w == needle);
+    assert!(holds(b"name"), "the schema's attributes are encoded");
+    assert!(
+        !holds(b"dropped_long_ago"),
+        "unknown attributes are dropped"
+    );
+}

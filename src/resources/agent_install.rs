@@ -172,11 +172,13 @@ impl Resource<ProviderData> for AgentInstall {
         let Some(observed) = manifests::observe(&spec, &live) else {
             return Ok(None);
         };
+        // The Secret the Deployment mounts, not the one state names: after an import state
+        // holds a placeholder, and an out-of-band edit may point the pods elsewhere.
         let secret_hash = kube
             .read_secret_key(
                 &spec.namespace,
-                &spec.token_secret_name,
-                &spec.token_secret_key,
+                &observed.token_secret_name,
+                &observed.token_secret_key,
             )
             .await
             .map_err(kube_error)?

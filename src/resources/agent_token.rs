@@ -597,8 +597,20 @@ async fn find_token_secret(
     ctx: &Ctx<ProviderData>,
     token_id: i64,
 ) -> DiagResult<(Value, BTreeMap<String, Value>)> {
-    let Ok(kube) = kube(ctx, &Value::Null).await else {
-        return Ok((Value::Null, BTreeMap::new()));
+    let kube = match kube(ctx, &Value::Null).await {
+        Ok(kube) => kube,
+        Err(why) => {
+            // Not fatal to the import, but never silent: the next plan delivers the token
+            // again because kubernetes_secret is unknown.
+            ctx.warn(Diagnostic::warning(
+                "Token Secret not looked up",
+                format!(
+                    "The import could not use the provider's default cluster, so \
+                     kubernetes_secret is left unset: {why}"
+                ),
+            ));
+            return Ok((Value::Null, BTreeMap::new()));
+        }
     };
     let selector = format!("{TOKEN_ID_LABEL}={token_id}");
     let secrets = kube

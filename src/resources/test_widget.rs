@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use crate::provider::ProviderData;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
-    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, NewState, Resource,
-    Schema, Value,
+    ApplyRequest, Attribute, Block, Ctx, DiagResult, Diagnostic, NewState, Resource, Schema, Type,
+    Value,
 };
 
 pub struct TestWidget;
@@ -378,27 +378,17 @@ impl Resource<ProviderData> for TestWidget {
         })
     }
 
-    fn upgrade_state(&self, version: i64, raw_json: &[u8]) -> DiagResult<Value> {
-        let current = schema_version();
-        if version == 0 && current == 1 {
-            let mut state: serde_json::Value = serde_json::from_slice(raw_json)
-                .map_err(|e| io_error("unreadable version 0 state", e))?;
-            if let Some(fields) = state.as_object_mut() {
-                let flavor = fields.remove("flavor").unwrap_or(serde_json::Value::Null);
-                fields.insert("size".into(), flavor);
-            }
-            let bytes =
-                serde_json::to_vec(&state).map_err(|e| io_error("cannot re-encode state", e))?;
-            return crate::tfplug::resource::decode_state(&bytes, &self.schema().value_type());
+    fn upgrade_state(&self, version: i64, raw_json: &[u8], current: &Type) -> DiagResult<Value> {
+        let mut state: serde_json::Value =
+            serde_json::from_slice(raw_json).map_err(|e| io_error("unreadable old state", e))?;
+        if version == 0
+            && let Some(fields) = state.as_object_mut()
+        {
+            let flavor = fields.remove("flavor").unwrap_or(serde_json::Value::Null);
+            fields.insert("size".into(), flavor);
         }
-        if version > current {
-            return Err(Diagnostic::error(
-                "State from a newer schema",
-                format!("Widget state version {version} is newer than this provider's {current}."),
-            )
-            .at(AttrPath::root())
-            .into());
-        }
-        crate::tfplug::resource::decode_state(raw_json, &self.schema().value_type())
+        let bytes =
+            serde_json::to_vec(&state).map_err(|e| io_error("cannot re-encode state", e))?;
+        crate::tfplug::resource::decode_state(&bytes, current)
     }
 }

@@ -175,23 +175,12 @@ pub trait Resource<D: Send + Sync + 'static>: Send + Sync + 'static {
         .into())
     }
 
-    /// Upgrades stored state from an older schema version. The default reads state of the
-    /// current version, dropping attributes the schema no longer has.
-    fn upgrade_state(&self, version: i64, raw_json: &[u8]) -> DiagResult<Value> {
-        let schema = self.schema();
-        if version > schema.version {
-            return Err(Diagnostic::error(
-                "State from a newer provider",
-                format!(
-                    "The state of this {} was written by a newer provider (schema version \
-                     {version}, this provider knows {}). Upgrade the provider.",
-                    self.type_name(),
-                    schema.version
-                ),
-            )
-            .into());
-        }
-        decode_state(raw_json, &schema.value_type())
+    /// Upgrades stored state from an older schema `version` into `current`, the value type of
+    /// the current schema. Called only for older versions: the server decodes current state
+    /// itself and refuses newer. The default reads the old state as current, dropping
+    /// attributes the schema no longer has.
+    fn upgrade_state(&self, _version: i64, raw_json: &[u8], current: &Type) -> DiagResult<Value> {
+        decode_state(raw_json, current)
     }
 
     async fn move_state(&self, _ctx: &Ctx<D>, req: MoveRequest) -> DiagResult<NewState> {

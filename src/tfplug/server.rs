@@ -17,6 +17,7 @@ use super::convert::{self, decode_dynamic, encode_dynamic};
 use super::diag::{DiagResult, Diagnostic, Diagnostics};
 use super::plan;
 use super::proto::tfplugin6 as pb;
+use super::resource::decode_state;
 use super::resource::{
     ApplyRequest, ConfigureInfo, Ctx, DataSource, EphemeralResource, Function, MoveRequest,
     NewState, PlanContext, Provider, Resource,
@@ -485,10 +486,27 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
                 )
                 .into());
             }
+            // Every resource on every run comes through here: the schema and its value type
+            // are the entry's, computed once, and only older state reaches the resource.
+            let current = entry.schema.version;
             let upgraded = if raw.json.is_empty() {
                 Value::Null
+            } else if req.version == current {
+                decode_state(&raw.json, &entry.ty)?
+            } else if req.version > current {
+                return Err(Diagnostic::error(
+                    "State from a newer provider",
+                    format!(
+                        "The state of this {} was written by a newer provider (schema version \
+                         {}, this provider knows {current}). Upgrade the provider.",
+                        req.type_name, req.version
+                    ),
+                )
+                .into());
             } else {
-                entry.item.upgrade_state(req.version, &raw.json)?
+                entry
+                    .item
+                    .upgrade_state(req.version, &raw.json, &entry.ty)?
             };
             encode_dynamic(&upgraded, &entry.ty, "upgraded state")
         })
