@@ -33,6 +33,7 @@ for _ in $(seq 1 100); do
   [ -s "$work/sandbox.json" ] && break
   sleep 0.1
 done
+[ -s "$work/sandbox.json" ] || { echo "the sandbox did not start" >&2; exit 1; }
 info=$(head -n 1 "$work/sandbox.json")
 field() { sed -E "s/.*\"$1\":\"([^\"]*)\".*/\1/" <<<"$info"; }
 echo "    GitLab API:     $(field gitlab_url)/api/v4"

@@ -110,10 +110,19 @@ mod tests {
 
     #[test]
     fn backoff_is_jittered_under_an_exponential_ceiling() {
-        for attempt in 0..30 {
-            let ceiling = BASE.saturating_mul(1 << attempt.min(16)).min(CAP);
+        // Ceilings written out (200 ms doubling, capped at 10 s), not recomputed by the
+        // formula under test.
+        let ceilings_ms = [
+            (0, 200),
+            (1, 400),
+            (2, 800),
+            (5, 6_400),
+            (6, 10_000),
+            (29, 10_000),
+        ];
+        for (attempt, ceiling_ms) in ceilings_ms {
             for _ in 0..50 {
-                assert!(backoff(attempt) <= ceiling);
+                assert!(backoff(attempt) <= Duration::from_millis(ceiling_ms));
             }
         }
         let spread: std::collections::BTreeSet<_> = (0..20).map(|_| backoff(3)).collect();

@@ -20,6 +20,13 @@ fn read_optional(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// An example every page must have (the registry layout requires it).
+fn example(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("missing example {}: {e}", path.display()));
+    Some(text)
+}
+
 /// Every page the provider's schemas produce, as (path under the repository, content).
 fn expected_pages() -> Vec<(PathBuf, String)> {
     let p = GitlabFluxProvider;
@@ -30,7 +37,7 @@ fn expected_pages() -> Vec<(PathBuf, String)> {
             PageKind::Provider,
             p.type_name(),
             &p.schema(),
-            read_optional(&examples.join("provider/provider.tf")).as_deref(),
+            example(&examples.join("provider/provider.tf")).as_deref(),
             None,
         ),
     )];
@@ -47,8 +54,8 @@ fn expected_pages() -> Vec<(PathBuf, String)> {
                 PageKind::Resource,
                 r.type_name(),
                 &r.schema(),
-                read_optional(&dir.join("resource.tf")).as_deref(),
-                read_optional(&dir.join("import.sh")).as_deref(),
+                example(&dir.join("resource.tf")).as_deref(),
+                example(&dir.join("import.sh")).as_deref(),
             ),
         ));
     }
@@ -61,13 +68,13 @@ fn expected_pages() -> Vec<(PathBuf, String)> {
                 PageKind::DataSource,
                 d.type_name(),
                 &d.schema(),
-                read_optional(&dir.join("data-source.tf")).as_deref(),
+                example(&dir.join("data-source.tf")).as_deref(),
                 None,
             ),
         ));
     }
     for f in p.functions() {
-        let example = read_optional(
+        let example = example(
             &examples
                 .join("functions")
                 .join(f.name())
@@ -101,6 +108,32 @@ fn docs_match_the_schemas() {
         stale.is_empty(),
         "docs out of date: {stale:?}. Run `UPDATE_DOCS=1 cargo test --test docs` and commit."
     );
+}
+
+#[test]
+fn no_page_outlives_its_schema() {
+    let expected: std::collections::BTreeSet<PathBuf> =
+        expected_pages().into_iter().map(|(path, _)| path).collect();
+    let mut pages = Vec::new();
+    collect_md(&root().join("docs"), &mut pages);
+    let orphans: Vec<_> = pages
+        .iter()
+        .filter_map(|p| p.strip_prefix(root()).ok())
+        .filter(|p| !expected.contains(*p))
+        .collect();
+    assert!(!pages.is_empty(), "docs found");
+    assert!(orphans.is_empty(), "pages without a schema: {orphans:?}");
+}
+
+fn collect_md(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("docs dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_md(&path, out);
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
 }
 
 #[test]

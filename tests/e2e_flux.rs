@@ -10,7 +10,7 @@ use std::process::Command;
 use base64::Engine as _;
 use common::{SandboxProcess, Workspace, flux_fixture as fixture, kubectl_json};
 use serde_json::Value;
-use terraform_provider_gitlabflux::flux::render::files_sha256;
+use sha2::Digest as _;
 use terraform_provider_gitlabflux::sandbox::registry::artifact::FluxArtifact;
 
 fn kubectl(sandbox: &SandboxProcess, args: &[&str]) -> bool {
@@ -368,7 +368,17 @@ output "sha256" {{
     );
     assert!(files["gotk-components.yaml"].contains("--no-remote-bases=true"));
     // The digest is the documented one over exactly the files returned.
-    assert_eq!(outputs["sha256"]["value"], files_sha256(&files));
+    // Recomputed here from the documented framing (name, NUL, u64 big-endian length,
+    // content, in name order), not by the function under test.
+    let mut framed = Vec::new();
+    for (name, content) in &files {
+        framed.extend_from_slice(name.as_bytes());
+        framed.push(0);
+        framed.extend_from_slice(&(content.len() as u64).to_be_bytes());
+        framed.extend_from_slice(content.as_bytes());
+    }
+    let expected = terraform_provider_gitlabflux::digest::hex(&sha2::Sha256::digest(&framed));
+    assert_eq!(outputs["sha256"]["value"], expected);
 }
 
 /// Pushes the fixture as `flux push artifact` would, to `fleet/flux-manifests:v2.8.5`;

@@ -293,12 +293,11 @@ resource "gitlabflux_test_widget" "w" {
     let w = ws.resource("gitlabflux_test_widget.w");
     assert!(w["password_wo"].is_null());
     // The provider received the write-only value at apply: its fingerprint is recorded.
-    let expected: String = {
+    let expected = {
         use sha2::Digest;
-        sha2::Sha256::digest(b"write-only-canary-0815")[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        terraform_provider_gitlabflux::digest::hex(
+            &sha2::Sha256::digest(b"write-only-canary-0815")[..6],
+        )
     };
     assert_eq!(w["password_fingerprint"], expected.as_str());
     let id = w["id"].as_str().expect("id");

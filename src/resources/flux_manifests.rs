@@ -25,9 +25,10 @@ impl DataSource<ProviderData> for FluxManifests {
                 .description(
                     "File path -> YAML: gotk-components.yaml, gotk-sync.yaml, kustomization.yaml.",
                 ),
-            Attribute::string("sha256")
-                .computed()
-                .description("SHA-256 over the files."),
+            Attribute::string("sha256").computed().description(
+                "SHA-256 over the files in name order, each framed as name, NUL byte, length \
+                     (u64 big-endian) and content.",
+            ),
         ]);
         Schema::new(
             0,

@@ -644,7 +644,7 @@ fn ssh_key(kind: &str, blob_kind: &str) -> String {
 
 #[test]
 fn md5_matches_rfc_vectors() {
-    let hex = |d: [u8; 16]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = |d: [u8; 16]| crate::digest::hex(&d);
     assert_eq!(
         hex(super::keys::md5(b"")),
         "d41d8cd98f00b204e9800998ecf8427e"
