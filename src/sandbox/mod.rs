@@ -251,8 +251,8 @@ impl Sandbox {
                 kube: kube.clone(),
                 registry: registry.clone(),
             };
-            persist::save_all(dir, &worlds)?;
-            tasks.push(persist::spawn(dir.clone(), worlds, shutdown.clone()));
+            let seen = persist::save_all(dir, &worlds)?;
+            tasks.push(persist::spawn(dir.clone(), worlds, seen, shutdown.clone()));
         }
 
         Ok(Self {

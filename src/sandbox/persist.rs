@@ -62,13 +62,30 @@ pub struct Worlds {
     pub registry: Arc<RegistryEmulator>,
 }
 
+/// Versions of the worlds last written, in [`Worlds::save_changed`]'s file order.
+pub type Seen = [u64; 3];
+
 impl Worlds {
-    fn versions(&self) -> (u64, u64, u64) {
-        (
-            self.gitlab.version(),
-            self.kube.version(),
-            self.registry.version(),
-        )
+    /// Writes the file of each world whose version moved since `seen`: a busy Kubernetes
+    /// emulator does not rewrite the GitLab and registry files, and the reverse.
+    fn save_changed(&self, dir: &Path, seen: &mut Seen) -> Result<(), PersistError> {
+        let files: [(&str, u64, &dyn Fn() -> serde_json::Value); 3] = [
+            (GITLAB_FILE, self.gitlab.version(), &|| {
+                self.gitlab.persisted()
+            }),
+            (KUBE_FILE, self.kube.version(), &|| self.kube.persisted()),
+            (REGISTRY_FILE, self.registry.version(), &|| {
+                self.registry.persisted()
+            }),
+        ];
+        for ((file, version, persisted), seen) in files.into_iter().zip(seen.iter_mut()) {
+            // The version is read before the dump: a change in between is written next time.
+            if version != *seen {
+                write_json(&dir.join(file), &persisted())?;
+                *seen = version;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -110,38 +127,75 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), PersistError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
-/// Writes everything now.
-pub fn save_all(dir: &Path, worlds: &Worlds) -> Result<(), PersistError> {
+/// Writes everything now; returns the versions written, for [`spawn`].
+pub fn save_all(dir: &Path, worlds: &Worlds) -> Result<Seen, PersistError> {
     std::fs::create_dir_all(dir).map_err(|source| PersistError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
-    write_json(&dir.join(GITLAB_FILE), &worlds.gitlab.persisted())?;
-    write_json(&dir.join(KUBE_FILE), &worlds.kube.persisted())?;
-    write_json(&dir.join(REGISTRY_FILE), &worlds.registry.persisted())?;
+    let mut seen = [u64::MAX; 3];
+    worlds.save_changed(dir, &mut seen)?;
     // The meta file marks a complete state directory, so it goes last.
-    write_json(&dir.join(META_FILE), &worlds.meta)
+    write_json(&dir.join(META_FILE), &worlds.meta)?;
+    Ok(seen)
 }
 
-/// Saves whenever an emulator's version moves; a final save happens on shutdown.
-pub fn spawn(dir: PathBuf, worlds: Worlds, shutdown: CancellationToken) -> JoinHandle<()> {
+/// Saves each world whenever its version moves; a final save happens on shutdown.
+pub fn spawn(
+    dir: PathBuf,
+    worlds: Worlds,
+    mut seen: Seen,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut seen = (u64::MAX, u64::MAX, u64::MAX);
         loop {
             let stopping = tokio::select! {
                 () = shutdown.cancelled() => true,
                 () = tokio::time::sleep(INTERVAL) => false,
             };
-            let now = worlds.versions();
-            if now != seen || stopping {
-                match save_all(&dir, &worlds) {
-                    Ok(()) => seen = now,
-                    Err(e) => tracing::error!(error = %e, "sandbox state not saved"),
-                }
+            if let Err(e) = worlds.save_changed(&dir, &mut seen) {
+                tracing::error!(error = %e, "sandbox state not saved");
             }
             if stopping {
                 break;
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::{Sandbox, SandboxOptions};
+
+    #[tokio::test]
+    async fn only_the_world_that_changed_is_written_again() {
+        let sandbox = Sandbox::start(SandboxOptions::default()).await.unwrap();
+        let worlds = Worlds {
+            meta: Meta {
+                kube_token: "t".into(),
+            },
+            gitlab: sandbox.gitlab.clone(),
+            kube: sandbox.kube.clone(),
+            registry: sandbox.registry.clone(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = save_all(dir.path(), &worlds).unwrap();
+        for file in [GITLAB_FILE, KUBE_FILE, REGISTRY_FILE] {
+            std::fs::remove_file(dir.path().join(file)).unwrap();
+        }
+        sandbox.registry.set_anonymous_pull(false);
+        worlds.save_changed(dir.path(), &mut seen).unwrap();
+        let registry: serde_json::Value = read_json(&dir.path().join(REGISTRY_FILE)).unwrap();
+        assert_eq!(registry["anonymous_pull"], false);
+        assert!(
+            !dir.path().join(GITLAB_FILE).exists(),
+            "GitLab did not change"
+        );
+        assert!(
+            !dir.path().join(KUBE_FILE).exists(),
+            "Kubernetes did not change"
+        );
+        sandbox.stop().await;
+    }
 }
