@@ -64,6 +64,22 @@ impl BlobCache {
         is_hex_digest(digest).then(|| digest.to_string())
     }
 
+    /// What `source` gave: the pinned blob when there is a pin, else the one the source gave
+    /// last time.
+    pub async fn cached(&self, source: &str, pin: Option<&str>) -> Option<Vec<u8>> {
+        let digest = match pin {
+            Some(pin) => pin.to_string(),
+            None => self.lookup(source).await?,
+        };
+        self.get(&digest).await
+    }
+
+    /// Stores what `source` gave and remembers it as the source's content.
+    pub async fn keep(&self, source: &str, bytes: &[u8]) {
+        self.put(bytes).await;
+        self.remember(source, &sha256_hex(bytes)).await;
+    }
+
     /// Records that `source` gave the blob with `digest`.
     pub async fn remember(&self, source: &str, digest: &str) {
         let path = self.index_path(source);

@@ -18,6 +18,7 @@ use super::error::FluxError;
 use super::http::{error_chain, http_client};
 use super::manifest::{self, VERSION_LABEL};
 use super::oci;
+use crate::digest::sha256_hex;
 use crate::single_flight::SingleFlight;
 
 /// Where a distribution comes from, and the digest it must have.
@@ -49,17 +50,12 @@ impl Distribution {
             .find_map(|object| manifest::label(object, VERSION_LABEL))
             .map(str::to_string);
         Ok(Self {
-            sha256: hex_sha256(manifests.as_bytes()),
+            sha256: sha256_hex(manifests.as_bytes()),
             manifests,
             objects,
             version,
         })
     }
-}
-
-/// Lowercase hex SHA-256 of `bytes`.
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    crate::digest::sha256_hex(bytes)
 }
 
 /// The distributions one provider process has loaded: a fleet of bootstraps planned or
@@ -129,7 +125,7 @@ pub async fn load_with_cache(
 
 /// `bytes`, if they hash to the pin.
 fn pinned(bytes: Vec<u8>, pin: Option<String>) -> Result<Vec<u8>, FluxError> {
-    let actual = hex_sha256(&bytes);
+    let actual = sha256_hex(&bytes);
     match pin {
         Some(expected) if expected != actual => Err(FluxError::Sha256Mismatch { expected, actual }),
         _ => Ok(bytes),
@@ -165,19 +161,12 @@ async fn fetch_cached(
     pin: Option<&str>,
     cache: &BlobCache,
 ) -> Result<Vec<u8>, FluxError> {
-    let digest = match pin {
-        Some(pin) => Some(pin.to_string()),
-        None => cache.lookup(url).await,
-    };
-    if let Some(digest) = digest
-        && let Some(bytes) = cache.get(&digest).await
-    {
-        tracing::debug!(url, digest, "Flux distribution served from the cache");
+    if let Some(bytes) = cache.cached(url, pin).await {
+        tracing::debug!(url, "Flux distribution served from the cache");
         return Ok(bytes);
     }
     let bytes = fetch(url).await?;
-    cache.put(&bytes).await;
-    cache.remember(url, &hex_sha256(&bytes)).await;
+    cache.keep(url, &bytes).await;
     Ok(bytes)
 }
 
@@ -231,7 +220,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(loaded.version.as_deref(), Some("v2.8.5"));
-        assert_eq!(loaded.sha256, hex_sha256(fixture_text().as_bytes()));
+        assert_eq!(loaded.sha256, sha256_hex(fixture_text().as_bytes()));
         assert_eq!(loaded.manifests, fixture_text());
     }
 
@@ -245,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_the_pin() {
-        let actual = hex_sha256(fixture_text().as_bytes());
+        let actual = sha256_hex(fixture_text().as_bytes());
         let pinned = load(&source(FIXTURE_PATH, Some(actual.to_uppercase())))
             .await
             .unwrap();
@@ -303,7 +292,7 @@ mod tests {
         let hits = Arc::new(AtomicUsize::new(0));
         let base = serve_fixture(hits.clone()).await;
         let url = format!("{base}/install.yaml");
-        let digest = hex_sha256(fixture_text().as_bytes());
+        let digest = sha256_hex(fixture_text().as_bytes());
 
         let first = load_with_cache(&source(&url, Some(digest.clone())), dir)
             .await

@@ -62,15 +62,7 @@ pub async fn pull_distribution(
     };
     let mut puller = None;
 
-    let known = match &pinned {
-        Some(digest) => Some(digest.clone()),
-        None => cache.lookup(&source).await,
-    };
-    let cached = match &known {
-        Some(digest) => cache.get(digest).await,
-        None => None,
-    };
-    let manifest_bytes = match cached {
+    let manifest_bytes = match cache.cached(&source, pinned.as_deref()).await {
         Some(bytes) => bytes,
         None => {
             // A pin is fetched by digest, as container tools do: the pinned content whether
@@ -126,9 +118,8 @@ pub async fn pull_distribution(
     };
     let file = distribution_file(&layer_bytes).map_err(invalid)?;
 
-    cache.put(&manifest_bytes).await;
+    cache.keep(&source, &manifest_bytes).await;
     cache.put(&layer_bytes).await;
-    cache.remember(&source, &manifest_digest).await;
     tracing::debug!(
         reference = %source,
         digest = %manifest_digest,

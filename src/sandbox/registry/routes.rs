@@ -269,12 +269,12 @@ fn with_digest(mut response: Response, digest: &str) -> Response {
 }
 
 /// Exact bytes with their length; HEAD sends the headers only.
-fn content(bytes: Vec<u8>, media_type: &str, digest: &str, head: bool) -> Response {
+fn content(bytes: &[u8], media_type: &str, digest: &str, head: bool) -> Response {
     let length = bytes.len();
     let body = if head {
         Body::empty()
     } else {
-        Body::from(bytes)
+        Body::from(bytes.to_vec())
     };
     let mut response = Response::new(body);
     let headers = response.headers_mut();
@@ -356,7 +356,8 @@ fn get_blob(
     head: bool,
 ) -> Result<Response, RegistryError> {
     let digest = parse_digest(digest)?;
-    let bytes = registry.read().blob(name, &digest)?;
+    let store = registry.read();
+    let bytes = store.blob(name, &digest)?;
     if head {
         return Ok(content(bytes, "application/octet-stream", &digest, true));
     }
@@ -389,7 +390,8 @@ async fn storage(
                 "the storage URL signature is invalid",
             ));
         }
-        let bytes = registry.read().blob(&query.repository, &digest)?;
+        let store = registry.read();
+        let bytes = store.blob(&query.repository, &digest)?;
         Ok(content(bytes, "application/octet-stream", &digest, false))
     });
     served.unwrap_or_else(error)

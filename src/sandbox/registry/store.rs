@@ -35,8 +35,8 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 3] = [
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Store {
-    /// Hex digest to base64 content (base64 so the persisted file stays JSON).
-    blobs: BTreeMap<String, String>,
+    /// Hex digest to content.
+    blobs: BTreeMap<String, Stored>,
     repositories: BTreeMap<String, Repository>,
     /// Whether the token endpoint grants pulls without credentials (like a public project).
     pub anonymous_pull: bool,
@@ -52,31 +52,42 @@ struct Repository {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub media_type: String,
-    /// base64 of the exact bytes pushed: the digest is over them.
-    content: String,
+    /// The exact bytes pushed: the digest is over them.
+    content: Stored,
 }
 
 impl Manifest {
-    pub fn bytes(&self) -> Vec<u8> {
-        decode(&self.content)
+    pub fn bytes(&self) -> &[u8] {
+        &self.content.0
     }
 }
 
-fn decode(content: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(content)
-        .unwrap_or_default()
+/// Bytes kept raw in memory and written as base64, so reads decode nothing and the
+/// persisted file stays JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Stored(Vec<u8>);
+
+impl Serialize for Stored {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
 }
 
-fn encode(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+impl<'de> Deserialize<'de> for Stored {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(Stored)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// `sha256:<hex>` to `<hex>`, for digests in URLs and manifests.
 pub fn parse_digest(digest: &str) -> Result<String, RegistryError> {
     digest
         .strip_prefix("sha256:")
-        .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|hex| crate::flux::cache::is_hex_digest(hex))
         .map(str::to_ascii_lowercase)
         .ok_or_else(|| {
             RegistryError::new(400, "DIGEST_INVALID", format!("invalid digest {digest:?}"))
@@ -92,13 +103,13 @@ impl Store {
     }
 
     /// A blob linked into `name`.
-    pub fn blob(&self, name: &str, digest: &str) -> Result<Vec<u8>, RegistryError> {
+    pub fn blob(&self, name: &str, digest: &str) -> Result<&[u8], RegistryError> {
         let linked = self
             .repositories
             .get(name)
             .is_some_and(|r| r.blobs.contains(digest));
         match self.blobs.get(digest).filter(|_| linked) {
-            Some(content) => Ok(decode(content)),
+            Some(content) => Ok(&content.0),
             None => Err(RegistryError::new(
                 404,
                 "BLOB_UNKNOWN",
@@ -126,7 +137,7 @@ impl Store {
         }
         self.blobs
             .entry(actual.clone())
-            .or_insert_with(|| encode(bytes));
+            .or_insert_with(|| Stored(bytes.to_vec()));
         self.repositories
             .entry(name.to_string())
             .or_default()
@@ -205,7 +216,7 @@ impl Store {
             digest.clone(),
             Manifest {
                 media_type: media_type.to_string(),
-                content: encode(bytes),
+                content: Stored(bytes.to_vec()),
             },
         );
         if !reference.starts_with("sha256:") {
