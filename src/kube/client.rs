@@ -190,17 +190,29 @@ impl KubeClient {
         found.map(|o| to_json(o, &resolved)).transpose()
     }
 
-    /// Sets annotations on an existing object with a merge patch (an "Update" entry of our
-    /// manager, so later applies of the object's manifest leave them alone).
+    /// Sets annotations on an existing object (see [`KubeClient::merge_patch`]).
     pub async fn annotate(
         &self,
         r: &ObjRef,
         annotations: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), KubeError> {
+        let patch = serde_json::json!({ "metadata": { "annotations": annotations } });
+        self.merge_patch(r, patch, "annotate").await
+    }
+
+    /// A JSON merge patch as our field manager: an "Update" entry, so later applies of the
+    /// object's manifest leave the patched fields alone. Retried, so callers' patches must be
+    /// idempotent (setting values, never appending).
+    pub async fn merge_patch(
+        &self,
+        r: &ObjRef,
+        patch: Value,
+        verb: &'static str,
+    ) -> Result<(), KubeError> {
         let mut r = r.clone();
         let (api, _) = self.api_for(&mut r).await?;
-        let ctx = self.ctx(r.to_string(), "annotate");
-        let patch = Patch::Merge(serde_json::json!({ "metadata": { "annotations": annotations } }));
+        let ctx = self.ctx(r.to_string(), verb);
+        let patch = Patch::Merge(patch);
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PatchParams::default()

@@ -4,13 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use ::kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::client::{FIELD_MANAGER, KubeClient, ObjRef};
+use super::client::{KubeClient, ObjRef};
 use super::engine::{EngineError, wait_ready};
 use super::error::KubeError;
-use super::retry::with_retries;
 
 /// Pod template annotation whose change rolls the workload.
 pub const RESTARTED_AT: &str = "gitlabflux.io/restartedAt";
@@ -44,27 +42,15 @@ impl KubeClient {
                 message: format!("cannot restart a {kind}; kinds: {}", RESTARTABLE.join(", ")),
             });
         }
-        let resolved = self.resolve(&r.api_version, kind).await?;
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.raw().clone(), namespace, &resolved.resource);
         let mut stamps: serde_json::Map<String, Value> = annotations
             .iter()
             .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
             .collect();
         let stamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         stamps.insert(RESTARTED_AT.to_string(), Value::from(stamp));
-        let patch = Patch::Merge(
-            json!({ "spec": { "template": { "metadata": { "annotations": stamps } } } }),
-        );
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..PatchParams::default()
-        };
-        let ctx = self.ctx(r.to_string(), "restart");
-        // Retrying is safe: the patch sets one value, and a second stamp is still one rollout.
-        with_retries(self.stop_token(), &ctx, || api.patch(name, &params, &patch))
-            .await
-            .map(drop)
+        // Retrying is safe: the patch sets values, and a second stamp is still one rollout.
+        let patch = json!({ "spec": { "template": { "metadata": { "annotations": stamps } } } });
+        self.merge_patch(&r, patch, "restart").await
     }
 
     /// Waits until Deployment `namespace/name` has rolled out (see

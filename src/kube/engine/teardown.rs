@@ -7,14 +7,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ::kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::prune::delete_in_reverse_order;
 use super::{DEFAULT_CONCURRENCY, EngineError, bounded, is_crd, is_namespace, parse_all};
-use crate::kube::retry::{sleep, with_retries};
-use crate::kube::{FIELD_MANAGER, KubeClient, KubeError, ObjRef};
+use crate::kube::retry::sleep;
+use crate::kube::{KubeClient, KubeError, ObjRef};
 
 const POLL: Duration = Duration::from_millis(200);
 const FINAL_CHECK_GRACE: Duration = Duration::from_secs(10);
@@ -26,34 +25,9 @@ impl KubeClient {
     /// Removes every finalizer of an object with a merge patch, so a pending delete completes.
     /// A missing object or a kind no longer served is success.
     pub async fn clear_finalizers(&self, r: &ObjRef) -> Result<(), KubeError> {
-        let resolved = match self.resolve(&r.api_version, &r.kind).await {
-            Ok(resolved) => resolved,
-            Err(KubeError::UnknownKind { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let api: Api<DynamicObject> = match (&r.namespace, resolved.namespaced) {
-            (Some(ns), true) => Api::namespaced_with(self.raw().clone(), ns, &resolved.resource),
-            (None, true) => {
-                return Err(KubeError::Invalid {
-                    object: r.to_string(),
-                    message: "a namespaced object needs a namespace".into(),
-                });
-            }
-            (_, false) => Api::all_with(self.raw().clone(), &resolved.resource),
-        };
-        let patch = Patch::Merge(json!({ "metadata": { "finalizers": null } }));
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..PatchParams::default()
-        };
-        let ctx = self.ctx(r.to_string(), "patch");
-        // Retrying is safe: clearing finalizers twice is the same as once.
-        match with_retries(self.stop_token(), &ctx, || {
-            api.patch(&r.name, &params, &patch)
-        })
-        .await
-        {
-            Ok(_) => Ok(()),
+        let patch = json!({ "metadata": { "finalizers": null } });
+        match self.merge_patch(r, patch, "patch").await {
+            Ok(()) | Err(KubeError::UnknownKind { .. }) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
