@@ -2,8 +2,8 @@
 //! format go-plugin parses from a plugin's stderr, so `TF_LOG=debug` shows our logs inline
 //! with Terraform's.
 //!
-//! The level comes from `TF_LOG_PROVIDER_GITLABFLUX`, `TF_LOG_PROVIDER` or `TF_LOG`, as with
-//! providers built on terraform-plugin-log. With none of them set nothing is formatted at
+//! The level comes from `TF_LOG_PROVIDER_<NAME>` (the provider's type name, upper case),
+//! `TF_LOG_PROVIDER` or `TF_LOG`, as with providers built on terraform-plugin-log. With none of them set nothing is formatted at
 //! all, which keeps the plan hot path free of logging cost.
 //!
 //! Secrets: nothing here redacts. Callers log identifiers and counts, never values.
@@ -20,11 +20,10 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
-const LEVEL_VARS: [&str; 3] = ["TF_LOG_PROVIDER_GITLABFLUX", "TF_LOG_PROVIDER", "TF_LOG"];
-
-/// Reads the Terraform log level from the environment.
-pub fn level_from_env() -> LevelFilter {
-    LEVEL_VARS
+/// Reads the Terraform log level of provider `type_name` from the environment.
+fn level_from_env(type_name: &str) -> LevelFilter {
+    let own = format!("TF_LOG_PROVIDER_{}", type_name.to_ascii_uppercase());
+    [own.as_str(), "TF_LOG_PROVIDER", "TF_LOG"]
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
         .map_or(LevelFilter::OFF, |v| parse_level(&v))
@@ -43,10 +42,11 @@ fn parse_level(text: &str) -> LevelFilter {
     }
 }
 
-/// Installs the hclog layer as the global subscriber. Safe to call more than once.
-pub fn init(module: &'static str) {
+/// Installs the hclog layer as the global subscriber for provider `type_name`. Safe to call
+/// more than once.
+pub fn init(module: &'static str, type_name: &str) {
     let _ = tracing_subscriber::registry()
-        .with(HclogLayer { module }.with_filter(targets(level_from_env())))
+        .with(HclogLayer { module }.with_filter(targets(level_from_env(type_name))))
         .try_init();
 }
 

@@ -60,7 +60,7 @@ pub fn serve<P: Provider>(provider: P, options: ServeOptions, args: &[String]) -
         );
         return ExitCode::from(1);
     }
-    super::logging::init(options.log_module);
+    super::logging::init(options.log_module, provider.type_name());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
