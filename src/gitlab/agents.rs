@@ -72,7 +72,9 @@ impl GitlabClient {
     /// short, or a create whose answer was lost did succeed).
     pub async fn create_agent(&self, project: &str, name: &str) -> Result<Agent, GitlabError> {
         let body = json!({ "name": name });
-        for _ in 0..=self.inner.transport.max_retries {
+        for attempt in 0..=self.inner.transport.max_retries {
+            self.pause_before_repost(error::CREATE_AGENT, attempt)
+                .await?;
             let outcome = self.post_agent(project, &body).await;
             self.invalidate_agents(project);
             match outcome {
@@ -202,7 +204,9 @@ impl GitlabClient {
             .map(|t| t.id)
             .collect();
         let body = json!({ "name": name, "description": description });
-        for _ in 0..=self.inner.transport.max_retries {
+        for attempt in 0..=self.inner.transport.max_retries {
+            self.pause_before_repost(error::CREATE_TOKEN, attempt)
+                .await?;
             let outcome = self.post_token(project, agent_id, &body).await;
             self.inner.tokens.invalidate(&agent_id);
             match outcome {
@@ -221,6 +225,26 @@ impl GitlabClient {
             "Creating agent token {name} for agent {agent_id} in {project} kept failing in a way \
              that leaves its outcome unknown. Check GitLab's health and apply again."
         )))
+    }
+
+    /// Before posting a create again (its last outcome was ambiguous and it did not happen):
+    /// the backoff, so a struggling GitLab is not hit again at once. Nothing on the first post.
+    async fn pause_before_repost(
+        &self,
+        op: error::Operation,
+        attempt: u32,
+    ) -> Result<(), GitlabError> {
+        if attempt == 0 {
+            return Ok(());
+        }
+        let wait = crate::backoff::backoff(attempt - 1);
+        let transport = &self.inner.transport;
+        transport
+            .cancellable(op, async {
+                tokio::time::sleep(wait).await;
+                Ok(())
+            })
+            .await
     }
 
     /// After an ambiguous failure: an error when a token of that name appeared since, because
