@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use super::gitlab::GitlabEmulator;
 use super::kube::{KubeEmulator, ObjectRef, now};
 
-const TICK: Duration = Duration::from_millis(200);
-/// agentk keeps its connection up; GitLab refreshes `last_used_at` now and then.
+/// agentk keeps its connection up; GitLab refreshes `last_used_at` now and then. The only
+/// timed work: everything else reacts to object events.
 const TOKEN_REFRESH: Duration = Duration::from_secs(10);
 
 const SOURCE_KINDS: [(&str, &str); 5] = [
@@ -57,7 +57,7 @@ pub fn spawn(
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = events.recv() => {}
-                () = tokio::time::sleep(TICK) => {}
+                () = tokio::time::sleep(TOKEN_REFRESH) => {}
             }
             // Coalesce bursts (an apply of hundreds of objects) into one pass.
             while events.try_recv().is_ok() {}
@@ -114,7 +114,8 @@ fn reconcile_deployments(
     rollouts: &mut HashMap<String, Rollout>,
 ) {
     let deployments = kube.list("apps/v1", "Deployment");
-    rollouts.retain(|id, _| deployments.iter().any(|d| &uid(d) == id));
+    let live: std::collections::HashSet<String> = deployments.iter().map(uid).collect();
+    rollouts.retain(|id, _| live.contains(id));
     for d in &deployments {
         if !d["metadata"]["deletionTimestamp"].is_null() {
             continue;
