@@ -58,7 +58,7 @@ async fn an_authenticated_client_can_call_rpcs() {
 
 #[tokio::test]
 async fn a_client_without_the_pinned_certificate_is_refused() {
-    let (plugin, _) = spawn().await;
+    let (plugin, pinned) = spawn().await;
 
     // No client certificate at all.
     let refused = match plugin.connect(None).await {
@@ -83,6 +83,17 @@ async fn a_client_without_the_pinned_certificate_is_refused() {
         refused,
         "a client with a foreign certificate reached an RPC"
     );
+
+    // The same server still serves the pinned client: the refusals were refusals, not a
+    // server that had stopped answering.
+    let channel = plugin
+        .connect(Some(&pinned))
+        .await
+        .expect("pinned client connects");
+    ProviderClient::new(channel)
+        .get_provider_schema(get_provider_schema::Request {})
+        .await
+        .expect("the pinned client is served");
 }
 
 #[tokio::test]

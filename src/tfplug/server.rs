@@ -347,6 +347,38 @@ fn split<T: Default>(r: DiagResult<T>) -> (T, Vec<pb::Diagnostic>) {
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
+/// A response that carries only diagnostics, for a handler that failed.
+trait Failed {
+    fn failed(diagnostics: Diagnostics) -> Self;
+}
+
+macro_rules! failed_with_diagnostics {
+    ($($response:path),* $(,)?) => {$(
+        impl Failed for $response {
+            fn failed(diagnostics: Diagnostics) -> Self {
+                Self {
+                    diagnostics: convert::diagnostics(diagnostics),
+                    ..Default::default()
+                }
+            }
+        }
+    )*};
+}
+
+failed_with_diagnostics!(
+    pb::read_resource::Response,
+    pb::plan_resource_change::Response,
+    pb::move_resource_state::Response,
+    pb::read_data_source::Response,
+    pb::open_ephemeral_resource::Response,
+    pb::renew_ephemeral_resource::Response,
+);
+
+/// The handler's response, or its diagnostics in an otherwise empty one.
+fn respond<T: Failed>(result: DiagResult<T>) -> RpcResult<T> {
+    Ok(Response::new(result.unwrap_or_else(T::failed)))
+}
+
 #[tonic::async_trait]
 impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
     async fn get_metadata(
@@ -553,12 +585,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         let req = req.into_inner();
         let type_name = req.type_name.clone();
         let result = guarded("ReadResource", &type_name, self.read(req)).await;
-        Ok(Response::new(result.unwrap_or_else(|d| {
-            pb::read_resource::Response {
-                diagnostics: convert::diagnostics(d),
-                ..Default::default()
-            }
-        })))
+        respond(result)
     }
 
     async fn plan_resource_change(
@@ -568,12 +595,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         let req = req.into_inner();
         let type_name = req.type_name.clone();
         let result = guarded("PlanResourceChange", &type_name, self.plan(req)).await;
-        Ok(Response::new(result.unwrap_or_else(|d| {
-            pb::plan_resource_change::Response {
-                diagnostics: convert::diagnostics(d),
-                ..Default::default()
-            }
-        })))
+        respond(result)
     }
 
     async fn apply_resource_change(
@@ -659,12 +681,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             })
         })
         .await;
-        Ok(Response::new(result.unwrap_or_else(|d| {
-            pb::move_resource_state::Response {
-                diagnostics: convert::diagnostics(d),
-                ..Default::default()
-            }
-        })))
+        respond(result)
     }
 
     async fn read_data_source(
@@ -686,12 +703,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             })
         })
         .await;
-        Ok(Response::new(result.unwrap_or_else(|d| {
-            pb::read_data_source::Response {
-                diagnostics: convert::diagnostics(d),
-                ..Default::default()
-            }
-        })))
+        respond(result)
     }
 
     async fn open_ephemeral_resource(
@@ -717,12 +729,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             })
         })
         .await;
-        Ok(Response::new(result.unwrap_or_else(|d| {
-            pb::open_ephemeral_resource::Response {
-                diagnostics: convert::diagnostics(d),
-                ..Default::default()
-            }
-        })))
+        respond(result)
     }
 
     async fn renew_ephemeral_resource(
@@ -743,12 +750,7 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
             })
         })
         .await;
-        Ok(Response::new(result.unwrap_or_else(|d| {
-            pb::renew_ephemeral_resource::Response {
-                diagnostics: convert::diagnostics(d),
-                ..Default::default()
-            }
-        })))
+        respond(result)
     }
 
     async fn close_ephemeral_resource(
