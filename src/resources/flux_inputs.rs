@@ -11,12 +11,6 @@ use crate::tfplug::schema::validators;
 use crate::tfplug::{AttrPath, Attribute, DiagResult, Diagnostic, Diagnostics, Nesting, Value};
 
 pub const DEFAULT_VERSION: &str = "2.8.5";
-pub const DEFAULT_COMPONENTS: [&str; 4] = [
-    "source-controller",
-    "kustomize-controller",
-    "helm-controller",
-    "notification-controller",
-];
 
 /// Attributes describing what to render (everything but cluster, git_commit and lifecycle).
 pub fn render_attributes() -> Vec<Attribute> {
@@ -203,10 +197,8 @@ pub fn distribution_source(config: &Value) -> DistributionSource {
 /// Maps the configuration onto the renderer's options.
 pub fn render_options(config: &Value) -> DiagResult<RenderOptions> {
     let mut diags = Diagnostics::new();
-    let components = match config.get_attr("components").filter(|v| !v.is_null()) {
-        Some(_) => strings(config, "components"),
-        None => DEFAULT_COMPONENTS.iter().map(|s| s.to_string()).collect(),
-    };
+    // None given is the renderer's default set.
+    let components = strings(config, "components");
     let multitenancy =
         object(config, "multitenancy").map_or_else(Multitenancy::default, |m| Multitenancy {
             enabled: boolean(m, "enabled").unwrap_or(false),

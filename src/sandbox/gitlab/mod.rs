@@ -115,10 +115,7 @@ impl GitlabEmulator {
     pub fn token_owner(&self, token_value: &str) -> Option<String> {
         self.read(|w| {
             let caller = w.authenticate(token_value)?;
-            w.users
-                .iter()
-                .find(|u| u.id == caller.user_id)
-                .map(|u| u.username.clone())
+            w.user(caller.user_id).map(|u| u.username.clone())
         })
     }
 

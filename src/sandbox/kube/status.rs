@@ -94,17 +94,11 @@ impl ApiError {
     }
 
     pub fn stale(s: Subject<'_>) -> Self {
-        Self::new(
-            409,
-            "Conflict",
-            format!(
-                "Operation cannot be fulfilled on {} \"{}\": the object has been modified; \
-                 please apply your changes to the latest version and try again",
-                qualified(s),
-                s.name
-            ),
+        Self::precondition(
+            s,
+            "the object has been modified; please apply your changes to the latest version and \
+             try again",
         )
-        .with_subject(s)
     }
 
     /// Server-side apply conflicts: one cause per (manager, field) pair.
