@@ -1,17 +1,24 @@
-//! The `gitlabflux` provider: its configuration (`gitlab`, `kubernetes`), validated at
-//! configure time with environment fallbacks, and the registry of resources, data sources and
-//! functions.
+//! The composition root: the `gitlabflux` provider's configuration (`gitlab`, `kubernetes`),
+//! validated at configure time with environment fallbacks, the clients built from it, and the
+//! registry of resources, data sources and functions. Only the binary imports this module;
+//! everything it wires together lives below it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::flux::Distributions;
-use crate::gitlab::GitlabClient;
+use crate::gitlab::settings::{
+    DEFAULT_GITLAB_URL, DEFAULT_MAX_RETRIES, MAX_RETRIES_LIMIT, normalise_base_url,
+};
+use crate::gitlab::{GitlabClient, GitlabSettings};
 use crate::kube::Clusters;
 use crate::resources;
-use crate::resources::support::{string, strings};
+use crate::resources::context::{
+    ProviderData, cluster_connection_attributes, env_nonempty, expand_home, http_url,
+    is_http_url, parse_cluster,
+};
+use crate::resources::support::string;
 use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
@@ -21,105 +28,6 @@ use crate::tfplug::{
 
 /// Registry address users write as `gitlabflux/gitlabflux`.
 pub const REGISTRY_ADDRESS: &str = "registry.terraform.io/gitlabflux/gitlabflux";
-pub const DEFAULT_GITLAB_URL: &str = "https://gitlab.com";
-pub const DEFAULT_MAX_RETRIES: i64 = 5;
-const MAX_RETRIES_LIMIT: i64 = 20;
-
-/// How to reach GitLab, after environment fallbacks.
-#[derive(Clone, Debug)]
-pub struct GitlabSettings {
-    /// Without a trailing slash; the API is at `<base_url>/api/v4`.
-    pub base_url: String,
-    pub token: Option<Secret>,
-    pub ca_file: Option<PathBuf>,
-    pub max_retries: u32,
-}
-
-/// A Kubernetes connection as configured (the provider default or a resource's `cluster`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ClusterSettings {
-    pub config_path: Option<PathBuf>,
-    pub config_context: Option<String>,
-    pub host: Option<String>,
-    pub token: Option<Secret>,
-    pub cluster_ca_certificate: Option<String>,
-    pub client_certificate: Option<String>,
-    pub client_key: Option<Secret>,
-    pub insecure: bool,
-    pub exec: Option<ExecSettings>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ExecSettings {
-    pub api_version: String,
-    pub command: String,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-}
-
-/// What resources get from the configured provider: shared, pooled clients.
-pub struct ProviderData {
-    /// `None` when the configuration was unknown at plan time; resources then plan with
-    /// unknown computed values instead of failing.
-    pub gitlab: Option<GitlabClient>,
-    /// One client per distinct cluster connection (the default and every `cluster` override).
-    pub clusters: Clusters,
-    /// Flux distributions loaded once for every bootstrap and data source.
-    pub distributions: Distributions,
-}
-
-/// The attributes of a cluster connection: the provider's `kubernetes` block and every
-/// resource's `cluster` override share them.
-pub fn cluster_connection_attributes() -> Vec<Attribute> {
-    vec![
-        Attribute::string("config_path")
-            .optional()
-            .description("Path to a kubeconfig file. Env: `KUBE_CONFIG_PATH`. `~` is expanded."),
-        Attribute::string("config_context")
-            .optional()
-            .description("Context to use from the kubeconfig. Env: `KUBE_CTX`."),
-        Attribute::string("host")
-            .optional()
-            .validator(http_url)
-            .description("API server URL, instead of a kubeconfig."),
-        Attribute::string("token")
-            .optional()
-            .sensitive()
-            .description("Bearer token for `host`."),
-        Attribute::string("cluster_ca_certificate")
-            .optional()
-            .description("PEM CA bundle that signed the API server certificate."),
-        Attribute::string("client_certificate")
-            .optional()
-            .description("PEM client certificate; needs `client_key`."),
-        Attribute::string("client_key")
-            .optional()
-            .sensitive()
-            .description("PEM private key for `client_certificate`."),
-        Attribute::bool("insecure")
-            .optional()
-            .description("Skip API server certificate verification. Never use in production."),
-        Attribute::object(
-            "exec",
-            vec![
-                Attribute::string("api_version")
-                    .required()
-                    .description("`client.authentication.k8s.io/v1` or `v1beta1`."),
-                Attribute::string("command")
-                    .required()
-                    .description("Credential plugin to run."),
-                Attribute::string_list("args")
-                    .optional()
-                    .description("Its arguments."),
-                Attribute::string_map("env")
-                    .optional()
-                    .description("Extra environment."),
-            ],
-        )
-        .optional()
-        .description("Get credentials from an exec plugin (e.g. a cloud CLI)."),
-    ]
-}
 
 pub struct GitlabFluxProvider;
 
@@ -151,7 +59,7 @@ impl Provider for GitlabFluxProvider {
                             .description("PEM CA bundle for a GitLab with a private CA."),
                         Attribute::number("max_retries")
                             .optional()
-                            .validator(validators::int_between(0, MAX_RETRIES_LIMIT))
+                            .validator(validators::int_between(0, i64::from(MAX_RETRIES_LIMIT)))
                             .description("Retries for 429, 5xx and connection errors. Default 5."),
                     ],
                 )
@@ -216,11 +124,6 @@ impl Provider for GitlabFluxProvider {
     }
 }
 
-/// A string attribute of an object, `None` when null.
-fn env_nonempty(var: &str) -> Option<String> {
-    std::env::var(var).ok().filter(|v| !v.is_empty())
-}
-
 fn parse_gitlab(obj: &Value, diags: &mut Diagnostics) -> Option<GitlabSettings> {
     if !obj.is_wholly_known() {
         return None;
@@ -229,11 +132,7 @@ fn parse_gitlab(obj: &Value, diags: &mut Diagnostics) -> Option<GitlabSettings> 
     let base_url = string(obj, "base_url")
         .or_else(|| env_nonempty("GITLAB_BASE_URL"))
         .unwrap_or_else(|| DEFAULT_GITLAB_URL.to_string());
-    let base_url = base_url.trim_end_matches('/').to_string();
-    let base_url = base_url
-        .strip_suffix("/api/v4")
-        .unwrap_or(&base_url)
-        .to_string();
+    let base_url = normalise_base_url(&base_url);
     if !is_http_url(&base_url) {
         diags.error_at(
             path.clone().attr("base_url"),
@@ -261,137 +160,15 @@ fn parse_gitlab(obj: &Value, diags: &mut Diagnostics) -> Option<GitlabSettings> 
     let max_retries = obj
         .get_attr("max_retries")
         .and_then(Value::as_i64)
-        .unwrap_or(DEFAULT_MAX_RETRIES)
-        .clamp(0, MAX_RETRIES_LIMIT) as u32;
+        .map_or(DEFAULT_MAX_RETRIES, |n| {
+            n.clamp(0, i64::from(MAX_RETRIES_LIMIT)) as u32
+        });
     Some(GitlabSettings {
         base_url,
         token,
         ca_file,
         max_retries,
     })
-}
-
-/// Validator form of [`is_http_url`], so bad URLs are reported at validation time.
-fn http_url(v: &Value, path: &AttrPath, diags: &mut Diagnostics) {
-    if let Some(url) = v.as_str()
-        && !is_http_url(url)
-    {
-        diags.error_at(
-            path.clone(),
-            "Invalid URL",
-            format!(
-                "{path} must be an http:// or https:// URL, such as https://gitlab.example.com."
-            ),
-        );
-    }
-}
-
-fn is_http_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|r| {
-        let host = r.split('/').next().unwrap_or("");
-        !host.is_empty() && !host.contains(char::is_whitespace)
-    })
-}
-
-fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(path),
-    }
-}
-
-/// Parses a cluster connection object. `with_env` applies the provider-level environment
-/// fallbacks (`KUBE_CONFIG_PATH`, `KUBE_CTX`); a resource's `cluster` override does not.
-pub fn parse_cluster(
-    obj: &Value,
-    path: &AttrPath,
-    with_env: bool,
-    diags: &mut Diagnostics,
-) -> Option<ClusterSettings> {
-    if !obj.is_wholly_known() {
-        return None;
-    }
-    let env = |var: &str| if with_env { env_nonempty(var) } else { None };
-    let exec = obj
-        .get_attr("exec")
-        .filter(|e| !e.is_null())
-        .map(|e| ExecSettings {
-            api_version: string(e, "api_version").unwrap_or_default(),
-            command: string(e, "command").unwrap_or_default(),
-            args: strings(e, "args"),
-            env: e
-                .get_attr("env")
-                .and_then(Value::as_map)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        });
-    let settings = ClusterSettings {
-        config_path: string(obj, "config_path")
-            .or_else(|| env("KUBE_CONFIG_PATH"))
-            .map(|p| expand_home(&p)),
-        config_context: string(obj, "config_context").or_else(|| env("KUBE_CTX")),
-        host: string(obj, "host"),
-        token: string(obj, "token").map(Secret::new),
-        cluster_ca_certificate: string(obj, "cluster_ca_certificate"),
-        client_certificate: string(obj, "client_certificate"),
-        client_key: string(obj, "client_key").map(Secret::new),
-        insecure: obj
-            .get_attr("insecure")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        exec,
-    };
-    check_cluster(&settings, path, diags);
-    Some(settings)
-}
-
-fn check_cluster(s: &ClusterSettings, path: &AttrPath, diags: &mut Diagnostics) {
-    if s.client_certificate.is_some() != s.client_key.is_some() {
-        diags.error_at(
-            path.clone().attr("client_key"),
-            "Incomplete client certificate",
-            "client_certificate and client_key must be set together.",
-        );
-    }
-    if let Some(host) = &s.host
-        && !is_http_url(host)
-    {
-        diags.error_at(
-            path.clone().attr("host"),
-            "Invalid API server URL",
-            "host must be an https:// (or http://) URL of the Kubernetes API server.",
-        );
-    }
-    if let Some(exec) = &s.exec {
-        const API_VERSIONS: [&str; 2] = [
-            "client.authentication.k8s.io/v1",
-            "client.authentication.k8s.io/v1beta1",
-        ];
-        if !API_VERSIONS.contains(&exec.api_version.as_str()) {
-            diags.error_at(
-                path.clone().attr("exec").attr("api_version"),
-                "Unsupported exec API version",
-                format!(
-                    "exec.api_version must be one of {}.",
-                    API_VERSIONS.join(", ")
-                ),
-            );
-        }
-        if exec.command.trim().is_empty() {
-            diags.error_at(
-                path.clone().attr("exec").attr("command"),
-                "Missing exec command",
-                "exec.command must name the credential plugin to run.",
-            );
-        }
-    }
 }
 
 #[cfg(test)]

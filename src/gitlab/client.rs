@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::{self, GitlabError, Missing, Operation};
 use super::transport::{Call, Replay, Transport, decode, encode_segment};
 use super::types::{Agent, AgentToken, Metadata, Project};
-use crate::provider::GitlabSettings;
+use crate::gitlab::settings::GitlabSettings;
 use crate::single_flight::SingleFlight;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

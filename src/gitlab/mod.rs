@@ -9,6 +9,7 @@ pub mod error;
 pub mod files;
 pub mod names;
 mod repository;
+pub mod settings;
 mod tls;
 mod transport;
 pub mod types;
@@ -18,6 +19,7 @@ mod tests;
 
 pub use client::GitlabClient;
 pub use error::{GitlabError, Missing, Operation, Role};
+pub use settings::GitlabSettings;
 pub use types::{
     Agent, AgentToken, Commit, CommitAction, CommitActionKind, CommitRequest, Metadata, Project,
     RepoFile,

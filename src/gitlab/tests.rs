@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::provider::GitlabSettings;
+use crate::gitlab::settings::GitlabSettings;
 use crate::sandbox::faults::{Fault, FaultRule, FaultSpec};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::Secret;

@@ -14,7 +14,7 @@ use super::connect::config_for;
 use super::discovery::{DiscoveryCache, Resolved};
 use super::error::{Ctx, KubeError};
 use super::retry::with_retries;
-use crate::provider::ClusterSettings;
+use crate::kube::settings::ClusterSettings;
 
 /// Field manager of everything the provider applies.
 pub const FIELD_MANAGER: &str = "gitlabflux";

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::KubeClient;
 use super::error::KubeError;
-use crate::provider::ClusterSettings;
+use crate::kube::settings::ClusterSettings;
 
 /// A digest of every connection field, secrets included (two connections differing only in
 /// their token are different identities); only the digest is kept, never printed.

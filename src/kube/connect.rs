@@ -12,7 +12,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::error::KubeError;
-use crate::provider::{ClusterSettings, ExecSettings};
+use crate::kube::settings::{ClusterSettings, ExecSettings};
 
 /// Context name of the kubeconfig synthesised from explicit `host` settings.
 const SYNTHETIC: &str = "gitlabflux";

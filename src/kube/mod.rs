@@ -16,6 +16,7 @@ mod error;
 pub mod readiness;
 mod retry;
 mod secrets;
+pub mod settings;
 mod workload;
 
 #[cfg(test)]
@@ -24,4 +25,5 @@ mod tests;
 pub use client::{FIELD_MANAGER, KubeClient, ObjRef};
 pub use clusters::Clusters;
 pub use error::KubeError;
+pub use settings::{ClusterSettings, ExecSettings};
 pub use workload::RESTARTED_AT;

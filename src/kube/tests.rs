@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::provider::ClusterSettings;
+use crate::kube::settings::ClusterSettings;
 use crate::sandbox::faults::{Fault, FaultRule, FaultSpec};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::Secret;
@@ -167,14 +167,14 @@ async fn untrusted_certificate_points_at_the_ca_setting() {
 }
 
 /// An exec credential plugin (a shell script) that prints `token`.
-fn exec_plugin(dir: &std::path::Path, token: &str) -> crate::provider::ExecSettings {
+fn exec_plugin(dir: &std::path::Path, token: &str) -> crate::kube::settings::ExecSettings {
     use std::os::unix::fs::PermissionsExt as _;
     let path = dir.join("credential-plugin");
     let credential = json!({ "apiVersion": "client.authentication.k8s.io/v1",
         "kind": "ExecCredential", "status": { "token": token } });
     std::fs::write(&path, format!("#!/bin/sh\necho '{credential}'\n")).expect("plugin");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    crate::provider::ExecSettings {
+    crate::kube::settings::ExecSettings {
         api_version: "client.authentication.k8s.io/v1".into(),
         command: path.to_string_lossy().into_owned(),
         args: Vec::new(),
@@ -197,7 +197,7 @@ async fn exec_plugins_supply_credentials() {
     assert!(c.get(&default_ns()).await.expect("get").is_some());
 
     let broken = ClusterSettings {
-        exec: Some(crate::provider::ExecSettings {
+        exec: Some(crate::kube::settings::ExecSettings {
             command: dir.path().join("missing").to_string_lossy().into_owned(),
             ..exec_plugin(dir.path(), "x")
         }),

@@ -4,10 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::support::{
-    self, boolean, gitlab, gitlab_error, gitlab_error_at, obj, object, opt, required_string, set,
-    split_import_id, string, string_list_or_null, strings,
-};
+use super::support::{self, boolean, gitlab_error, gitlab_error_at, obj, object, opt, required_string, set, split_import_id, string, string_list_or_null, strings};
 use crate::gitlab::agent_config::{
     AccessAs, AgentConfig, CiAccess, CiAccessEntry, Empty, Flux, IdEntry, Impersonate,
     ImpersonateExtra, Logging, MAX_ENTRIES, Observability, UserAccess, UserAccessAs,
@@ -15,7 +12,7 @@ use crate::gitlab::agent_config::{
 };
 use crate::gitlab::files::{CommitMeta, WantedFile, read_text, sync_files};
 use crate::gitlab::names::validate_agent_name;
-use crate::provider::ProviderData;
+use super::context::{ProviderData, gitlab};
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting,

@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 
-use super::support::{gitlab, gitlab_error, gitlab_error_at, opt, required_string, set};
+use super::support::{gitlab_error, gitlab_error_at, opt, required_string, set};
 use crate::gitlab::agent_config::config_file_path;
 use crate::gitlab::files::read_text;
-use crate::provider::ProviderData;
+use super::context::{ProviderData, gitlab};
 use crate::tfplug::{
     AttrPath, Attribute, Block, Ctx, DataSource, DiagResult, Diagnostic, Schema, Value,
 };

@@ -5,12 +5,9 @@
 
 use async_trait::async_trait;
 
-use super::support::{
-    gitlab, gitlab_error, int, kube, kube_error, obj, object, required_string, set,
-    split_import_id, string,
-};
+use super::support::{gitlab_error, int, kube_error, obj, object, required_string, set, split_import_id, string};
 use crate::gitlab::agent_install::{self as manifests, InstallSpec, Rbac};
-use crate::provider::{ProviderData, cluster_connection_attributes};
+use super::context::{ProviderData, cluster_connection_attributes, gitlab, kube};
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, NewState, PlanContext,

@@ -9,15 +9,12 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::support::{
-    self, boolean, duration_validator, gitlab, gitlab_error, int, kube, kube_error, obj, object,
-    opt, parse_duration, required_string, set, string,
-};
+use super::support::{self, boolean, duration_validator, gitlab_error, int, kube_error, obj, object, opt, parse_duration, required_string, set, string};
 use crate::gitlab::agent_install::{TOKEN_HASH_ANNOTATION, token_hash};
 use crate::gitlab::{AgentToken, GitlabClient, GitlabError};
 use crate::keys::rotation::{ConfirmPolicy, OverlapRotation, RotationError, rotate};
 use crate::kube::{KubeClient, KubeError, ObjRef};
-use crate::provider::{ProviderData, cluster_connection_attributes};
+use super::context::{ProviderData, cluster_connection_attributes, gitlab, kube};
 use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::flux_bootstrap::render_config;
 use super::flux_inputs::render_attributes;
 use super::support::set;
-use crate::provider::ProviderData;
+use super::context::ProviderData;
 use crate::tfplug::{Attribute, Block, Ctx, DataSource, DiagResult, Schema, Type, Value};
 
 pub struct FluxManifests;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::provider::ProviderData;
+use context::ProviderData;
 use crate::tfplug::{DataSource, Function, Resource};
 
 mod agent;
@@ -17,6 +17,7 @@ mod flux_manifests;
 mod flux_status;
 mod flux_tenant;
 mod shard_for;
+pub(crate) mod context;
 pub(crate) mod support;
 #[cfg(feature = "test-resources")]
 mod test_widget;

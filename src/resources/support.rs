@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::gitlab::{GitlabClient, GitlabError};
+use crate::gitlab::GitlabError;
 use crate::kube::engine::{ApplyOptions, DEFAULT_CONCURRENCY, EngineError};
-use crate::kube::{KubeClient, KubeError};
-use crate::provider::{ProviderData, parse_cluster};
-use crate::tfplug::{AttrPath, Ctx, DiagResult, Diagnostic, Diagnostics, Value};
+use crate::kube::KubeError;
+
+use crate::tfplug::{AttrPath, DiagResult, Diagnostic, Diagnostics, Value};
 
 /// A string attribute, `None` when null or unknown.
 pub fn string(obj: &Value, name: &str) -> Option<String> {
@@ -112,32 +112,6 @@ pub fn engine_error(e: EngineError) -> Diagnostics {
 
 pub fn kube_error(e: KubeError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).into()
-}
-
-/// The GitLab client, or a diagnostic when the provider's GitLab settings are not known yet.
-pub fn gitlab(ctx: &Ctx<ProviderData>) -> DiagResult<&GitlabClient> {
-    ctx.provider()?.gitlab.as_ref().ok_or_else(|| {
-        Diagnostic::error(
-            "GitLab connection not available",
-            "The provider's gitlab settings were unknown when the provider was configured. \
-             Make them known before this resource is applied (for example with -target).",
-        )
-        .into()
-    })
-}
-
-/// The Kubernetes client for a resource: its `cluster` override, else the provider default.
-pub async fn kube(ctx: &Ctx<ProviderData>, resource: &Value) -> DiagResult<KubeClient> {
-    let path = AttrPath::root().attr("cluster");
-    let mut diags = Diagnostics::new();
-    let override_ =
-        object(resource, "cluster").and_then(|c| parse_cluster(c, &path, false, &mut diags));
-    diags.into_result()?;
-    ctx.provider()?
-        .clusters
-        .client(override_.as_ref())
-        .await
-        .map_err(|e| Diagnostic::error(e.summary(), e.detail()).at(path).into())
 }
 
 /// Labels put on every Kubernetes object the provider creates.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::provider::ProviderData;
+use super::context::ProviderData;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
     ApplyRequest, Attribute, Block, Ctx, DiagResult, Diagnostic, NewState, Resource, Schema, Type,

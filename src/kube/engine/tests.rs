@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::kube::{KubeClient, KubeError};
-use crate::provider::ClusterSettings;
+use crate::kube::settings::ClusterSettings;
 use crate::sandbox::{Sandbox, SandboxOptions};
 
 const FLUX: &str = concat!(
