@@ -6,7 +6,7 @@
 //! - [`value`]: cty types and values with the msgpack/JSON wire codecs;
 //! - [`schema`], [`diag`]: what resources declare and how they report problems;
 //! - [`plan`]: schema-driven defaults, computed values, RequiresReplace, write-only rules;
-//! - [`resource`]: the traits a provider implements;
+//! - [`resource`]: the traits a provider implements, and [`model`]: typed models over values;
 //! - `server`, `serve`, `tls`, `logging`: the gRPC service, handshake, AutoMTLS and hclog output.
 
 pub mod client;
@@ -14,6 +14,7 @@ pub mod convert;
 pub mod diag;
 pub mod docs;
 pub mod logging;
+pub mod model;
 pub mod plan;
 pub mod proto;
 pub mod resource;
