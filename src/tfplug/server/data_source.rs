@@ -1,0 +1,43 @@
+//! ValidateDataResourceConfig and ReadDataSource: a data source only reads, so it has no plan,
+//! apply or state upgrade of its own.
+
+use super::{PluginServer, ensure_wholly_known, guarded, respond, split};
+use crate::tfplug::convert::{self, decode_dynamic, encode_dynamic};
+use crate::tfplug::plan;
+use crate::tfplug::proto::tfplugin6 as pb;
+use crate::tfplug::resource::Provider;
+
+pub(super) async fn validate_data_resource_config<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::validate_data_resource_config::Request,
+) -> pb::validate_data_resource_config::Response {
+    let result = guarded("ValidateDataResourceConfig", &req.type_name, async {
+        let entry = server.data_source(&req.type_name)?;
+        let config = entry.checked_config(req.config.as_ref(), true)?;
+        entry.item.validate(&server.ctx(), &config).await
+    })
+    .await;
+    let ((), diagnostics) = split(result);
+    pb::validate_data_resource_config::Response { diagnostics }
+}
+
+pub(super) async fn read_data_source<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::read_data_source::Request,
+) -> pb::read_data_source::Response {
+    let result = guarded("ReadDataSource", &req.type_name, async {
+        let entry = server.data_source(&req.type_name)?;
+        let config = decode_dynamic(req.config.as_ref(), &entry.ty, "configuration")?;
+        let ctx = server.ctx();
+        let mut state = entry.item.read(&ctx, &config).await?;
+        plan::strip_write_only(&entry.schema.block, &mut state);
+        ensure_wholly_known(&state, entry.item.type_name())?;
+        Ok(pb::read_data_source::Response {
+            state: Some(encode_dynamic(&state, &entry.ty, "data source result")?),
+            diagnostics: convert::diagnostics(ctx.take_warnings()),
+            deferred: None,
+        })
+    })
+    .await;
+    respond(result)
+}

@@ -1,0 +1,282 @@
+//! The managed-resource RPCs: ValidateResourceConfig, UpgradeResourceState, ReadResource,
+//! PlanResourceChange, ApplyResourceChange, ImportResourceState and MoveResourceState.
+
+use super::{PluginServer, ensure_wholly_known, guarded, respond, split};
+use crate::tfplug::convert::{self, decode_dynamic, encode_dynamic};
+use crate::tfplug::diag::{DiagResult, Diagnostic};
+use crate::tfplug::plan;
+use crate::tfplug::proto::tfplugin6 as pb;
+use crate::tfplug::resource::decode_state;
+use crate::tfplug::resource::{ApplyRequest, MoveRequest, NewState, PlanContext, Provider};
+use crate::tfplug::value::Value;
+
+pub(super) async fn validate_resource_config<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::validate_resource_config::Request,
+) -> pb::validate_resource_config::Response {
+    let write_only_allowed = req
+        .client_capabilities
+        .as_ref()
+        .is_some_and(|c| c.write_only_attributes_allowed);
+    let result = guarded("ValidateResourceConfig", &req.type_name, async {
+        let entry = server.resource(&req.type_name)?;
+        let config = entry.checked_config(req.config.as_ref(), write_only_allowed)?;
+        entry.item.validate(&server.ctx(), &config).await
+    })
+    .await;
+    let ((), diagnostics) = split(result);
+    pb::validate_resource_config::Response { diagnostics }
+}
+
+pub(super) async fn upgrade_resource_state<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::upgrade_resource_state::Request,
+) -> pb::upgrade_resource_state::Response {
+    let result = guarded("UpgradeResourceState", &req.type_name, async {
+        let entry = server.resource(&req.type_name)?;
+        let raw = req.raw_state.unwrap_or_default();
+        if raw.json.is_empty() && !raw.flatmap.is_empty() {
+            return Err(Diagnostic::error(
+                "Unsupported legacy state",
+                "This state was written in the pre-0.12 flatmap format, which this provider \
+                 cannot read. Re-import the resource.",
+            )
+            .into());
+        }
+        // Every resource on every run comes through here: the schema and its value type
+        // are the entry's, computed once, and only older state reaches the resource.
+        let current = entry.schema.version;
+        let upgraded = if raw.json.is_empty() {
+            Value::Null
+        } else if req.version == current {
+            decode_state(&raw.json, &entry.ty)?
+        } else if req.version > current {
+            return Err(Diagnostic::error(
+                "State from a newer provider",
+                format!(
+                    "The state of this {} was written by a newer provider (schema version \
+                     {}, this provider knows {current}). Upgrade the provider.",
+                    req.type_name, req.version
+                ),
+            )
+            .into());
+        } else {
+            entry
+                .item
+                .upgrade_state(req.version, &raw.json, &entry.ty)?
+        };
+        encode_dynamic(&upgraded, &entry.ty, "upgraded state")
+    })
+    .await;
+    let (upgraded, diagnostics) = split(result.map(Some));
+    pb::upgrade_resource_state::Response {
+        upgraded_state: upgraded,
+        diagnostics,
+    }
+}
+
+pub(super) async fn read_resource<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::read_resource::Request,
+) -> pb::read_resource::Response {
+    let type_name = req.type_name.clone();
+    respond(guarded("ReadResource", &type_name, read(server, req)).await)
+}
+
+async fn read<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::read_resource::Request,
+) -> DiagResult<pb::read_resource::Response> {
+    let entry = server.resource(&req.type_name)?;
+    let state = decode_dynamic(req.current_state.as_ref(), &entry.ty, "current state")?;
+    let ctx = server.ctx();
+    let new = if state.is_null() {
+        NewState::new(Value::Null)
+    } else {
+        let current = NewState {
+            state,
+            private: req.private,
+        };
+        match entry.item.read(&ctx, current).await? {
+            Some(mut new) => {
+                plan::strip_write_only(&entry.schema.block, &mut new.state);
+                ensure_wholly_known(&new.state, entry.item.type_name())?;
+                new
+            }
+            None => NewState::new(Value::Null),
+        }
+    };
+    Ok(pb::read_resource::Response {
+        new_state: Some(encode_dynamic(&new.state, &entry.ty, "refreshed state")?),
+        private: new.private,
+        diagnostics: convert::diagnostics(ctx.take_warnings()),
+        ..Default::default()
+    })
+}
+
+pub(super) async fn plan_resource_change<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::plan_resource_change::Request,
+) -> pb::plan_resource_change::Response {
+    let type_name = req.type_name.clone();
+    respond(guarded("PlanResourceChange", &type_name, plan(server, req)).await)
+}
+
+async fn plan<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::plan_resource_change::Request,
+) -> DiagResult<pb::plan_resource_change::Response> {
+    let entry = server.resource(&req.type_name)?;
+    let prior = decode_dynamic(req.prior_state.as_ref(), &entry.ty, "prior state")?;
+    let proposed = decode_dynamic(req.proposed_new_state.as_ref(), &entry.ty, "proposed state")?;
+    let config = decode_dynamic(req.config.as_ref(), &entry.ty, "configuration")?;
+    let change = plan::plan_resource(&entry.schema.block, &prior, proposed, &config);
+    let mut plan_ctx = PlanContext {
+        prior,
+        config,
+        planned: change.planned,
+        requires_replace: change.requires_replace,
+        planned_private: req.prior_private.clone(),
+        prior_private: req.prior_private,
+    };
+    let ctx = server.ctx();
+    if !plan_ctx.is_destroy() {
+        entry.item.modify_plan(&ctx, &mut plan_ctx).await?;
+    }
+    Ok(pb::plan_resource_change::Response {
+        planned_state: Some(encode_dynamic(
+            &plan_ctx.planned,
+            &entry.ty,
+            "planned state",
+        )?),
+        requires_replace: plan_ctx
+            .requires_replace
+            .iter()
+            .map(convert::attribute_path)
+            .collect(),
+        planned_private: plan_ctx.planned_private,
+        diagnostics: convert::diagnostics(ctx.take_warnings()),
+        ..Default::default()
+    })
+}
+
+pub(super) async fn apply_resource_change<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::apply_resource_change::Request,
+) -> pb::apply_resource_change::Response {
+    let type_name = req.type_name.clone();
+    // On failure Terraform keeps the prior state, which is what we want: whatever the
+    // handler did not finish is retried on the next apply.
+    let prior = req.prior_state.clone();
+    let result = guarded("ApplyResourceChange", &type_name, apply(server, req)).await;
+    result.unwrap_or_else(|d| pb::apply_resource_change::Response {
+        new_state: prior,
+        diagnostics: convert::diagnostics(d),
+        ..Default::default()
+    })
+}
+
+async fn apply<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::apply_resource_change::Request,
+) -> DiagResult<pb::apply_resource_change::Response> {
+    let entry = server.resource(&req.type_name)?;
+    let prior = decode_dynamic(req.prior_state.as_ref(), &entry.ty, "prior state")?;
+    let planned = decode_dynamic(req.planned_state.as_ref(), &entry.ty, "planned state")?;
+    let config = decode_dynamic(req.config.as_ref(), &entry.ty, "configuration")?;
+    let ctx = server.ctx();
+    let new = if planned.is_null() {
+        let prior = NewState {
+            state: prior,
+            private: req.planned_private,
+        };
+        entry.item.delete(&ctx, prior).await?;
+        NewState::new(Value::Null)
+    } else {
+        let apply = ApplyRequest {
+            prior,
+            planned,
+            config,
+            private: req.planned_private,
+        };
+        let mut new = if apply.prior.is_null() {
+            entry.item.create(&ctx, apply).await?
+        } else {
+            entry.item.update(&ctx, apply).await?
+        };
+        plan::strip_write_only(&entry.schema.block, &mut new.state);
+        ensure_wholly_known(&new.state, entry.item.type_name())?;
+        new
+    };
+    Ok(pb::apply_resource_change::Response {
+        new_state: Some(encode_dynamic(&new.state, &entry.ty, "new state")?),
+        private: new.private,
+        diagnostics: convert::diagnostics(ctx.take_warnings()),
+        ..Default::default()
+    })
+}
+
+pub(super) async fn import_resource_state<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::import_resource_state::Request,
+) -> pb::import_resource_state::Response {
+    let result = guarded("ImportResourceState", &req.type_name, async {
+        let entry = server.resource(&req.type_name)?;
+        let ctx = server.ctx();
+        let imported = entry.item.import(&ctx, &req.id).await?;
+        Ok((
+            pb::import_resource_state::ImportedResource {
+                type_name: req.type_name.clone(),
+                state: Some(encode_dynamic(
+                    &imported.state,
+                    &entry.ty,
+                    "imported state",
+                )?),
+                private: imported.private,
+                identity: None,
+            },
+            ctx.take_warnings(),
+        ))
+    })
+    .await;
+    match result {
+        Ok((imported, warnings)) => pb::import_resource_state::Response {
+            imported_resources: vec![imported],
+            diagnostics: convert::diagnostics(warnings),
+            deferred: None,
+        },
+        Err(d) => pb::import_resource_state::Response {
+            diagnostics: convert::diagnostics(d),
+            ..Default::default()
+        },
+    }
+}
+
+pub(super) async fn move_resource_state<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::move_resource_state::Request,
+) -> pb::move_resource_state::Response {
+    let result = guarded("MoveResourceState", &req.target_type_name, async {
+        let entry = server.resource(&req.target_type_name)?;
+        let moved = entry
+            .item
+            .move_state(
+                &server.ctx(),
+                MoveRequest {
+                    source_provider_address: req.source_provider_address.clone(),
+                    source_type_name: req.source_type_name.clone(),
+                    source_schema_version: req.source_schema_version,
+                    source_state_json: req.source_state.clone().unwrap_or_default().json,
+                    source_private: req.source_private.clone(),
+                },
+            )
+            .await?;
+        Ok(pb::move_resource_state::Response {
+            target_state: Some(encode_dynamic(&moved.state, &entry.ty, "moved state")?),
+            target_private: moved.private,
+            ..Default::default()
+        })
+    })
+    .await;
+    respond(result)
+}
