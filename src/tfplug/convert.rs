@@ -32,8 +32,12 @@ pub fn decode_dynamic(
     })
 }
 
+/// Encodes a value the provider produced. Typed models encode untyped (see `model`), so the
+/// value is first conformed to the schema's type.
 pub fn encode_dynamic(v: &Value, ty: &Type, what: &str) -> Result<pb::DynamicValue, Diagnostics> {
-    value::encode_msgpack(v, ty)
+    v.clone()
+        .conform(ty)
+        .and_then(|v| value::encode_msgpack(&v, ty))
         .map(|msgpack| pb::DynamicValue {
             msgpack,
             json: Vec::new(),

@@ -142,6 +142,14 @@ pub fn plan_resource(
     }
 }
 
+/// Sets the schema's defaults where `state` is null: an imported state knows only what its ID
+/// and the live object say, and the settings nothing can observe take their defaults, as a
+/// configuration that omits them would.
+pub fn fill_defaults(block: &Block, state: &mut Value) {
+    let as_config = state.clone();
+    walk_block(block, &as_config, &Value::Null, state, Pass::Defaults);
+}
+
 /// Clears write-only attributes from a state about to be stored.
 pub fn strip_write_only(block: &Block, state: &mut Value) {
     walk_block(

@@ -224,11 +224,18 @@ pub(super) async fn import_resource_state<P: Provider>(
         let entry = server.resource(&req.type_name)?;
         let ctx = server.ctx();
         let imported = entry.item.import(&ctx, &req.id).await?;
+        let mut state = imported.state.conform(&entry.ty).map_err(|e| {
+            Diagnostic::error(
+                "Provider produced an invalid value",
+                format!("The imported state does not match the schema: {e}. This is a bug in the provider."),
+            )
+        })?;
+        plan::fill_defaults(&entry.schema.block, &mut state);
         Ok((
             pb::import_resource_state::ImportedResource {
                 type_name: req.type_name.clone(),
                 state: Some(encode_dynamic(
-                    &imported.state,
+                    &state,
                     &entry.ty,
                     "imported state",
                 )?),
