@@ -4,63 +4,18 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{SandboxProcess, Workspace};
+use common::{
+    Provider, SandboxProcess, Workspace, block_on, kubectl, kubectl_json, provider_block,
+};
 use serde_json::Value;
 
-fn admin(sandbox: &SandboxProcess, path: &str) -> Value {
-    let url = format!("{}{path}", sandbox.url("admin_url"));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        common::http()
-            .get(&url)
-            .send()
-            .await
-            .expect("admin request")
-            .json::<Value>()
-            .await
-            .expect("admin JSON")
-    })
-}
-
-fn kubectl(sandbox: &SandboxProcess, args: &[&str]) -> std::process::Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(sandbox.url("kubeconfig"))
-        .args(args)
-        .output()
-        .expect("kubectl on PATH (the end-to-end tests need it)")
-}
-
 fn agent_state(sandbox: &SandboxProcess, name: &str) -> Option<Value> {
-    admin(sandbox, "/gitlab/state")["agents"]
+    sandbox.gitlab_state()["agents"]
         .as_array()
         .expect("agents")
         .iter()
         .find(|a| a["name"] == name)
         .cloned()
-}
-
-/// `path -> content` on the default branch of `fleet/agents`, and its commit count.
-fn agents_repo(sandbox: &SandboxProcess) -> (serde_json::Map<String, Value>, usize) {
-    let state = admin(sandbox, "/gitlab/state");
-    let project = state["projects"]
-        .as_array()
-        .expect("projects")
-        .iter()
-        .find(|p| p["path_with_namespace"] == "fleet/agents")
-        .expect("fleet/agents")
-        .clone();
-    let files = project["files"]["main"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let commits = project["commits"].as_array().map_or(0, Vec::len);
-    (files, commits)
 }
 
 fn active_tokens(agent: &Value) -> Vec<Value> {
@@ -75,46 +30,15 @@ fn active_tokens(agent: &Value) -> Vec<Value> {
 
 /// The token value in the cluster Secret.
 fn secret_token(sandbox: &SandboxProcess) -> Option<String> {
-    let out = kubectl(
+    let secret = kubectl_json(
         sandbox,
-        &[
-            "get",
-            "secret",
-            "-n",
-            "gitlab-agent",
-            "gitlab-agent-token",
-            "-o",
-            "jsonpath={.data.token}",
-        ],
-    );
-    if !out.status.success() {
-        return None;
-    }
+        &["get", "secret", "-n", "gitlab-agent", "gitlab-agent-token"],
+    )?;
     use base64::Engine as _;
-    let b64 = String::from_utf8_lossy(&out.stdout).to_string();
     base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
+        .decode(secret["data"]["token"].as_str()?)
         .ok()
         .map(|b| String::from_utf8_lossy(&b).to_string())
-}
-
-fn provider_block(sandbox: &SandboxProcess) -> String {
-    format!(
-        r#"
-provider "gitlabflux" {{
-  gitlab = {{
-    base_url = "{}"
-    token    = "{}"
-  }}
-  kubernetes = {{
-    config_path = "{}"
-  }}
-}}
-"#,
-        sandbox.url("gitlab_url"),
-        sandbox.url("gitlab_token"),
-        sandbox.url("kubeconfig")
-    )
 }
 
 fn fleet_config(sandbox: &SandboxProcess, trigger: &str) -> String {
@@ -180,11 +104,7 @@ resource "gitlabflux_agent_token" "prod" {{
 fn agent_install_and_token_apply_rotate_repair_and_destroy() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let mut ws = Workspace::new();
-    ws.set_env("TF_LOG", "trace");
-    ws.set_env(
-        "TF_LOG_PATH",
-        &ws.path().join("tf.log").display().to_string(),
-    );
+    let log = ws.log_trace();
     ws.write(&fleet_config(&sandbox, "v1"));
     ws.apply();
     ws.assert_no_changes();
@@ -199,21 +119,21 @@ fn agent_install_and_token_apply_rotate_repair_and_destroy() {
     );
     let state = ws.resource("gitlabflux_agent.prod");
     let yaml = state["config_yaml"].as_str().expect("config_yaml");
-    let (files, commits_after_apply) = agents_repo(&sandbox);
+    let (files, commits_after_apply) = sandbox.gitlab_repo("fleet/agents");
     assert_eq!(
         files[".gitlab/agents/prod/config.yaml"], yaml,
         "config file committed as planned"
     );
     ws.apply();
     assert_eq!(
-        agents_repo(&sandbox).1,
+        sandbox.gitlab_repo("fleet/agents").1,
         commits_after_apply,
         "an unchanged config makes no commit"
     );
     // An in-place config change commits the file and keeps the registration: no second
     // create request for an agent that exists.
     let creates = |sandbox: &SandboxProcess| {
-        admin(sandbox, "/stats")["gitlab"]["POST /api/v4/projects/{id}/cluster_agents"]
+        sandbox.stats()["gitlab"]["POST /api/v4/projects/{id}/cluster_agents"]
             .as_u64()
             .unwrap_or(0)
     };
@@ -222,15 +142,12 @@ fn agent_install_and_token_apply_rotate_repair_and_destroy() {
         r#"groups = ["fleet-ci"]"#,
         r#"groups = ["fleet-ci", "fleet-ops"]"#,
     ));
-    assert_eq!(
-        ws.planned_changes(),
-        [(
-            "gitlabflux_agent.prod".to_string(),
-            vec!["update".to_string()]
-        )]
-    );
+    ws.assert_only_change("gitlabflux_agent.prod", "update");
     ws.apply();
-    assert_eq!(agents_repo(&sandbox).1, commits_after_apply + 1);
+    assert_eq!(
+        sandbox.gitlab_repo("fleet/agents").1,
+        commits_after_apply + 1
+    );
     assert_eq!(creates(&sandbox), 1, "the update posted a create");
     assert_eq!(
         agent_state(&sandbox, "prod").expect("agent")["id"],
@@ -247,41 +164,25 @@ fn agent_install_and_token_apply_rotate_repair_and_destroy() {
     assert_eq!(state["kubecontext"], "fleet/agents:prod");
 
     // Cluster: agentk with impersonation-only RBAC, and the token in its Secret.
-    let deploy = kubectl(
+    let deploy = kubectl_json(
         &sandbox,
-        &[
-            "get",
-            "deploy",
-            "-n",
-            "gitlab-agent",
-            "gitlab-agent",
-            "-o",
-            "json",
-        ],
-    );
-    assert!(deploy.status.success());
-    let deploy: Value = serde_json::from_slice(&deploy.stdout).expect("deployment JSON");
+        &["get", "deploy", "-n", "gitlab-agent", "gitlab-agent"],
+    )
+    .expect("agentk Deployment");
     let args = deploy["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
     assert!(
         args.contains("--token-file=") && args.contains("--kas-address=ws://"),
         "{args}"
     );
-    let role = kubectl(
+    let role = kubectl_json(
         &sandbox,
         &[
             "get",
             "clusterrole",
             "gitlabflux:gitlab-agent:gitlab-agent:impersonate",
-            "-o",
-            "json",
         ],
-    );
-    assert!(
-        role.status.success(),
-        "{}",
-        String::from_utf8_lossy(&role.stderr)
-    );
-    let role: Value = serde_json::from_slice(&role.stdout).expect("role JSON");
+    )
+    .expect("impersonation ClusterRole");
     // Impersonation of users, groups, service accounts and their extras: nothing else.
     assert_eq!(
         role["rules"],
@@ -323,7 +224,7 @@ fn agent_install_and_token_apply_rotate_repair_and_destroy() {
     ws.assert_no_changes();
 
     // The token value is nowhere in state or logs.
-    let log = std::fs::read_to_string(ws.path().join("tf.log")).expect("log");
+    let log = std::fs::read_to_string(log).expect("log");
     for value in [&first_token, &second_token] {
         assert!(!ws.state_file().contains(value.as_str()), "token in state");
         assert!(
@@ -333,19 +234,15 @@ fn agent_install_and_token_apply_rotate_repair_and_destroy() {
     }
 
     // Drift: the Secret deleted out of band is repaired with a fresh token.
-    assert!(
-        kubectl(
-            &sandbox,
-            &[
-                "delete",
-                "secret",
-                "-n",
-                "gitlab-agent",
-                "gitlab-agent-token"
-            ]
-        )
-        .status
-        .success()
+    kubectl(
+        &sandbox,
+        &[
+            "delete",
+            "secret",
+            "-n",
+            "gitlab-agent",
+            "gitlab-agent-token",
+        ],
     );
     let changes = ws.planned_changes();
     assert!(
@@ -362,21 +259,16 @@ fn agent_install_and_token_apply_rotate_repair_and_destroy() {
     let agent = agent_state(&sandbox, "prod").expect("agent");
     let current = active_tokens(&agent)[0]["id"].as_i64().expect("id");
     let agent_id = agent["id"].as_i64().expect("agent id");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let revoked = rt.block_on(async {
-        common::http()
-            .delete(format!(
-                "{}/api/v4/projects/fleet%2Fagents/cluster_agents/{agent_id}/tokens/{current}",
-                sandbox.url("gitlab_url")
-            ))
-            .header("PRIVATE-TOKEN", sandbox.url("gitlab_token"))
+    let revoked = block_on(async {
+        sandbox
+            .gitlab(
+                reqwest::Method::DELETE,
+                &format!("/projects/fleet%2Fagents/cluster_agents/{agent_id}/tokens/{current}"),
+            )
             .send()
             .await
-            .expect("revoke")
-    });
+    })
+    .expect("revoke");
     assert_eq!(revoked.status(), 204, "revoked out of band");
     assert!(!ws.planned_changes().is_empty());
     ws.apply();
@@ -389,24 +281,23 @@ fn agent_install_and_token_apply_rotate_repair_and_destroy() {
     // Destroy leaves nothing behind.
     ws.destroy();
     assert!(agent_state(&sandbox, "prod").is_none(), "agent deleted");
-    let (files, _) = agents_repo(&sandbox);
+    let (files, _) = sandbox.gitlab_repo("fleet/agents");
     assert!(
         !files.contains_key(".gitlab/agents/prod/config.yaml"),
         "config file deleted"
     );
-    let objects = admin(&sandbox, "/kube/objects").to_string();
+    let objects = sandbox.kube_objects().to_string();
     assert!(!objects.contains("gitlab-agent-token"), "Secret deleted");
     assert!(
         !objects.contains("gitlabflux:gitlab-agent:gitlab-agent"),
         "RBAC deleted"
     );
     assert!(
-        !kubectl(
+        kubectl_json(
             &sandbox,
             &["get", "deploy", "-n", "gitlab-agent", "gitlab-agent"]
         )
-        .status
-        .success()
+        .is_none()
     );
 }
 
@@ -488,40 +379,17 @@ resource "gitlabflux_agent" "too_many" {{
         "{text}"
     );
     assert!(
-        admin(&sandbox, "/gitlab/state")["agents"]
+        sandbox.gitlab_state()["agents"]
             .as_array()
             .expect("agents")
             .is_empty()
     );
 
     // A missing project and a token without the Maintainer role fail on the right attribute.
-    let reporter = {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
-        rt.block_on(async {
-            common::http()
-                .post(format!("{}/gitlab/users", sandbox.url("admin_url")))
-                .json(&serde_json::json!({"username": "reporter", "access_level": 20}))
-                .send()
-                .await
-                .expect("user")
-                .json::<Value>()
-                .await
-                .expect("json")
-        })
-    };
-    let reporter_token = reporter["token"].as_str().expect("token");
+    let reporter_token = sandbox.add_gitlab_user("reporter", 20);
     let ws = Workspace::new();
     ws.write(&format!(
-        r#"
-provider "gitlabflux" {{
-  gitlab = {{
-    base_url = "{}"
-    token    = "{reporter_token}"
-  }}
-}}
+        r#"{}
 resource "gitlabflux_agent" "missing" {{
   project = "fleet/nope"
   name    = "x"
@@ -531,13 +399,13 @@ resource "gitlabflux_agent" "forbidden" {{
   name    = "y"
 }}
 "#,
-        sandbox.url("gitlab_url")
+        Provider::sandbox(&sandbox).gitlab("token", reporter_token)
     ));
     let text = ws.run(&["apply", "-auto-approve", "-no-color"]).text();
     assert!(text.contains("Project fleet/nope does not exist"), "{text}");
     assert!(text.contains("Maintainer"), "{text}");
     assert!(
-        admin(&sandbox, "/gitlab/state")["agents"]
+        sandbox.gitlab_state()["agents"]
             .as_array()
             .expect("agents")
             .is_empty()
@@ -561,14 +429,9 @@ fn an_unconfirmed_rotation_keeps_the_old_token_valid() {
          \x20   spec: {containers: [{name: c, image: busybox}]}\n",
     )
     .expect("decoy manifest");
-    let applied = kubectl(
+    kubectl(
         &sandbox,
         &["apply", "--server-side", "-f", &decoy.display().to_string()],
-    );
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
     );
 
     ws.write(&fleet_config_with(&sandbox, "v2", "\"decoy\"", "2s"));

@@ -5,78 +5,18 @@
 
 mod common;
 
-use std::process::Command;
-
 use base64::Engine as _;
-use common::{SandboxProcess, Workspace, flux_fixture as fixture, kubectl_json};
+use common::{
+    SandboxProcess, Workspace, block_on, flux_controller_args as controller_args,
+    flux_fixture as fixture, flux_fixture_path, kubectl, kubectl_json, provider_block,
+};
 use serde_json::Value;
 use sha2::Digest as _;
 use terraform_provider_gitlabflux::sandbox::registry::artifact::FluxArtifact;
 
-fn kubectl(sandbox: &SandboxProcess, args: &[&str]) -> bool {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(sandbox.url("kubeconfig"))
-        .args(args)
-        .status()
-        .expect("kubectl on PATH")
-        .success()
-}
-
-fn controller_args(sandbox: &SandboxProcess, name: &str) -> Vec<String> {
-    let d = kubectl_json(sandbox, &["get", "deploy", "-n", "flux-system", name]).expect(name);
-    d["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .filter_map(|a| a.as_str().map(str::to_string))
-        .collect()
-}
-
-fn gitops_repo(sandbox: &SandboxProcess) -> (serde_json::Map<String, Value>, usize) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let state: Value = rt.block_on(async {
-        common::http()
-            .get(format!("{}/gitlab/state", sandbox.url("admin_url")))
-            .send()
-            .await
-            .expect("state")
-            .json()
-            .await
-            .expect("json")
-    });
-    let project = state["projects"]
-        .as_array()
-        .expect("projects")
-        .iter()
-        .find(|p| p["path_with_namespace"] == "fleet/gitops")
-        .expect("fleet/gitops")
-        .clone();
-    (
-        project["files"]["main"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-        project["commits"].as_array().map_or(0, Vec::len),
-    )
-}
-
 fn config(sandbox: &SandboxProcess, sync: &str, extra: &str) -> String {
     format!(
-        r#"
-provider "gitlabflux" {{
-  gitlab = {{
-    base_url = "{gitlab}"
-    token    = "{token}"
-  }}
-  kubernetes = {{
-    config_path = "{kubeconfig}"
-  }}
-}}
-
+        r#"{provider}
 resource "gitlabflux_flux_bootstrap" "this" {{
   distribution = {{ source = "{fixture}" }}
   multitenancy = {{ enabled = true }}
@@ -86,9 +26,7 @@ resource "gitlabflux_flux_bootstrap" "this" {{
   {extra}
 }}
 "#,
-        gitlab = sandbox.url("gitlab_url"),
-        token = sandbox.url("gitlab_token"),
-        kubeconfig = sandbox.url("kubeconfig"),
+        provider = provider_block(sandbox),
         fixture = fixture(),
     )
 }
@@ -99,7 +37,7 @@ const OCI_SYNC: &str = r#"{ kind = "OCIRepository", url = "oci://registry.exampl
 #[test]
 fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
-    let (_, commits_before) = gitops_repo(&sandbox);
+    let (_, commits_before) = sandbox.gitlab_repo("fleet/gitops");
     let ws = Workspace::new();
     ws.write(&config(&sandbox, GIT_SYNC, ""));
     ws.apply();
@@ -154,7 +92,7 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
     assert_eq!(ks["spec"]["serviceAccountName"], "kustomize-controller");
 
     // One commit with the three files; re-apply makes none.
-    let (files, commits) = gitops_repo(&sandbox);
+    let (files, commits) = sandbox.gitlab_repo("fleet/gitops");
     for name in [
         "gotk-components.yaml",
         "gotk-sync.yaml",
@@ -167,13 +105,17 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
     }
     assert_eq!(commits, commits_before + 1, "exactly one commit");
     ws.apply();
-    assert_eq!(gitops_repo(&sandbox).1, commits, "no empty commit");
+    assert_eq!(
+        sandbox.gitlab_repo("fleet/gitops").1,
+        commits,
+        "no empty commit"
+    );
 
     // Drift: a deleted controller and edited args are repaired.
-    assert!(kubectl(
+    kubectl(
         &sandbox,
-        &["delete", "deploy", "-n", "flux-system", "helm-controller"]
-    ));
+        &["delete", "deploy", "-n", "flux-system", "helm-controller"],
+    );
     assert!(!ws.planned_changes().is_empty());
     ws.apply();
     assert!(
@@ -181,7 +123,7 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
             .contains(&"--no-cross-namespace-refs=true".to_string())
     );
     let patch = r#"[{"op":"replace","path":"/spec/template/spec/containers/0/args","value":["--log-level=debug"]}]"#;
-    assert!(kubectl(
+    kubectl(
         &sandbox,
         &[
             "patch",
@@ -191,9 +133,9 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
             "kustomize-controller",
             "--type=json",
             "-p",
-            patch
-        ]
-    ));
+            patch,
+        ],
+    );
     assert!(!ws.planned_changes().is_empty());
     ws.apply();
     assert!(
@@ -204,14 +146,7 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
 
     // Switching the sync to a cosign-verified OCI artifact updates in place.
     ws.write(&config(&sandbox, OCI_SYNC, ""));
-    let changes = ws.planned_changes();
-    assert_eq!(
-        changes,
-        vec![(
-            "gitlabflux_flux_bootstrap.this".to_string(),
-            vec!["update".to_string()]
-        )]
-    );
+    ws.assert_only_change("gitlabflux_flux_bootstrap.this", "update");
     ws.apply();
     let oci = kubectl_json(
         &sandbox,
@@ -252,7 +187,7 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
         )
         .is_none()
     );
-    let (files, _) = gitops_repo(&sandbox);
+    let (files, _) = sandbox.gitlab_repo("fleet/gitops");
     assert!(
         !files
             .keys()
@@ -384,46 +319,28 @@ output "sha256" {{
 /// Pushes the fixture as `flux push artifact` would, to `fleet/flux-manifests:v2.8.5`;
 /// returns the registry host and the manifest digest.
 fn push_fixture_artifact(sandbox: &SandboxProcess) -> (String, String) {
-    let components = std::fs::read(fixture().trim_start_matches("file://")).expect("fixture");
+    let components = std::fs::read(flux_fixture_path("gotk-components.yaml")).expect("fixture");
     let artifact = FluxArtifact::build(
         &[("flux-system/gotk-components.yaml", &components)],
         "https://github.com/fluxcd/flux2",
         "v2.8.5",
     );
     let registry = sandbox.url("registry_url");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let digest = runtime
-        .block_on(artifact.push(
-            &common::http(),
-            &registry,
-            &sandbox.url("gitlab_token"),
-            "fleet/flux-manifests",
-            "v2.8.5",
-        ))
-        .expect("push the artifact");
-    let private = runtime.block_on(
-        common::http()
-            .put(format!("{}/registry/settings", sandbox.url("admin_url")))
-            .json(&serde_json::json!({ "anonymous_pull": false }))
-            .send(),
-    );
-    assert!(private.expect("admin API").status().is_success());
+    let digest = block_on(artifact.push(
+        &common::http(),
+        &registry,
+        &sandbox.url("gitlab_token"),
+        "fleet/flux-manifests",
+        "v2.8.5",
+    ))
+    .expect("push the artifact");
+    sandbox.set_anonymous_pull(false);
     (registry.trim_start_matches("http://").to_string(), digest)
 }
 
 /// Registry requests of any kind so far.
 fn registry_pulls(sandbox: &SandboxProcess) -> u64 {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let stats: Value = runtime
-        .block_on(async {
-            common::http()
-                .get(format!("{}/stats", sandbox.url("admin_url")))
-                .send()
-                .await?
-                .json()
-                .await
-        })
-        .expect("stats");
+    let stats = sandbox.stats();
     // Every registry request counts, whatever its route, so a renamed route cannot hide one.
     stats["registry"]
         .as_object()
@@ -484,9 +401,7 @@ fn bootstrap_from_an_oci_artifact_in_a_private_registry() {
         format!(r#"{{"auths": {{"{host}": {{"auth": "{auth}"}}}}}}"#),
     )
     .expect("write the Docker config");
-    let log = ws.path().join("trace.log");
-    ws.set_env("TF_LOG", "trace");
-    ws.set_env("TF_LOG_PATH", &log.display().to_string());
+    let log = ws.log_trace();
     ws.apply();
     ws.set_env("TF_LOG", "");
     let trace = std::fs::read_to_string(&log).expect("trace log");

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::Workspace;
+use common::{Provider, Workspace};
 use serde_json::Value as Json;
 
 /// A workspace whose widgets live in their own store directory.
@@ -41,14 +41,7 @@ resource "gitlabflux_test_widget" "w" {
 "#,
     );
     // Create.
-    let changes = ws.planned_changes();
-    assert_eq!(
-        changes,
-        vec![(
-            "gitlabflux_test_widget.w".to_string(),
-            vec!["create".to_string()]
-        )]
-    );
+    ws.assert_only_change("gitlabflux_test_widget.w", "create");
     ws.apply();
     let w = ws.resource("gitlabflux_test_widget.w");
     let id = w["id"].as_str().expect("id").to_string();
@@ -88,14 +81,7 @@ resource "gitlabflux_test_widget" "w" {
 }
 "#,
     );
-    let changes = ws.planned_changes();
-    assert_eq!(
-        changes,
-        vec![(
-            "gitlabflux_test_widget.w".to_string(),
-            vec!["update".to_string()]
-        )]
-    );
+    ws.assert_only_change("gitlabflux_test_widget.w", "update");
     let plan = ws.plan_json();
     let after_unknown = &plan["resource_changes"][0]["change"]["after_unknown"];
     assert_eq!(after_unknown["revision"], true, "revision is recomputed");
@@ -204,25 +190,13 @@ fn widget_drift_is_planned_and_repaired() {
     let mut record = stored(&store, &id).expect("stored");
     record["size"] = "large".into();
     std::fs::write(&path, serde_json::to_vec(&record).expect("json")).expect("edit");
-    assert_eq!(
-        ws.planned_changes(),
-        vec![(
-            "gitlabflux_test_widget.w".to_string(),
-            vec!["update".to_string()]
-        )]
-    );
+    ws.assert_only_change("gitlabflux_test_widget.w", "update");
     ws.apply();
     assert_eq!(stored(&store, &id).expect("stored")["size"], "small");
 
     // Deleted out of band: planned for creation again.
     std::fs::remove_file(&path).expect("delete");
-    assert_eq!(
-        ws.planned_changes(),
-        vec![(
-            "gitlabflux_test_widget.w".to_string(),
-            vec!["create".to_string()]
-        )]
-    );
+    ws.assert_only_change("gitlabflux_test_widget.w", "create");
     ws.apply();
     assert_eq!(store_count(&store), 1);
     ws.assert_no_changes();
@@ -259,11 +233,7 @@ resource "gitlabflux_test_widget" "b" {
 #[test]
 fn sensitive_and_write_only_values_stay_out_of_plans_state_and_logs() {
     let (mut ws, store) = widget_workspace();
-    ws.set_env("TF_LOG", "trace");
-    ws.set_env(
-        "TF_LOG_PATH",
-        &ws.path().join("tf.log").display().to_string(),
-    );
+    let log = ws.log_trace();
     ws.write(
         r#"
 resource "gitlabflux_test_widget" "w" {
@@ -307,7 +277,7 @@ resource "gitlabflux_test_widget" "w" {
     );
 
     // Provider log lines (hclog JSON, re-logged by Terraform) never carry either value.
-    let log = std::fs::read_to_string(ws.path().join("tf.log")).expect("TF_LOG_PATH written");
+    let log = std::fs::read_to_string(log).expect("TF_LOG_PATH written");
     let provider_lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("provider.terraform-provider-gitlabflux"))
@@ -459,17 +429,14 @@ output "context" {
 #[test]
 fn provider_configuration_errors_point_at_the_attribute() {
     let (mut ws, store) = widget_workspace();
-    ws.write(
-        r#"
-provider "gitlabflux" {
-  gitlab = {
-    base_url    = "gitlab.example.com"
-    max_retries = 99
-  }
-}
-resource "gitlabflux_test_widget" "w" { name = "cfg" }
-"#,
-    );
+    let provider = Provider::default()
+        .gitlab("base_url", "gitlab.example.com")
+        .gitlab("max_retries", 99);
+    ws.write(&format!(
+        r#"{provider}
+resource "gitlabflux_test_widget" "w" {{ name = "cfg" }}
+"#
+    ));
     let text = ws.run(&["plan", "-no-color"]).text();
     assert!(
         text.contains("gitlab.base_url must be an http:// or https:// URL"),

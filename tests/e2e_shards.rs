@@ -7,9 +7,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
-use common::{SandboxProcess, Workspace, flux_fixture as fixture, kubectl_json};
+use common::{
+    SandboxProcess, Workspace, flux_controller_args as args, flux_deployment as deployment,
+    flux_fixture as fixture, kubectl, kubectl_json, provider_block,
+};
 use serde_json::{Value, json};
 use terraform_provider_gitlabflux::flux::sharding::shard_for;
 
@@ -30,34 +32,8 @@ fn names(list: &Value) -> Vec<String> {
     names
 }
 
-fn deployment(sandbox: &SandboxProcess, name: &str) -> Value {
-    kubectl_json(sandbox, &["get", "deploy", "-n", "flux-system", name]).expect(name)
-}
-
-fn args(sandbox: &SandboxProcess, name: &str) -> Vec<String> {
-    deployment(sandbox, name)["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .filter_map(|a| a.as_str().map(str::to_string))
-        .collect()
-}
-
 fn hcl_list(items: &[&str]) -> String {
     serde_json::to_string(items).expect("list")
-}
-
-fn provider(sandbox: &SandboxProcess) -> String {
-    format!(
-        r#"
-provider "gitlabflux" {{
-  kubernetes = {{
-    config_path = "{}"
-  }}
-}}
-"#,
-        sandbox.url("kubeconfig")
-    )
 }
 
 /// The bootstrap with `shards`, and 20 tenants placed over `placement`.
@@ -93,7 +69,7 @@ resource "gitlabflux_flux_tenant" "t" {{
   depends_on = [gitlabflux_flux_bootstrap.this]
 }}
 "#,
-        provider = provider(sandbox),
+        provider = provider_block(sandbox),
         tenants = serde_json::to_string(&tenants()).expect("list"),
         placement = hcl_list(placement),
         shards = hcl_list(shards),
@@ -287,7 +263,7 @@ fn shards_tenants_placement_and_shard_removal() {
     let status = Workspace::new();
     status.write(&format!(
         "{}\ndata \"gitlabflux_flux_status\" \"s\" {{}}\noutput \"shards\" {{ value = data.gitlabflux_flux_status.s.shards }}\noutput \"key\" {{ value = data.gitlabflux_flux_status.s.sharding_key }}\n",
-        provider(&sandbox)
+        provider_block(&sandbox)
     ));
     status.apply();
     let outputs = status.outputs();
@@ -371,26 +347,17 @@ fn shards_tenants_placement_and_shard_removal() {
     assert_controller_set(&sandbox, &two);
 
     // Tenant drift: a deleted RoleBinding is planned back and repaired.
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(sandbox.url("kubeconfig"))
-        .args([
+    kubectl(
+        &sandbox,
+        &[
             "delete",
             "rolebinding",
             "-n",
             "tenant-03",
             "tenant-03-reconciler",
-        ])
-        .output()
-        .expect("kubectl");
-    assert!(out.status.success());
-    assert_eq!(
-        ws.planned_changes(),
-        vec![(
-            "gitlabflux_flux_tenant.t[\"tenant-03\"]".to_string(),
-            vec!["update".to_string()]
-        )]
+        ],
     );
+    ws.assert_only_change("gitlabflux_flux_tenant.t[\"tenant-03\"]", "update");
     ws.apply();
     assert!(
         kubectl_json(
@@ -418,7 +385,7 @@ resource "gitlabflux_flux_tenant" "x" {{
   shard      = "{shard}"
 }}
 "#,
-        provider(&sandbox)
+        provider_block(&sandbox)
     ));
     imported.ok(&[
         "import",
@@ -440,14 +407,14 @@ fn bad_sharding_scaling_and_tenant_inputs_point_at_the_attribute() {
     let bootstrap = |block: &str| {
         format!(
             "{}\nresource \"gitlabflux_flux_bootstrap\" \"b\" {{\n  distribution = {{ source = \"{}\" }}\n{block}\n}}\n",
-            provider(&sandbox),
+            provider_block(&sandbox),
             fixture()
         )
     };
     let tenant = |namespaces: &str| {
         format!(
             "{}\nresource \"gitlabflux_flux_tenant\" \"t\" {{\n  name = \"team-a\"\n  namespaces = {namespaces}\n  source = {{ url = \"https://gitlab.example.com/a.git\" }}\n}}\n",
-            provider(&sandbox)
+            provider_block(&sandbox)
         )
     };
     // Nested attributes: the detail names the attribute path (Terraform shows these at the

@@ -5,53 +5,91 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::SandboxProcess;
+use common::{SandboxProcess, flux_fixture_path};
+use reqwest::Method;
 use serde_json::{Value, json};
-
-fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
 
 fn kubeconfig(sandbox: &SandboxProcess) -> serde_yaml_ng::Value {
     let text = std::fs::read_to_string(sandbox.url("kubeconfig")).expect("kubeconfig");
     serde_yaml_ng::from_str(&text).expect("kubeconfig YAML")
 }
 
-/// The bearer token in the sandbox's kubeconfig.
-fn kube_token(sandbox: &SandboxProcess) -> String {
-    kubeconfig(sandbox)["users"][0]["user"]["token"]
-        .as_str()
-        .expect("token")
-        .to_string()
+/// The sandbox's Kubernetes API, which speaks HTTPS with the CA in the kubeconfig and takes
+/// the kubeconfig's bearer token.
+struct KubeApi {
+    client: reqwest::Client,
+    url: String,
+    token: String,
 }
 
-/// A client for the Kubernetes API, which speaks HTTPS with the CA in the kubeconfig.
-fn kube_client(sandbox: &SandboxProcess) -> reqwest::Client {
-    use base64::Engine as _;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let ca = kubeconfig(sandbox)["clusters"][0]["cluster"]["certificate-authority-data"]
-        .as_str()
-        .map(|b64| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .expect("base64 CA")
-        })
-        .expect("the kubeconfig carries the sandbox CA");
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("PEM CA"))
-        .build()
-        .expect("client")
+impl KubeApi {
+    fn new(sandbox: &SandboxProcess) -> Self {
+        use base64::Engine as _;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kubeconfig(sandbox);
+        let ca = config["clusters"][0]["cluster"]["certificate-authority-data"]
+            .as_str()
+            .map(|b64| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .expect("base64 CA")
+            })
+            .expect("the kubeconfig carries the sandbox CA");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("PEM CA"))
+            .build()
+            .expect("client");
+        Self {
+            client,
+            url: sandbox.url("kube_url"),
+            token: config["users"][0]["user"]["token"]
+                .as_str()
+                .expect("token")
+                .to_string(),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.request(Method::GET, path)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Server-side applies `body` at `path` as the field manager `test`, and asserts that
+    /// it was accepted.
+    async fn apply(&self, path: &str, body: &Value) {
+        let response = self
+            .request(
+                Method::PATCH,
+                &format!("{path}?fieldManager=test&force=true"),
+            )
+            .header("content-type", "application/apply-patch+yaml")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("apply");
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+    }
 }
 
 async fn gitlab_get(sandbox: &SandboxProcess, path: &str) -> reqwest::Response {
-    client()
-        .get(format!("{}/api/v4{path}", sandbox.url("gitlab_url")))
-        .header("PRIVATE-TOKEN", sandbox.url("gitlab_token"))
+    sandbox
+        .gitlab(Method::GET, path)
         .send()
         .await
         .expect("GitLab request")
@@ -105,15 +143,7 @@ async fn prints_the_contract_line_and_serves_both_apis() {
     assert_eq!(gitops.status(), 200);
 
     assert!(sandbox.url("kube_url").starts_with("https://"));
-    let api: Value = kube_client(&sandbox)
-        .get(format!("{}/api", sandbox.url("kube_url")))
-        .bearer_auth(kube_token(&sandbox))
-        .send()
-        .await
-        .expect("kube request")
-        .json()
-        .await
-        .expect("json");
+    let api = KubeApi::new(&sandbox).get("/api").await;
     assert_eq!(api["kind"], "APIVersions");
 
     let status = sandbox.stop();
@@ -134,9 +164,8 @@ async fn sigterm_stops_the_sandbox() {
 #[tokio::test]
 async fn stats_count_requests_by_route_template() {
     let sandbox = SandboxProcess::start(&[]);
-    let admin = sandbox.url("admin_url");
-    client()
-        .delete(format!("{admin}/stats"))
+    sandbox
+        .admin(Method::DELETE, "/stats")
         .send()
         .await
         .expect("reset");
@@ -144,14 +173,7 @@ async fn stats_count_requests_by_route_template() {
         gitlab_get(&sandbox, "/projects/fleet%2Fagents/cluster_agents").await;
     }
     gitlab_get(&sandbox, "/projects/fleet%2Fgitops").await;
-    let stats: Value = client()
-        .get(format!("{admin}/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = sandbox.admin_json("/stats").await;
     let gitlab = stats["gitlab"].as_object().expect("gitlab stats");
     let agents = gitlab
         .iter()
@@ -168,15 +190,14 @@ async fn stats_count_requests_by_route_template() {
 #[tokio::test]
 async fn faults_inject_429_5xx_latency_and_resets() {
     let sandbox = SandboxProcess::start(&[]);
-    let admin = sandbox.url("admin_url");
     let rules = json!({"rules": [
         {"emulator": "gitlab", "method": "GET", "path": "/api/v4/projects/*/cluster_agents", "fault": "status", "status": 429, "retry_after": 2, "times": 1},
         {"emulator": "gitlab", "path": "/api/v4/projects/*/deploy_keys", "fault": "status", "status": 503},
         {"emulator": "gitlab", "path": "/api/v4/metadata", "fault": "latency", "latency_ms": 300},
         {"emulator": "kube", "path": "/version", "fault": "reset"}
     ]});
-    let put = client()
-        .put(format!("{admin}/faults"))
+    let put = sandbox
+        .admin(Method::PUT, "/faults")
         .json(&rules)
         .send()
         .await
@@ -206,35 +227,28 @@ async fn faults_inject_429_5xx_latency_and_resets() {
         "latency was injected"
     );
 
-    let reset = kube_client(&sandbox)
-        .get(format!("{}/version", sandbox.url("kube_url")))
+    let reset = KubeApi::new(&sandbox)
+        .request(Method::GET, "/version")
         .send()
         .await;
     assert!(reset.is_err(), "connection dropped without a response");
 
-    let stats: Value = client()
-        .get(format!("{admin}/stats"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
+    let stats = sandbox.admin_json("/stats").await;
     assert_eq!(
         stats["faults"]["gitlab"]["GET /api/v4/projects/fleet%2Fagents/cluster_agents -> 429"],
         1
     );
     assert_eq!(stats["faults"]["kube"]["GET /version -> reset"], 1);
 
-    let bad = client()
-        .put(format!("{admin}/faults"))
+    let bad = sandbox
+        .admin(Method::PUT, "/faults")
         .body(r#"{"rules":[{"path":"*","fault":"status","status":200}]}"#)
         .send()
         .await
         .expect("put");
     assert_eq!(bad.status(), 400);
-    client()
-        .delete(format!("{admin}/faults"))
+    sandbox
+        .admin(Method::DELETE, "/faults")
         .send()
         .await
         .expect("clear");
@@ -259,24 +273,16 @@ async fn state_dir_keeps_the_world_across_restarts() {
     let state = dir.path().display().to_string();
     let first = SandboxProcess::start(&["--state-dir", &state]);
     let token = first.url("gitlab_token");
-    let created = client()
-        .post(format!(
-            "{}/api/v4/projects/fleet%2Fagents/cluster_agents",
-            first.url("gitlab_url")
-        ))
-        .header("PRIVATE-TOKEN", &token)
+    let created = first
+        .gitlab(Method::POST, "/projects/fleet%2Fagents/cluster_agents")
         .json(&json!({"name": "persisted"}))
         .send()
         .await
         .expect("create agent");
     assert_eq!(created.status(), 201);
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kept", "namespace": "default"}, "stringData": {"a": "b"}});
-    let kube_created = kube_client(&first)
-        .post(format!(
-            "{}/api/v1/namespaces/default/secrets",
-            first.url("kube_url")
-        ))
-        .bearer_auth(kube_token(&first))
+    let kube_created = KubeApi::new(&first)
+        .request(Method::POST, "/api/v1/namespaces/default/secrets")
         .json(&secret)
         .send()
         .await
@@ -305,12 +311,8 @@ async fn state_dir_keeps_the_world_across_restarts() {
             .any(|a| a["name"] == "persisted"),
         "{agents}"
     );
-    let kept = kube_client(&second)
-        .get(format!(
-            "{}/api/v1/namespaces/default/secrets/kept",
-            second.url("kube_url")
-        ))
-        .bearer_auth(kube_token(&second))
+    let kept = KubeApi::new(&second)
+        .request(Method::GET, "/api/v1/namespaces/default/secrets/kept")
         .send()
         .await
         .expect("get secret");
@@ -320,14 +322,8 @@ async fn state_dir_keeps_the_world_across_restarts() {
 #[tokio::test]
 async fn simulated_controllers_roll_out_deployments_and_mark_agent_tokens_used() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
-    let gitlab = format!(
-        "{}/api/v4/projects/fleet%2Fagents",
-        sandbox.url("gitlab_url")
-    );
-    let token = sandbox.url("gitlab_token");
-    let agent: Value = client()
-        .post(format!("{gitlab}/cluster_agents"))
-        .header("PRIVATE-TOKEN", &token)
+    let agent: Value = sandbox
+        .gitlab(Method::POST, "/projects/fleet%2Fagents/cluster_agents")
         .json(&json!({"name": "sim"}))
         .send()
         .await
@@ -336,9 +332,9 @@ async fn simulated_controllers_roll_out_deployments_and_mark_agent_tokens_used()
         .await
         .expect("json");
     let agent_id = agent["id"].as_i64().expect("agent id");
-    let created: Value = client()
-        .post(format!("{gitlab}/cluster_agents/{agent_id}/tokens"))
-        .header("PRIVATE-TOKEN", &token)
+    let tokens = format!("/projects/fleet%2Fagents/cluster_agents/{agent_id}/tokens");
+    let created: Value = sandbox
+        .gitlab(Method::POST, &tokens)
         .json(&json!({"name": "t1"}))
         .send()
         .await
@@ -352,22 +348,7 @@ async fn simulated_controllers_roll_out_deployments_and_mark_agent_tokens_used()
     );
     assert!(created["last_used_at"].is_null());
 
-    let kube = sandbox.url("kube_url");
-    let bearer = kube_token(&sandbox);
-    let kc = kube_client(&sandbox);
-    let apply = |path: String, body: Value| {
-        let (client, bearer) = (kc.clone(), bearer.clone());
-        async move {
-            client
-                .patch(format!("{path}?fieldManager=test&force=true"))
-                .bearer_auth(bearer)
-                .header("content-type", "application/apply-patch+yaml")
-                .body(body.to_string())
-                .send()
-                .await
-                .expect("apply")
-        }
-    };
+    let kube = KubeApi::new(&sandbox);
     let deployment = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "agentk", "namespace": "default"},
@@ -377,58 +358,27 @@ async fn simulated_controllers_roll_out_deployments_and_mark_agent_tokens_used()
                        "volumeMounts": [{"name": "token", "mountPath": "/etc/agent"}]}],
                      "volumes": [{"name": "token", "secret": {"secretName": "agent-token"}}]}}}
     });
-    let response = apply(
-        format!("{kube}/apis/apps/v1/namespaces/default/deployments/agentk"),
-        deployment,
-    )
-    .await;
-    assert!(
-        response.status().is_success(),
-        "{}",
-        response.text().await.unwrap_or_default()
-    );
+    let agentk = "/apis/apps/v1/namespaces/default/deployments/agentk";
+    kube.apply(agentk, &deployment).await;
 
     // Without its Secret the rollout cannot finish.
-    let get_deploy = || {
-        let (client, bearer, kube) = (kc.clone(), bearer.clone(), kube.clone());
-        async move {
-            client
-                .get(format!(
-                    "{kube}/apis/apps/v1/namespaces/default/deployments/agentk"
-                ))
-                .bearer_auth(bearer)
-                .send()
-                .await
-                .expect("get")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
-    };
     eventually("deployment reports missing secret", || async {
-        get_deploy().await["status"]["conditions"][0]["status"] == "False"
+        kube.get(agentk).await["status"]["conditions"][0]["status"] == "False"
     })
     .await;
 
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "agent-token", "namespace": "default"},
                         "stringData": {"token": token_value}});
-    let response = apply(
-        format!("{kube}/api/v1/namespaces/default/secrets/agent-token"),
-        secret,
-    )
-    .await;
-    assert!(response.status().is_success());
+    kube.apply("/api/v1/namespaces/default/secrets/agent-token", &secret)
+        .await;
     eventually("deployment available", || async {
-        let d = get_deploy().await;
+        let d = kube.get(agentk).await;
         d["status"]["availableReplicas"] == 2 && d["status"]["conditions"][0]["status"] == "True"
     })
     .await;
     eventually("agent token marked used", || async {
-        let t: Value = client()
-            .get(format!(
-                "{gitlab}/cluster_agents/{agent_id}/tokens/{token_id}"
-            ))
-            .header("PRIVATE-TOKEN", &token)
+        let t: Value = sandbox
+            .gitlab(Method::GET, &format!("{tokens}/{token_id}"))
             .send()
             .await
             .expect("get token")
@@ -443,14 +393,9 @@ async fn simulated_controllers_roll_out_deployments_and_mark_agent_tokens_used()
 #[tokio::test]
 async fn simulated_controllers_make_flux_objects_ready() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
-    let kube = sandbox.url("kube_url");
-    let bearer = kube_token(&sandbox);
-    let kc = kube_client(&sandbox);
-    let crds = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/flux/v2.8.5/gotk-components.yaml"
-    ))
-    .expect("Flux fixture");
+    let kube = KubeApi::new(&sandbox);
+    let crds =
+        std::fs::read_to_string(flux_fixture_path("gotk-components.yaml")).expect("Flux fixture");
     // Apply only the two CRDs this test needs, then objects of those kinds.
     for doc in crds.split("\n---\n") {
         let Ok(obj) = serde_yaml_ng::from_str::<Value>(doc) else {
@@ -461,19 +406,11 @@ async fn simulated_controllers_make_flux_objects_ready() {
             && (name == "gitrepositories.source.toolkit.fluxcd.io"
                 || name == "kustomizations.kustomize.toolkit.fluxcd.io")
         {
-            let r = kc
-                .patch(format!("{kube}/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}?fieldManager=test"))
-                .bearer_auth(&bearer)
-                .header("content-type", "application/apply-patch+yaml")
-                .body(obj.to_string())
-                .send()
-                .await
-                .expect("apply CRD");
-            assert!(
-                r.status().is_success(),
-                "{}",
-                r.text().await.unwrap_or_default()
-            );
+            kube.apply(
+                &format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"),
+                &obj,
+            )
+            .await;
         }
     }
     let objects = [
@@ -493,37 +430,11 @@ async fn simulated_controllers_make_flux_objects_ready() {
         ),
     ];
     for (path, body) in &objects {
-        let r = kc
-            .patch(format!("{kube}{path}?fieldManager=test"))
-            .bearer_auth(&bearer)
-            .header("content-type", "application/apply-patch+yaml")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("apply");
-        assert!(
-            r.status().is_success(),
-            "{}",
-            r.text().await.unwrap_or_default()
-        );
+        kube.apply(path, body).await;
     }
-    let get = |path: &'static str| {
-        let (client, bearer, kube) = (kc.clone(), bearer.clone(), kube.clone());
-        async move {
-            client
-                .get(format!("{kube}{path}"))
-                .bearer_auth(bearer)
-                .send()
-                .await
-                .expect("get")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
-    };
+    let repo = "/apis/source.toolkit.fluxcd.io/v1/namespaces/default/gitrepositories/repo";
     eventually("GitRepository ready with an artifact", || async {
-        let repo =
-            get("/apis/source.toolkit.fluxcd.io/v1/namespaces/default/gitrepositories/repo").await;
+        let repo = kube.get(repo).await;
         repo["status"]["conditions"][0]["status"] == "True"
             && repo["status"]["artifact"]["revision"]
                 .as_str()
@@ -532,9 +443,9 @@ async fn simulated_controllers_make_flux_objects_ready() {
     })
     .await;
     eventually("Kustomization ready at the source revision", || async {
-        let repo =
-            get("/apis/source.toolkit.fluxcd.io/v1/namespaces/default/gitrepositories/repo").await;
-        let ks = get("/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/default/kustomizations/apps")
+        let repo = kube.get(repo).await;
+        let ks = kube
+            .get("/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/default/kustomizations/apps")
             .await;
         ks["status"]["conditions"][0]["status"] == "True"
             && ks["status"]["lastAppliedRevision"] == repo["status"]["artifact"]["revision"]

@@ -4,42 +4,22 @@
 //! over HTTPS with a throw-away certificate that the kubeconfig trusts.
 //! These tests never skip: without `kubectl` on PATH they fail with a clear message.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 use std::sync::Arc;
 
+use common::{Kubectl, flux_fixture_path as fixture};
 use serde_json::Value;
 use terraform_provider_gitlabflux::sandbox::kube::{
     KubeConfig, KubeEmulator, ObjectRef, TlsIdentity,
 };
 
-fn require_kubectl() {
-    match Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-    {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "`kubectl version --client` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!(
-            "these tests need the real `kubectl` (v1.32) on PATH and could not run it: {e}. \
-             Install kubectl; the tests do not skip."
-        ),
-    }
-}
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/flux/v2.8.5")
-        .join(name)
-}
-
 /// An emulator served over HTTPS on loopback, with a kubeconfig and a private kubectl cache.
 struct Cluster {
     emu: Arc<KubeEmulator>,
     dir: tempfile::TempDir,
+    kubectl: Kubectl,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -51,7 +31,7 @@ impl Cluster {
 
     /// `ca`: trust the certificate (else `insecure-skip-tls-verify`); `token`: the client's.
     fn serve(ca: bool, token: &str) -> Self {
-        require_kubectl();
+        common::require_kubectl();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -72,32 +52,22 @@ impl Cluster {
         rt.spawn(async move { axum::serve(tls.listener(tcp), router).await });
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("kubeconfig"), config).unwrap();
-        Self { emu, dir, _rt: rt }
+        let kubectl =
+            Kubectl::new(dir.path().join("kubeconfig")).with_cache_dir(dir.path().join("cache"));
+        Self {
+            emu,
+            dir,
+            kubectl,
+            _rt: rt,
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let kubeconfig = self.dir.path().join("kubeconfig");
-        let cache = self.dir.path().join("cache");
-        Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--cache-dir")
-            .arg(&cache)
-            .args(args)
-            .output()
-            .unwrap()
+        self.kubectl.run(args)
     }
 
-    /// Runs kubectl and returns stdout, failing the test with kubectl's stderr otherwise.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.kubectl.ok(args)
     }
 
     fn install_flux(&self) {

@@ -1,6 +1,18 @@
-//! End-to-end harness: runs the real `terraform` binary against the provider built by
-//! `cargo test`, through `dev_overrides` in a private `TF_CLI_CONFIG_FILE`, in a temporary
-//! directory per workspace.
+//! The shared harness of the integration tests:
+//!
+//! - [`Workspace`]: the real `terraform` binary run against the provider built by
+//!   `cargo test`, through `dev_overrides` in a private `TF_CLI_CONFIG_FILE`, in a temporary
+//!   directory per workspace, with plan, state and diagnostic readers.
+//! - [`provider_block`] and [`Provider`]: the `provider "gitlabflux"` block, for a sandbox
+//!   (its GitLab and its cluster) with settings added or overridden where a test needs them.
+//! - [`SandboxProcess`]: a `gitlabflux-sandbox serve` process, with requests to its admin API
+//!   (stats, the GitLab and Kubernetes dumps, users, registry settings) and its GitLab API.
+//! - [`Kubectl`], [`kubectl`] and [`kubectl_json`]: the real `kubectl` against a cluster;
+//!   [`flux_deployment`] and [`flux_controller_args`] read the Flux controllers with it.
+//! - [`flux_fixture`] and [`flux_fixture_path`]: the Flux v2.8.5 distribution fixture.
+//! - [`http`] and [`block_on`]: the HTTP client and runtime for the sandbox's loopback APIs.
+//!
+//! Missing `terraform` or `kubectl` fails the run with a clear message: these tests never skip.
 
 #![allow(dead_code)]
 
@@ -18,19 +30,47 @@ pub fn provider_binary() -> PathBuf {
 /// Fails the test run with a clear message when Terraform is missing: these tests never skip.
 pub fn require_terraform() {
     static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = CHECKED.get_or_init(|| match Command::new("terraform").arg("version").output() {
+    require_cli(
+        &CHECKED,
+        "terraform",
+        &["version"],
+        "The end-to-end tests need the `terraform` CLI (1.11 or later) on PATH",
+        "Install Terraform and run the tests again.",
+    );
+}
+
+/// Fails the test run with a clear message when kubectl is missing: these tests never skip.
+pub fn require_kubectl() {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    require_cli(
+        &CHECKED,
+        "kubectl",
+        &["version", "--client"],
+        "These tests need the real `kubectl` (v1.32) on PATH",
+        "Install kubectl; the tests do not skip.",
+    );
+}
+
+/// Runs `program <version_args>` once per test binary and panics with `need`, the failure
+/// and `fix` when it cannot run.
+fn require_cli(
+    checked: &OnceLock<Result<(), String>>,
+    program: &str,
+    version_args: &[&str],
+    need: &str,
+    fix: &str,
+) {
+    let result = checked.get_or_init(|| match Command::new(program).args(version_args).output() {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(format!(
-            "`terraform version` failed: {}",
+            "`{program} {}` failed: {}",
+            version_args.join(" "),
             String::from_utf8_lossy(&out.stderr)
         )),
-        Err(e) => Err(format!("cannot run `terraform`: {e}")),
+        Err(e) => Err(format!("cannot run `{program}`: {e}")),
     });
     if let Err(e) = result {
-        panic!(
-            "The end-to-end tests need the `terraform` CLI (1.11 or later) on PATH. {e}. \
-             Install Terraform and run the tests again."
-        );
+        panic!("{need}. {e}. {fix}");
     }
 }
 
@@ -110,6 +150,15 @@ impl Workspace {
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.into(), value.into()));
+    }
+
+    /// Sends Terraform's trace log, the provider's lines included, to a file for every later
+    /// command; returns the file's path.
+    pub fn log_trace(&mut self) -> PathBuf {
+        let log = self.path().join("tf.log");
+        self.set_env("TF_LOG", "trace");
+        self.set_env("TF_LOG_PATH", &log.display().to_string());
+        log
     }
 
     /// Writes `main.tf`: the `required_providers` header followed by `body`.
@@ -195,6 +244,15 @@ impl Workspace {
         assert!(out.stdout.contains("No changes."), "{}", out.stdout);
     }
 
+    /// Asserts that a plan changes `address` alone, with the single action `action`
+    /// (`create`, `update`, ...).
+    pub fn assert_only_change(&self, address: &str, action: &str) {
+        assert_eq!(
+            self.planned_changes(),
+            [(address.to_string(), vec![action.to_string()])]
+        );
+    }
+
     /// The error diagnostics of `terraform <args> -json`, from its machine-readable output,
     /// and the whole output for failure messages. Each diagnostic has `summary`, `detail`
     /// and, when Terraform could place it, `snippet.code` (the configuration line of the
@@ -278,6 +336,90 @@ impl Workspace {
     }
 }
 
+/// The `provider "gitlabflux"` block for `sandbox`: its GitLab (URL and root token) and its
+/// cluster (kubeconfig).
+pub fn provider_block(sandbox: &SandboxProcess) -> String {
+    Provider::sandbox(sandbox).to_string()
+}
+
+/// A `provider "gitlabflux"` block, rendered by `Display`. [`Provider::sandbox`] is what
+/// [`provider_block`] renders; `Provider::default()` configures nothing, for tests of the
+/// provider's own configuration checks.
+#[derive(Clone, Debug, Default)]
+pub struct Provider {
+    gitlab: Vec<(&'static str, Hcl)>,
+    kubernetes: Vec<(&'static str, Hcl)>,
+}
+
+impl Provider {
+    pub fn sandbox(sandbox: &SandboxProcess) -> Self {
+        Self::default()
+            .gitlab("base_url", sandbox.url("gitlab_url"))
+            .gitlab("token", sandbox.url("gitlab_token"))
+            .kubernetes("config_path", sandbox.url("kubeconfig"))
+    }
+
+    /// Sets a setting of the `gitlab` object, replacing one of the same name.
+    pub fn gitlab(mut self, key: &'static str, value: impl Into<Hcl>) -> Self {
+        set(&mut self.gitlab, key, value.into());
+        self
+    }
+
+    /// Sets a setting of the `kubernetes` object, replacing one of the same name.
+    pub fn kubernetes(mut self, key: &'static str, value: impl Into<Hcl>) -> Self {
+        set(&mut self.kubernetes, key, value.into());
+        self
+    }
+}
+
+fn set(settings: &mut Vec<(&'static str, Hcl)>, key: &'static str, value: Hcl) {
+    match settings.iter_mut().find(|(k, _)| *k == key) {
+        Some(setting) => setting.1 = value,
+        None => settings.push((key, value)),
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "\nprovider \"gitlabflux\" {{")?;
+        for (name, settings) in [("gitlab", &self.gitlab), ("kubernetes", &self.kubernetes)] {
+            if settings.is_empty() {
+                continue;
+            }
+            writeln!(f, "  {name} = {{")?;
+            let width = settings.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            for (key, value) in settings {
+                writeln!(f, "    {key:width$} = {}", value.0)?;
+            }
+            writeln!(f, "  }}")?;
+        }
+        writeln!(f, "}}")
+    }
+}
+
+/// A setting's value as HCL: strings quoted and escaped, numbers as they are.
+#[derive(Clone, Debug)]
+pub struct Hcl(String);
+
+impl From<&str> for Hcl {
+    fn from(s: &str) -> Self {
+        // JSON's string escapes are valid HCL ones.
+        Self(Json::from(s).to_string())
+    }
+}
+
+impl From<String> for Hcl {
+    fn from(s: String) -> Self {
+        s.as_str().into()
+    }
+}
+
+impl From<u32> for Hcl {
+    fn from(n: u32) -> Self {
+        Self(n.to_string())
+    }
+}
+
 /// A `gitlabflux-sandbox serve` process, stopped (stdin closed, then killed) on drop.
 pub struct SandboxProcess {
     child: std::process::Child,
@@ -317,6 +459,91 @@ impl SandboxProcess {
         self.child.id()
     }
 
+    /// A request to the admin API; `path` from its root, e.g. `/stats`.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        http().request(method, format!("{}{path}", self.url("admin_url")))
+    }
+
+    /// A request to the GitLab emulator's REST API as the root user; `path` below `/api/v4`.
+    pub fn gitlab(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        http()
+            .request(method, format!("{}/api/v4{path}", self.url("gitlab_url")))
+            .header("PRIVATE-TOKEN", self.url("gitlab_token"))
+    }
+
+    /// An admin resource as JSON, for tests that run in a runtime.
+    pub async fn admin_json(&self, path: &str) -> Json {
+        self.admin(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("admin GET {path}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("admin GET {path} JSON: {e}"))
+    }
+
+    // The admin readers and writers below block, for the end-to-end tests, which do not run
+    // in a runtime.
+
+    /// Request counts by emulator and route template, and the faults injected.
+    pub fn stats(&self) -> Json {
+        block_on(self.admin_json("/stats"))
+    }
+
+    /// The GitLab emulator's world: projects with their files and commits, agents with
+    /// their tokens.
+    pub fn gitlab_state(&self) -> Json {
+        block_on(self.admin_json("/gitlab/state"))
+    }
+
+    /// Every object in the Kubernetes emulator, under `items`.
+    pub fn kube_objects(&self) -> Json {
+        block_on(self.admin_json("/kube/objects"))
+    }
+
+    /// `path -> content` on the `main` branch of `project`, and the project's commit count.
+    pub fn gitlab_repo(&self, project: &str) -> (serde_json::Map<String, Json>, usize) {
+        let state = self.gitlab_state();
+        let project = state["projects"]
+            .as_array()
+            .expect("projects")
+            .iter()
+            .find(|p| p["path_with_namespace"] == project)
+            .unwrap_or_else(|| panic!("{project} in the GitLab state"));
+        let files = project["files"]["main"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        (files, project["commits"].as_array().map_or(0, Vec::len))
+    }
+
+    /// Adds a GitLab user with `access_level` (10 to 50) on the seeded projects; returns
+    /// the user's token.
+    pub fn add_gitlab_user(&self, username: &str, access_level: u32) -> String {
+        let user: Json = block_on(async {
+            self.admin(reqwest::Method::POST, "/gitlab/users")
+                .json(&serde_json::json!({"username": username, "access_level": access_level}))
+                .send()
+                .await
+                .expect("user")
+                .json()
+                .await
+                .expect("json")
+        });
+        user["token"].as_str().expect("token").to_string()
+    }
+
+    /// Opens or closes the registry to clients without credentials.
+    pub fn set_anonymous_pull(&self, allowed: bool) {
+        let response = block_on(async {
+            self.admin(reqwest::Method::PUT, "/registry/settings")
+                .json(&serde_json::json!({ "anonymous_pull": allowed }))
+                .send()
+                .await
+        });
+        assert!(response.expect("admin API").status().is_success());
+    }
+
     /// Closes stdin (the documented stop signal) and waits for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         drop(self.stdin.take());
@@ -336,38 +563,133 @@ impl Drop for SandboxProcess {
     }
 }
 
+/// A file of the Flux v2.8.5 fixture, e.g. `gotk-components.yaml`.
+pub fn flux_fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/flux/v2.8.5")
+        .join(name)
+}
+
 /// The Flux v2.8.5 fixture as a distribution source (read in place, never copied).
 pub fn flux_fixture() -> String {
     format!(
-        "file://{}/../shared/fixtures/flux/v2.8.5/gotk-components.yaml",
-        env!("CARGO_MANIFEST_DIR")
+        "file://{}",
+        flux_fixture_path("gotk-components.yaml").display()
     )
 }
 
-/// `kubectl <args> -o json` against the sandbox's cluster; `None` only when the object does
-/// not exist. Any other failure panics, so an absence check cannot pass on a broken cluster.
-pub fn kubectl_json(sandbox: &SandboxProcess, args: &[&str]) -> Option<Json> {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(sandbox.url("kubeconfig"))
-        .args(args)
-        .args(["-o", "json"])
-        .output()
-        .expect("kubectl on PATH");
-    if out.status.success() {
-        return Some(serde_json::from_slice(&out.stdout).expect("kubectl JSON"));
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("(NotFound)"),
-        "kubectl {} failed: {stderr}",
-        args.join(" ")
-    );
-    None
+/// The real `kubectl` against one cluster.
+pub struct Kubectl {
+    kubeconfig: PathBuf,
+    cache_dir: Option<PathBuf>,
 }
 
-/// An HTTP client for the sandbox's loopback APIs (TLS on ring, like the provider).
+impl Kubectl {
+    pub fn new(kubeconfig: impl Into<PathBuf>) -> Self {
+        require_kubectl();
+        Self {
+            kubeconfig: kubeconfig.into(),
+            cache_dir: None,
+        }
+    }
+
+    /// Keeps kubectl's discovery cache in `dir` instead of the home directory.
+    pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Runs `kubectl <args>`, whatever its outcome.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        if let Some(dir) = &self.cache_dir {
+            cmd.arg("--cache-dir").arg(dir);
+        }
+        cmd.args(args).output().expect("run kubectl")
+    }
+
+    /// Runs `kubectl <args>` and returns its stdout, failing the test with its output
+    /// otherwise.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl <args> -o json`; `None` only when the object does not exist. Any other
+    /// failure panics, so an absence check cannot pass on a broken cluster.
+    pub fn json(&self, args: &[&str]) -> Option<Json> {
+        let mut json_args = args.to_vec();
+        json_args.extend(["-o", "json"]);
+        let out = self.run(&json_args);
+        if out.status.success() {
+            return Some(serde_json::from_slice(&out.stdout).expect("kubectl JSON"));
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("(NotFound)"),
+            "kubectl {} failed: {stderr}",
+            args.join(" ")
+        );
+        None
+    }
+}
+
+impl SandboxProcess {
+    /// kubectl against the sandbox's cluster.
+    pub fn kubectl(&self) -> Kubectl {
+        Kubectl::new(self.url("kubeconfig"))
+    }
+}
+
+/// [`Kubectl::ok`] against the sandbox's cluster.
+pub fn kubectl(sandbox: &SandboxProcess, args: &[&str]) -> String {
+    sandbox.kubectl().ok(args)
+}
+
+/// [`Kubectl::json`] against the sandbox's cluster.
+pub fn kubectl_json(sandbox: &SandboxProcess, args: &[&str]) -> Option<Json> {
+    sandbox.kubectl().json(args)
+}
+
+/// A Flux controller's Deployment in `flux-system`, which must exist.
+pub fn flux_deployment(sandbox: &SandboxProcess, name: &str) -> Json {
+    kubectl_json(sandbox, &["get", "deploy", "-n", "flux-system", name]).expect(name)
+}
+
+/// The container arguments of a Flux controller's Deployment.
+pub fn flux_controller_args(sandbox: &SandboxProcess, name: &str) -> Vec<String> {
+    flux_deployment(sandbox, name)["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
+/// An HTTP client for the sandbox's loopback APIs (TLS on ring, like the provider). Its
+/// timeout turns a wedged sandbox into a failed test rather than a hung one.
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}
+
+/// Runs `future` to completion on a runtime of its own, for tests that do not run in one.
+/// A request must be sent inside the future (`async { request.send().await }`): `send`
+/// arms the client's timeout at once, which needs the runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
 }
