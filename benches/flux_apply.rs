@@ -10,9 +10,9 @@
 use std::time::{Duration, Instant};
 
 use terraform_provider_gitlabflux::flux::manifest::parse_documents;
+use terraform_provider_gitlabflux::kube::ClusterSettings;
 use terraform_provider_gitlabflux::kube::KubeClient;
 use terraform_provider_gitlabflux::kube::engine::{ApplyOptions, apply_all};
-use terraform_provider_gitlabflux::kube::ClusterSettings;
 use terraform_provider_gitlabflux::sandbox::{Sandbox, SandboxOptions};
 use tokio_util::sync::CancellationToken;
 

@@ -5,6 +5,7 @@
 //! (`gitlab`, `flux`), which call clients. `tfplug` is the plugin-protocol framework and knows
 //! nothing of the product.
 
+pub mod agent;
 pub(crate) mod backoff;
 pub mod digest;
 pub mod flux;

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::flux::Distributions;
 use crate::gitlab::settings::{
@@ -15,10 +17,9 @@ use crate::gitlab::{GitlabClient, GitlabSettings};
 use crate::kube::Clusters;
 use crate::resources;
 use crate::resources::context::{
-    ProviderData, cluster_connection_attributes, env_nonempty, expand_home, http_url,
-    is_http_url, parse_cluster,
+    ClusterModel, ProviderData, cluster_connection_attributes, env_nonempty, expand_home, http_url,
+    is_http_url,
 };
-use crate::resources::support::string;
 use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
@@ -82,16 +83,12 @@ impl Provider for GitlabFluxProvider {
 
     async fn configure(&self, config: &Value, info: &ConfigureInfo) -> DiagResult<ProviderData> {
         let mut diags = Diagnostics::new();
-        let gitlab = parse_gitlab(
-            config.get_attr("gitlab").unwrap_or(&Value::Null),
-            &mut diags,
-        );
-        let kubernetes = parse_cluster(
-            config.get_attr("kubernetes").unwrap_or(&Value::Null),
-            &AttrPath::root().attr("kubernetes"),
-            true,
-            &mut diags,
-        );
+        let gitlab = known_block::<GitlabModel>(config, "gitlab")?
+            .map(|m| m.unwrap_or_default().settings(&mut diags));
+        let kubernetes = known_block::<ClusterModel>(config, "kubernetes")?.map(|m| {
+            let path = AttrPath::root().attr("kubernetes");
+            m.unwrap_or_default().settings(&path, true, &mut diags)
+        });
         diags.into_result()?;
         let gitlab = match gitlab {
             Some(settings) => Some(GitlabClient::new(&settings, info.stop.clone()).map_err(
@@ -124,51 +121,69 @@ impl Provider for GitlabFluxProvider {
     }
 }
 
-fn parse_gitlab(obj: &Value, diags: &mut Diagnostics) -> Option<GitlabSettings> {
-    if !obj.is_wholly_known() {
-        return None;
+/// A block of the provider configuration, `None` while any of it is unknown: a connection
+/// built from half its settings (or from environment fallbacks standing in for unknown
+/// ones) would reach the wrong place, so resources plan with unknown values instead.
+fn known_block<T: DeserializeOwned>(config: &Value, name: &str) -> DiagResult<Option<Option<T>>> {
+    match config.get_attr(name) {
+        Some(block) if !block.is_wholly_known() => Ok(None),
+        Some(block) => block.decode().map(Some),
+        None => Ok(Some(None)),
     }
-    let path = AttrPath::root().attr("gitlab");
-    let base_url = string(obj, "base_url")
-        .or_else(|| env_nonempty("GITLAB_BASE_URL"))
-        .unwrap_or_else(|| DEFAULT_GITLAB_URL.to_string());
-    let base_url = normalise_base_url(&base_url);
-    if !is_http_url(&base_url) {
-        diags.error_at(
-            path.clone().attr("base_url"),
-            "Invalid GitLab URL",
-            "gitlab.base_url (or GITLAB_BASE_URL) must be an http:// or https:// URL such as \
-             https://gitlab.example.com.",
-        );
-    }
-    let token = string(obj, "token")
-        .or_else(|| env_nonempty("GITLAB_TOKEN"))
-        .map(Secret::new);
-    let ca_file = string(obj, "ca_file").map(|p| expand_home(&p));
-    if let Some(ca) = &ca_file
-        && !ca.is_file()
-    {
-        diags.error_at(
-            path.clone().attr("ca_file"),
-            "CA file not found",
-            format!(
-                "gitlab.ca_file points at {}, which is not a readable file.",
-                ca.display()
-            ),
-        );
-    }
-    let max_retries = obj
-        .get_attr("max_retries")
-        .and_then(Value::as_i64)
-        .map_or(DEFAULT_MAX_RETRIES, |n| {
+}
+
+/// The `gitlab` block.
+#[derive(Debug, Default, Deserialize)]
+struct GitlabModel {
+    base_url: Option<String>,
+    token: Option<Secret>,
+    ca_file: Option<String>,
+    max_retries: Option<i64>,
+}
+
+impl GitlabModel {
+    /// The client settings after environment fallbacks, checked.
+    fn settings(self, diags: &mut Diagnostics) -> GitlabSettings {
+        let path = AttrPath::root().attr("gitlab");
+        let base_url = self
+            .base_url
+            .or_else(|| env_nonempty("GITLAB_BASE_URL"))
+            .unwrap_or_else(|| DEFAULT_GITLAB_URL.to_string());
+        let base_url = normalise_base_url(&base_url);
+        if !is_http_url(&base_url) {
+            diags.error_at(
+                path.clone().attr("base_url"),
+                "Invalid GitLab URL",
+                "gitlab.base_url (or GITLAB_BASE_URL) must be an http:// or https:// URL such as \
+                 https://gitlab.example.com.",
+            );
+        }
+        let token = self
+            .token
+            .or_else(|| env_nonempty("GITLAB_TOKEN").map(Secret::new));
+        let ca_file = self.ca_file.map(|p| expand_home(&p));
+        if let Some(ca) = &ca_file
+            && !ca.is_file()
+        {
+            diags.error_at(
+                path.clone().attr("ca_file"),
+                "CA file not found",
+                format!(
+                    "gitlab.ca_file points at {}, which is not a readable file.",
+                    ca.display()
+                ),
+            );
+        }
+        let max_retries = self.max_retries.map_or(DEFAULT_MAX_RETRIES, |n| {
             n.clamp(0, i64::from(MAX_RETRIES_LIMIT)) as u32
         });
-    Some(GitlabSettings {
-        base_url,
-        token,
-        ca_file,
-        max_retries,
-    })
+        GitlabSettings {
+            base_url,
+            token,
+            ca_file,
+            max_retries,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -194,8 +209,11 @@ mod tests {
             r#"{"gitlab": {"base_url": "https://gitlab.example.com/api/v4/", "token": "t", "ca_file": null, "max_retries": 2}}"#,
         );
         let mut diags = Diagnostics::new();
-        let gitlab = parse_gitlab(cfg.get_attr("gitlab").expect("gitlab"), &mut diags)
-            .expect("gitlab settings");
+        let gitlab = known_block::<GitlabModel>(&cfg, "gitlab")
+            .expect("decodes")
+            .flatten()
+            .expect("gitlab settings")
+            .settings(&mut diags);
         assert!(diags.is_empty());
         assert_eq!(gitlab.base_url, "https://gitlab.example.com");
         assert_eq!(gitlab.max_retries, 2);

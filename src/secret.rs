@@ -5,7 +5,10 @@
 
 use std::fmt;
 
-#[derive(Clone, PartialEq, Eq)]
+/// Serialises as the plain string: typed models carry secrets to and from Terraform, where
+/// the schema marks them sensitive.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use terraform_provider_gitlabflux::kube::{Clusters, KubeError, ObjRef};
 use terraform_provider_gitlabflux::kube::ClusterSettings;
+use terraform_provider_gitlabflux::kube::{Clusters, KubeError, ObjRef};
 use terraform_provider_gitlabflux::sandbox::{Sandbox, SandboxOptions};
 use terraform_provider_gitlabflux::secret::Secret;
 use tokio_util::sync::CancellationToken;

@@ -1,8 +1,6 @@
 //! GitLab domain layer: naming rules, and the REST client resources call (typed endpoints,
 //! pagination, retries, rate limits, single-flight caching (`crate::single_flight`)). Resources hold no HTTP.
 
-pub mod agent_config;
-pub mod agent_install;
 mod agents;
 mod client;
 pub mod error;

@@ -2,17 +2,21 @@
 //! `.gitlab/agents/<name>/config.yaml` committed atomically (no commit when unchanged).
 //! Import ID: `<project path>:<agent name>`.
 
-use async_trait::async_trait;
+use std::collections::BTreeMap;
 
-use super::support::{self, boolean, gitlab_error, gitlab_error_at, obj, object, opt, required_string, set, split_import_id, string, string_list_or_null, strings};
-use crate::gitlab::agent_config::{
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::context::{ProviderData, gitlab};
+use super::support::split_import_id;
+use crate::agent::AgentError;
+use crate::agent::config::{
     AccessAs, AgentConfig, CiAccess, CiAccessEntry, Empty, Flux, IdEntry, Impersonate,
     ImpersonateExtra, Logging, MAX_ENTRIES, Observability, UserAccess, UserAccessAs,
     config_file_path,
 };
-use crate::gitlab::files::{CommitMeta, WantedFile, read_text, sync_files};
+use crate::agent::registration::{self, AgentFacts, AgentSpec, Registration};
 use crate::gitlab::names::validate_agent_name;
-use super::context::{ProviderData, gitlab};
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting,
@@ -136,305 +140,292 @@ fn config_attribute() -> Attribute {
     .description("Agent configuration, rendered to `.gitlab/agents/<name>/config.yaml`. Null: the file is not managed.")
 }
 
-/// Maps the `config` attribute to the typed configuration, checking cross-field rules.
-fn config_from_value(v: &Value, diags: &mut Diagnostics) -> AgentConfig {
-    let base = AttrPath::root().attr("config");
-    let ci_access = object(v, "ci_access").map(|ci| CiAccess {
-        projects: entries(ci, "projects", &base.clone().attr("ci_access"), diags),
-        groups: entries(ci, "groups", &base.clone().attr("ci_access"), diags),
-    });
-    let user_access = object(v, "user_access").map(|ua| UserAccess {
-        access_as: string(ua, "access_as").map(|a| match a.as_str() {
-            "user" => UserAccessAs::User(Empty {}),
-            _ => UserAccessAs::Agent(Empty {}),
-        }),
-        projects: ids(ua, "projects"),
-        groups: ids(ua, "groups"),
-    });
-    let observability = object(v, "observability").map(|o| Observability {
-        logging: object(o, "logging").map(|l| Logging {
-            level: string(l, "level"),
-            grpc_level: string(l, "grpc_level"),
-        }),
-    });
-    let flux = object(v, "flux").map(|f| Flux {
-        webhook_receiver_url: string(f, "webhook_receiver_url"),
-    });
-    AgentConfig {
-        ci_access,
-        user_access,
-        observability,
-        flux,
-    }
+/// The resource's attributes.
+#[derive(Debug, Serialize, Deserialize)]
+struct AgentModel {
+    project: String,
+    name: String,
+    config_branch: Option<String>,
+    keep_config_file: bool,
+    config: Option<ConfigModel>,
+    agent_id: Option<i64>,
+    kubecontext: Option<String>,
+    config_file_path: Option<String>,
+    config_yaml: Option<String>,
+    created_at: Option<String>,
 }
 
-fn ids(v: &Value, name: &str) -> Vec<IdEntry> {
-    v.get_attr(name)
-        .and_then(Value::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| string(e, "id"))
-        .map(|id| IdEntry { id })
-        .collect()
+/// `config`, shaped as users write it: `access_as` is a keyword with the identity beside
+/// it, where the file nests the identity under the keyword.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ConfigModel {
+    ci_access: Option<CiAccessModel>,
+    user_access: Option<UserAccessModel>,
+    observability: Option<ObservabilityModel>,
+    flux: Option<FluxModel>,
 }
 
-fn entries(v: &Value, name: &str, base: &AttrPath, diags: &mut Diagnostics) -> Vec<CiAccessEntry> {
-    let list = v
-        .get_attr(name)
-        .and_then(Value::as_list)
-        .unwrap_or_default();
-    list.iter()
-        .enumerate()
-        .map(|(i, e)| entry(e, &base.clone().attr(name).index(i as i64), diags))
-        .collect()
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct CiAccessModel {
+    projects: Option<Vec<AccessEntryModel>>,
+    groups: Option<Vec<AccessEntryModel>>,
 }
 
-fn entry(e: &Value, path: &AttrPath, diags: &mut Diagnostics) -> CiAccessEntry {
-    let impersonate = object(e, "impersonate").map(|imp| Impersonate {
-        username: string(imp, "username").unwrap_or_default(),
-        uid: string(imp, "uid"),
-        groups: strings(imp, "groups"),
-        extra: imp
-            .get_attr("extra")
-            .and_then(Value::as_map)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, vals)| ImpersonateExtra {
-                        key: k.clone(),
-                        val: vals
-                            .as_list()
-                            .unwrap_or_default()
-                            .iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-    });
-    let access_as = string(e, "access_as");
-    let is_impersonate = access_as.as_deref() == Some("impersonate");
-    if is_impersonate && impersonate.is_none() {
-        diags.error_at(
-            path.clone().attr("impersonate"),
-            "Missing impersonation identity",
-            format!("{path}.access_as is \"impersonate\": set {path}.impersonate = {{ username = \"...\" }}."),
-        );
-    }
-    if !is_impersonate && impersonate.is_some() {
-        diags.error_at(
-            path.clone().attr("impersonate"),
-            "Impersonation without access_as = \"impersonate\"",
-            format!("{path}.impersonate is only allowed when {path}.access_as = \"impersonate\"."),
-        );
-    }
-    CiAccessEntry {
-        id: string(e, "id").unwrap_or_default(),
-        default_namespace: string(e, "default_namespace"),
-        access_as: access_as.map(|a| match a.as_str() {
-            "impersonate" => AccessAs::Impersonate(impersonate.unwrap_or_default()),
-            "ci_job" => AccessAs::CiJob(Empty {}),
-            "ci_user" => AccessAs::CiUser(Empty {}),
-            _ => AccessAs::Agent(Empty {}),
-        }),
-        environments: strings(e, "environments"),
-        protected_branches_only: boolean(e, "protected_branches_only"),
-    }
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct AccessEntryModel {
+    id: String,
+    default_namespace: Option<String>,
+    access_as: Option<String>,
+    impersonate: Option<ImpersonateModel>,
+    environments: Option<Vec<String>>,
+    protected_branches_only: Option<bool>,
 }
 
-/// The inverse mapping, for import: every attribute present, absent ones null.
-fn config_to_value(c: &AgentConfig) -> Value {
-    let entry_value = |e: &CiAccessEntry| {
-        let impersonate = match &e.access_as {
-            Some(AccessAs::Impersonate(imp)) => obj([
-                ("username", imp.username.as_str().into()),
-                ("uid", opt(imp.uid.clone())),
-                ("groups", string_list_or_null(&imp.groups)),
-                (
-                    "extra",
-                    if imp.extra.is_empty() {
-                        Value::Null
-                    } else {
-                        Value::Map(
-                            imp.extra
-                                .iter()
-                                .map(|x| (x.key.clone(), string_list_or_null(&x.val)))
-                                .collect(),
-                        )
-                    },
-                ),
-            ]),
-            _ => Value::Null,
-        };
-        obj([
-            ("id", e.id.as_str().into()),
-            ("default_namespace", opt(e.default_namespace.clone())),
-            (
-                "access_as",
-                opt(e.access_as.as_ref().map(AccessAs::keyword)),
-            ),
-            ("impersonate", impersonate),
-            ("environments", string_list_or_null(&e.environments)),
-            ("protected_branches_only", opt(e.protected_branches_only)),
-        ])
-    };
-    let list_or_null = |items: Vec<Value>| {
-        if items.is_empty() {
-            Value::Null
-        } else {
-            Value::List(items)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ImpersonateModel {
+    username: String,
+    uid: Option<String>,
+    groups: Option<Vec<String>>,
+    extra: Option<BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct UserAccessModel {
+    access_as: Option<String>,
+    projects: Option<Vec<IdEntry>>,
+    groups: Option<Vec<IdEntry>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ObservabilityModel {
+    logging: Option<Logging>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct FluxModel {
+    webhook_receiver_url: Option<String>,
+}
+
+/// Absent and empty lists are the same in the file; in the model, empty reads as absent so
+/// that an imported configuration plans clean against one that omits the list.
+fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
+}
+
+impl ConfigModel {
+    /// Checks the rules the schema cannot state, reporting on the entry at fault.
+    fn check(&self, diags: &mut Diagnostics) {
+        let Some(ci) = &self.ci_access else { return };
+        let base = AttrPath::root().attr("config").attr("ci_access");
+        for (list, entries) in [("projects", &ci.projects), ("groups", &ci.groups)] {
+            for (i, entry) in entries.iter().flatten().enumerate() {
+                entry.check(&base.clone().attr(list).index(i as i64), diags);
+            }
         }
-    };
-    let id_list = |items: &[IdEntry]| {
-        list_or_null(
-            items
-                .iter()
-                .map(|i| obj([("id", i.id.as_str().into())]))
-                .collect(),
-        )
-    };
-    obj([
-        (
-            "ci_access",
-            c.ci_access.as_ref().map_or(Value::Null, |ci| {
-                obj([
-                    (
-                        "projects",
-                        list_or_null(ci.projects.iter().map(entry_value).collect()),
-                    ),
-                    (
-                        "groups",
-                        list_or_null(ci.groups.iter().map(entry_value).collect()),
-                    ),
-                ])
+    }
+
+    fn to_config(&self) -> AgentConfig {
+        AgentConfig {
+            ci_access: self.ci_access.as_ref().map(|ci| CiAccess {
+                projects: entries_to_config(&ci.projects),
+                groups: entries_to_config(&ci.groups),
             }),
-        ),
-        (
-            "user_access",
-            c.user_access.as_ref().map_or(Value::Null, |ua| {
-                obj([
-                    (
-                        "access_as",
-                        opt(ua.access_as.as_ref().map(|a| match a {
-                            UserAccessAs::Agent(_) => "agent",
-                            UserAccessAs::User(_) => "user",
-                        })),
-                    ),
-                    ("projects", id_list(&ua.projects)),
-                    ("groups", id_list(&ua.groups)),
-                ])
+            user_access: self.user_access.as_ref().map(|ua| UserAccess {
+                access_as: ua.access_as.as_deref().map(|a| match a {
+                    "user" => UserAccessAs::User(Empty {}),
+                    _ => UserAccessAs::Agent(Empty {}),
+                }),
+                projects: ua.projects.clone().unwrap_or_default(),
+                groups: ua.groups.clone().unwrap_or_default(),
             }),
-        ),
-        (
-            "observability",
-            c.observability.as_ref().map_or(Value::Null, |o| {
-                obj([(
-                    "logging",
-                    o.logging.as_ref().map_or(Value::Null, |l| {
-                        obj([
-                            ("level", opt(l.level.clone())),
-                            ("grpc_level", opt(l.grpc_level.clone())),
-                        ])
-                    }),
-                )])
+            observability: self.observability.as_ref().map(|o| Observability {
+                logging: o.logging.clone(),
             }),
-        ),
-        (
-            "flux",
-            c.flux.as_ref().map_or(Value::Null, |f| {
-                obj([("webhook_receiver_url", opt(f.webhook_receiver_url.clone()))])
+            flux: self.flux.as_ref().map(|f| Flux {
+                webhook_receiver_url: f.webhook_receiver_url.clone(),
             }),
-        ),
-    ])
+        }
+    }
+
+    fn from_config(c: &AgentConfig) -> Self {
+        ConfigModel {
+            ci_access: c.ci_access.as_ref().map(|ci| CiAccessModel {
+                projects: non_empty(
+                    ci.projects
+                        .iter()
+                        .map(AccessEntryModel::from_entry)
+                        .collect(),
+                ),
+                groups: non_empty(ci.groups.iter().map(AccessEntryModel::from_entry).collect()),
+            }),
+            user_access: c.user_access.as_ref().map(|ua| UserAccessModel {
+                access_as: ua.access_as.as_ref().map(|a| match a {
+                    UserAccessAs::Agent(_) => "agent".to_string(),
+                    UserAccessAs::User(_) => "user".to_string(),
+                }),
+                projects: non_empty(ua.projects.clone()),
+                groups: non_empty(ua.groups.clone()),
+            }),
+            observability: c.observability.as_ref().map(|o| ObservabilityModel {
+                logging: o.logging.clone(),
+            }),
+            flux: c.flux.as_ref().map(|f| FluxModel {
+                webhook_receiver_url: f.webhook_receiver_url.clone(),
+            }),
+        }
+    }
 }
 
-/// The rendered file for a known `config`, `None` when the file is not managed.
-fn rendered(config: &Value) -> DiagResult<Option<String>> {
-    if config.is_null() {
+fn entries_to_config(entries: &Option<Vec<AccessEntryModel>>) -> Vec<CiAccessEntry> {
+    entries
+        .iter()
+        .flatten()
+        .map(AccessEntryModel::to_entry)
+        .collect()
+}
+
+impl AccessEntryModel {
+    fn check(&self, path: &AttrPath, diags: &mut Diagnostics) {
+        let is_impersonate = self.access_as.as_deref() == Some("impersonate");
+        if is_impersonate && self.impersonate.is_none() {
+            diags.error_at(
+                path.clone().attr("impersonate"),
+                "Missing impersonation identity",
+                format!("{path}.access_as is \"impersonate\": set {path}.impersonate = {{ username = \"...\" }}."),
+            );
+        }
+        if !is_impersonate && self.impersonate.is_some() {
+            diags.error_at(
+                path.clone().attr("impersonate"),
+                "Impersonation without access_as = \"impersonate\"",
+                format!(
+                    "{path}.impersonate is only allowed when {path}.access_as = \"impersonate\"."
+                ),
+            );
+        }
+    }
+
+    fn to_entry(&self) -> CiAccessEntry {
+        let impersonate = || {
+            self.impersonate
+                .as_ref()
+                .map(|imp| Impersonate {
+                    username: imp.username.clone(),
+                    uid: imp.uid.clone(),
+                    groups: imp.groups.clone().unwrap_or_default(),
+                    extra: imp
+                        .extra
+                        .iter()
+                        .flatten()
+                        .map(|(key, val)| ImpersonateExtra {
+                            key: key.clone(),
+                            val: val.clone(),
+                        })
+                        .collect(),
+                })
+                .unwrap_or_default()
+        };
+        CiAccessEntry {
+            id: self.id.clone(),
+            default_namespace: self.default_namespace.clone(),
+            access_as: self.access_as.as_deref().map(|a| match a {
+                "impersonate" => AccessAs::Impersonate(impersonate()),
+                "ci_job" => AccessAs::CiJob(Empty {}),
+                "ci_user" => AccessAs::CiUser(Empty {}),
+                _ => AccessAs::Agent(Empty {}),
+            }),
+            environments: self.environments.clone().unwrap_or_default(),
+            protected_branches_only: self.protected_branches_only,
+        }
+    }
+
+    fn from_entry(e: &CiAccessEntry) -> Self {
+        let impersonate = match &e.access_as {
+            Some(AccessAs::Impersonate(imp)) => Some(ImpersonateModel {
+                username: imp.username.clone(),
+                uid: imp.uid.clone(),
+                groups: non_empty(imp.groups.clone()),
+                extra: (!imp.extra.is_empty()).then(|| {
+                    imp.extra
+                        .iter()
+                        .map(|x| (x.key.clone(), x.val.clone()))
+                        .collect()
+                }),
+            }),
+            _ => None,
+        };
+        AccessEntryModel {
+            id: e.id.clone(),
+            default_namespace: e.default_namespace.clone(),
+            access_as: e.access_as.as_ref().map(|a| a.keyword().to_string()),
+            impersonate,
+            environments: non_empty(e.environments.clone()),
+            protected_branches_only: e.protected_branches_only,
+        }
+    }
+}
+
+/// The typed configuration for a `config` attribute, checked; `None` when not managed.
+fn agent_config(config: Option<&ConfigModel>) -> DiagResult<Option<AgentConfig>> {
+    let Some(config) = config else {
         return Ok(None);
-    }
+    };
     let mut diags = Diagnostics::new();
-    let typed = config_from_value(config, &mut diags);
+    config.check(&mut diags);
     diags.into_result()?;
-    typed.render().map(Some).map_err(|e| {
-        Diagnostic::error("Cannot render agent configuration", e.to_string())
-            .at(AttrPath::root().attr("config"))
-            .into()
-    })
+    Ok(Some(config.to_config()))
 }
 
-fn commit_meta(name: &str, verb: &str) -> CommitMeta {
-    CommitMeta {
-        message: format!("{verb} configuration of GitLab agent {name} (gitlabflux)"),
-        author_name: None,
-        author_email: None,
+impl AgentModel {
+    fn spec<'a>(&'a self, config: Option<&'a AgentConfig>) -> AgentSpec<'a> {
+        AgentSpec {
+            project: &self.project,
+            name: &self.name,
+            config_branch: self.config_branch.as_deref(),
+            config,
+        }
     }
+
+    fn registration(&self) -> Option<Registration> {
+        Some(Registration {
+            agent_id: self.agent_id?,
+            created_at: self.created_at.clone()?,
+        })
+    }
+
+    fn record(&mut self, facts: AgentFacts) {
+        self.agent_id = Some(facts.registration.agent_id);
+        self.created_at = Some(facts.registration.created_at);
+        self.kubecontext = Some(facts.kubecontext);
+        self.config_file_path = Some(facts.config_file_path);
+        self.config_yaml = facts.config_yaml;
+    }
+}
+
+/// An agent error as a diagnostic, on `project` when the project could not be read.
+fn agent_error(e: AgentError) -> Diagnostics {
+    let d = Diagnostic::error(e.summary(), e.detail());
+    match e {
+        AgentError::Project(_) => d.at(AttrPath::root().attr("project")),
+        AgentError::Config(_) => d.at(AttrPath::root().attr("config")),
+        _ => d,
+    }
+    .into()
 }
 
 impl Agent {
-    /// Registers (or adopts) the agent unless `prior` already holds it, and syncs its file;
-    /// returns the full state.
-    async fn apply(
-        &self,
-        ctx: &Ctx<ProviderData>,
-        planned: &Value,
-        prior: &Value,
-    ) -> DiagResult<NewState> {
-        let client = gitlab(ctx)?;
-        let project_ref = required_string(planned, "project")?;
-        let name = required_string(planned, "name")?;
-        let project = client
-            .project(&project_ref)
-            .await
-            .map_err(|e| gitlab_error_at(e, AttrPath::root().attr("project")))?;
-        // An update keeps the registration (project and name force replacement): posting a
-        // create would only be refused as taken and cost a list to adopt it.
-        let (agent_id, created_at) =
-            match (support::int(prior, "agent_id"), string(prior, "created_at")) {
-                (Some(id), Some(created_at)) => (id, created_at),
-                _ => {
-                    let agent = client
-                        .create_agent(&project.path_with_namespace, &name)
-                        .await
-                        .map_err(gitlab_error)?;
-                    (agent.id, agent.created_at)
-                }
-            };
-        let branch =
-            string(planned, "config_branch").unwrap_or_else(|| project.default_branch.clone());
-        let config = planned.get_attr("config").cloned().unwrap_or(Value::Null);
-        let content = rendered(&config)?;
-        if let Some(content) = &content {
-            let wanted = [WantedFile {
-                path: config_file_path(&name),
-                content: Some(content.clone()),
-            }];
-            sync_files(
-                client,
-                &project.path_with_namespace,
-                &branch,
-                &wanted,
-                &commit_meta(&name, "Update"),
-            )
-            .await
-            .map_err(gitlab_error)?;
-        }
-        let mut state = planned.clone();
-        set(&mut state, "agent_id", agent_id.into());
-        set(
-            &mut state,
-            "kubecontext",
-            format!("{}:{}", project.path_with_namespace, name).into(),
-        );
-        set(
-            &mut state,
-            "config_file_path",
-            config_file_path(&name).into(),
-        );
-        set(&mut state, "config_yaml", opt(content));
-        set(&mut state, "created_at", created_at.into());
-        Ok(NewState::new(state))
+    /// Registers the agent unless `model` already holds it, and syncs its file.
+    async fn apply(&self, ctx: &Ctx<ProviderData>, mut model: AgentModel) -> DiagResult<NewState> {
+        let config = agent_config(model.config.as_ref())?;
+        let facts = registration::ensure(
+            gitlab(ctx)?,
+            &model.spec(config.as_ref()),
+            model.registration(),
+        )
+        .await
+        .map_err(agent_error)?;
+        model.record(facts);
+        NewState::encode(&model)
     }
 }
 
@@ -494,10 +485,15 @@ impl Resource<ProviderData> for Agent {
     }
 
     async fn validate(&self, _ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<()> {
-        if let Some(c) = object(config, "config").filter(|c| c.is_wholly_known()) {
-            let mut diags = Diagnostics::new();
-            config_from_value(c, &mut diags);
-            diags.into_result()?;
+        // Checked once the whole configuration is known; unknown parts wait for the plan.
+        // Only `config` is read: defaults are not applied to a configuration yet.
+        #[derive(Deserialize)]
+        struct ConfigOnly {
+            config: Option<ConfigModel>,
+        }
+        if config.is_wholly_known() {
+            let model: ConfigOnly = config.decode()?;
+            agent_config(model.config.as_ref())?;
         }
         Ok(())
     }
@@ -507,39 +503,24 @@ impl Resource<ProviderData> for Agent {
         _ctx: &Ctx<ProviderData>,
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
-        let name = string(&plan.planned, "name");
-        if let Some(name) = &name {
-            set(
-                &mut plan.planned,
-                "config_file_path",
-                config_file_path(name).into(),
-            );
+        // With the whole configuration known, the file and the context are known too; a
+        // partly unknown configuration leaves them unknown until apply.
+        if plan.is_destroy() || !plan.config.is_wholly_known() {
+            return Ok(());
         }
-        let config = plan
-            .planned
-            .get_attr("config")
-            .cloned()
-            .unwrap_or(Value::Null);
-        let yaml = if config.is_wholly_known() {
-            opt(rendered(&config)?)
-        } else {
-            Value::unknown()
-        };
-        set(&mut plan.planned, "config_yaml", yaml);
-        if let (Some(project), Some(name)) = (string(&plan.planned, "project"), &name)
-            && project.contains('/')
-        {
-            set(
-                &mut plan.planned,
-                "kubecontext",
-                format!("{project}:{name}").into(),
-            );
+        let mut model: AgentModel = plan.planned.decode()?;
+        let config = agent_config(model.config.as_ref())?;
+        model.config_file_path = Some(config_file_path(&model.name));
+        model.config_yaml = registration::render(config.as_ref()).map_err(agent_error)?;
+        // A numeric project ID says nothing of the path: the context waits for apply.
+        if model.project.contains('/') {
+            model.kubecontext = Some(registration::kubecontext(&model.project, &model.name));
         }
-        Ok(())
+        plan.set_planned(&model)
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, &req.planned, &Value::Null).await
+        self.apply(ctx, req.planned.decode()?).await
     }
 
     async fn read(
@@ -547,124 +528,55 @@ impl Resource<ProviderData> for Agent {
         ctx: &Ctx<ProviderData>,
         current: NewState,
     ) -> DiagResult<Option<NewState>> {
-        let client = gitlab(ctx)?;
-        let state = current.state;
-        let project_ref = required_string(&state, "project")?;
-        let project = match client.project(&project_ref).await {
-            Ok(p) => p,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(gitlab_error(e)),
-        };
-        let name = required_string(&state, "name")?;
-        let Some(agent) = client
-            .agent_by_name(&project.path_with_namespace, &name)
+        let mut model: AgentModel = current.state.decode()?;
+        let imported = current.private == IMPORTED;
+        let managed = imported || model.config.is_some();
+        let Some(facts) = registration::read(gitlab(ctx)?, &model.spec(None), managed)
             .await
-            .map_err(gitlab_error)?
+            .map_err(agent_error)?
         else {
             return Ok(None);
         };
-        let mut new = state.clone();
-        set(&mut new, "agent_id", agent.id.into());
-        set(
-            &mut new,
-            "kubecontext",
-            format!("{}:{}", project.path_with_namespace, name).into(),
-        );
-        set(&mut new, "config_file_path", config_file_path(&name).into());
-        set(&mut new, "created_at", agent.created_at.as_str().into());
-        let imported = current.private == IMPORTED;
-        let managed = imported || !state.get_attr("config").is_none_or(Value::is_null);
-        if managed {
-            let branch = string(&state, "config_branch").unwrap_or(project.default_branch.clone());
-            let text = read_text(
-                client,
-                &project.path_with_namespace,
-                &branch,
-                &config_file_path(&name),
-            )
-            .await
-            .map_err(gitlab_error)?;
-            if imported && let Some(text) = &text {
-                let parsed = AgentConfig::parse(text).map_err(|e| {
-                    Diagnostic::error("Unreadable agent configuration file", e.to_string())
-                })?;
-                set(&mut new, "config", config_to_value(&parsed));
-            }
-            set(&mut new, "config_yaml", opt(text));
-        } else {
-            set(&mut new, "config_yaml", Value::Null);
+        if imported && let Some(text) = &facts.config_yaml {
+            let parsed = AgentConfig::parse(text).map_err(|e| agent_error(e.into()))?;
+            model.config = Some(ConfigModel::from_config(&parsed));
         }
-        Ok(Some(NewState::new(new)))
+        model.record(facts);
+        NewState::encode(&model).map(Some)
     }
 
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        let was_managed = !req.prior.get_attr("config").is_none_or(Value::is_null);
-        let now_managed = !req.planned.get_attr("config").is_none_or(Value::is_null);
-        if was_managed && !now_managed {
+        let prior: AgentModel = req.prior.decode()?;
+        let planned: AgentModel = req.planned.decode()?;
+        if prior.config.is_some() && planned.config.is_none() {
             // The user stopped managing the file: leave it as it is.
             ctx.warn(Diagnostic::warning(
                 "Configuration file no longer managed",
                 "config was removed, so the agent's configuration file is left in the repository as it is.",
             ));
         }
-        self.apply(ctx, &req.planned, &req.prior).await
+        self.apply(ctx, planned).await
     }
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
-        let client = gitlab(ctx)?;
-        let state = prior.state;
-        let project_ref = required_string(&state, "project")?;
-        let name = required_string(&state, "name")?;
-        let project = match client.project(&project_ref).await {
-            Ok(p) => p,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(gitlab_error(e)),
-        };
-        if let Some(id) = support::int(&state, "agent_id") {
-            client
-                .delete_agent(&project.path_with_namespace, id)
-                .await
-                .map_err(gitlab_error)?;
-        }
-        let managed = !state.get_attr("config").is_none_or(Value::is_null);
-        if managed && !boolean(&state, "keep_config_file").unwrap_or(false) {
-            let branch = string(&state, "config_branch").unwrap_or(project.default_branch.clone());
-            let wanted = [WantedFile {
-                path: config_file_path(&name),
-                content: None,
-            }];
-            sync_files(
-                client,
-                &project.path_with_namespace,
-                &branch,
-                &wanted,
-                &commit_meta(&name, "Remove"),
-            )
+        let model: AgentModel = prior.state.decode()?;
+        let delete_file = model.config.is_some() && !model.keep_config_file;
+        registration::remove(gitlab(ctx)?, &model.spec(None), model.agent_id, delete_file)
             .await
-            .map_err(gitlab_error)?;
-        }
-        Ok(())
+            .map_err(agent_error)
     }
 
     async fn import(&self, _ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
         let (project, name) =
             split_import_id(id, ':', "<project path>:<agent name>", "fleet/agents:prod")?;
-        let state = obj([
-            ("project", project.into()),
-            ("name", name.into()),
-            ("config_branch", Value::Null),
-            ("keep_config_file", false.into()),
-            ("config", Value::Null),
-            ("agent_id", Value::Null),
-            ("kubecontext", Value::Null),
-            ("config_file_path", Value::Null),
-            ("config_yaml", Value::Null),
-            ("created_at", Value::Null),
-        ]);
-        Ok(NewState {
-            state,
-            private: IMPORTED.to_vec(),
-        })
+        // Read completes the rest, and rebuilds `config` from the file (see IMPORTED).
+        #[derive(Serialize)]
+        struct Imported<'a> {
+            project: &'a str,
+            name: &'a str,
+        }
+        let model = Imported { project, name };
+        Ok(NewState::encode(&model)?.with_private(IMPORTED.to_vec()))
     }
 }
 
@@ -673,48 +585,50 @@ mod tests {
     use super::*;
     use crate::tfplug::value::decode_json;
 
-    fn config_value(json: &str) -> Value {
+    fn config_model(json: &str) -> (Value, ConfigModel) {
         let ty = config_attribute().value_type();
-        decode_json(json.as_bytes(), &ty).expect("config JSON")
+        let value = decode_json(json.as_bytes(), &ty).expect("config JSON");
+        let model = value.decode().expect("config model");
+        (value, model)
     }
 
     #[test]
     fn impersonate_is_required_exactly_with_access_as_impersonate() {
-        let mut diags = Diagnostics::new();
-        config_from_value(
-            &config_value(
-                r#"{"ci_access": {"groups": [{"id": "fleet", "access_as": "impersonate"}]}}"#,
-            ),
-            &mut diags,
+        let (_, model) = config_model(
+            r#"{"ci_access": {"groups": [{"id": "fleet", "access_as": "impersonate"}]}}"#,
         );
+        let mut diags = Diagnostics::new();
+        model.check(&mut diags);
         let d = diags.iter().next().expect("diagnostic");
         assert_eq!(
             d.attribute.as_ref().map(ToString::to_string).as_deref(),
             Some("config.ci_access.groups[0].impersonate")
         );
 
-        let mut diags = Diagnostics::new();
-        config_from_value(
-            &config_value(
-                r#"{"ci_access": {"projects": [{"id": "p", "access_as": "ci_job", "impersonate": {"username": "x"}}]}}"#,
-            ),
-            &mut diags,
+        let (_, model) = config_model(
+            r#"{"ci_access": {"projects": [{"id": "p", "access_as": "ci_job", "impersonate": {"username": "x"}}]}}"#,
         );
+        let mut diags = Diagnostics::new();
+        model.check(&mut diags);
         assert!(diags.has_errors());
     }
 
     #[test]
     fn value_and_file_round_trip() {
-        let v = config_value(
+        let (v, model) = config_model(
             r#"{"ci_access": {"groups": [{"id": "fleet", "access_as": "impersonate", "impersonate": {"username": "ci-deployer", "groups": ["fleet-ci"]}}],
                               "projects": [{"id": "fleet/gitops", "access_as": "ci_job", "environments": ["production"]}]},
                 "flux": {"webhook_receiver_url": "http://webhook-receiver.flux-system.svc.cluster.local"}}"#,
         );
         let mut diags = Diagnostics::new();
-        let typed = config_from_value(&v, &mut diags);
+        model.check(&mut diags);
         assert!(diags.is_empty(), "{diags}");
-        let text = typed.render().expect("render");
-        let back = config_to_value(&AgentConfig::parse(&text).expect("parse"));
+        let text = model.to_config().render().expect("render");
+        let back = ConfigModel::from_config(&AgentConfig::parse(&text).expect("parse"));
+        let back = Value::encode(&back)
+            .expect("encode")
+            .conform(&config_attribute().value_type())
+            .expect("conform");
         assert_eq!(back, v);
     }
 }

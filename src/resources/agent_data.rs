@@ -1,11 +1,11 @@
 //! Data source `gitlabflux_agent`: looks up an agent by project and name.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use super::support::{gitlab_error, gitlab_error_at, opt, required_string, set};
-use crate::gitlab::agent_config::config_file_path;
-use crate::gitlab::files::read_text;
 use super::context::{ProviderData, gitlab};
+use crate::agent::AgentError;
+use crate::agent::registration;
 use crate::tfplug::{
     AttrPath, Attribute, Block, Ctx, DataSource, DiagResult, Diagnostic, Schema, Value,
 };
@@ -42,38 +42,35 @@ impl DataSource<ProviderData> for AgentData {
     }
 
     async fn read(&self, ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<Value> {
-        let client = gitlab(ctx)?;
-        let project_ref = required_string(config, "project")?;
-        let name = required_string(config, "name")?;
-        let project = client
-            .project(&project_ref)
+        let mut model: AgentDataModel = config.decode()?;
+        let facts = registration::lookup(gitlab(ctx)?, &model.project, &model.name)
             .await
-            .map_err(|e| gitlab_error_at(e, AttrPath::root().attr("project")))?;
-        let path = &project.path_with_namespace;
-        let agent = client
-            .agent_by_name(path, &name)
-            .await
-            .map_err(gitlab_error)?
-            .ok_or_else(|| {
-                Diagnostic::error(
-                    "Agent not found",
-                    format!("Project {path} has no agent named \"{name}\"."),
-                )
-                .at(AttrPath::root().attr("name"))
+            .map_err(|e| {
+                let at = match &e {
+                    AgentError::Project(_) => Some("project"),
+                    AgentError::AgentNotFound { .. } => Some("name"),
+                    _ => None,
+                };
+                let d = Diagnostic::error(e.summary(), e.detail());
+                match at {
+                    Some(attr) => d.at(AttrPath::root().attr(attr)),
+                    None => d,
+                }
             })?;
-        let yaml = read_text(
-            client,
-            path,
-            &project.default_branch,
-            &config_file_path(&name),
-        )
-        .await
-        .map_err(gitlab_error)?;
-        let mut state = config.clone();
-        set(&mut state, "agent_id", agent.id.into());
-        set(&mut state, "kubecontext", format!("{path}:{name}").into());
-        set(&mut state, "created_at", agent.created_at.as_str().into());
-        set(&mut state, "config_yaml", opt(yaml));
-        Ok(state)
+        model.agent_id = Some(facts.registration.agent_id);
+        model.kubecontext = Some(facts.kubecontext);
+        model.created_at = Some(facts.registration.created_at);
+        model.config_yaml = facts.config_yaml;
+        Value::encode(&model)
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct AgentDataModel {
+    project: String,
+    name: String,
+    agent_id: Option<i64>,
+    kubecontext: Option<String>,
+    created_at: Option<String>,
+    config_yaml: Option<String>,
 }

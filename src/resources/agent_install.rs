@@ -3,87 +3,100 @@
 //! Drift (deleted or edited objects, a token Secret the pods have not picked up) plans a
 //! repair. Import ID: `<namespace>/<name>`.
 
-use async_trait::async_trait;
+use std::time::Duration;
 
-use super::support::{gitlab_error, int, kube_error, obj, object, required_string, set, split_import_id, string};
-use crate::gitlab::agent_install::{self as manifests, InstallSpec, Rbac};
-use super::context::{ProviderData, cluster_connection_attributes, gitlab, kube};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::context::{
+    ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
+};
+use super::support::{gitlab_error, split_import_id};
+use crate::agent::AgentError;
+use crate::agent::install::{self, DEFAULT_IMAGE, InstallSpec, Rbac};
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
-    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, NewState, PlanContext,
-    Resource, Schema, Value,
+    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
+    PlanContext, Resource, Schema,
 };
 
 pub struct AgentInstall;
 
-fn spec_from(
-    state: &Value,
-    kas_address: String,
-    token_sha256: Option<String>,
-) -> DiagResult<InstallSpec> {
-    let secret = object(state, "token_secret");
-    Ok(InstallSpec {
-        namespace: required_string(state, "namespace")?,
-        name: required_string(state, "name")?,
-        image: required_string(state, "image")?,
-        replicas: int(state, "replicas").unwrap_or(2),
-        kas_address,
-        token_secret_name: secret.and_then(|s| string(s, "name")).ok_or_else(|| {
-            Diagnostic::error("Missing token secret", "token_secret.name is required.")
-                .at(AttrPath::root().attr("token_secret"))
-        })?,
-        token_secret_key: secret
-            .and_then(|s| string(s, "key"))
-            .unwrap_or_else(|| "token".into()),
-        rbac: match string(state, "rbac").as_deref() {
-            Some("cluster-admin") => Rbac::ClusterAdmin,
-            _ => Rbac::Impersonate,
-        },
-        token_sha256,
-    })
+/// How long a destroy may wait for agentk's objects to be gone.
+const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The resource's attributes.
+#[derive(Debug, Serialize, Deserialize)]
+struct InstallModel {
+    namespace: String,
+    name: String,
+    kas_address: Option<String>,
+    image: String,
+    replicas: i64,
+    /// Required; absent only in an imported state that read has not completed yet.
+    token_secret: Option<TokenSecretModel>,
+    rbac: String,
+    cluster: Option<ClusterModel>,
+    token_in_sync: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TokenSecretModel {
+    name: String,
+    key: String,
+}
+
+impl InstallModel {
+    fn spec(&self, kas_address: String) -> InstallSpec {
+        let secret = self.token_secret.as_ref();
+        InstallSpec {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            image: self.image.clone(),
+            replicas: self.replicas,
+            kas_address,
+            token_secret_name: secret.map(|s| s.name.clone()).unwrap_or_default(),
+            token_secret_key: secret.map(|s| s.key.clone()).unwrap_or_default(),
+            rbac: match self.rbac.as_str() {
+                "cluster-admin" => Rbac::ClusterAdmin,
+                _ => Rbac::Impersonate,
+            },
+            token_sha256: None,
+        }
+    }
+}
+
+fn install_error(e: AgentError) -> Diagnostics {
+    let d = Diagnostic::error(e.summary(), e.detail());
+    match e {
+        AgentError::NoAgentServer => d.at(AttrPath::root().attr("kas_address")),
+        _ => d,
+    }
+    .into()
 }
 
 impl AgentInstall {
-    async fn apply(&self, ctx: &Ctx<ProviderData>, planned: &Value) -> DiagResult<NewState> {
-        let kas_address = match string(planned, "kas_address") {
+    async fn apply(
+        &self,
+        ctx: &Ctx<ProviderData>,
+        mut model: InstallModel,
+    ) -> DiagResult<NewState> {
+        let kas_address = match model.kas_address.clone() {
             Some(k) => k,
-            None => {
-                let meta = gitlab(ctx)?.metadata().await.map_err(gitlab_error)?;
-                meta.kas_external_url.ok_or_else(|| {
-                    Diagnostic::error(
-                        "GitLab has no agent server",
-                        "GitLab's /metadata reports no KAS address (the agent server is disabled). Set kas_address.",
-                    )
-                    .at(AttrPath::root().attr("kas_address"))
-                })?
-            }
+            None => gitlab(ctx)?
+                .metadata()
+                .await
+                .map_err(gitlab_error)?
+                .kas_external_url
+                .ok_or_else(|| install_error(AgentError::NoAgentServer))?,
         };
-        let kube = kube(ctx, planned).await?;
-        let partial = spec_from(planned, kas_address.clone(), None)?;
-        let token_sha256 = kube
-            .read_secret_key(
-                &partial.namespace,
-                &partial.token_secret_name,
-                &partial.token_secret_key,
-            )
+        let kube = kube_client(ctx, model.cluster.as_ref()).await?;
+        install::install(&kube, &model.spec(kas_address.clone()), TEARDOWN_TIMEOUT)
             .await
-            .map_err(kube_error)?
-            .map(|v| manifests::token_hash(v.expose()));
-        let spec = InstallSpec {
-            token_sha256,
-            ..partial
-        };
-        for object in manifests::objects(&spec) {
-            kube.apply(&object, true).await.map_err(kube_error)?;
-        }
-        // Objects from an earlier RBAC mode must not linger with their rights.
-        for stale in manifests::stale_objects(&spec) {
-            kube.delete(&stale).await.map_err(kube_error)?;
-        }
-        let mut state = planned.clone();
-        set(&mut state, "kas_address", kas_address.into());
-        set(&mut state, "token_in_sync", true.into());
-        Ok(NewState::new(state))
+            .map_err(install_error)?;
+        model.kas_address = Some(kas_address);
+        model.token_in_sync = Some(true);
+        NewState::encode(&model)
     }
 }
 
@@ -104,7 +117,7 @@ impl Resource<ProviderData> for AgentInstall {
                     .computed()
                     .use_state_for_unknown()
                     .description("Agent server address. Default: GitLab's `/metadata` `kas.externalUrl`."),
-                Attribute::string("image").default(manifests::DEFAULT_IMAGE).description("agentk image."),
+                Attribute::string("image").default(DEFAULT_IMAGE).description("agentk image."),
                 Attribute::number("replicas").default(2_i64).validator(validators::int_between(1, 10)),
                 Attribute::object(
                     "token_secret",
@@ -136,18 +149,20 @@ impl Resource<ProviderData> for AgentInstall {
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
         // A token the pods have not picked up is drift to repair: plan it back to true.
-        if !plan.is_create() {
-            set(&mut plan.planned, "token_in_sync", true.into());
+        if !plan.is_create() && !plan.is_destroy() && plan.config.is_wholly_known() {
+            let mut model: InstallModel = plan.planned.decode()?;
+            model.token_in_sync = Some(true);
+            plan.set_planned(&model)?;
         }
         Ok(())
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, &req.planned).await
+        self.apply(ctx, req.planned.decode()?).await
     }
 
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, &req.planned).await
+        self.apply(ctx, req.planned.decode()?).await
     }
 
     async fn read(
@@ -155,80 +170,44 @@ impl Resource<ProviderData> for AgentInstall {
         ctx: &Ctx<ProviderData>,
         current: NewState,
     ) -> DiagResult<Option<NewState>> {
-        let state = &current.state;
-        let kube = kube(ctx, state).await?;
-        let kas = string(state, "kas_address").unwrap_or_default();
-        let spec = spec_from(state, kas, None)?;
-        let mut live = Vec::new();
-        for r in manifests::object_refs(&spec) {
-            match kube.get(&r).await.map_err(kube_error)? {
-                Some(o) => live.push(o),
-                None => return Ok(None),
-            }
-        }
-        let Some(observed) = manifests::observe(&spec, &live) else {
+        let mut model: InstallModel = current.state.decode()?;
+        let kube = kube_client(ctx, model.cluster.as_ref()).await?;
+        let spec = model.spec(model.kas_address.clone().unwrap_or_default());
+        let Some((observed, in_sync)) = install::observe_live(&kube, &spec)
+            .await
+            .map_err(install_error)?
+        else {
             return Ok(None);
         };
-        // The Secret the Deployment mounts, not the one state names: after an import state
-        // holds a placeholder, and an out-of-band edit may point the pods elsewhere.
-        let secret_hash = kube
-            .read_secret_key(
-                &spec.namespace,
-                &observed.token_secret_name,
-                &observed.token_secret_key,
-            )
-            .await
-            .map_err(kube_error)?
-            .map(|v| manifests::token_hash(v.expose()));
-        let mut new = state.clone();
-        set(&mut new, "image", observed.image.into());
-        set(&mut new, "replicas", observed.replicas.into());
-        set(&mut new, "kas_address", observed.kas_address.into());
-        set(&mut new, "rbac", observed.rbac.keyword().into());
-        set(
-            &mut new,
-            "token_secret",
-            obj([
-                ("name", observed.token_secret_name.into()),
-                ("key", observed.token_secret_key.into()),
-            ]),
-        );
-        set(
-            &mut new,
-            "token_in_sync",
-            (secret_hash == observed.token_sha256).into(),
-        );
-        Ok(Some(NewState::new(new)))
+        model.image = observed.image;
+        model.replicas = observed.replicas;
+        model.kas_address = Some(observed.kas_address);
+        model.rbac = observed.rbac.keyword().to_string();
+        model.token_secret = Some(TokenSecretModel {
+            name: observed.token_secret_name,
+            key: observed.token_secret_key,
+        });
+        model.token_in_sync = Some(in_sync);
+        NewState::encode(&model).map(Some)
     }
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
-        let state = &prior.state;
-        let kube = kube(ctx, state).await?;
-        let spec = spec_from(state, String::new(), None)?;
-        // Deployment first, namespace last; the cluster-scoped RBAC would outlive a namespace.
-        for r in manifests::all_refs(&spec) {
-            kube.delete(&r).await.map_err(kube_error)?;
-        }
-        Ok(())
+        let model: InstallModel = prior.state.decode()?;
+        let kube = kube_client(ctx, model.cluster.as_ref()).await?;
+        install::uninstall(&kube, &model.spec(String::new()), TEARDOWN_TIMEOUT)
+            .await
+            .map_err(install_error)
     }
 
     async fn import(&self, _ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
         let (namespace, name) =
             split_import_id(id, '/', "<namespace>/<name>", "gitlab-agent/gitlab-agent")?;
-        let state = obj([
-            ("namespace", namespace.into()),
-            ("name", name.into()),
-            ("kas_address", Value::Null),
-            ("image", manifests::DEFAULT_IMAGE.into()),
-            ("replicas", 2_i64.into()),
-            (
-                "token_secret",
-                obj([("name", "unknown".into()), ("key", "token".into())]),
-            ),
-            ("rbac", "impersonate".into()),
-            ("cluster", Value::Null),
-            ("token_in_sync", true.into()),
-        ]);
-        Ok(NewState::new(state))
+        // The rest takes the schema's defaults, and read replaces what the cluster shows.
+        #[derive(Serialize)]
+        struct Imported<'a> {
+            namespace: &'a str,
+            name: &'a str,
+        }
+        NewState::encode(&Imported { namespace, name })
     }
 }

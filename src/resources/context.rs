@@ -2,12 +2,14 @@
 //! cluster-connection attributes that the provider's `kubernetes` block and every resource's
 //! `cluster` override share, and the accessors that pick the right client for a resource.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 use crate::flux::Distributions;
 use crate::gitlab::GitlabClient;
 use crate::kube::{ClusterSettings, Clusters, ExecSettings, KubeClient};
-use crate::resources::support::{object, string, strings};
 use crate::secret::Secret;
 use crate::tfplug::{AttrPath, Attribute, Ctx, DiagResult, Diagnostic, Diagnostics, Value};
 
@@ -107,53 +109,64 @@ pub(crate) fn expand_home(path: &str) -> PathBuf {
     }
 }
 
-/// Parses a cluster connection object. `with_env` applies the provider-level environment
-/// fallbacks (`KUBE_CONFIG_PATH`, `KUBE_CTX`); a resource's `cluster` override does not.
-pub fn parse_cluster(
-    obj: &Value,
-    path: &AttrPath,
-    with_env: bool,
-    diags: &mut Diagnostics,
-) -> Option<ClusterSettings> {
-    if !obj.is_wholly_known() {
-        return None;
-    }
-    let env = |var: &str| if with_env { env_nonempty(var) } else { None };
-    let exec = obj
-        .get_attr("exec")
-        .filter(|e| !e.is_null())
-        .map(|e| ExecSettings {
-            api_version: string(e, "api_version").unwrap_or_default(),
-            command: string(e, "command").unwrap_or_default(),
-            args: strings(e, "args"),
-            env: e
-                .get_attr("env")
-                .and_then(Value::as_map)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+/// A cluster connection as configured: the provider's `kubernetes` block or a resource's
+/// `cluster` override (the attributes of [`cluster_connection_attributes`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterModel {
+    pub config_path: Option<String>,
+    pub config_context: Option<String>,
+    pub host: Option<String>,
+    pub token: Option<Secret>,
+    pub cluster_ca_certificate: Option<String>,
+    pub client_certificate: Option<String>,
+    pub client_key: Option<Secret>,
+    pub insecure: Option<bool>,
+    pub exec: Option<ExecModel>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecModel {
+    pub api_version: String,
+    pub command: String,
+    pub args: Option<Vec<String>>,
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+impl ClusterModel {
+    /// The client settings, checked, with diagnostics under `path`. `with_env` applies the
+    /// provider-level environment fallbacks (`KUBE_CONFIG_PATH`, `KUBE_CTX`); a resource's
+    /// `cluster` override does not.
+    pub fn settings(
+        &self,
+        path: &AttrPath,
+        with_env: bool,
+        diags: &mut Diagnostics,
+    ) -> ClusterSettings {
+        let env = |var: &str| if with_env { env_nonempty(var) } else { None };
+        let exec = self.exec.as_ref().map(|e| ExecSettings {
+            api_version: e.api_version.clone(),
+            command: e.command.clone(),
+            args: e.args.clone().unwrap_or_default(),
+            env: e.env.clone().unwrap_or_default().into_iter().collect(),
         });
-    let settings = ClusterSettings {
-        config_path: string(obj, "config_path")
-            .or_else(|| env("KUBE_CONFIG_PATH"))
-            .map(|p| expand_home(&p)),
-        config_context: string(obj, "config_context").or_else(|| env("KUBE_CTX")),
-        host: string(obj, "host"),
-        token: string(obj, "token").map(Secret::new),
-        cluster_ca_certificate: string(obj, "cluster_ca_certificate"),
-        client_certificate: string(obj, "client_certificate"),
-        client_key: string(obj, "client_key").map(Secret::new),
-        insecure: obj
-            .get_attr("insecure")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        exec,
-    };
-    check_cluster(&settings, path, diags);
-    Some(settings)
+        let settings = ClusterSettings {
+            config_path: self
+                .config_path
+                .clone()
+                .or_else(|| env("KUBE_CONFIG_PATH"))
+                .map(|p| expand_home(&p)),
+            config_context: self.config_context.clone().or_else(|| env("KUBE_CTX")),
+            host: self.host.clone(),
+            token: self.token.clone(),
+            cluster_ca_certificate: self.cluster_ca_certificate.clone(),
+            client_certificate: self.client_certificate.clone(),
+            client_key: self.client_key.clone(),
+            insecure: self.insecure.unwrap_or(false),
+            exec,
+        };
+        check_cluster(&settings, path, diags);
+        settings
+    }
 }
 
 fn check_cluster(s: &ClusterSettings, path: &AttrPath, diags: &mut Diagnostics) {
@@ -203,7 +216,6 @@ pub(crate) fn env_nonempty(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
 }
 
-
 /// The GitLab client, or a diagnostic when the provider's GitLab settings are not known yet.
 pub fn gitlab(ctx: &Ctx<ProviderData>) -> DiagResult<&GitlabClient> {
     ctx.provider()?.gitlab.as_ref().ok_or_else(|| {
@@ -217,16 +229,31 @@ pub fn gitlab(ctx: &Ctx<ProviderData>) -> DiagResult<&GitlabClient> {
 }
 
 /// The Kubernetes client for a resource: its `cluster` override, else the provider default.
-pub async fn kube(ctx: &Ctx<ProviderData>, resource: &Value) -> DiagResult<KubeClient> {
+pub async fn kube_client(
+    ctx: &Ctx<ProviderData>,
+    cluster: Option<&ClusterModel>,
+) -> DiagResult<KubeClient> {
     let path = AttrPath::root().attr("cluster");
     let mut diags = Diagnostics::new();
-    let override_ =
-        object(resource, "cluster").and_then(|c| parse_cluster(c, &path, false, &mut diags));
+    let settings = cluster.map(|c| c.settings(&path, false, &mut diags));
     diags.into_result()?;
     ctx.provider()?
         .clusters
-        .client(override_.as_ref())
+        .client(settings.as_ref())
         .await
         .map_err(|e| Diagnostic::error(e.summary(), e.detail()).at(path).into())
 }
 
+/// [`kube_client`] for a resource value that has a `cluster` attribute.
+pub async fn kube(ctx: &Ctx<ProviderData>, resource: &Value) -> DiagResult<KubeClient> {
+    #[derive(Deserialize)]
+    struct WithCluster {
+        cluster: Option<ClusterModel>,
+    }
+    let with: WithCluster = if resource.is_null() {
+        WithCluster { cluster: None }
+    } else {
+        resource.decode()?
+    };
+    kube_client(ctx, with.cluster.as_ref()).await
+}

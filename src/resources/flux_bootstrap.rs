@@ -7,15 +7,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::context::{ProviderData, cluster_connection_attributes, gitlab, kube};
 use super::flux_inputs::{distribution_source, render_attributes, render_options};
-use super::support::{boolean, engine_error, engine_options, engine_timeout, gitlab_error, kube_error, obj, object, opt, required_string, set, string, strings};
+use super::support::{
+    boolean, engine_error, engine_options, engine_timeout, gitlab_error, kube_error, obj, object,
+    opt, required_string, set, string, strings,
+};
 use crate::flux::manifest;
 use crate::flux::objects::{describe, find};
 use crate::flux::shards::DEFAULT_KEY;
 use crate::flux::{Distribution, FluxError, Rendered, render, validate_options};
 use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
 use crate::kube::engine::{apply_and_prune, drift, teardown};
-use super::context::{ProviderData, cluster_connection_attributes, gitlab, kube};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
     PlanContext, Resource, Schema, Value,

@@ -3,10 +3,10 @@
 
 use async_trait::async_trait;
 
+use super::context::ProviderData;
 use super::flux_bootstrap::render_config;
 use super::flux_inputs::render_attributes;
 use super::support::set;
-use super::context::ProviderData;
 use crate::tfplug::{Attribute, Block, Ctx, DataSource, DiagResult, Schema, Type, Value};
 
 pub struct FluxManifests;

@@ -5,15 +5,18 @@
 
 use async_trait::async_trait;
 
+use super::context::{ProviderData, cluster_connection_attributes, kube};
 use super::flux_bootstrap::flux_error;
 use super::flux_inputs::{source_attributes, source_spec};
-use super::support::{boolean, duration_validator, engine_error, engine_options, engine_timeout, kube_error, obj, object, opt, set, split_import_id, string, strings};
+use super::support::{
+    boolean, duration_validator, engine_error, engine_options, engine_timeout, kube_error, obj,
+    object, opt, set, split_import_id, string, strings,
+};
 use crate::flux::shards::{DEFAULT_KEY, layout};
 use crate::flux::tenant::{self, DEFAULT_CLUSTER_ROLE, LiveTenant, TENANT_LABEL, Tenant};
 use crate::flux::{FluxError, Ref, SyncKind};
 use crate::kube::engine::{apply_and_prune, drift, inventory_id, teardown};
 use crate::kube::{KubeClient, ObjRef};
-use super::context::{ProviderData, cluster_connection_attributes, kube};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
     PlanContext, Resource, Schema, Value,

@@ -3,21 +3,21 @@
 
 use std::sync::Arc;
 
-use context::ProviderData;
 use crate::tfplug::{DataSource, Function, Resource};
+use context::ProviderData;
 
 mod agent;
 mod agent_data;
 mod agent_install;
 mod agent_kubecontext;
 mod agent_token;
+pub(crate) mod context;
 mod flux_bootstrap;
 mod flux_inputs;
 mod flux_manifests;
 mod flux_status;
 mod flux_tenant;
 mod shard_for;
-pub(crate) mod context;
 pub(crate) mod support;
 #[cfg(feature = "test-resources")]
 mod test_widget;

@@ -1,11 +1,9 @@
 //! Small helpers shared by resource files: reading and building values, turning domain errors
 //! into diagnostics, and reaching the configured clients.
 
-use std::collections::BTreeMap;
-
 use crate::gitlab::GitlabError;
-use crate::kube::engine::{ApplyOptions, DEFAULT_CONCURRENCY, EngineError};
 use crate::kube::KubeError;
+use crate::kube::engine::{ApplyOptions, DEFAULT_CONCURRENCY, EngineError};
 
 use crate::tfplug::{AttrPath, DiagResult, Diagnostic, Diagnostics, Value};
 
@@ -63,15 +61,6 @@ pub fn opt<T: Into<Value>>(v: Option<T>) -> Value {
     v.map_or(Value::Null, Into::into)
 }
 
-/// A list of strings, or null when empty (so an absent list stays absent).
-pub fn string_list_or_null(items: &[String]) -> Value {
-    if items.is_empty() {
-        Value::Null
-    } else {
-        Value::List(items.iter().map(|s| Value::from(s.as_str())).collect())
-    }
-}
-
 /// Replaces one attribute of an object value.
 pub fn set(obj: &mut Value, name: &str, value: Value) {
     if let Value::Object(fields) = obj {
@@ -102,30 +91,12 @@ pub fn gitlab_error(e: GitlabError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).into()
 }
 
-pub fn gitlab_error_at(e: GitlabError, path: AttrPath) -> Diagnostics {
-    Diagnostic::error(e.summary(), e.detail()).at(path).into()
-}
-
 pub fn engine_error(e: EngineError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).into()
 }
 
 pub fn kube_error(e: KubeError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).into()
-}
-
-/// Labels put on every Kubernetes object the provider creates.
-pub fn managed_labels(component: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "gitlabflux".to_string(),
-        ),
-        (
-            "app.kubernetes.io/component".to_string(),
-            component.to_string(),
-        ),
-    ])
 }
 
 /// `timeout` of a resource that applies through the engine, 5 minutes when unset.

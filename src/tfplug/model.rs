@@ -54,7 +54,9 @@ impl Value {
         let json = serde_json::to_value(model).map_err(|e| {
             Diagnostic::error(
                 "Cannot encode resource state",
-                format!("The provider could not encode its state: {e}. This is a bug in the provider."),
+                format!(
+                    "The provider could not encode its state: {e}. This is a bug in the provider."
+                ),
             )
         })?;
         Ok(untyped(&json))
@@ -90,6 +92,17 @@ impl PlanContext {
         Ok(())
     }
 
+    /// Sets the top-level attributes `partial` has (a struct of some of the resource's
+    /// attributes) and leaves the others as planned, unknowns included.
+    pub fn overlay<T: Serialize>(&mut self, partial: &T) -> DiagResult<()> {
+        if let (Value::Object(fields), Value::Object(planned)) =
+            (Value::encode(partial)?, &mut self.planned)
+        {
+            planned.extend(fields);
+        }
+        Ok(())
+    }
+
     /// Marks top-level computed attributes unknown: their values will change on apply.
     pub fn mark_unknown(&mut self, attributes: &[&str]) {
         if let Value::Object(fields) = &mut self.planned {
@@ -111,11 +124,9 @@ fn model_json(v: &Value) -> serde_json::Value {
         Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
             J::Array(items.iter().map(model_json).collect())
         }
-        Value::Map(m) | Value::Object(m) => J::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), model_json(v)))
-                .collect(),
-        ),
+        Value::Map(m) | Value::Object(m) => {
+            J::Object(m.iter().map(|(k, v)| (k.clone(), model_json(v))).collect())
+        }
         known => known.to_plain_json().unwrap_or(J::Null),
     }
 }
@@ -129,12 +140,10 @@ fn attr_path(root: &Value, path: &serde_path_to_error::Path) -> AttrPath {
     for segment in path.iter() {
         let step = match segment {
             Segment::Seq { index } => PathStep::Index(*index as i64),
-            Segment::Map { key } | Segment::Enum { variant: key } => {
-                match at.map(Value::peel) {
-                    Some(Value::Map(_)) => PathStep::Key(key.clone()),
-                    _ => PathStep::Attr(key.clone()),
-                }
-            }
+            Segment::Map { key } | Segment::Enum { variant: key } => match at.map(Value::peel) {
+                Some(Value::Map(_)) => PathStep::Key(key.clone()),
+                _ => PathStep::Attr(key.clone()),
+            },
             Segment::Unknown => break,
         };
         at = at.and_then(|v| v.walk(&AttrPath(vec![step.clone()])));
@@ -212,7 +221,11 @@ fn conform(v: Value, ty: &Type, path: &mut AttrPath) -> Result<Value, ValueError
     })
 }
 
-fn conform_all(items: Vec<Value>, elem: &Type, path: &mut AttrPath) -> Result<Vec<Value>, ValueError> {
+fn conform_all(
+    items: Vec<Value>,
+    elem: &Type,
+    path: &mut AttrPath,
+) -> Result<Vec<Value>, ValueError> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         path.push(PathStep::Index(i as i64));
@@ -269,10 +282,7 @@ mod tests {
     }
 
     fn ty() -> Type {
-        let inner = Type::object([
-            ("name", Type::String),
-            ("tags", Type::set(Type::String)),
-        ]);
+        let inner = Type::object([("name", Type::String), ("tags", Type::set(Type::String))]);
         Type::object([
             ("id", Type::String),
             ("count", Type::Number),
@@ -295,7 +305,10 @@ mod tests {
         );
         let m: Model = v.decode().expect("decode");
         assert_eq!(m.inner.as_ref().map(|i| i.name.as_str()), Some("n"));
-        let back = Value::encode(&m).expect("encode").conform(&ty()).expect("conform");
+        let back = Value::encode(&m)
+            .expect("encode")
+            .conform(&ty())
+            .expect("conform");
         assert_eq!(back, v);
         assert!(matches!(back.get_attr("labels"), Some(Value::Map(_))));
     }
@@ -352,6 +365,13 @@ mod tests {
         m.count = 3;
         plan.set_planned(&m).expect("set");
         assert!(!plan.planned.get_attr("id").expect("id").is_known());
+        assert_eq!(plan.planned.get_attr("count"), Some(&Value::from(3_i64)));
+        #[derive(Serialize)]
+        struct Partial {
+            id: &'static str,
+        }
+        plan.overlay(&Partial { id: "x" }).expect("overlay");
+        assert_eq!(plan.planned.get_attr("id"), Some(&Value::from("x")));
         assert_eq!(plan.planned.get_attr("count"), Some(&Value::from(3_i64)));
         plan.mark_unknown(&["count"]);
         assert!(!plan.planned.get_attr("count").expect("count").is_known());

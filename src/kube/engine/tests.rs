@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::kube::{KubeClient, KubeError};
 use crate::kube::settings::ClusterSettings;
+use crate::kube::{KubeClient, KubeError};
 use crate::sandbox::{Sandbox, SandboxOptions};
 
 const FLUX: &str = concat!(

@@ -1,19 +1,22 @@
-//! agentk's manifests: namespace, service account, RBAC and Deployment, rendered from an
-//! [`InstallSpec`], and the inverse (what a live cluster says about them) for drift detection.
+//! agentk in a cluster: its manifests (namespace, service account, RBAC and Deployment)
+//! rendered from an [`InstallSpec`], applied, pruned and torn down by the kube engine, and
+//! read back from the live objects for drift detection.
 //!
 //! RBAC follows GitLab's shared-access model: with `impersonate`, agentk may only impersonate
 //! users, groups, service accounts, UIDs and user extras, so every CI job or user acts with
 //! the rights of the identity its `access_as` names, never with agentk's own.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
-use crate::kube::ObjRef;
+use super::AgentError;
+use super::token::{TOKEN_HASH_ANNOTATION, token_hash};
+use crate::kube::engine::{self, ApplyOptions, DEFAULT_CONCURRENCY, inventory_id};
+use crate::kube::{KubeClient, ObjRef};
 
 pub const DEFAULT_IMAGE: &str =
     "registry.gitlab.com/gitlab-org/cluster-integration/gitlab-agent/agentk:v18.5.0";
-/// Pod template annotation: hash of the token the pods started with. A workload restarted
-/// for a new token carries the new hash, so a changed Secret is visible as drift.
-pub const TOKEN_HASH_ANNOTATION: &str = "gitlabflux.io/token-sha256";
 const CONTAINER: &str = "agent";
 const TOKEN_MOUNT: &str = "/etc/agentk/secrets";
 
@@ -58,11 +61,6 @@ pub struct Observed {
     pub token_sha256: Option<String>,
 }
 
-/// The hash stamped for a token value (never the value itself).
-pub fn token_hash(token: &str) -> String {
-    crate::digest::sha256_hex(token.as_bytes())
-}
-
 fn cluster_role_name(spec: &InstallSpec) -> String {
     format!("gitlabflux:{}:{}:impersonate", spec.namespace, spec.name)
 }
@@ -80,7 +78,7 @@ fn labels(spec: &InstallSpec) -> Value {
 }
 
 /// Every object, in apply order.
-pub fn objects(spec: &InstallSpec) -> Vec<Value> {
+fn objects(spec: &InstallSpec) -> Vec<Value> {
     let mut out = vec![
         json!({"apiVersion": "v1", "kind": "Namespace",
                "metadata": {"name": spec.namespace, "labels": labels(spec)}}),
@@ -152,41 +150,102 @@ fn deployment(spec: &InstallSpec) -> Value {
     })
 }
 
-/// Objects that must exist for an install of `spec`, in apply order.
-pub fn object_refs(spec: &InstallSpec) -> Vec<ObjRef> {
+/// Objects that must exist for an install of `spec`.
+fn object_refs(spec: &InstallSpec) -> Vec<ObjRef> {
     objects(spec)
         .iter()
         .filter_map(|o| ObjRef::of(o).ok())
         .collect()
 }
 
-/// Objects a previous RBAC mode may have left: the impersonation ClusterRole after a switch
-/// to cluster-admin.
-pub fn stale_objects(spec: &InstallSpec) -> Vec<ObjRef> {
-    match spec.rbac {
-        Rbac::ClusterAdmin => vec![ObjRef::new(
-            "rbac.authorization.k8s.io/v1",
-            "ClusterRole",
-            None,
-            cluster_role_name(spec),
-        )],
-        Rbac::Impersonate => Vec::new(),
-    }
-}
-
-/// Every object an install may own, for destroy (deployment first, namespace last).
-pub fn all_refs(spec: &InstallSpec) -> Vec<ObjRef> {
+/// Every object an install of `spec` may own, whatever its RBAC mode: the inventory that
+/// prune and teardown work from. Derived, not stored, because the objects' names follow
+/// from the namespace and name alone.
+fn inventory(spec: &InstallSpec) -> Vec<String> {
     let impersonate = InstallSpec {
         rbac: Rbac::Impersonate,
         ..spec.clone()
     };
-    let mut refs = object_refs(&impersonate);
-    refs.reverse();
-    refs
+    objects(&impersonate)
+        .iter()
+        .filter_map(inventory_id)
+        .collect()
+}
+
+/// Applies the install (stamping the hash of the token now in the Secret, so pods that run
+/// another token show as drift) and prunes what a previous RBAC mode left: objects with
+/// cluster-wide rights must not linger. Takes over fields other managers hold, since the
+/// install owns these objects; does not wait for the rollout, which needs a reachable agent
+/// server.
+pub async fn install(
+    kube: &KubeClient,
+    spec: &InstallSpec,
+    timeout: Duration,
+) -> Result<(), AgentError> {
+    let token_sha256 = kube
+        .read_secret_key(
+            &spec.namespace,
+            &spec.token_secret_name,
+            &spec.token_secret_key,
+        )
+        .await?
+        .map(|v| token_hash(v.expose()));
+    let spec = InstallSpec {
+        token_sha256,
+        ..spec.clone()
+    };
+    let options = ApplyOptions {
+        force: true,
+        wait: false,
+        timeout,
+        concurrency: DEFAULT_CONCURRENCY,
+    };
+    engine::apply_and_prune(kube, &objects(&spec), &inventory(&spec), &options).await?;
+    Ok(())
+}
+
+/// What the cluster says about an install, `None` when any of its objects is gone. The
+/// token comparison reads the Secret the Deployment mounts, not the one `spec` names: after
+/// an import the spec holds a placeholder, and an out-of-band edit may point the pods
+/// elsewhere.
+pub async fn observe_live(
+    kube: &KubeClient,
+    spec: &InstallSpec,
+) -> Result<Option<(Observed, bool)>, AgentError> {
+    let mut live = Vec::new();
+    for r in object_refs(spec) {
+        match kube.get(&r).await? {
+            Some(o) => live.push(o),
+            None => return Ok(None),
+        }
+    }
+    let Some(observed) = observe(spec, &live) else {
+        return Ok(None);
+    };
+    let secret_hash = kube
+        .read_secret_key(
+            &spec.namespace,
+            &observed.token_secret_name,
+            &observed.token_secret_key,
+        )
+        .await?
+        .map(|v| token_hash(v.expose()));
+    let in_sync = secret_hash == observed.token_sha256;
+    Ok(Some((observed, in_sync)))
+}
+
+/// Removes every object the install may own, namespace last; never hangs on finalizers.
+pub async fn uninstall(
+    kube: &KubeClient,
+    spec: &InstallSpec,
+    timeout: Duration,
+) -> Result<(), AgentError> {
+    engine::teardown(kube, &inventory(spec), false, timeout).await?;
+    Ok(())
 }
 
 /// Reads the install back from live objects (those of [`object_refs`]).
-pub fn observe(spec: &InstallSpec, live: &[Value]) -> Option<Observed> {
+fn observe(spec: &InstallSpec, live: &[Value]) -> Option<Observed> {
     let find = |kind: &str| live.iter().find(|o| o["kind"] == kind);
     let deployment = find("Deployment")?;
     let binding = find("ClusterRoleBinding")?;
@@ -266,7 +325,12 @@ mod tests {
         );
         let admin = objects(&spec(Rbac::ClusterAdmin));
         assert!(admin.iter().all(|o| o["kind"] != "ClusterRole"));
-        assert_eq!(stale_objects(&spec(Rbac::ClusterAdmin)).len(), 1);
+        // The impersonation role is in every inventory, so a switch to cluster-admin prunes it.
+        let inventory = inventory(&spec(Rbac::ClusterAdmin));
+        assert!(inventory.contains(
+            &"rbac.authorization.k8s.io/v1/ClusterRole/_/gitlabflux:gitlab-agent:gitlab-agent:impersonate".to_string()
+        ));
+        assert_eq!(inventory.len(), 5);
     }
 
     #[test]

@@ -1,0 +1,211 @@
+//! An agent's registration in its GitLab project and its configuration file: registered
+//! once, the file committed atomically through the commits API and only when its content
+//! changes, read back for drift, and removed on destroy (the file only when asked).
+
+use super::AgentError;
+use super::config::{AgentConfig, config_file_path};
+use crate::gitlab::files::{CommitMeta, WantedFile, read_text, sync_files};
+use crate::gitlab::{GitlabClient, Project};
+
+/// What the user declares about an agent.
+#[derive(Clone, Debug)]
+pub struct AgentSpec<'a> {
+    /// Full path or numeric ID.
+    pub project: &'a str,
+    pub name: &'a str,
+    /// Branch of the configuration file; the project's default branch when `None`.
+    pub config_branch: Option<&'a str>,
+    /// `None`: the file is not managed.
+    pub config: Option<&'a AgentConfig>,
+}
+
+/// GitLab's registration of an agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registration {
+    pub agent_id: i64,
+    pub created_at: String,
+}
+
+/// What GitLab says about a registered agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentFacts {
+    pub registration: Registration,
+    /// `<project path>:<agent name>`, the context CI jobs select.
+    pub kubecontext: String,
+    pub config_file_path: String,
+    /// The configuration file's content, when it is managed (or, on read, present).
+    pub config_yaml: Option<String>,
+}
+
+/// `<project path>:<agent name>`, as GitLab CI names the agent's kubecontext.
+pub fn kubecontext(project_path: &str, name: &str) -> String {
+    format!("{project_path}:{name}")
+}
+
+/// The file content for a configuration, `None` when the file is not managed.
+pub fn render(config: Option<&AgentConfig>) -> Result<Option<String>, AgentError> {
+    Ok(config.map(AgentConfig::render).transpose()?)
+}
+
+async fn project(client: &GitlabClient, project: &str) -> Result<Project, AgentError> {
+    client.project(project).await.map_err(AgentError::Project)
+}
+
+/// `None` when the project is gone (then so is the agent).
+async fn project_if_present(
+    client: &GitlabClient,
+    project: &str,
+) -> Result<Option<Project>, AgentError> {
+    match client.project(project).await {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(AgentError::Gitlab(e)),
+    }
+}
+
+fn commit_meta(name: &str, verb: &str) -> CommitMeta {
+    CommitMeta {
+        message: format!("{verb} configuration of GitLab agent {name} (gitlabflux)"),
+        author_name: None,
+        author_email: None,
+    }
+}
+
+/// Registers the agent unless `registered` already holds it, and commits its configuration
+/// file when managed and changed.
+pub async fn ensure(
+    client: &GitlabClient,
+    spec: &AgentSpec<'_>,
+    registered: Option<Registration>,
+) -> Result<AgentFacts, AgentError> {
+    let project = project(client, spec.project).await?;
+    let path = &project.path_with_namespace;
+    // An update keeps the registration (project and name force replacement): posting a
+    // create would only be refused as taken and cost a list to adopt it.
+    let registration = match registered {
+        Some(r) => r,
+        None => {
+            let agent = client.create_agent(path, spec.name).await?;
+            Registration {
+                agent_id: agent.id,
+                created_at: agent.created_at,
+            }
+        }
+    };
+    let branch = spec.config_branch.unwrap_or(&project.default_branch);
+    let content = render(spec.config)?;
+    if let Some(content) = &content {
+        let wanted = [WantedFile {
+            path: config_file_path(spec.name),
+            content: Some(content.clone()),
+        }];
+        sync_files(
+            client,
+            path,
+            branch,
+            &wanted,
+            &commit_meta(spec.name, "Update"),
+        )
+        .await?;
+    }
+    Ok(AgentFacts {
+        registration,
+        kubecontext: kubecontext(path, spec.name),
+        config_file_path: config_file_path(spec.name),
+        config_yaml: content,
+    })
+}
+
+/// Reads an agent back: `None` when the project or the agent is gone. With `read_file`, the
+/// configuration file's current content (or `None` when it is missing).
+pub async fn read(
+    client: &GitlabClient,
+    spec: &AgentSpec<'_>,
+    read_file: bool,
+) -> Result<Option<AgentFacts>, AgentError> {
+    match project_if_present(client, spec.project).await? {
+        Some(project) => read_in(client, &project, spec, read_file).await,
+        None => Ok(None),
+    }
+}
+
+async fn read_in(
+    client: &GitlabClient,
+    project: &Project,
+    spec: &AgentSpec<'_>,
+    read_file: bool,
+) -> Result<Option<AgentFacts>, AgentError> {
+    let path = &project.path_with_namespace;
+    let Some(agent) = client.agent_by_name(path, spec.name).await? else {
+        return Ok(None);
+    };
+    let config_yaml = if read_file {
+        let branch = spec.config_branch.unwrap_or(&project.default_branch);
+        read_text(client, path, branch, &config_file_path(spec.name)).await?
+    } else {
+        None
+    };
+    Ok(Some(AgentFacts {
+        registration: Registration {
+            agent_id: agent.id,
+            created_at: agent.created_at,
+        },
+        kubecontext: kubecontext(path, spec.name),
+        config_file_path: config_file_path(spec.name),
+        config_yaml,
+    }))
+}
+
+/// An existing agent, for the data source: its file is read from the default branch.
+pub async fn lookup(
+    client: &GitlabClient,
+    project_ref: &str,
+    name: &str,
+) -> Result<AgentFacts, AgentError> {
+    let project = project(client, project_ref).await?;
+    let spec = AgentSpec {
+        project: project_ref,
+        name,
+        config_branch: None,
+        config: None,
+    };
+    read_in(client, &project, &spec, true)
+        .await?
+        .ok_or_else(|| AgentError::AgentNotFound {
+            project: project.path_with_namespace.clone(),
+            name: name.to_string(),
+        })
+}
+
+/// Deletes the registration and, when `delete_file`, the configuration file (in one commit;
+/// none when the file is already gone). A project that is gone leaves nothing to do.
+pub async fn remove(
+    client: &GitlabClient,
+    spec: &AgentSpec<'_>,
+    agent_id: Option<i64>,
+    delete_file: bool,
+) -> Result<(), AgentError> {
+    let Some(project) = project_if_present(client, spec.project).await? else {
+        return Ok(());
+    };
+    let path = &project.path_with_namespace;
+    if let Some(id) = agent_id {
+        client.delete_agent(path, id).await?;
+    }
+    if delete_file {
+        let branch = spec.config_branch.unwrap_or(&project.default_branch);
+        let wanted = [WantedFile {
+            path: config_file_path(spec.name),
+            content: None,
+        }];
+        sync_files(
+            client,
+            path,
+            branch,
+            &wanted,
+            &commit_meta(spec.name, "Remove"),
+        )
+        .await?;
+    }
+    Ok(())
+}
