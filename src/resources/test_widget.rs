@@ -39,10 +39,12 @@ fn size_attr_name(version: i64) -> &'static str {
     if version == 0 { "flavor" } else { "size" }
 }
 
+/// A stored widget; also the resource's state, less the write-only `password_wo`.
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
     id: String,
     name: String,
+    #[serde(alias = "flavor")]
     size: String,
     tags: Option<BTreeMap<String, String>>,
     secret: Option<String>,
@@ -102,98 +104,57 @@ fn fingerprint(password: Option<&str>) -> Option<String> {
     })
 }
 
-fn string_map(v: Option<&Value>) -> Option<BTreeMap<String, String>> {
-    v.and_then(Value::as_map).map(|m| {
-        m.iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-            .collect()
-    })
+/// What the user sets, as planned (and `password_wo`, which only the configuration holds).
+#[derive(Debug, Deserialize)]
+struct Planned {
+    name: String,
+    #[serde(alias = "flavor")]
+    size: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    secret: Option<String>,
+    password_version: Option<i64>,
+    settings: Option<Settings>,
 }
 
-fn string_list(v: Option<&Value>) -> Option<Vec<String>> {
-    v.and_then(Value::as_list).map(|l| {
-        l.iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect()
-    })
+#[derive(Debug, Deserialize)]
+struct WriteOnly {
+    password_wo: Option<String>,
 }
 
 /// Fills a record's user-settable fields from a planned state plus its configuration.
-fn apply_planned(r: &mut Record, planned: &Value, config: &Value) {
-    let size_attr = size_attr_name(schema_version());
-    r.name = planned
-        .get_attr("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    r.size = planned
-        .get_attr(size_attr)
-        .and_then(Value::as_str)
-        .unwrap_or("small")
-        .to_string();
-    r.tags = string_map(planned.get_attr("tags"));
-    r.secret = planned
-        .get_attr("secret")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    r.password_version = planned.get_attr("password_version").and_then(Value::as_i64);
+fn apply_planned(r: &mut Record, planned: &Value, config: &Value) -> DiagResult<()> {
+    let p: Planned = planned.decode()?;
+    r.name = p.name;
+    // Version 0 has no default for `flavor`.
+    r.size = p.size.unwrap_or_else(|| "small".into());
+    r.tags = p.tags;
+    r.secret = p.secret;
+    r.password_version = p.password_version;
     // Write-only values are only in the configuration, never in the plan.
-    r.password_fingerprint = fingerprint(config.get_attr("password_wo").and_then(Value::as_str));
-    r.settings = planned
-        .get_attr("settings")
-        .filter(|s| !s.is_null())
-        .map(|s| Settings {
-            replicas: s.get_attr("replicas").and_then(Value::as_i64).unwrap_or(1),
-            labels: string_list(s.get_attr("labels")),
-        });
+    let wo: WriteOnly = config.decode()?;
+    r.password_fingerprint = fingerprint(wo.password_wo.as_deref());
+    r.settings = p.settings;
+    Ok(())
 }
 
-fn to_state(r: &Record) -> Value {
-    let opt = |s: &Option<String>| s.clone().map_or(Value::Null, Value::from);
-    let settings = r.settings.as_ref().map_or(Value::Null, |s| {
-        object([
-            ("replicas", Value::from(s.replicas)),
-            (
-                "labels",
-                s.labels.as_ref().map_or(Value::Null, |l| {
-                    Value::List(l.iter().map(|s| Value::from(s.as_str())).collect())
-                }),
-            ),
-        ])
-    });
-    object([
-        ("id", Value::from(r.id.as_str())),
-        ("name", Value::from(r.name.as_str())),
-        (
-            size_attr_name(schema_version()),
-            Value::from(r.size.as_str()),
-        ),
-        (
-            "tags",
-            r.tags.as_ref().map_or(Value::Null, |t| {
-                Value::Map(
-                    t.iter()
-                        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                        .collect(),
-                )
-            }),
-        ),
-        ("secret", opt(&r.secret)),
-        ("password_wo", Value::Null),
-        (
-            "password_version",
-            r.password_version.map_or(Value::Null, Value::from),
-        ),
-        ("password_fingerprint", opt(&r.password_fingerprint)),
-        ("revision", Value::from(r.revision)),
-        ("settings", settings),
-        ("created_at", Value::from(r.created_at.as_str())),
-    ])
+/// The state of a record; version 0 of the schema calls `size` `flavor`.
+fn to_state(r: &Record) -> DiagResult<Value> {
+    let mut state = Value::encode(r)?;
+    if let Value::Object(fields) = &mut state
+        && let Some(size) = fields.remove("size")
+    {
+        fields.insert(size_attr_name(schema_version()).to_string(), size);
+    }
+    Ok(state)
 }
 
-fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+/// The ID of a widget's state.
+fn id_of(state: &Value) -> DiagResult<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    Ok(state.decode::<Id>()?.id)
 }
 
 fn now() -> String {
@@ -277,15 +238,11 @@ impl Resource<ProviderData> for TestWidget {
     }
 
     async fn create(&self, _ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        let name = req
-            .planned
-            .get_attr("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let planned: Planned = req.planned.decode()?;
         // Lets the tests prove that a panicking handler becomes a diagnostic.
-        assert_ne!(name, "panic-please", "test widget asked to panic");
+        assert_ne!(planned.name, "panic-please", "test widget asked to panic");
         let mut record = Record {
-            id: new_id(name),
+            id: new_id(&planned.name),
             name: String::new(),
             size: String::new(),
             tags: None,
@@ -296,12 +253,9 @@ impl Resource<ProviderData> for TestWidget {
             settings: None,
             created_at: now(),
         };
-        apply_planned(&mut record, &req.planned, &req.config);
+        apply_planned(&mut record, &req.planned, &req.config)?;
         save(&record)?;
-        Ok(NewState {
-            state: to_state(&record),
-            private: PRIVATE_MARKER.to_vec(),
-        })
+        Ok(NewState::new(to_state(&record)?).with_private(PRIVATE_MARKER.to_vec()))
     }
 
     async fn read(
@@ -309,23 +263,16 @@ impl Resource<ProviderData> for TestWidget {
         _ctx: &Ctx<ProviderData>,
         current: NewState,
     ) -> DiagResult<Option<NewState>> {
-        let id = current
-            .state
-            .get_attr("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        Ok(load(id)?.map(|r| NewState {
-            state: to_state(&r),
-            private: current.private,
-        }))
+        let Some(record) = load(&id_of(&current.state)?)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            NewState::new(to_state(&record)?).with_private(current.private),
+        ))
     }
 
     async fn update(&self, _ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        let id = req
-            .prior
-            .get_attr("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let id = id_of(&req.prior)?;
         if req.private != PRIVATE_MARKER {
             return Err(Diagnostic::error(
                 "Private state lost",
@@ -333,32 +280,24 @@ impl Resource<ProviderData> for TestWidget {
             )
             .into());
         }
-        let mut record = load(id)?.ok_or_else(|| {
+        let mut record = load(&id)?.ok_or_else(|| {
             Diagnostic::error(
                 "Widget disappeared",
                 format!("Widget {id} was deleted during the update."),
             )
         })?;
         let prior_fingerprint = record.password_fingerprint.clone();
-        apply_planned(&mut record, &req.planned, &req.config);
+        apply_planned(&mut record, &req.planned, &req.config)?;
         if record.password_fingerprint.is_none() {
             record.password_fingerprint = prior_fingerprint;
         }
         record.revision += 1;
         save(&record)?;
-        Ok(NewState {
-            state: to_state(&record),
-            private: req.private,
-        })
+        Ok(NewState::new(to_state(&record)?).with_private(req.private))
     }
 
     async fn delete(&self, _ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
-        let id = prior
-            .state
-            .get_attr("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match std::fs::remove_file(record_path(id)?) {
+        match std::fs::remove_file(record_path(&id_of(&prior.state)?)?) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_error("cannot delete widget", e)),
@@ -372,10 +311,7 @@ impl Resource<ProviderData> for TestWidget {
                 format!("No widget with ID \"{id}\" exists. Import IDs look like w-<name>-<hex>."),
             )
         })?;
-        Ok(NewState {
-            state: to_state(&record),
-            private: PRIVATE_MARKER.to_vec(),
-        })
+        Ok(NewState::new(to_state(&record)?).with_private(PRIVATE_MARKER.to_vec()))
     }
 
     fn upgrade_state(&self, version: i64, raw_json: &[u8], current: &Type) -> DiagResult<Value> {
