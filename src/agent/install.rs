@@ -182,14 +182,8 @@ pub async fn install(
     spec: &InstallSpec,
     timeout: Duration,
 ) -> Result<(), AgentError> {
-    let token_sha256 = kube
-        .read_secret_key(
-            &spec.namespace,
-            &spec.token_secret_name,
-            &spec.token_secret_key,
-        )
-        .await?
-        .map(|v| token_hash(v.expose()));
+    let token_sha256 =
+        secret_token_hash(kube, spec, &spec.token_secret_name, &spec.token_secret_key).await?;
     let spec = InstallSpec {
         token_sha256,
         ..spec.clone()
@@ -222,16 +216,26 @@ pub async fn observe_live(
     let Some(observed) = observe(spec, &live) else {
         return Ok(None);
     };
-    let secret_hash = kube
-        .read_secret_key(
-            &spec.namespace,
-            &observed.token_secret_name,
-            &observed.token_secret_key,
-        )
-        .await?
-        .map(|v| token_hash(v.expose()));
+    let secret_hash = secret_token_hash(
+        kube,
+        spec,
+        &observed.token_secret_name,
+        &observed.token_secret_key,
+    )
+    .await?;
     let in_sync = secret_hash == observed.token_sha256;
     Ok(Some((observed, in_sync)))
+}
+
+/// The hash of the token in a Secret of the install's namespace, `None` when absent.
+async fn secret_token_hash(
+    kube: &KubeClient,
+    spec: &InstallSpec,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>, AgentError> {
+    let value = kube.read_secret_key(&spec.namespace, name, key).await?;
+    Ok(value.map(|v| token_hash(v.expose())))
 }
 
 /// Removes every object the install may own, namespace last; never hangs on finalizers.

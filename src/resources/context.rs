@@ -110,7 +110,9 @@ pub(crate) fn expand_home(path: &str) -> PathBuf {
 }
 
 /// A cluster connection as configured: the provider's `kubernetes` block or a resource's
-/// `cluster` override (the attributes of [`cluster_connection_attributes`]).
+/// `cluster` override (the attributes of [`cluster_connection_attributes`]). The client's
+/// [`ClusterSettings`] is what it resolves to: environment fallbacks applied, `~` expanded,
+/// checked.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterModel {
     pub config_path: Option<String>,
