@@ -13,7 +13,7 @@ use common::{
     flux_fixture as fixture, kubectl, kubectl_json, provider_block,
 };
 use serde_json::{Value, json};
-use terraform_provider_gitlabflux::flux::sharding::shard_for;
+use terraform_provider_gitlabflux::flux::placement::shard_for;
 
 const KEY: &str = "sharding.fluxcd.io/key";
 

@@ -1,5 +1,7 @@
-//! Kubernetes objects as `serde_json::Value`: multi-document YAML in and out, and the small
-//! accessors the render transforms share (identity, labels, controller containers, flags).
+//! Kubernetes objects as `serde_json::Value`: multi-document YAML in and out (a distribution is
+//! parsed with it when loaded, rendered files are written with it), and the small accessors
+//! the render stages, tenants and cluster lookups share (identity, labels, controller
+//! containers, flags).
 //!
 //! Objects stay untyped on purpose: the distribution is whatever Flux ships, and a typed
 //! model would silently drop fields a newer Flux adds.

@@ -1,33 +1,41 @@
-//! Flux domain knowledge: loading a distribution (`distribution`, from files, URLs or OCI
-//! registries through `oci`, cached by digest in `cache`), rendering it purely into
-//! the objects and files a bootstrap applies (`render` and its transforms: `lockdown`,
-//! `scaling`, `shards`, `sync`, `patch`), tenants (`tenant`), shard placement (`sharding`),
-//! and the Flux objects found in a cluster (`objects`).
+//! Flux domain knowledge, from a published distribution to the objects a cluster runs.
+//!
+//! Data flows one way:
+//!
+//! 1. [`source`] loads a distribution (the manifests `flux install` would apply) from a file,
+//!    a URL or an OCI registry ([`source::oci`]), verifies its pin and caches it by digest
+//!    ([`source::cache`]), and parses it once into a [`Distribution`].
+//! 2. [`render`](mod@render) turns a distribution and [`RenderOptions`] purely into a
+//!    [`Rendered`]: the objects to apply and the files written to the repository (with their
+//!    digest). [`render::options`] holds the option types, each stage (install flags,
+//!    lockdown, scaling, shards, sync, patches) has its own file, and the pipeline runs them
+//!    in order.
+//! 3. The resources hand the rendered objects to the Kubernetes apply engine
+//!    ([`crate::kube::engine`]), which applies, prunes and deletes them.
+//!
+//! Beside that flow: [`tenant`] renders a tenant's namespaces, RBAC and sync; [`placement`]
+//! places names on shards (the `shard_for` function's public rendezvous-hashing contract);
+//! [`objects`] finds Flux objects in a live cluster. Shared by all of them: [`manifest`] (the
+//! untyped object model, YAML in and out), [`syntax`] and [`interval`] (input checks) and
+//! [`error`]. [`http`] is the HTTP client distributions are fetched with.
 
-pub mod cache;
-pub mod distribution;
 pub mod error;
 pub mod http;
 pub mod interval;
-pub mod lockdown;
 pub mod manifest;
 pub mod objects;
-pub mod oci;
-pub mod patch;
+pub mod placement;
 pub mod render;
-pub mod scaling;
-pub mod sharding;
-pub mod shards;
-pub mod sync;
+pub mod source;
+pub mod syntax;
 pub mod tenant;
-pub mod transforms;
 
 #[cfg(test)]
 mod testutil;
 
-pub use distribution::{Distribution, DistributionSource, Distributions, load};
 pub use error::FluxError;
 pub use render::{
     Multitenancy, Patch, PatchKind, Ref, RenderOptions, Rendered, Scaling, Sharding, Size, Storage,
     SyncKind, SyncSpec, Target, Verify, render, validate_options,
 };
+pub use source::{Distribution, DistributionSource, Distributions, load};

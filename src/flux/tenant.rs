@@ -11,15 +11,18 @@
 //! With `shard` set, the source and the Kustomization carry the sharding label, so only that
 //! shard's controllers reconcile them. [`observe`] reads a tenant back from live objects
 //! (for import).
+//!
+//! The source and its checks are the bootstrap sync's ([`super::render::sync`]), so a tenant's
+//! repository is described and validated exactly like the cluster's own.
 
 use serde_json::{Value, json};
 
 use super::error::FluxError;
 use super::manifest;
-use super::sharding::is_valid_shard_name;
-use super::shards::is_label_key;
-use super::sync::{self, KUSTOMIZE_API, Ref, SyncKind, SyncSpec, Verify};
-use super::transforms::{is_dns_label, is_dns_subdomain};
+use super::placement::is_valid_shard_name;
+use super::render::sync::{self, KUSTOMIZE_API};
+use super::render::{Ref, SyncKind, SyncSpec, Verify};
+use super::syntax::{is_dns_label, is_dns_subdomain, is_label_key};
 
 /// The label Flux puts on everything that belongs to a tenant.
 pub const TENANT_LABEL: &str = "toolkit.fluxcd.io/tenant";
@@ -297,7 +300,7 @@ mod tests {
             },
             prune: true,
             shard: Some("shard2".into()),
-            sharding_key: crate::flux::shards::DEFAULT_KEY.into(),
+            sharding_key: crate::flux::render::shards::DEFAULT_KEY.into(),
             flux_namespace: "flux-system".into(),
         }
     }
@@ -430,7 +433,12 @@ mod tests {
                 find(&objects, "RoleBinding", Some("team-a"), "team-a-reconciler").clone(),
             ),
         };
-        let observed = observe(&live, crate::flux::shards::DEFAULT_KEY, "flux-system").unwrap();
+        let observed = observe(
+            &live,
+            crate::flux::render::shards::DEFAULT_KEY,
+            "flux-system",
+        )
+        .unwrap();
         assert_eq!(
             observed,
             Tenant {

@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use super::distribution::Distribution;
 use super::manifest;
-use super::sync::{Ref, SyncKind, SyncSpec};
+use super::render::{Ref, SyncKind, SyncSpec};
+use super::source::Distribution;
 
 /// A real `flux bootstrap` output, read in place: it is never copied into the repository.
 pub const FIXTURE_PATH: &str = concat!(

@@ -15,7 +15,7 @@ use super::support::{
 };
 use crate::flux::manifest;
 use crate::flux::objects::{describe, find};
-use crate::flux::shards::DEFAULT_KEY;
+use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::{Distribution, FluxError, Rendered, render, validate_options};
 use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
 use crate::kube::engine::{apply_and_prune, drift, teardown};

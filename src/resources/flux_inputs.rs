@@ -2,7 +2,7 @@
 //! share: their schema, and their mapping onto the Flux renderer's options.
 
 use super::support::{boolean, int, object, string, strings};
-use crate::flux::shards::DEFAULT_KEY;
+use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::{
     DistributionSource, Multitenancy, Patch, PatchKind, Ref, RenderOptions, Scaling, Sharding,
     Size, Storage, SyncKind, SyncSpec, Target, Verify,

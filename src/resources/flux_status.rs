@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use super::context::{ProviderData, cluster_connection_attributes, kube};
 use super::support::{kube_error, obj, opt, string};
 use crate::flux::objects::{count_by_label, find};
-use crate::flux::shards::layout;
+use crate::flux::render::shards::layout;
 use crate::kube::{KubeClient, ObjRef, readiness};
 use crate::tfplug::{Attribute, Block, Ctx, DataSource, DiagResult, Nesting, Schema, Value};
 

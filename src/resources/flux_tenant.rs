@@ -12,7 +12,7 @@ use super::support::{
     boolean, duration_validator, engine_error, engine_options, engine_timeout, kube_error, obj,
     object, opt, set, split_import_id, string, strings,
 };
-use crate::flux::shards::{DEFAULT_KEY, layout};
+use crate::flux::render::shards::{DEFAULT_KEY, layout};
 use crate::flux::tenant::{self, DEFAULT_CLUSTER_ROLE, LiveTenant, TENANT_LABEL, Tenant};
 use crate::flux::{FluxError, Ref, SyncKind};
 use crate::kube::engine::{apply_and_prune, drift, inventory_id, teardown};

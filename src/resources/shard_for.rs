@@ -1,6 +1,6 @@
 //! `provider::gitlabflux::shard_for(name, shards)`: which Flux shard a tenant belongs to.
 
-use crate::flux::sharding::{self, ShardError};
+use crate::flux::placement::{self, ShardError};
 use crate::tfplug::{Function, FunctionError, FunctionSignature, Parameter, Type, Value};
 
 pub struct ShardFor;
@@ -45,7 +45,7 @@ impl Function for ShardFor {
                     .ok_or_else(|| FunctionError::argument(1, "shards must not contain null"))
             })
             .collect::<Result<_, _>>()?;
-        sharding::shard_for(name, &shards)
+        placement::shard_for(name, &shards)
             .map(Value::from)
             .map_err(|e| {
                 let index = if e == ShardError::EmptyName { 0 } else { 1 };
@@ -67,7 +67,7 @@ mod tests {
         let out = ShardFor
             .call(&["team-a".into(), shards(&["s1", "s2"])])
             .expect("placed");
-        // Pinned by the documented rule (see flux::sharding).
+        // Pinned by the documented rule (see flux::placement).
         assert_eq!(out, Value::from("s1"));
     }
 

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use serde_json::json;
 
 use crate::digest::sha256_hex;
-use crate::flux::oci::{Challenge, FLUX_CONTENT_MEDIA_TYPE};
+use crate::flux::source::oci::{Challenge, FLUX_CONTENT_MEDIA_TYPE};
 
 pub const FLUX_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.flux.config.v1+json";
 pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::store::{RegistryError, parse_digest};
 use super::{RegistryEmulator, SERVICE};
-use crate::flux::oci::is_repository_name;
+use crate::flux::source::oci::is_repository_name;
 
 /// The largest manifest or upload chunk accepted.
 const MAX_BODY: usize = 512 << 20;

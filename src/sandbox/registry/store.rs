@@ -87,7 +87,7 @@ impl<'de> Deserialize<'de> for Stored {
 pub fn parse_digest(digest: &str) -> Result<String, RegistryError> {
     digest
         .strip_prefix("sha256:")
-        .filter(|hex| crate::flux::cache::is_hex_digest(hex))
+        .filter(|hex| crate::flux::source::cache::is_hex_digest(hex))
         .map(str::to_ascii_lowercase)
         .ok_or_else(|| {
             RegistryError::new(400, "DIGEST_INVALID", format!("invalid digest {digest:?}"))

@@ -22,9 +22,9 @@ pub use client::{MANIFEST_ACCEPT, PullError, Puller};
 pub use reference::{Reference, is_repository_name};
 
 use super::cache::BlobCache;
-use super::error::FluxError;
-use super::http::http_client;
 use crate::digest::sha256_hex;
+use crate::flux::error::FluxError;
+use crate::flux::http::http_client;
 
 /// The largest manifest accepted; Flux artifact manifests are well under a kilobyte.
 const MAX_MANIFEST_BYTES: usize = 4 << 20;

@@ -1,90 +1,50 @@
 //! Pure rendering of a Flux distribution into the objects and files a bootstrap applies.
 //!
-//! Rendering is a pipeline of small transforms over a [`Stage`] (the component objects and
-//! the sync objects, kept apart because they become separate files). Each transform owns
-//! one option, validates it, and edits the objects in place; sharding and vertical scaling
-//! slot in as further entries of [`PIPELINE`]. No I/O happens here, and every step is
-//! deterministic, so the same distribution and options always give byte-identical files
-//! and the same `sha256`.
+//! Rendering is a pipeline ([`PIPELINE`]) of small stages over a [`Stage`] (the component
+//! objects and the sync objects, kept apart because they become separate files). Each stage
+//! owns one option, validates it, and edits the objects in place. No I/O happens here, and
+//! every step is deterministic, so the same distribution and options always give
+//! byte-identical files and the same `sha256`.
+//!
+//! The module is layered one way:
+//! - [`options`]: [`RenderOptions`] and the types of its attributes (plain data);
+//! - [`stage`]: the [`Stage`] the stages edit and the walks over it they share;
+//! - one file per stage: [`install`] (what `flux install`'s flags set: components, network
+//!   policies, namespace, registry, pull secret, tolerations, log level, cluster domain),
+//!   [`lockdown`] (multi-tenancy), [`scaling`], [`shards`] (horizontal sharding), [`sync`]
+//!   and [`patch`];
+//! - this file: the pipeline that runs the stages in order and writes the files.
+//!
+//! Stages import [`options`], [`stage`] and the Flux-wide helpers ([`crate::flux::manifest`],
+//! [`crate::flux::syntax`], [`crate::flux::interval`], and [`crate::flux::placement`] for
+//! shard names); none imports the pipeline or another stage (their tests render through
+//! [`render`]). Outside the pipeline, [`crate::flux::tenant`] reuses the [`sync`] stage's
+//! source object and checks, and `gitlabflux_flux_status` reads live shards back with
+//! [`shards::layout`].
+
+pub mod install;
+pub mod lockdown;
+pub mod options;
+pub mod patch;
+pub mod scaling;
+pub mod shards;
+pub mod stage;
+pub mod sync;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::distribution::Distribution;
-use super::error::FluxError;
-use super::{lockdown, manifest, patch, scaling, shards, sync, transforms};
+use crate::flux::error::FluxError;
+use crate::flux::manifest;
+use crate::flux::source::Distribution;
 
-pub use super::patch::{Patch, PatchKind, Target};
-pub use super::scaling::{Scaling, Size};
-pub use super::shards::{Sharding, Storage};
-pub use super::sync::{Ref, SyncKind, SyncSpec, Verify};
-
-/// The controllers `flux install` deploys when none are named.
-pub const DEFAULT_COMPONENTS: [&str; 4] = [
-    "source-controller",
-    "kustomize-controller",
-    "helm-controller",
-    "notification-controller",
-];
-
-/// The namespace Flux distributions are published for.
-pub const DEFAULT_NAMESPACE: &str = "flux-system";
-
-/// Multi-tenancy lockdown (DESIGN.md section 4).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Multitenancy {
-    /// Adds the lockdown flags and runs the sync Kustomization as kustomize-controller.
-    pub enabled: bool,
-    /// `--default-service-account` of kustomize- and helm-controller; `default` when unset.
-    pub default_service_account: Option<String>,
-    /// Deletes the `flux-view-*`/`flux-edit-*` ClusterRoles (applies even when not enabled).
-    pub remove_view_edit_roles: bool,
-    /// Drops `serviceaccounts/token` from `crd-controller-*` (applies even when not enabled).
-    pub restrict_token_requests: bool,
-}
-
-/// Everything that shapes the rendered manifests.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RenderOptions {
-    pub namespace: String,
-    /// Empty means [`DEFAULT_COMPONENTS`].
-    pub components: Vec<String>,
-    pub components_extra: Vec<String>,
-    pub registry: Option<String>,
-    pub image_pull_secret: Option<String>,
-    pub toleration_keys: Vec<String>,
-    pub log_level: Option<String>,
-    pub cluster_domain: Option<String>,
-    pub network_policy: bool,
-    pub multitenancy: Multitenancy,
-    pub scaling: Option<Scaling>,
-    pub sharding: Option<Sharding>,
-    pub sync: Option<SyncSpec>,
-    pub patches: Vec<Patch>,
-}
-
-impl Default for RenderOptions {
-    fn default() -> Self {
-        Self {
-            namespace: DEFAULT_NAMESPACE.to_string(),
-            components: DEFAULT_COMPONENTS.iter().map(|c| c.to_string()).collect(),
-            components_extra: Vec::new(),
-            registry: None,
-            image_pull_secret: None,
-            toleration_keys: Vec::new(),
-            log_level: None,
-            cluster_domain: None,
-            network_policy: true,
-            multitenancy: Multitenancy::default(),
-            scaling: None,
-            sharding: None,
-            sync: None,
-            patches: Vec::new(),
-        }
-    }
-}
+pub use options::{
+    DEFAULT_COMPONENTS, DEFAULT_NAMESPACE, Multitenancy, Patch, PatchKind, Ref, RenderOptions,
+    Scaling, Sharding, Size, Storage, SyncKind, SyncSpec, Target, Verify, selected_components,
+};
+pub use stage::{Stage, Transform};
 
 /// The render result.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,32 +57,18 @@ pub struct Rendered {
     pub sha256: String,
 }
 
-/// The objects being rendered, split by the file they end up in.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Stage {
-    /// What the distribution ships (gotk-components.yaml).
-    pub components: Vec<Value>,
-    /// The `flux-system` source and Kustomization (gotk-sync.yaml).
-    pub sync: Vec<Value>,
-    /// The namespace the distribution was published for, before any rewrite.
-    pub source_namespace: String,
-}
-
-/// One rendering step.
-pub type Transform = fn(&mut Stage, &RenderOptions) -> Result<(), FluxError>;
-
 /// The steps, in order. Selection comes first so later steps only touch kept objects;
 /// sharding copies controllers after every per-controller setting, so shards inherit them;
 /// patches come last so they see, and can override, everything else.
 pub const PIPELINE: &[(&str, Transform)] = &[
-    ("components", transforms::select_components),
-    ("network_policy", transforms::network_policy),
-    ("namespace", transforms::namespace),
-    ("registry", transforms::registry),
-    ("image_pull_secret", transforms::image_pull_secret),
-    ("toleration_keys", transforms::tolerations),
-    ("log_level", transforms::log_level),
-    ("cluster_domain", transforms::cluster_domain),
+    ("components", install::select_components),
+    ("network_policy", install::network_policy),
+    ("namespace", install::namespace),
+    ("registry", install::registry),
+    ("image_pull_secret", install::image_pull_secret),
+    ("toleration_keys", install::tolerations),
+    ("log_level", install::log_level),
+    ("cluster_domain", install::cluster_domain),
     ("multitenancy", lockdown::apply),
     ("scaling", scaling::apply),
     ("sharding", shards::apply),
@@ -141,7 +87,7 @@ pub fn validate_options(options: &RenderOptions) -> Result<(), FluxError> {
         scaling::validate(scaling)?;
     }
     if let Some(sharding) = &options.sharding {
-        let selected = transforms::selected_components(options);
+        let selected = selected_components(options);
         shards::validate(sharding, &selected)?;
     }
     Ok(())
@@ -223,7 +169,7 @@ fn components_header(distribution: &Distribution, options: &RenderOptions) -> St
     if let Some(version) = &distribution.version {
         header.push_str(&format!("# Flux Version: {version}\n"));
     }
-    let selected = transforms::selected_components(options);
+    let selected = selected_components(options);
     header.push_str(&format!("# Components: {}\n", selected.join(",")));
     header
 }

@@ -2,80 +2,24 @@
 //! OCIRepository named `flux-system` and the Kustomization `flux-system` that applies `path`
 //! from it. The shapes mirror the fixture's gotk-sync.yaml: the source polls at `interval`
 //! (default `1m0s`), the Kustomization at `10m0s`, with prune on.
+//!
+//! Tenants ([`crate::flux::tenant`]) sync their repositories with the same source object and
+//! the same checks, so `validate`, `source`, `interval` and `normalise_path` are
+//! visible to the whole Flux module.
 
 use serde_json::{Map, Value, json};
 
-use super::error::FluxError;
-use super::interval::validate_interval;
-use super::render::{RenderOptions, Stage};
-use super::transforms::{is_dns_subdomain, selected_components};
+use super::options::{RenderOptions, SyncKind, SyncSpec, selected_components};
+use super::stage::Stage;
+use crate::flux::error::FluxError;
+use crate::flux::interval::validate_interval;
+use crate::flux::syntax::is_dns_subdomain;
 
 const SYNC_NAME: &str = "flux-system";
 pub(super) const SOURCE_API: &str = "source.toolkit.fluxcd.io/v1";
-pub(super) const KUSTOMIZE_API: &str = "kustomize.toolkit.fluxcd.io/v1";
+pub(in crate::flux) const KUSTOMIZE_API: &str = "kustomize.toolkit.fluxcd.io/v1";
 const DEFAULT_INTERVAL: &str = "1m0s";
 const KUSTOMIZATION_INTERVAL: &str = "10m0s";
-
-/// The kind of the `flux-system` source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncKind {
-    GitRepository,
-    OciRepository,
-}
-
-impl SyncKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::GitRepository => "GitRepository",
-            Self::OciRepository => "OCIRepository",
-        }
-    }
-}
-
-/// What revision of the source to follow.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ref {
-    Branch(String),
-    Tag(String),
-    Semver(String),
-    Digest(String),
-    Commit(String),
-}
-
-impl Ref {
-    fn field(&self) -> (&'static str, &str) {
-        match self {
-            Self::Branch(v) => ("branch", v),
-            Self::Tag(v) => ("tag", v),
-            Self::Semver(v) => ("semver", v),
-            Self::Digest(v) => ("digest", v),
-            Self::Commit(v) => ("commit", v),
-        }
-    }
-}
-
-/// OCI artifact signature verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verify {
-    /// Only `cosign`.
-    pub provider: String,
-    /// Secret holding the `*.pub` keys.
-    pub secret_name: String,
-}
-
-/// The `sync` attribute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncSpec {
-    pub kind: SyncKind,
-    pub url: String,
-    pub reference: Ref,
-    /// Path in the source; `clusters/prod` and `./clusters/prod` are the same.
-    pub path: String,
-    /// Source poll interval, a Go duration; `1m0s` when empty.
-    pub interval: String,
-    pub secret_name: Option<String>,
-    pub verify: Option<Verify>,
-}
 
 fn invalid(message: impl Into<String>) -> FluxError {
     FluxError::InvalidSync {
@@ -111,7 +55,7 @@ fn require_controllers(options: &RenderOptions) -> Result<(), FluxError> {
 }
 
 /// Checks the source half of a sync (url, ref, secret, verify) and its interval.
-pub(super) fn validate(sync: &SyncSpec) -> Result<(), FluxError> {
+pub(in crate::flux) fn validate(sync: &SyncSpec) -> Result<(), FluxError> {
     validate_interval(interval(sync))?;
     validate_url(sync)?;
     validate_ref(sync)?;
@@ -188,7 +132,7 @@ fn validate_verify(sync: &SyncSpec) -> Result<(), FluxError> {
     Ok(())
 }
 
-pub(super) fn interval(sync: &SyncSpec) -> &str {
+pub(in crate::flux) fn interval(sync: &SyncSpec) -> &str {
     if sync.interval.is_empty() {
         DEFAULT_INTERVAL
     } else {
@@ -201,7 +145,7 @@ fn metadata(name: &str, namespace: &str) -> Value {
 }
 
 /// The GitRepository or OCIRepository `name` in `namespace` that `sync` describes.
-pub(super) fn source(sync: &SyncSpec, name: &str, namespace: &str) -> Value {
+pub(in crate::flux) fn source(sync: &SyncSpec, name: &str, namespace: &str) -> Value {
     let (field, value) = sync.reference.field();
     let mut spec = Map::new();
     spec.insert("interval".into(), json!(interval(sync)));
@@ -225,7 +169,7 @@ pub(super) fn source(sync: &SyncSpec, name: &str, namespace: &str) -> Value {
 }
 
 /// `./` + the path without leading `./` or `/`, the form `flux bootstrap` writes.
-pub(super) fn normalise_path(path: &str) -> String {
+pub(in crate::flux) fn normalise_path(path: &str) -> String {
     let trimmed = path.trim().trim_start_matches("./").trim_start_matches('/');
     format!("./{trimmed}")
 }
@@ -254,7 +198,7 @@ fn kustomization(sync: &SyncSpec, namespace: &str, locked: bool) -> Value {
 mod tests {
     use super::*;
     use crate::flux::manifest;
-    use crate::flux::render::render;
+    use crate::flux::render::{Ref, Verify, render};
     use crate::flux::testutil::{SYNC_FIXTURE_PATH, find, fixture, git_sync};
 
     fn with_sync(sync: SyncSpec) -> RenderOptions {

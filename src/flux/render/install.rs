@@ -1,29 +1,18 @@
-//! The basic render transforms: component selection, network policies, namespace, images,
-//! pod scheduling and controller flags. Each one validates its own option and is a no-op
-//! when the option is unset, so the default render reproduces the distribution.
+//! The stages that do what `flux install`'s own flags do: component selection
+//! (`--components`, `--components-extra`), network policies, namespace, image registry and
+//! pull secret, tolerations, log level and cluster domain. Each one validates its own option
+//! and is a no-op when the option is unset, so the default render reproduces the
+//! distribution.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use super::error::FluxError;
-use super::manifest::{self, INSTANCE_LABEL};
-use super::render::{DEFAULT_COMPONENTS, RenderOptions, Stage};
-
-/// The controllers to keep, sorted and deduplicated: `components` (or the defaults) plus
-/// `components_extra`.
-pub fn selected_components(options: &RenderOptions) -> Vec<String> {
-    let base: Vec<String> = if options.components.is_empty() {
-        DEFAULT_COMPONENTS.iter().map(|c| c.to_string()).collect()
-    } else {
-        options.components.clone()
-    };
-    let all: BTreeSet<String> = base
-        .into_iter()
-        .chain(options.components_extra.iter().cloned())
-        .collect();
-    all.into_iter().collect()
-}
+use super::options::{RenderOptions, selected_components};
+use super::stage::{Stage, for_each_manager_args};
+use crate::flux::error::FluxError;
+use crate::flux::manifest::{self, INSTANCE_LABEL};
+use crate::flux::syntax::{is_dns_label, is_dns_subdomain};
 
 /// Keeps shared objects (no component label) and the selected controllers' objects.
 pub fn select_components(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError> {
@@ -58,16 +47,6 @@ pub fn network_policy(stage: &mut Stage, options: &RenderOptions) -> Result<(), 
             .retain(|object| manifest::kind(object) != "NetworkPolicy");
     }
     Ok(())
-}
-
-/// A DNS-1123 label: what namespaces and most Flux-facing names must be.
-pub fn is_dns_label(value: &str) -> bool {
-    crate::flux::sharding::is_valid_shard_name(value)
-}
-
-/// A DNS-1123 subdomain: what most object names (Secrets, ServiceAccounts) must be.
-pub fn is_dns_subdomain(value: &str) -> bool {
-    !value.is_empty() && value.len() <= 253 && value.split('.').all(is_dns_label)
 }
 
 fn invalid(attribute: &'static str, message: String) -> FluxError {
@@ -284,22 +263,6 @@ pub fn log_level(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxE
     Ok(())
 }
 
-/// Calls `f` with the component and manager args of every controller Deployment.
-pub fn for_each_manager_args(stage: &mut Stage, mut f: impl FnMut(&str, &mut Vec<Value>)) {
-    for object in stage
-        .components
-        .iter_mut()
-        .filter(|o| manifest::is_deployment(o))
-    {
-        let component = manifest::component(object)
-            .unwrap_or_else(|| manifest::name(object))
-            .to_string();
-        if let Some(args) = manifest::args_mut(object) {
-            f(&component, args);
-        }
-    }
-}
-
 const DEFAULT_DOMAIN: &str = ".svc.cluster.local.";
 
 /// Replaces `cluster.local` in the in-cluster addresses controllers advertise and call
@@ -329,7 +292,7 @@ pub fn cluster_domain(stage: &mut Stage, options: &RenderOptions) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flux::render::render;
+    use crate::flux::render::{DEFAULT_COMPONENTS, render};
     use crate::flux::testutil::{deployment_args, find, fixture, fixture_with_extras, pod_spec};
 
     fn options() -> RenderOptions {

@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::error::FluxError;
-use super::manifest;
-use super::render::{RenderOptions, Stage};
-use super::scaling::is_quantity;
-use super::sharding::{ShardError, check_shards};
-use super::transforms::is_dns_subdomain;
+use super::options::{RenderOptions, Sharding, Storage};
+use super::stage::Stage;
+use crate::flux::error::FluxError;
+use crate::flux::manifest;
+use crate::flux::placement::{ShardError, check_shards};
+use crate::flux::syntax::{is_dns_subdomain, is_label_key, is_quantity};
 
 /// The label Flux objects carry to be reconciled by a shard.
 pub const DEFAULT_KEY: &str = "sharding.fluxcd.io/key";
@@ -42,46 +42,8 @@ pub const SHARDABLE: [&str; 5] = [
     "image-automation-controller",
 ];
 
-/// Where shard source-controllers keep artifacts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Storage {
-    /// An emptyDir, as the main source-controller ships.
-    #[default]
-    Ephemeral,
-    /// A PersistentVolumeClaim `source-controller-<shard>` per shard.
-    Persistent { size: String, class: Option<String> },
-}
-
-/// The `sharding` attribute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sharding {
-    pub key: String,
-    pub shards: Vec<String>,
-    pub storage: Storage,
-}
-
 fn invalid(attribute: &'static str, message: String) -> FluxError {
     FluxError::InvalidOption { attribute, message }
-}
-
-/// A qualified label key: an optional DNS-subdomain prefix and `/`, then a name of 1 to 63
-/// alphanumerics, `-`, `_` or `.`, starting and ending alphanumeric.
-pub fn is_label_key(key: &str) -> bool {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    let prefix_ok = prefix.is_none_or(is_dns_subdomain);
-    let bytes = name.as_bytes();
-    let alnum = |c: &u8| c.is_ascii_alphanumeric();
-    prefix_ok
-        && !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes.first().is_some_and(alnum)
-        && bytes.last().is_some_and(alnum)
-        && bytes
-            .iter()
-            .all(|c| alnum(c) || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// Checks the key, the shard names (against the longest controller name among
@@ -512,8 +474,8 @@ mod tests {
                 enabled: true,
                 ..Multitenancy::default()
             },
-            scaling: Some(crate::flux::scaling::Scaling {
-                size: Some(crate::flux::scaling::Size::Large),
+            scaling: Some(crate::flux::render::Scaling {
+                size: Some(crate::flux::render::Size::Large),
                 ..Default::default()
             }),
             ..RenderOptions::default()
@@ -660,24 +622,6 @@ mod tests {
                 ..
             })
         ));
-    }
-
-    #[test]
-    fn label_keys() {
-        for good in [DEFAULT_KEY, "shard", "example.com/My_key.1"] {
-            assert!(is_label_key(good), "{good}");
-        }
-        for bad in [
-            "",
-            "/x",
-            "a/",
-            "-x",
-            "a/b/c",
-            "Example.com/x",
-            &"k".repeat(64),
-        ] {
-            assert!(!is_label_key(bad), "{bad}");
-        }
     }
 
     #[test]

@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::cache::{self, BlobCache};
-use super::error::FluxError;
-use super::http::{error_chain, http_client};
-use super::manifest::{self, VERSION_LABEL};
 use super::oci;
 use crate::digest::sha256_hex;
+use crate::flux::error::FluxError;
+use crate::flux::http::{error_chain, http_client};
+use crate::flux::manifest::{self, VERSION_LABEL};
 use crate::single_flight::SingleFlight;
 
 /// Where a distribution comes from, and the digest it must have.

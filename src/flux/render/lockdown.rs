@@ -7,10 +7,11 @@
 
 use serde_json::Value;
 
-use super::error::FluxError;
-use super::manifest;
-use super::render::{RenderOptions, Stage};
-use super::transforms::{self, for_each_manager_args};
+use super::options::RenderOptions;
+use super::stage::{Stage, for_each_manager_args};
+use crate::flux::error::FluxError;
+use crate::flux::manifest;
+use crate::flux::syntax::is_dns_subdomain;
 
 /// Controllers that understand `--no-cross-namespace-refs`.
 pub const NO_CROSS_NAMESPACE_REFS: [&str; 6] = [
@@ -34,7 +35,7 @@ pub fn apply(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError
             .default_service_account
             .as_deref()
             .unwrap_or(DEFAULT_SA);
-        if !transforms::is_dns_subdomain(account) {
+        if !is_dns_subdomain(account) {
             return Err(FluxError::InvalidOption {
                 attribute: "multitenancy.default_service_account",
                 message: format!("{account:?} is not a valid ServiceAccount name"),
@@ -189,7 +190,7 @@ mod tests {
             "        - --enable-leader-election\n",
             "        - --enable-leader-election\n        - --no-cross-namespace-refs=false\n        - --default-service-account=x\n",
         );
-        let distribution = crate::flux::distribution::Distribution::from_manifests(text).unwrap();
+        let distribution = crate::flux::Distribution::from_manifests(text).unwrap();
         let rendered = render(&distribution, &options).unwrap();
         let args = deployment_args(&rendered.objects, "helm-controller");
         assert_eq!(

@@ -15,44 +15,10 @@
 
 use serde_json::{Map, Value};
 
-use super::error::FluxError;
-use super::manifest;
-use super::render::{RenderOptions, Stage};
-
-/// How a patch changes its targets.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PatchKind {
-    /// A partial object merged into each target.
-    StrategicMerge(Value),
-    /// RFC 6902 operations.
-    Json6902(Vec<Value>),
-}
-
-/// Which objects a patch applies to; `None` fields match anything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Target {
-    pub group: Option<String>,
-    pub version: Option<String>,
-    pub kind: Option<String>,
-    pub name: Option<String>,
-    pub namespace: Option<String>,
-    pub label_selector: Option<String>,
-}
-
-/// One entry of `patches`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Patch {
-    pub kind: PatchKind,
-    /// `Target::default()` (every field unset) means no target.
-    pub target: Target,
-}
-
-impl Target {
-    /// True when no field is set, i.e. the patch has no target.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
+use super::options::{Patch, PatchKind, RenderOptions, Target};
+use super::stage::Stage;
+use crate::flux::error::FluxError;
+use crate::flux::manifest;
 
 /// Applies `options.patches` in order.
 pub fn apply_all(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError> {

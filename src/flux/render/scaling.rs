@@ -19,48 +19,12 @@
 
 use serde_json::{Value, json};
 
-use super::error::FluxError;
-use super::interval::validate_interval;
-use super::manifest;
-use super::render::{RenderOptions, Stage};
-
-/// A Flux Operator cluster size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Size {
-    Small,
-    Medium,
-    Large,
-}
-
-impl Size {
-    pub const NAMES: [&'static str; 3] = ["small", "medium", "large"];
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "small" => Some(Self::Small),
-            "medium" => Some(Self::Medium),
-            "large" => Some(Self::Large),
-            _ => None,
-        }
-    }
-}
-
-/// The `scaling` attribute. `None` everywhere leaves the distribution's values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Scaling {
-    pub size: Option<Size>,
-    pub concurrent: Option<i64>,
-    /// A Go duration such as `5s`.
-    pub requeue_dependency: Option<String>,
-    pub kube_api_qps: Option<i64>,
-    pub kube_api_burst: Option<i64>,
-    /// A Kubernetes CPU quantity such as `2000m` or `2`.
-    pub cpu_limit: Option<String>,
-    /// A Kubernetes memory quantity such as `1Gi`.
-    pub memory_limit: Option<String>,
-    /// Mounts a memory-backed emptyDir at kustomize-controller's `/tmp`.
-    pub in_memory_builds: bool,
-}
+use super::options::{RenderOptions, Scaling, Size};
+use super::stage::Stage;
+use crate::flux::error::FluxError;
+use crate::flux::interval::validate_interval;
+use crate::flux::manifest;
+use crate::flux::syntax::is_quantity;
 
 /// The reconcilers whose throughput the knobs tune.
 pub const SCALED: [&str; 3] = [
@@ -182,25 +146,6 @@ pub(super) fn validate(scaling: &Scaling) -> Result<(), FluxError> {
         ));
     }
     Ok(())
-}
-
-/// A Kubernetes resource quantity: a positive decimal number and an optional SI or binary
-/// suffix (`m`, `k`, `M`, `G`, `T`, `P`, `E`, `Ki`, `Mi`, `Gi`, `Ti`, `Pi`, `Ei`).
-pub fn is_quantity(text: &str) -> bool {
-    const SUFFIXES: [&str; 14] = [
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E", "",
-    ];
-    let Some(number) = SUFFIXES.iter().find_map(|s| text.strip_suffix(s)) else {
-        return false;
-    };
-    let mut parts = number.splitn(2, '.');
-    let whole = parts.next().unwrap_or("");
-    let fraction = parts.next();
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let well_formed = digits(whole)
-        && fraction.is_none_or(|f| !f.is_empty() && digits(f))
-        && !(whole.is_empty() && fraction.is_none());
-    well_formed && number.bytes().any(|b| b.is_ascii_digit() && b != b'0')
 }
 
 pub fn apply(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError> {
@@ -549,16 +494,6 @@ mod tests {
                 }
                 other => panic!("{expected}: {other:?}"),
             }
-        }
-    }
-
-    #[test]
-    fn quantities() {
-        for good in ["1", "500m", "1.5", "2Gi", "512Mi", "0.5", "100k"] {
-            assert!(is_quantity(good), "{good}");
-        }
-        for bad in ["", "0", "m", "1GB", "-1", "1.", ".", "1 Gi", "0Mi"] {
-            assert!(!is_quantity(bad), "{bad}");
         }
     }
 }

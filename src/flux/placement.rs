@@ -11,6 +11,8 @@
 
 use sha2::{Digest, Sha256};
 
+use super::syntax::is_dns_label;
+
 /// Why a placement request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShardError {
@@ -28,15 +30,10 @@ pub enum ShardError {
     EmptyName,
 }
 
-/// Checks that a shard name works as a label value and a Kubernetes object-name suffix.
+/// Checks that a shard name works as a label value and a Kubernetes object-name suffix: a
+/// DNS-1123 label.
 pub fn is_valid_shard_name(shard: &str) -> bool {
-    let bytes = shard.as_bytes();
-    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes.first().is_some_and(alnum)
-        && bytes.last().is_some_and(alnum)
-        && bytes.iter().all(|c| alnum(c) || *c == b'-')
+    is_dns_label(shard)
 }
 
 fn score(shard: &str, name: &str) -> u64 {
