@@ -11,7 +11,8 @@
 //!    lockdown, scaling, shards, sync, patches) has its own file, and the pipeline runs them
 //!    in order.
 //! 3. The resources hand the rendered objects to the Kubernetes apply engine
-//!    ([`crate::kube::engine`]), which applies, prunes and deletes them.
+//!    ([`crate::kube::engine`]), which alone decides the order they are applied, pruned and
+//!    deleted in; rendering keeps the order of its files and sorts nothing for applying.
 //!
 //! Beside that flow: [`tenant`] renders a tenant's namespaces, RBAC and sync; [`placement`]
 //! places names on shards (the `shard_for` function's public rendezvous-hashing contract);

@@ -6,6 +6,9 @@
 //! every step is deterministic, so the same distribution and options always give
 //! byte-identical files and the same `sha256`.
 //!
+//! Rendering does not order objects for applying: [`Rendered::objects`] keeps the order of
+//! the files, and the Kubernetes apply engine decides the apply order on its own.
+//!
 //! The module is layered one way:
 //! - [`options`]: [`RenderOptions`] and the types of its attributes (plain data);
 //! - [`stage`]: the [`Stage`] the stages edit and the walks over it they share;
@@ -49,7 +52,10 @@ pub use stage::{Stage, Transform};
 /// The render result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
-    /// Every object, in apply order: CRDs, Namespaces, other cluster-scoped, then the rest.
+    /// Every object, in the order of the files: the components, then the sync objects, each
+    /// in the order the stages left them (the distribution's, with additions appended). This
+    /// is a stable output order, not an apply order: the apply engine
+    /// ([`crate::kube::engine`]) alone decides what is applied, pruned and deleted first.
     pub objects: Vec<Value>,
     /// `gotk-components.yaml`, `gotk-sync.yaml` (with sync) and `kustomization.yaml`.
     pub files: BTreeMap<String, String>,
@@ -109,7 +115,7 @@ pub fn render(distribution: &Distribution, options: &RenderOptions) -> Result<Re
     let mut objects = stage.components;
     objects.extend(stage.sync);
     Ok(Rendered {
-        objects: apply_order(objects),
+        objects,
         files,
         sha256,
     })
@@ -123,22 +129,6 @@ fn source_namespace(objects: &[Value]) -> String {
         .map(|object| manifest::name(object).to_string())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
-}
-
-fn apply_rank(object: &Value) -> u8 {
-    match manifest::kind(object) {
-        "CustomResourceDefinition" => 0,
-        "Namespace" => 1,
-        _ if manifest::namespace(object).is_none() => 2,
-        _ => 3,
-    }
-}
-
-/// CRDs first so the custom objects after them are known; the Namespace before anything
-/// namespaced; the sort is stable, so the distribution's order holds within a rank.
-fn apply_order(mut objects: Vec<Value>) -> Vec<Value> {
-    objects.sort_by_key(apply_rank);
-    objects
 }
 
 fn files(
@@ -203,35 +193,29 @@ mod tests {
     use crate::flux::testutil::{deployment_args, find, fixture, fixture_text};
 
     #[test]
-    fn default_render_keeps_the_fixture_objects() {
+    fn default_render_keeps_the_fixture_objects_in_their_order() {
         let rendered = render(&fixture(), &RenderOptions::default()).unwrap();
         let original = manifest::parse_documents(&fixture_text()).unwrap();
-        assert_eq!(rendered.objects.len(), original.len());
-        let kinds: Vec<&str> = rendered.objects.iter().map(manifest::kind).collect();
-        let first_other = kinds
-            .iter()
-            .position(|k| *k != "CustomResourceDefinition")
-            .unwrap();
-        assert!(
-            kinds[first_other..]
-                .iter()
-                .all(|k| *k != "CustomResourceDefinition")
-        );
-        assert_eq!(kinds[first_other], "Namespace");
-        let namespaced = rendered
-            .objects
-            .iter()
-            .position(|o| manifest::namespace(o).is_some())
-            .unwrap();
-        assert!(
-            rendered.objects[namespaced..]
-                .iter()
-                .all(|o| manifest::namespace(o).is_some())
-        );
+        // No apply ordering: the distribution's objects, as and where it ships them.
+        assert_eq!(rendered.objects, original);
+    }
+
+    #[test]
+    fn objects_come_in_the_order_of_the_files() {
+        let options = RenderOptions {
+            sync: Some(crate::flux::testutil::git_sync()),
+            ..RenderOptions::default()
+        };
+        let rendered = render(&fixture(), &options).unwrap();
+        let mut in_files = manifest::parse_documents(&rendered.files[COMPONENTS_FILE]).unwrap();
+        in_files.extend(manifest::parse_documents(&rendered.files[SYNC_FILE]).unwrap());
+        assert_eq!(rendered.objects, in_files);
         // Without options the controllers keep the distribution's args.
-        let args = deployment_args(&rendered.objects, "helm-controller");
-        let fixture_objects = original;
-        assert_eq!(args, deployment_args(&fixture_objects, "helm-controller"));
+        let fixture_objects = manifest::parse_documents(&fixture_text()).unwrap();
+        assert_eq!(
+            deployment_args(&rendered.objects, "helm-controller"),
+            deployment_args(&fixture_objects, "helm-controller")
+        );
     }
 
     #[test]

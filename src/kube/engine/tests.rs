@@ -187,6 +187,45 @@ async fn applies_the_flux_fixture_in_order_and_reapply_is_a_no_op() {
     assert_eq!(versions(&sb), before, "re-apply changed nothing");
 }
 
+/// Callers hand over objects in any order (the renderer keeps the order of its files): the
+/// engine alone puts CRDs and Namespaces first. Reversed, the fixture starts with custom
+/// resources and ends with its Namespace; one request at a time makes the input order count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_order_is_the_engines_whatever_the_input_order() {
+    let sb = sandbox(false).await;
+    let kube = client(&sb).await;
+    let mut objects = fixture();
+    objects.reverse();
+    let sequential = ApplyOptions {
+        concurrency: 1,
+        ..options(false, Duration::from_secs(30))
+    };
+    let inventory = apply_all(&kube, &objects, &sequential)
+        .await
+        .expect("apply");
+    assert_eq!(inventory, expected_inventory(&objects));
+    let rv = versions(&sb);
+    let number = |id: &String| rv[id].parse::<u64>().expect("numeric resourceVersion");
+    let first =
+        |id: &&String| id.contains("/CustomResourceDefinition/") || id.starts_with("v1/Namespace/");
+    let last_first = inventory
+        .iter()
+        .filter(first)
+        .map(number)
+        .max()
+        .expect("CRDs and Namespace");
+    let first_rest = inventory
+        .iter()
+        .filter(|id| !first(id))
+        .map(number)
+        .min()
+        .expect("other objects");
+    assert!(
+        last_first < first_rest,
+        "CRDs and Namespaces ({last_first}) before everything else ({first_rest})"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_for_flux_to_become_ready() {
     let sb = sandbox(true).await;
