@@ -1,17 +1,19 @@
 //! terraform-provider-gitlabflux: a Terraform/OpenTofu provider that declares a cluster's
 //! GitLab agent and Flux GitOps setup as code.
 //!
-//! Layers, with data flowing one way: `resources` (schema + mapping) call the domain modules
-//! (`gitlab`, `flux`), which call clients. `tfplug` is the plugin-protocol framework and knows
-//! nothing of the product.
+//! Layers, with data flowing one way (ARCHITECTURE.md has the map): `provider` (the
+//! composition root) registers `resources` (schema + typed model), which call the domain
+//! modules (`agent`, `flux`, `keys`), which call the clients (`gitlab`, `kube`). At the
+//! bottom, importing nothing product-specific: `tfplug`, the plugin-protocol framework, and
+//! `net`, the TLS configuration, error chain, backoff and wait loop every client uses.
 
 pub mod agent;
-pub(crate) mod backoff;
 pub mod digest;
 pub mod flux;
 pub mod gitlab;
 pub mod keys;
 pub mod kube;
+pub mod net;
 pub mod provider;
 pub mod resources;
 pub mod sandbox;

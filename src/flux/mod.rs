@@ -18,10 +18,9 @@
 //! places names on shards (the `shard_for` function's public rendezvous-hashing contract);
 //! [`objects`] finds Flux objects in a live cluster. Shared by all of them: [`manifest`] (the
 //! untyped object model, YAML in and out), [`syntax`] and [`interval`] (input checks) and
-//! [`error`]. [`http`] is the HTTP client distributions are fetched with.
+//! [`error`]. Distributions are fetched with the crate's one HTTP client ([`crate::net`]).
 
 pub mod error;
-pub mod http;
 pub mod interval;
 pub mod manifest;
 pub mod objects;

@@ -237,14 +237,8 @@ impl GitlabClient {
         if attempt == 0 {
             return Ok(());
         }
-        let wait = crate::backoff::backoff(attempt - 1);
-        let transport = &self.inner.transport;
-        transport
-            .cancellable(op, async {
-                tokio::time::sleep(wait).await;
-                Ok(())
-            })
-            .await
+        let wait = crate::net::HTTP_RETRY.delay(attempt - 1);
+        self.inner.transport.pause(op, wait).await
     }
 
     /// After an ambiguous failure: an error when a token of that name appeared since, because

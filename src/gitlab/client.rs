@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
@@ -18,11 +17,8 @@ use super::error::{self, GitlabError, Missing, Operation};
 use super::transport::{Call, Replay, Transport, decode, encode_segment};
 use super::types::{Agent, AgentToken, Metadata, Project};
 use crate::gitlab::settings::GitlabSettings;
+use crate::net;
 use crate::single_flight::SingleFlight;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-const USER_AGENT: &str = concat!("terraform-provider-gitlabflux/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Clone)]
 pub struct GitlabClient {
@@ -56,26 +52,21 @@ impl fmt::Debug for GitlabClient {
 }
 
 impl GitlabClient {
-    /// Builds the client: rustls (ring) with system roots plus `ca_file`, connect timeout
-    /// 10 s, request timeout 60 s. Cancelling `stop` ends every in-flight call and backoff.
+    /// Builds the client on [`net::http_client`] (system roots plus `ca_file`, request
+    /// timeout [`net::API_TIMEOUT`]). Cancelling `stop` ends every in-flight call and backoff.
     pub fn new(settings: &GitlabSettings, stop: CancellationToken) -> Result<Self, GitlabError> {
         let base_url = settings.base_url.trim_end_matches('/').to_string();
         let api = format!("{base_url}/api/v4");
         Url::parse(&api).map_err(|e| GitlabError::Config {
             message: format!("gitlab.base_url {base_url} is not a valid URL: {e}"),
         })?;
-        let tls = super::tls::client_config(
-            base_url.starts_with("https://"),
-            settings.ca_file.as_deref(),
-        )?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
+        let ca_file = settings.ca_file.as_deref().map(|path| net::CaFile {
+            setting: "gitlab.ca_file",
+            path,
+        });
+        let http = net::http_client(base_url.starts_with("https://"), net::API_TIMEOUT, ca_file)
             .map_err(|e| GitlabError::Config {
-                message: format!("cannot build the HTTP client: {e}"),
+                message: e.to_string(),
             })?;
         let transport = Transport {
             http,
@@ -276,6 +267,30 @@ mod tests {
         let err = GitlabClient::new(&settings("glpat-bad\nsecret"), CancellationToken::new())
             .expect_err("invalid header");
         assert!(!format!("{err:?} {err} {}", err.detail()).contains("secret"));
+    }
+
+    #[test]
+    fn ca_file_problems_are_reported() {
+        let with_ca = |path: &std::path::Path| GitlabSettings {
+            ca_file: Some(path.to_path_buf()),
+            ..settings("t")
+        };
+        let stop = CancellationToken::new;
+        let missing = GitlabClient::new(
+            &with_ca(std::path::Path::new("/nonexistent/ca.pem")),
+            stop(),
+        );
+        assert!(matches!(missing, Err(GitlabError::Config { .. })));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        let err = GitlabClient::new(&with_ca(&empty), stop()).expect_err("no certs");
+        assert!(
+            err.detail().contains("no PEM certificates"),
+            "{}",
+            err.detail()
+        );
+        assert!(GitlabClient::new(&settings("t"), stop()).is_ok());
     }
 
     #[test]

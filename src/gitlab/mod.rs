@@ -8,7 +8,6 @@ pub mod files;
 pub mod names;
 mod repository;
 pub mod settings;
-mod tls;
 mod transport;
 pub mod types;
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{GitlabError, Missing, Operation};
-use crate::backoff;
+use crate::net::{self, error_chain};
 
 /// Most items GitLab serves per page.
 pub(crate) const PER_PAGE: u32 = 100;
@@ -114,11 +114,7 @@ impl Transport {
                         wait_ms = wait.as_millis() as u64,
                         "retrying GitLab API request"
                     );
-                    self.cancellable(call.op, async {
-                        tokio::time::sleep(wait).await;
-                        Ok(())
-                    })
-                    .await?;
+                    self.pause(call.op, wait).await?;
                     attempt += 1;
                 }
                 _ => return self.finish(call, outcome, attempt + 1),
@@ -137,7 +133,7 @@ impl Transport {
                 429 => Err(GitlabError::RateLimited {
                     op: call.op,
                     attempts,
-                    retry_after: backoff::server_hint(&reply.headers, true, SystemTime::now()),
+                    retry_after: net::server_hint(&reply.headers, true, SystemTime::now()),
                 }),
                 status @ 500..=599 => Err(GitlabError::Server {
                     op: call.op,
@@ -181,17 +177,22 @@ impl Transport {
         }
     }
 
-    /// Runs `fut` unless the provider is stopping; stopping ends it (and any sleep) at once.
+    /// Runs `fut` unless the provider is stopping; stopping ends it at once.
     pub async fn cancellable<T>(
         &self,
         op: Operation,
         fut: impl Future<Output = Result<T, GitlabError>>,
     ) -> Result<T, GitlabError> {
-        tokio::select! {
-            biased;
-            () = self.stop.cancelled() => Err(GitlabError::Cancelled { op }),
-            result = fut => result,
-        }
+        net::cancellable(&self.stop, fut)
+            .await
+            .map_err(|net::Cancelled| GitlabError::Cancelled { op })?
+    }
+
+    /// Waits before a retry; stopping ends the wait at once.
+    pub async fn pause(&self, op: Operation, wait: Duration) -> Result<(), GitlabError> {
+        net::sleep(&self.stop, wait)
+            .await
+            .map_err(|net::Cancelled| GitlabError::Cancelled { op })
     }
 
     /// GETs every page of a list (`per_page=100`), following `x-next-page` or `Link: rel=next`.
@@ -252,29 +253,14 @@ fn retry_wait_for_status(reply: &Reply, replay: Replay, attempt: u32) -> Option<
         Replay::OnlyIfNotApplied => matches!(status, 429 | 503),
     };
     retryable.then(|| {
-        backoff::server_hint(&reply.headers, status == 429, SystemTime::now())
-            .unwrap_or_else(|| backoff::backoff(attempt))
+        let hint = net::server_hint(&reply.headers, status == 429, SystemTime::now());
+        net::HTTP_RETRY.wait(attempt, hint)
     })
 }
 
 fn retry_wait_for_error(e: &reqwest::Error, replay: Replay, attempt: u32) -> Option<Duration> {
     let safe = replay == Replay::Idempotent || e.is_connect();
-    safe.then(|| backoff::backoff(attempt))
-}
-
-/// The error and its causes on one line ("error sending request: connection reset …").
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    safe.then(|| net::HTTP_RETRY.delay(attempt))
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(op: Operation, body: &[u8]) -> Result<T, GitlabError> {
@@ -318,12 +304,7 @@ fn set_query(url: &mut Url, key: &str, value: &str) {
 /// URL is followed only when it stays under our API root, so the token is never sent
 /// elsewhere.
 fn next_page(current: &Url, headers: &HeaderMap, api: &str) -> Option<Url> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let header = |name: &str| net::header(headers, name);
     if let Some(page) = header("x-next-page").filter(|p| !p.is_empty()) {
         let page: u32 = page.parse().ok()?;
         let mut next = current.clone();

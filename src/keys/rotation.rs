@@ -3,10 +3,16 @@
 //! they use it, and only then retire the old one. If confirmation fails the old credential
 //! stays valid, so consumers are never left without a working credential.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::net::{self, Backoff, PollError, Polled};
+
+/// 100 ms doubling up to 5 s: consumers restart before they confirm.
+const CONFIRM_POLL: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 /// One credential's rotation steps. Errors are the implementor's; the engine adds timing.
 #[async_trait]
@@ -65,21 +71,22 @@ async fn wait_confirmed<R: OverlapRotation>(
     timeout: Duration,
     stop: &CancellationToken,
 ) -> Result<(), RotationError<R::Error>> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
-    loop {
-        if r.confirmed(new).await.map_err(RotationError::Step)? {
-            return Ok(());
-        }
-        if started.elapsed() >= timeout {
-            return Err(RotationError::NotConfirmed(timeout));
-        }
-        tokio::select! {
-            () = stop.cancelled() => return Err(RotationError::Cancelled),
-            () = tokio::time::sleep(pause.min(timeout.saturating_sub(started.elapsed()))) => {}
-        }
-        pause = (pause * 2).min(Duration::from_secs(5));
-    }
+    let deadline = Instant::now() + timeout;
+    let look = |()| async move {
+        let confirmed = r.confirmed(new).await?;
+        Ok(if confirmed {
+            Polled::Ready(())
+        } else {
+            Polled::Waiting(())
+        })
+    };
+    net::poll(stop, deadline, CONFIRM_POLL, (), look)
+        .await
+        .map_err(|e| match e {
+            PollError::Failed(e) => RotationError::Step(e),
+            PollError::TimedOut(()) => RotationError::NotConfirmed(timeout),
+            PollError::Cancelled => RotationError::Cancelled,
+        })
 }
 
 #[cfg(test)]

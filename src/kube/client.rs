@@ -3,7 +3,9 @@
 //! apply, get, list, delete) that resources and the Flux apply engine build on.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ::kube::Client;
 use ::kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -12,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::config_for;
 use super::discovery::{DiscoveryCache, Resolved};
-use super::error::{Ctx, KubeError};
-use super::retry::with_retries;
+use super::error::{Ctx, KubeError, classify, is_retryable, retry_after};
 use crate::kube::settings::ClusterSettings;
+use crate::net::{self, Backoff};
 
 /// Field manager of everything the provider applies.
 pub const FIELD_MANAGER: &str = "gitlabflux";
@@ -111,7 +113,7 @@ impl KubeClient {
             .trim_end_matches('/')
             .to_string();
         // kube-rs builds its TLS connector for http:// hosts too.
-        install_crypto_provider();
+        net::install_crypto_provider();
         let default_namespace = config.default_namespace.clone();
         let client = Client::try_from(config).map_err(|e| KubeError::Config {
             message: format!("cannot set up a client for {host}: {e}"),
@@ -300,12 +302,44 @@ impl KubeClient {
     }
 }
 
-/// rustls cannot pick a process-wide crypto provider by itself when, as in this crate, more
-/// than one is compiled in; kube-rs's TLS setup needs one.
-fn install_crypto_provider() {
-    // An error only means a provider is already installed, which is what we want.
-    // ring, like the rest of the provider: aws-lc seeds its RNG with ~25 ms of CPU jitter.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// Attempts per request, the first included.
+const ATTEMPTS: u32 = 4;
+/// 200 ms doubling up to 5 s; the server's `Retry-After` is honoured up to 5 s too.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+
+/// Runs an idempotent request (get, list, server-side apply, delete, discovery) until it
+/// succeeds, fails for good, runs out of attempts or the provider is stopped. Connection
+/// errors, 429 and 5xx are retried after the [`RETRY`] backoff or the server's `Retry-After`.
+pub(super) async fn with_retries<T, F, Fut>(
+    stop: &CancellationToken,
+    ctx: &Ctx<'_>,
+    mut op: F,
+) -> Result<T, KubeError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ::kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let err = match net::cancellable(stop, op()).await? {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        if attempt >= ATTEMPTS || !is_retryable(&err) {
+            return Err(classify(err, ctx));
+        }
+        let delay = RETRY.wait(attempt - 1, retry_after(&err));
+        tracing::debug!(
+            object = %ctx.object,
+            verb = ctx.verb,
+            attempt,
+            delay_ms = delay.as_millis() as u64,
+            error = %err,
+            "retrying Kubernetes request"
+        );
+        net::sleep(stop, delay).await?;
+    }
 }
 
 fn to_json(object: DynamicObject, resolved: &Resolved) -> Result<Value, KubeError> {
@@ -336,5 +370,15 @@ mod tests {
         let err = ObjRef::of(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {}}))
             .expect_err("no name");
         assert!(err.detail().contains("metadata.name"));
+    }
+
+    #[test]
+    fn retry_backoff_grows_and_is_capped() {
+        // 5 s ceiling plus 200 ms of slack; the first wait stays under 250 ms.
+        for attempt in 0..9 {
+            let d = RETRY.delay(attempt);
+            assert!(d <= Duration::from_millis(5_200), "{d:?}");
+        }
+        assert!(RETRY.delay(0) <= Duration::from_millis(250));
     }
 }

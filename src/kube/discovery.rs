@@ -15,8 +15,8 @@ use ::kube::core::{ApiResource, GroupVersion};
 use ::kube::discovery::{self, Scope};
 use tokio_util::sync::CancellationToken;
 
+use super::client::with_retries;
 use super::error::{Ctx, KubeError};
-use super::retry::with_retries;
 use crate::single_flight::SingleFlight;
 
 /// How to address one kind.

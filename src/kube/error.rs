@@ -4,9 +4,9 @@
 //! Every variant carries the context a user needs (API host, object, verb) and never a
 //! secret value: messages that echo request content are scrubbed with [`KubeError::redact`].
 
-use std::error::Error as _;
-
 use ::kube::core::Status;
+
+use crate::net::{self, error_chain};
 
 /// A failed Kubernetes operation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -34,6 +34,12 @@ pub enum KubeError {
     Cancelled,
     #[error("Kubernetes API error {status}: {message}")]
     Api { status: u16, message: String },
+}
+
+impl From<net::Cancelled> for KubeError {
+    fn from(_: net::Cancelled) -> Self {
+        Self::Cancelled
+    }
 }
 
 impl KubeError {
@@ -190,15 +196,15 @@ pub(crate) fn classify(err: ::kube::Error, ctx: &Ctx<'_>) -> KubeError {
             message: root_cause(&err),
         },
         ::kube::Error::Auth(_) | ::kube::Error::InferKubeconfig(_) => KubeError::Config {
-            message: chain(&err),
+            message: error_chain(&err),
         },
         ::kube::Error::Discovery(_) => KubeError::Api {
             status: 0,
-            message: chain(&err),
+            message: error_chain(&err),
         },
         other => KubeError::Api {
             status: 0,
-            message: chain(&other),
+            message: error_chain(&other),
         },
     }
 }
@@ -264,19 +270,6 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         current = next;
     }
     current.to_string()
-}
-
-fn chain(err: &::kube::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut current = err.source();
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

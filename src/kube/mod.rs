@@ -14,7 +14,6 @@ mod discovery;
 pub mod engine;
 mod error;
 pub mod readiness;
-mod retry;
 mod secrets;
 pub mod settings;
 mod workload;

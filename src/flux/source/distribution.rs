@@ -17,8 +17,8 @@ use super::cache::{self, BlobCache};
 use super::oci;
 use crate::digest::sha256_hex;
 use crate::flux::error::FluxError;
-use crate::flux::http::{error_chain, http_client};
 use crate::flux::manifest::{self, VERSION_LABEL};
+use crate::net;
 use crate::single_flight::SingleFlight;
 
 /// Where a distribution comes from, and the digest it must have.
@@ -175,12 +175,13 @@ async fn fetch(url: &str) -> Result<Vec<u8>, FluxError> {
         url: url.to_string(),
         message,
     };
-    let client = http_client(url.starts_with("https://")).map_err(unreachable)?;
+    let client = net::http_client(url.starts_with("https://"), net::DOWNLOAD_TIMEOUT, None)
+        .map_err(|e| unreachable(e.to_string()))?;
     let response = client
         .get(url)
         .send()
         .await
-        .map_err(|e| unreachable(error_chain(&e)))?;
+        .map_err(|e| unreachable(net::error_chain(&e)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(unreachable(format!("HTTP status {status}")));
@@ -188,7 +189,7 @@ async fn fetch(url: &str) -> Result<Vec<u8>, FluxError> {
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| unreachable(error_chain(&e)))?;
+        .map_err(|e| unreachable(net::error_chain(&e)))?;
     Ok(bytes.to_vec())
 }
 

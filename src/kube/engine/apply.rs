@@ -9,11 +9,12 @@ use tokio::time::Instant;
 
 use super::wait::{needs_wait, wait_established, wait_ready};
 use super::{ApplyOptions, EngineError, bounded, inventory_id, is_crd, is_namespace};
-use crate::kube::retry::sleep;
 use crate::kube::{KubeClient, KubeError, ObjRef};
+use crate::net::{self, Backoff, PollError, Polled};
 
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const MAX_RETRY: Duration = Duration::from_secs(1);
+/// 100 ms doubling up to 1 s: a kind usually appears within a second.
+const UNKNOWN_KIND_RETRY: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
 
 /// `(group, kind)`.
 type GroupKind = (String, String);
@@ -127,20 +128,32 @@ async fn apply_one(
     fresh: &BTreeSet<GroupKind>,
     deadline: Instant,
 ) -> Result<Value, EngineError> {
-    let mut delay = FIRST_RETRY;
-    loop {
+    let fresh_kind = fresh.contains(&group_kind(&item.r));
+    let look = |_| async move {
         match client.apply(item.object, force).await {
-            Err(KubeError::UnknownKind { .. })
-                if fresh.contains(&group_kind(&item.r)) && Instant::now() < deadline =>
-            {
-                sleep(client.stop_token(), delay)
-                    .await
-                    .map_err(EngineError::kube(item.r.to_string()))?;
-                delay = (delay * 2).min(MAX_RETRY);
-            }
-            other => return other.map_err(EngineError::kube(item.r.to_string())),
+            Err(e @ KubeError::UnknownKind { .. }) if fresh_kind => Ok(Polled::Waiting(Some(e))),
+            other => other.map(Polled::Ready),
         }
-    }
+    };
+    net::poll(
+        client.stop_token(),
+        deadline,
+        UNKNOWN_KIND_RETRY,
+        None,
+        look,
+    )
+    .await
+    .map_err(|e| {
+        let source = match e {
+            PollError::Failed(e) => e,
+            // The last answer: the kind is still not served.
+            PollError::TimedOut(last) => last.unwrap_or_else(|| KubeError::Timeout {
+                what: format!("kind {} to be served", item.r.kind),
+            }),
+            PollError::Cancelled => KubeError::Cancelled,
+        };
+        EngineError::kube(item.r.to_string())(source)
+    })
 }
 
 fn is_crd_object(object: &Value) -> bool {

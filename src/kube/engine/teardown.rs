@@ -12,10 +12,11 @@ use tokio::time::Instant;
 
 use super::prune::delete_in_reverse_order;
 use super::{DEFAULT_CONCURRENCY, EngineError, bounded, is_crd, is_namespace, parse_all};
-use crate::kube::retry::sleep;
 use crate::kube::{KubeClient, KubeError, ObjRef};
+use crate::net::{self, Backoff, PollError, Polled};
 
-const POLL: Duration = Duration::from_millis(200);
+/// Every 200 ms (at most): each round makes requests for everything left.
+const POLL: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_millis(200));
 const FINAL_CHECK_GRACE: Duration = Duration::from_secs(10);
 
 /// `(apiVersion, kind)` of a kind an inventory CRD defines.
@@ -172,33 +173,39 @@ async fn wait_gone(
     kinds: &BTreeSet<CustomKind>,
     deadline: Instant,
 ) -> Result<(), EngineError> {
-    let mut pending: Vec<(String, ObjRef)> = targets.to_vec();
-    loop {
-        let left = bounded(pending.iter(), DEFAULT_CONCURRENCY, |(id, r)| async move {
-            let why = nudge(client, r, kinds)
-                .await
-                .map_err(EngineError::kube(id.clone()))?;
-            Ok(why.map(|why| (id.clone(), r.clone(), why)))
-        })
+    let start: Vec<(String, ObjRef, String)> = targets
+        .iter()
+        .map(|(id, r)| (id.clone(), r.clone(), String::new()))
+        .collect();
+    let look = |pending: Vec<(String, ObjRef, String)>| async move {
+        let left = bounded(
+            pending.iter(),
+            DEFAULT_CONCURRENCY,
+            |(id, r, _)| async move {
+                let why = nudge(client, r, kinds)
+                    .await
+                    .map_err(EngineError::kube(id.clone()))?;
+                Ok(why.map(|why| (id.clone(), r.clone(), why)))
+            },
+        )
         .await?;
         let left: Vec<(String, ObjRef, String)> = left.into_iter().flatten().collect();
-        if left.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            let mut remaining: Vec<String> = left
-                .iter()
-                .map(|(_, r, why)| format!("{r}: {why}"))
-                .collect();
-            remaining.sort();
-            return Err(EngineError::Teardown { remaining });
-        }
-        pending = left.into_iter().map(|(id, r, _)| (id, r)).collect();
-        let pause = POLL.min(deadline.saturating_duration_since(Instant::now()));
-        sleep(client.stop_token(), pause)
-            .await
-            .map_err(EngineError::kube("teardown"))?;
-    }
+        Ok(Polled::unless_left(left))
+    };
+    net::poll(client.stop_token(), deadline, POLL, start, look)
+        .await
+        .map_err(|e| match e {
+            PollError::Failed(e) => e,
+            PollError::TimedOut(left) => {
+                let mut remaining: Vec<String> = left
+                    .iter()
+                    .map(|(_, r, why)| format!("{r}: {why}"))
+                    .collect();
+                remaining.sort();
+                EngineError::Teardown { remaining }
+            }
+            PollError::Cancelled => EngineError::kube("teardown")(KubeError::Cancelled),
+        })
 }
 
 /// `None` when `r` is gone; otherwise why it is still there, after pushing it along.

@@ -10,11 +10,11 @@ use tokio::time::Instant;
 
 use super::{EngineError, bounded};
 use crate::kube::readiness::{self, established};
-use crate::kube::retry::sleep;
-use crate::kube::{KubeClient, ObjRef};
+use crate::kube::{KubeClient, KubeError, ObjRef};
+use crate::net::{self, Backoff, PollError, Polled};
 
-const FIRST_POLL: Duration = Duration::from_millis(100);
-const MAX_POLL: Duration = Duration::from_secs(2);
+/// 100 ms doubling up to 2 s.
+const POLL: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 const FLUX_GROUPS: [&str; 3] = [
     "source.toolkit.fluxcd.io/",
     "kustomize.toolkit.fluxcd.io/",
@@ -76,46 +76,46 @@ fn ready(object: &Value) -> Result<(), String> {
     checker(object).map_or(Ok(()), |check| check(object))
 }
 
-/// Polls `pending` until each passes `check` or the deadline passes.
+/// Polls `pending` until each passes `check` or the deadline passes; each round asks only
+/// about the objects not ready at the last.
 async fn poll_until(
     client: &KubeClient,
-    mut pending: Vec<ObjRef>,
+    pending: Vec<ObjRef>,
     timeout: Duration,
     concurrency: usize,
     check: Check,
 ) -> Result<(), EngineError> {
-    let deadline = Instant::now() + timeout;
-    let mut delay = FIRST_POLL;
-    while !pending.is_empty() {
-        let waiting = still_waiting(client, &pending, concurrency, check).await?;
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let waiting_for = waiting
-                .iter()
-                .map(|(r, why)| format!("{r}: {why}"))
-                .collect();
-            return Err(EngineError::Timeout { waiting_for });
-        }
-        pending = waiting.into_iter().map(|(r, _)| r).collect();
-        sleep(client.stop_token(), delay.min(left))
-            .await
-            .map_err(EngineError::kube("readiness wait"))?;
-        delay = (delay * 2).min(MAX_POLL);
+    if pending.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let deadline = Instant::now() + timeout;
+    let start: Vec<(ObjRef, String)> = pending.into_iter().map(|r| (r, String::new())).collect();
+    let look = |pending: Vec<(ObjRef, String)>| async move {
+        let waiting = still_waiting(client, &pending, concurrency, check).await?;
+        Ok(Polled::unless_left(waiting))
+    };
+    net::poll(client.stop_token(), deadline, POLL, start, look)
+        .await
+        .map_err(|e| match e {
+            PollError::Failed(e) => e,
+            PollError::TimedOut(waiting) => EngineError::Timeout {
+                waiting_for: waiting
+                    .iter()
+                    .map(|(r, why)| format!("{r}: {why}"))
+                    .collect(),
+            },
+            PollError::Cancelled => EngineError::kube("readiness wait")(KubeError::Cancelled),
+        })
 }
 
 /// The objects of `pending` that are not ready yet, sorted, with why.
 async fn still_waiting(
     client: &KubeClient,
-    pending: &[ObjRef],
+    pending: &[(ObjRef, String)],
     concurrency: usize,
     check: Check,
 ) -> Result<Vec<(ObjRef, String)>, EngineError> {
-    let results = bounded(pending.iter(), concurrency, |r| async move {
+    let results = bounded(pending.iter(), concurrency, |(r, _)| async move {
         let live = client
             .get(r)
             .await

@@ -10,8 +10,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::auth::{Challenge, Credentials, DockerConfigAuth};
 use super::reference::{Reference, is_loopback_host};
-use crate::backoff;
-use crate::flux::http::error_chain;
+use crate::net::{self, error_chain};
 use crate::secret::Secret;
 
 /// Attempts per request, the first included.
@@ -65,7 +64,7 @@ async fn retrying<T, F: Future<Output = Step<T>>>(
             Step::Transient { error, .. } if attempt + 1 >= ATTEMPTS => return Err(error),
             Step::Transient { error, wait } => {
                 tracing::debug!(%error, attempt, "registry request failed; retrying");
-                tokio::time::sleep(wait.unwrap_or_else(|| backoff::backoff(attempt))).await;
+                tokio::time::sleep(net::HTTP_RETRY.wait(attempt, wait)).await;
                 attempt += 1;
             }
         }
@@ -77,7 +76,7 @@ fn transient_status(response: &Response) -> Option<Option<Duration>> {
     let status = response.status();
     let rate_limited = status == StatusCode::TOO_MANY_REQUESTS;
     (rate_limited || status.is_server_error())
-        .then(|| backoff::server_hint(response.headers(), rate_limited, SystemTime::now()))
+        .then(|| net::server_hint(response.headers(), rate_limited, SystemTime::now()))
 }
 
 /// One repository of one registry.

@@ -24,7 +24,7 @@ pub use reference::{Reference, is_repository_name};
 use super::cache::BlobCache;
 use crate::digest::sha256_hex;
 use crate::flux::error::FluxError;
-use crate::flux::http::http_client;
+use crate::net;
 
 /// The largest manifest accepted; Flux artifact manifests are well under a kilobyte.
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
@@ -138,7 +138,8 @@ fn connect<'a>(
     if slot.is_none() {
         // System roots even for a loopback registry: its token realm or blob redirects may
         // be HTTPS elsewhere.
-        let http = http_client(true).map_err(PullError::Unreachable)?;
+        let http = net::http_client(true, net::DOWNLOAD_TIMEOUT, None)
+            .map_err(|e| PullError::Unreachable(e.to_string()))?;
         *slot = Some(Puller::new(reference, http));
     }
     slot.as_mut()

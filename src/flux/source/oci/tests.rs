@@ -210,7 +210,7 @@ async fn credentials_open_private_repositories_and_stay_secret() {
     let (r, _) = Registry::with_fixture().await;
     r.sandbox.registry.set_anonymous_pull(false);
     let reference = Reference::parse(&r.url("fleet/flux-manifests:v2.8.5")).unwrap();
-    let http = crate::flux::http::http_client(false).unwrap();
+    let http = crate::net::http_client(false, crate::net::DOWNLOAD_TIMEOUT, None).unwrap();
     let root = r.sandbox.gitlab.root_token();
     let mut puller = Puller::new(&reference, http.clone()).with_credentials(Some(Credentials {
         username: "root".into(),
@@ -359,7 +359,7 @@ async fn basic_challenges_take_the_docker_config_credentials() {
     // base64("robot:pw")
     let url = basic_auth_registry("Basic cm9ib3Q6cHc=").await;
     let reference = Reference::parse(&url).unwrap();
-    let http = crate::flux::http::http_client(false).unwrap();
+    let http = crate::net::http_client(false, crate::net::DOWNLOAD_TIMEOUT, None).unwrap();
     let credentials = Credentials {
         username: "robot".into(),
         password: crate::secret::Secret::new("pw"),

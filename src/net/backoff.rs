@@ -1,6 +1,5 @@
-//! Retry timing for the HTTP clients (GitLab, OCI registries): exponential backoff with full
-//! jitter, and the server's own hints (`Retry-After` as seconds or an HTTP date,
-//! `RateLimit-Reset` as unix seconds).
+//! Retry timing: exponential backoff with jitter under a ceiling, and the server's own hints
+//! (`Retry-After` as seconds or an HTTP date, `RateLimit-Reset` as unix seconds).
 //!
 //! Pure functions of their inputs (plus a random source), so they are unit-tested directly.
 
@@ -10,34 +9,63 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
 
-/// First retry waits up to this long; each further retry doubles the ceiling.
-pub(crate) const BASE: Duration = Duration::from_millis(200);
-/// Ceiling for computed backoff.
-pub(crate) const CAP: Duration = Duration::from_secs(10);
 /// Server hints beyond this are clamped: one Terraform run should not sleep for an hour, and
 /// GitLab's rate-limit windows are a minute long.
-pub(crate) const MAX_HINT: Duration = Duration::from_secs(60);
+pub const MAX_HINT: Duration = Duration::from_secs(60);
 
-/// Full jitter: uniformly random in `[0, min(CAP, BASE * 2^attempt)]`, so concurrent clients
-/// that failed together do not retry together.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let ceiling = BASE.saturating_mul(1u32 << attempt.min(16)).min(CAP);
-    ceiling.mul_f64(unit_random())
+/// Retries of HTTP requests to services that may say how long to wait (GitLab, OCI
+/// registries): 200 ms doubling up to 10 s, server hints honoured up to [`MAX_HINT`].
+pub const HTTP_RETRY: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(10)).hints_up_to(MAX_HINT);
+
+/// How long to wait before the next try: the ceiling starts at `first` and doubles with each
+/// attempt up to `ceiling`; the wait is uniform in `[ceiling/2, ceiling]` of that attempt
+/// ("equal jitter"), so clients that failed together do not retry together, no retry comes
+/// at once after a failure, and a poll keeps within a factor of two of its schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    first: Duration,
+    ceiling: Duration,
+    hint_ceiling: Duration,
+}
+
+impl Backoff {
+    /// Server hints are honoured up to `ceiling` unless [`Backoff::hints_up_to`] says more.
+    pub const fn new(first: Duration, ceiling: Duration) -> Self {
+        Self {
+            first,
+            ceiling,
+            hint_ceiling: ceiling,
+        }
+    }
+
+    /// The longest server hint honoured.
+    pub const fn hints_up_to(self, hint_ceiling: Duration) -> Self {
+        Self {
+            hint_ceiling,
+            ..self
+        }
+    }
+
+    /// The wait after failed attempt `attempt` (0 for the first).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .first
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.ceiling);
+        ceiling / 2 + (ceiling / 2).mul_f64(unit_random())
+    }
+
+    /// The server's hint when it gave one (clamped), else [`Backoff::delay`].
+    pub fn wait(&self, attempt: u32, hint: Option<Duration>) -> Duration {
+        hint.map_or_else(|| self.delay(attempt), |h| h.min(self.hint_ceiling))
+    }
 }
 
 /// How long the server asked us to wait, if it said so. `Retry-After` wins; `RateLimit-Reset`
 /// is only meaningful on a 429 (GitLab sends it on every response).
-pub(crate) fn server_hint(
-    headers: &HeaderMap,
-    rate_limited: bool,
-    now: SystemTime,
-) -> Option<Duration> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+pub fn server_hint(headers: &HeaderMap, rate_limited: bool, now: SystemTime) -> Option<Duration> {
+    let header = |name: &str| header(headers, name);
     let hint = header("retry-after")
         .and_then(|v| parse_retry_after(v, now))
         .or_else(|| {
@@ -48,6 +76,14 @@ pub(crate) fn server_hint(
                 .map(|reset| until(reset, now))
         })?;
     Some(hint.min(MAX_HINT))
+}
+
+/// A header's value as trimmed text, when it is there and is text.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -122,11 +158,31 @@ mod tests {
         ];
         for (attempt, ceiling_ms) in ceilings_ms {
             for _ in 0..50 {
-                assert!(backoff(attempt) <= Duration::from_millis(ceiling_ms));
+                let delay = HTTP_RETRY.delay(attempt);
+                assert!(delay <= Duration::from_millis(ceiling_ms));
+                assert!(delay >= Duration::from_millis(ceiling_ms / 2), "{delay:?}");
             }
         }
-        let spread: std::collections::BTreeSet<_> = (0..20).map(|_| backoff(3)).collect();
+        let spread: std::collections::BTreeSet<_> = (0..20).map(|_| HTTP_RETRY.delay(3)).collect();
         assert!(spread.len() > 10, "jitter varies: {spread:?}");
+    }
+
+    #[test]
+    fn hints_win_up_to_their_ceiling() {
+        let kube = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        assert_eq!(
+            kube.wait(3, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            kube.wait(0, Some(Duration::from_secs(30))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            HTTP_RETRY.wait(0, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert!(HTTP_RETRY.wait(0, None) <= Duration::from_millis(200));
     }
 
     #[test]
