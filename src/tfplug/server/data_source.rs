@@ -1,7 +1,7 @@
 //! ValidateDataResourceConfig and ReadDataSource: a data source only reads, so it has no plan,
 //! apply or state upgrade of its own.
 
-use super::{PluginServer, ensure_wholly_known, guarded, respond, split};
+use super::{PluginServer, diagnostics_of, ensure_wholly_known, guarded, respond};
 use crate::tfplug::convert::{self, decode_dynamic, encode_dynamic};
 use crate::tfplug::plan;
 use crate::tfplug::proto::tfplugin6 as pb;
@@ -11,13 +11,12 @@ pub(super) async fn validate_data_resource_config<P: Provider>(
     server: &PluginServer<P>,
     req: pb::validate_data_resource_config::Request,
 ) -> pb::validate_data_resource_config::Response {
-    let result = guarded("ValidateDataResourceConfig", &req.type_name, async {
+    let diagnostics = diagnostics_of("ValidateDataResourceConfig", &req.type_name, async {
         let entry = server.data_source(&req.type_name)?;
         let config = entry.checked_config(req.config.as_ref(), true)?;
         entry.item.validate(&server.ctx(), &config).await
     })
     .await;
-    let ((), diagnostics) = split(result);
     pb::validate_data_resource_config::Response { diagnostics }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use super::{PluginServer, guarded, respond, split};
+use super::{PluginServer, diagnostics_of, guarded, respond};
 use crate::tfplug::convert::{self, decode_dynamic, encode_dynamic};
 use crate::tfplug::proto::tfplugin6 as pb;
 use crate::tfplug::resource::Provider;
@@ -13,13 +13,12 @@ pub(super) async fn validate_ephemeral_resource_config<P: Provider>(
     server: &PluginServer<P>,
     req: pb::validate_ephemeral_resource_config::Request,
 ) -> pb::validate_ephemeral_resource_config::Response {
-    let result = guarded("ValidateEphemeralResourceConfig", &req.type_name, async {
+    let diagnostics = diagnostics_of("ValidateEphemeralResourceConfig", &req.type_name, async {
         let entry = server.ephemeral_resource(&req.type_name)?;
         let config = entry.checked_config(req.config.as_ref(), true)?;
         entry.item.validate(&server.ctx(), &config).await
     })
     .await;
-    let ((), diagnostics) = split(result);
     pb::validate_ephemeral_resource_config::Response { diagnostics }
 }
 
@@ -72,7 +71,7 @@ pub(super) async fn close_ephemeral_resource<P: Provider>(
     server: &PluginServer<P>,
     req: pb::close_ephemeral_resource::Request,
 ) -> pb::close_ephemeral_resource::Response {
-    let result = guarded("CloseEphemeralResource", &req.type_name, async {
+    let diagnostics = diagnostics_of("CloseEphemeralResource", &req.type_name, async {
         let entry = server.ephemeral_resource(&req.type_name)?;
         entry
             .item
@@ -80,7 +79,6 @@ pub(super) async fn close_ephemeral_resource<P: Provider>(
             .await
     })
     .await;
-    let ((), diagnostics) = split(result);
     pb::close_ephemeral_resource::Response { diagnostics }
 }
 

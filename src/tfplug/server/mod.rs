@@ -200,6 +200,16 @@ async fn guarded<T>(
 }
 
 /// Splits a handler result into (value, diagnostics) for responses that carry both.
+/// Runs a handler whose answer is only its diagnostics (the validations, configure, close).
+async fn diagnostics_of(
+    rpc: &'static str,
+    type_name: &str,
+    fut: impl Future<Output = DiagResult<()>>,
+) -> Vec<pb::Diagnostic> {
+    let ((), diagnostics) = split(guarded(rpc, type_name, fut).await);
+    diagnostics
+}
+
 fn split<T: Default>(r: DiagResult<T>) -> (T, Vec<pb::Diagnostic>) {
     match r {
         Ok(v) => (v, Vec::new()),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{PluginServer, guarded, split};
+use super::{PluginServer, diagnostics_of};
 use crate::tfplug::convert::decode_dynamic;
 use crate::tfplug::proto::tfplugin6 as pb;
 use crate::tfplug::resource::{ConfigureInfo, Provider};
@@ -12,7 +12,7 @@ pub(super) async fn validate_provider_config<P: Provider>(
     server: &PluginServer<P>,
     req: pb::validate_provider_config::Request,
 ) -> pb::validate_provider_config::Response {
-    let result = guarded(
+    let diagnostics = diagnostics_of(
         "ValidateProviderConfig",
         server.provider.item.type_name(),
         async {
@@ -21,7 +21,6 @@ pub(super) async fn validate_provider_config<P: Provider>(
         },
     )
     .await;
-    let ((), diagnostics) = split(result);
     pb::validate_provider_config::Response { diagnostics }
 }
 
@@ -29,7 +28,7 @@ pub(super) async fn configure_provider<P: Provider>(
     server: &PluginServer<P>,
     req: pb::configure_provider::Request,
 ) -> pb::configure_provider::Response {
-    let result = guarded(
+    let diagnostics = diagnostics_of(
         "ConfigureProvider",
         server.provider.item.type_name(),
         async {
@@ -50,7 +49,6 @@ pub(super) async fn configure_provider<P: Provider>(
         },
     )
     .await;
-    let ((), diagnostics) = split(result);
     pb::configure_provider::Response { diagnostics }
 }
 

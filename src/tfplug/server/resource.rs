@@ -1,7 +1,7 @@
 //! The managed-resource RPCs: ValidateResourceConfig, UpgradeResourceState, ReadResource,
 //! PlanResourceChange, ApplyResourceChange, ImportResourceState and MoveResourceState.
 
-use super::{PluginServer, ensure_wholly_known, guarded, respond, split};
+use super::{PluginServer, diagnostics_of, ensure_wholly_known, guarded, respond, split};
 use crate::tfplug::convert::{self, decode_dynamic, encode_dynamic};
 use crate::tfplug::diag::{DiagResult, Diagnostic};
 use crate::tfplug::plan;
@@ -18,13 +18,12 @@ pub(super) async fn validate_resource_config<P: Provider>(
         .client_capabilities
         .as_ref()
         .is_some_and(|c| c.write_only_attributes_allowed);
-    let result = guarded("ValidateResourceConfig", &req.type_name, async {
+    let diagnostics = diagnostics_of("ValidateResourceConfig", &req.type_name, async {
         let entry = server.resource(&req.type_name)?;
         let config = entry.checked_config(req.config.as_ref(), write_only_allowed)?;
         entry.item.validate(&server.ctx(), &config).await
     })
     .await;
-    let ((), diagnostics) = split(result);
     pb::validate_resource_config::Response { diagnostics }
 }
 
