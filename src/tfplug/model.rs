@@ -7,7 +7,9 @@
 //! - An unknown value reads as absent: an `Option` field is `None`, anything else fails with
 //!   "not known yet" on its path. Apply-time plans hold unknowns only in computed attributes,
 //!   which the resource is about to set; plan-time code that must tell unknown from null
-//!   checks the [`Value`] itself, or keeps unknowns with [`PlanContext::set_planned`].
+//!   asks [`PlanContext::knows`] (or checks the [`Value`] itself), keeps unknowns with
+//!   [`PlanContext::set_planned`], and settles a few attributes of a plan that does not
+//!   decode whole yet with [`PlanContext::set_planned_part`].
 //! - Encoding needs no type: lists, objects and nulls come out untyped, and the server
 //!   converts them to the schema's type (list to set, object to map) when it answers.
 //! - Defaults are the schema's: planned values already hold them, so a field whose attribute
@@ -93,12 +95,34 @@ impl PlanContext {
     }
 
     /// Sets the top-level attributes `partial` has (a struct of some of the resource's
-    /// attributes) and leaves the others as planned, unknowns included.
+    /// attributes) to exactly its values, null included, and leaves the others as planned.
+    /// Unlike [`Self::set_planned_part`], a null here replaces an unknown: for values the
+    /// plan knows, such as facts carried over from the prior state.
     pub fn overlay<T: Serialize>(&mut self, partial: &T) -> DiagResult<()> {
         if let (Value::Object(fields), Value::Object(planned)) =
             (Value::encode(partial)?, &mut self.planned)
         {
             planned.extend(fields);
+        }
+        Ok(())
+    }
+
+    /// Like [`Self::set_planned`] for the attributes `part` has, leaving the others as they
+    /// were planned: a whole model does not decode while some of its required attributes are
+    /// still unknown, yet the plan may already settle others.
+    pub fn set_planned_part<T: Serialize>(&mut self, part: &T) -> DiagResult<()> {
+        let Value::Object(new) = Value::encode(part)? else {
+            return Err(Diagnostic::error(
+                "Cannot encode the plan",
+                "A part of the plan did not encode as an object. This is a bug in the provider.",
+            )
+            .into());
+        };
+        if let Value::Object(fields) = &mut self.planned {
+            for (name, value) in new {
+                let old = fields.remove(&name).unwrap_or(Value::Null);
+                fields.insert(name, keep_unknowns(value, &old));
+            }
         }
         Ok(())
     }
@@ -112,6 +136,17 @@ impl PlanContext {
                 }
             }
         }
+    }
+
+    /// Whether the named top-level attributes are wholly known in the plan: decoding reads an
+    /// unknown as absent, so plan-time checks that must not mistake one for the other ask
+    /// first.
+    pub fn knows(&self, attributes: &[&str]) -> bool {
+        attributes.iter().all(|name| {
+            self.planned
+                .get_attr(name)
+                .is_none_or(Value::is_wholly_known)
+        })
     }
 }
 
@@ -347,20 +382,24 @@ mod tests {
         assert_eq!(d.attribute, Some(AttrPath::root().attr("count")));
     }
 
-    #[test]
-    fn set_planned_keeps_what_the_plan_did_not_know() {
-        let mut planned = value(r#"{"count": 1, "items": []}"#);
-        if let Value::Object(fields) = &mut planned {
-            fields.insert("id".into(), Value::unknown());
-        }
-        let mut plan = PlanContext {
+    fn plan_of(planned: Value) -> PlanContext {
+        PlanContext {
             prior: Value::Null,
             config: Value::Null,
             planned,
             requires_replace: Vec::new(),
             prior_private: Vec::new(),
             planned_private: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn set_planned_keeps_what_the_plan_did_not_know() {
+        let mut planned = value(r#"{"count": 1, "items": []}"#);
+        if let Value::Object(fields) = &mut planned {
+            fields.insert("id".into(), Value::unknown());
+        }
+        let mut plan = plan_of(planned);
         let mut m: Model = plan.planned.decode().expect("decode");
         m.count = 3;
         plan.set_planned(&m).expect("set");
@@ -375,6 +414,39 @@ mod tests {
         assert_eq!(plan.planned.get_attr("count"), Some(&Value::from(3_i64)));
         plan.mark_unknown(&["count"]);
         assert!(!plan.planned.get_attr("count").expect("count").is_known());
+        assert!(!plan.knows(&["items", "count"]));
+        assert!(plan.knows(&["items"]));
+    }
+
+    #[test]
+    fn set_planned_part_settles_some_attributes_while_others_are_unknown() {
+        #[derive(Serialize)]
+        struct Part {
+            id: Option<String>,
+            labels: Option<BTreeMap<String, String>>,
+        }
+        let mut planned = value(r#"{"id": "a", "items": []}"#);
+        if let Value::Object(fields) = &mut planned {
+            fields.insert("count".into(), Value::unknown());
+            fields.insert("labels".into(), Value::unknown());
+        }
+        let mut plan = plan_of(planned);
+        assert!(
+            plan.planned.decode::<Model>().is_err(),
+            "count is not known yet"
+        );
+        let part = Part {
+            id: Some("b".into()),
+            labels: None,
+        };
+        plan.set_planned_part(&part).expect("set");
+        assert_eq!(plan.planned.get_attr("id"), Some(&Value::from("b")));
+        assert!(!plan.planned.get_attr("count").expect("count").is_known());
+        assert!(!plan.planned.get_attr("labels").expect("labels").is_known());
+        assert!(matches!(
+            plan.planned.get_attr("items"),
+            Some(Value::List(_))
+        ));
     }
 
     #[test]
