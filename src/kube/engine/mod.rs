@@ -5,10 +5,12 @@
 //!
 //! What the resource stores is an *inventory*: sorted ids `<apiVersion>/<kind>/<ns or _>/<name>`
 //! of everything applied, so later plans can prune, detect drift and destroy without the
-//! manifests at hand.
+//! manifests at hand. [`Lifecycle`] puts these together for every resource that owns its
+//! objects that way.
 
 mod apply;
 mod drift;
+mod lifecycle;
 mod prune;
 mod teardown;
 mod wait;
@@ -26,6 +28,7 @@ use super::{KubeClient, KubeError, ObjRef};
 
 pub use apply::apply_all;
 pub use drift::drift;
+pub use lifecycle::{Lifecycle, Observed, observe};
 pub use prune::prune;
 pub use teardown::teardown;
 pub(crate) use wait::wait_ready;
