@@ -266,6 +266,10 @@ fn bad_inputs_point_at_the_attribute_and_apply_nothing() {
         "",
     ));
     ws.error(&apply, "Invalid interval");
+    // A timeout that is not a duration fails the plan, on the attribute.
+    let ws = Workspace::new();
+    ws.write(&config(&sandbox, GIT_SYNC, "").replace("\"30s\"", "\"ten minutes\""));
+    ws.assert_plan_error_at("Invalid duration", "timeout");
     // Nothing was applied by any of them.
     assert!(kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_none());
 }

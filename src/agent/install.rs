@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::AgentError;
 use super::token::{TOKEN_HASH_ANNOTATION, token_hash};
-use crate::kube::engine::{self, ApplyOptions, DEFAULT_CONCURRENCY, inventory_id};
+use crate::kube::engine::{Lifecycle, inventory_id};
 use crate::kube::{KubeClient, ObjRef};
 
 pub const DEFAULT_IMAGE: &str =
@@ -172,11 +172,15 @@ fn inventory(spec: &InstallSpec) -> Vec<String> {
         .collect()
 }
 
+/// agentk's objects are the install's own (it takes over their fields), are not waited for
+/// (a rollout needs a reachable agent server), and go with their namespace.
+fn lifecycle(timeout: Duration) -> Lifecycle {
+    Lifecycle::owner(false, timeout, false)
+}
+
 /// Applies the install (stamping the hash of the token now in the Secret, so pods that run
 /// another token show as drift) and prunes what a previous RBAC mode left: objects with
-/// cluster-wide rights must not linger. Takes over fields other managers hold, since the
-/// install owns these objects; does not wait for the rollout, which needs a reachable agent
-/// server.
+/// cluster-wide rights must not linger.
 pub async fn install(
     kube: &KubeClient,
     spec: &InstallSpec,
@@ -188,13 +192,9 @@ pub async fn install(
         token_sha256,
         ..spec.clone()
     };
-    let options = ApplyOptions {
-        force: true,
-        wait: false,
-        timeout,
-        concurrency: DEFAULT_CONCURRENCY,
-    };
-    engine::apply_and_prune(kube, &objects(&spec), &inventory(&spec), &options).await?;
+    lifecycle(timeout)
+        .apply(kube, &objects(&spec), &inventory(&spec))
+        .await?;
     Ok(())
 }
 
@@ -244,7 +244,7 @@ pub async fn uninstall(
     spec: &InstallSpec,
     timeout: Duration,
 ) -> Result<(), AgentError> {
-    engine::teardown(kube, &inventory(spec), false, timeout).await?;
+    lifecycle(timeout).teardown(kube, &inventory(spec)).await?;
     Ok(())
 }
 

@@ -3,22 +3,20 @@
 //! GitLab repository in one commit. Read re-renders and compares with the cluster, so deleted
 //! or edited objects plan a repair. Import ID: the namespace.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use super::context::{ProviderData, cluster_connection_attributes, gitlab, kube};
-use super::flux_inputs::{distribution_source, render_attributes, render_options};
+use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube};
+use super::flux_inputs::{FluxInputs, ShardingModel, flux_error, inputs_known, render_attributes};
 use super::support::{
-    boolean, engine_error, engine_options, engine_timeout, gitlab_error, kube_error, obj, object,
-    opt, required_string, set, string, strings,
+    Model, duration_validator, engine_error, gitlab_error, kube_error, lifecycle, with_defaults,
 };
 use crate::flux::manifest;
 use crate::flux::objects::{describe, find};
 use crate::flux::render::shards::DEFAULT_KEY;
-use crate::flux::{Distribution, FluxError, Rendered, render, validate_options};
+use crate::flux::{FluxError, Rendered, validate_options};
 use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
-use crate::kube::engine::{apply_and_prune, drift, teardown};
+use crate::kube::engine::{Lifecycle, Observed, observe};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
     PlanContext, Resource, Schema, Value,
@@ -26,80 +24,46 @@ use crate::tfplug::{
 
 pub struct FluxBootstrap;
 
-/// Turns a Flux error into a diagnostic on the attribute that caused it.
-pub fn flux_error(e: FluxError) -> Diagnostics {
-    let path = match &e {
-        FluxError::Sha256Mismatch { .. } | FluxError::InvalidSha256 { .. } => {
-            Some(AttrPath::root().attr("distribution").attr("sha256"))
-        }
-        FluxError::Unreachable { .. }
-        | FluxError::Io { .. }
-        | FluxError::UnsupportedSource { .. }
-        | FluxError::InvalidSource { .. }
-        | FluxError::InvalidArtifact { .. } => {
-            Some(AttrPath::root().attr("distribution").attr("source"))
-        }
-        FluxError::UnknownComponent { attribute, .. } => Some(attribute_path(attribute)),
-        FluxError::InvalidPatch { index, .. } => Some(
-            AttrPath::root()
-                .attr("patches")
-                .index(*index as i64)
-                .attr("patch"),
-        ),
-        FluxError::InvalidInterval { .. } => Some(AttrPath::root().attr("sync").attr("interval")),
-        FluxError::InvalidSync { .. } => Some(AttrPath::root().attr("sync")),
-        FluxError::InvalidElement {
-            attribute, index, ..
-        } => Some(attribute_path(attribute).index(*index as i64)),
-        FluxError::InvalidOption { attribute, .. } => Some(attribute_path(attribute)),
-        _ => None,
-    };
-    let d = Diagnostic::error(e.summary(), e.detail());
-    match path {
-        Some(p) => d.at(p).into(),
-        None => d.into(),
+/// The bootstrap's attributes beyond the render inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Bootstrap {
+    git_commit: Option<GitCommit>,
+    wait: bool,
+    keep_namespace: bool,
+    timeout: String,
+    /// Carried through: [`kube`] reads the connection from the value itself.
+    cluster: Option<ClusterModel>,
+    inventory: Option<Vec<String>>,
+    manifests_sha256: Option<String>,
+    applied_version: Option<String>,
+    in_sync: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct GitCommit {
+    project: String,
+    branch: Option<String>,
+    path: String,
+    author_name: Option<String>,
+    author_email: Option<String>,
+    keep_files: bool,
+}
+
+type State = Model<FluxInputs, Bootstrap>;
+
+impl Bootstrap {
+    fn lifecycle(&self) -> Lifecycle {
+        lifecycle(self.wait, &self.timeout, self.keep_namespace)
     }
-}
-
-/// `a.b` as an attribute path.
-pub fn attribute_path(dotted: &str) -> AttrPath {
-    dotted
-        .split('.')
-        .fold(AttrPath::root(), |path, step| path.attr(step))
-}
-
-/// Loads the distribution and renders everything `config` asks for.
-pub async fn render_config(
-    ctx: &Ctx<ProviderData>,
-    config: &Value,
-) -> DiagResult<(Rendered, Option<String>)> {
-    let options = render_options(config)?;
-    let distribution = load_distribution(ctx, config).await?.map_err(flux_error)?;
-    let version = distribution
-        .version
-        .clone()
-        .or_else(|| object(config, "distribution").and_then(|d| string(d, "version")));
-    let rendered = render(&distribution, &options).map_err(flux_error)?;
-    Ok((rendered, version))
-}
-
-/// The configuration's distribution, loaded once per provider process. The outer result is
-/// the provider being unconfigured; the inner one is the load, for callers that weigh it.
-async fn load_distribution(
-    ctx: &Ctx<ProviderData>,
-    config: &Value,
-) -> DiagResult<Result<Arc<Distribution>, FluxError>> {
-    let source = distribution_source(config);
-    Ok(ctx.provider()?.distributions.load(&source).await)
 }
 
 /// Loads and renders at plan time (the cache makes the apply's second load free), so a
 /// mismatched pin, a bad artifact or a bad option fails `plan` in CI rather than the apply.
 /// A source that cannot be reached is only a warning here: another resource may create it
 /// during the apply, or only the apply's runner may reach it.
-async fn check_renders(ctx: &Ctx<ProviderData>, planned: &Value) -> DiagResult<()> {
-    match load_distribution(ctx, planned).await? {
-        Ok(_) => render_config(ctx, planned).await.map(drop),
+async fn check_renders(ctx: &Ctx<ProviderData>, inputs: &FluxInputs) -> DiagResult<()> {
+    match inputs.load(ctx).await? {
+        Ok(_) => inputs.render(ctx).await.map(drop),
         Err(e @ (FluxError::Unreachable { .. } | FluxError::Io { .. })) => {
             ctx.warn(
                 Diagnostic::warning(
@@ -120,18 +84,16 @@ async fn check_renders(ctx: &Ctx<ProviderData>, planned: &Value) -> DiagResult<(
 /// Commits (or deletes, with `content: None`) the rendered files when `git_commit` is set.
 async fn sync_git(
     ctx: &Ctx<ProviderData>,
-    state: &Value,
+    git: Option<&GitCommit>,
     rendered: Option<&Rendered>,
     version: Option<&str>,
 ) -> DiagResult<()> {
-    let Some(git) = object(state, "git_commit") else {
+    let Some(git) = git else {
         return Ok(());
     };
     let client = gitlab(ctx)?;
-    let project_ref = required_string(git, "project")?;
-    let project = client.project(&project_ref).await.map_err(gitlab_error)?;
-    let branch = string(git, "branch").unwrap_or(project.default_branch.clone());
-    let dir = string(git, "path").unwrap_or_else(|| "clusters/default/flux-system".into());
+    let project = client.project(&git.project).await.map_err(gitlab_error)?;
+    let branch = git.branch.clone().unwrap_or(project.default_branch.clone());
     let names = [
         "gotk-components.yaml",
         "gotk-sync.yaml",
@@ -140,7 +102,7 @@ async fn sync_git(
     let wanted: Vec<WantedFile> = names
         .iter()
         .map(|name| WantedFile {
-            path: format!("{}/{name}", dir.trim_end_matches('/')),
+            path: format!("{}/{name}", git.path.trim_end_matches('/')),
             content: rendered.and_then(|r| r.files.get(*name).cloned()),
         })
         .collect();
@@ -150,8 +112,8 @@ async fn sync_git(
     };
     let meta = CommitMeta {
         message,
-        author_name: string(git, "author_name"),
-        author_email: string(git, "author_email"),
+        author_name: git.author_name.clone(),
+        author_email: git.author_email.clone(),
     };
     sync_files(
         client,
@@ -166,38 +128,35 @@ async fn sync_git(
 }
 
 impl FluxBootstrap {
+    /// Applies the planned bootstrap, pruning what `previous` (the prior inventory) held
+    /// beyond it.
     async fn apply(
         &self,
         ctx: &Ctx<ProviderData>,
         planned: &Value,
-        prior: &Value,
+        previous: &[String],
     ) -> DiagResult<NewState> {
-        let (rendered, version) = render_config(ctx, planned).await?;
+        let mut state = State::decode(planned)?;
+        let (rendered, version) = state.inputs.render(ctx).await?;
         let client = kube(ctx, planned).await?;
-        let previous = strings(prior, "inventory");
-        let inventory = apply_and_prune(
-            &client,
-            &rendered.objects,
-            &previous,
-            &engine_options(planned),
+        let own = &mut state.own;
+        let inventory = own
+            .lifecycle()
+            .apply(&client, &rendered.objects, previous)
+            .await
+            .map_err(engine_error)?;
+        sync_git(
+            ctx,
+            own.git_commit.as_ref(),
+            Some(&rendered),
+            version.as_deref(),
         )
-        .await
-        .map_err(engine_error)?;
-        sync_git(ctx, planned, Some(&rendered), version.as_deref()).await?;
-        let mut state = planned.clone();
-        set(
-            &mut state,
-            "inventory",
-            Value::List(inventory.iter().map(|s| Value::from(s.as_str())).collect()),
-        );
-        set(
-            &mut state,
-            "manifests_sha256",
-            rendered.sha256.as_str().into(),
-        );
-        set(&mut state, "applied_version", opt(version));
-        set(&mut state, "in_sync", true.into());
-        Ok(NewState::new(state))
+        .await?;
+        own.inventory = Some(inventory);
+        own.manifests_sha256 = Some(rendered.sha256);
+        own.applied_version = version;
+        own.in_sync = Some(true);
+        NewState::encode(&state)
     }
 }
 
@@ -227,7 +186,10 @@ impl Resource<ProviderData> for FluxBootstrap {
             .description("Commit the bootstrap manifests to a GitLab repository (one commit, only when they change)."),
             Attribute::bool("wait").default(true).description("Wait for controllers and the sync to be ready."),
             Attribute::bool("keep_namespace").default(false).description("Keep the namespace on destroy."),
-            Attribute::string("timeout").default("5m").description("Bound for apply waits and teardown."),
+            Attribute::string("timeout")
+                .default("5m")
+                .validator(duration_validator)
+                .description("Bound for apply waits and teardown."),
             Attribute::object("cluster", cluster_connection_attributes())
                 .optional()
                 .description("Cluster to bootstrap, overriding the provider's `kubernetes`."),
@@ -244,41 +206,55 @@ impl Resource<ProviderData> for FluxBootstrap {
 
     async fn validate(&self, _ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<()> {
         if config.is_wholly_known() {
-            validate_options(&render_options(config)?).map_err(flux_error)?;
+            let inputs: FluxInputs = with_defaults(&self.schema(), config).decode()?;
+            validate_options(&inputs.render_options()?).map_err(flux_error)?;
         }
         Ok(())
     }
 
     async fn modify_plan(&self, ctx: &Ctx<ProviderData>, plan: &mut PlanContext) -> DiagResult<()> {
-        if !plan.is_create() {
+        if !plan.is_create() && plan.knows(&["sharding", "cluster"]) {
             refuse_removing_used_shards(ctx, &plan.prior, &plan.planned).await?;
         }
-        let unchanged = !plan.is_create() && render_inputs_equal(&plan.prior, &plan.planned);
-        if render_inputs_known(&plan.planned) && !unchanged {
-            check_renders(ctx, &plan.planned).await?;
+        let planned = if inputs_known(plan) {
+            Some(plan.planned.decode::<FluxInputs>()?)
+        } else {
+            None
+        };
+        let unchanged = match &planned {
+            Some(planned) if !plan.is_create() => *planned == plan.prior.decode::<FluxInputs>()?,
+            _ => false,
+        };
+        if let Some(inputs) = &planned
+            && !unchanged
+        {
+            check_renders(ctx, inputs).await?;
         }
         if plan.is_create() || !plan.planned.is_wholly_known() {
             return Ok(());
         }
+        let mut state = State::decode(&plan.planned)?;
         // Drift found by read is repaired by planning the cluster back in sync.
-        set(&mut plan.planned, "in_sync", true.into());
+        state.own.in_sync = Some(true);
         // Same inputs render the same objects: the results carry over instead of showing as
         // "known after apply" on every drift repair or lifecycle-setting change.
         if unchanged {
-            for name in ["inventory", "manifests_sha256", "applied_version"] {
-                let prior = plan.prior.get_attr(name).cloned().unwrap_or(Value::Null);
-                set(&mut plan.planned, name, prior);
-            }
+            let prior: Bootstrap = plan.prior.decode()?;
+            state.own.inventory = prior.inventory;
+            state.own.manifests_sha256 = prior.manifests_sha256;
+            state.own.applied_version = prior.applied_version;
         }
-        Ok(())
+        plan.set_planned(&state)
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, &req.planned, &Value::Null).await
+        self.apply(ctx, &req.planned, &[]).await
     }
 
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, &req.planned, &req.prior).await
+        let prior: Bootstrap = req.prior.decode()?;
+        let previous = prior.inventory.unwrap_or_default();
+        self.apply(ctx, &req.planned, &previous).await
     }
 
     async fn read(
@@ -286,19 +262,17 @@ impl Resource<ProviderData> for FluxBootstrap {
         ctx: &Ctx<ProviderData>,
         current: NewState,
     ) -> DiagResult<Option<NewState>> {
-        let state = current.state;
-        let client = kube(ctx, &state).await?;
-        let mut new = state.clone();
-        match render_config(ctx, &state).await {
+        let mut state = State::decode(&current.state)?;
+        let client = kube(ctx, &current.state).await?;
+        match state.inputs.render(ctx).await {
             Ok((rendered, _)) => {
-                let drifted = drift(&client, &rendered.objects)
+                state.own.in_sync = match observe(&client, &rendered.objects)
                     .await
-                    .map_err(engine_error)?;
-                if drifted.len() == rendered.objects.len() && !rendered.objects.is_empty() {
-                    // Nothing of it is left: the bootstrap is gone.
-                    return Ok(None);
-                }
-                set(&mut new, "in_sync", drifted.is_empty().into());
+                    .map_err(engine_error)?
+                {
+                    Observed::Gone => return Ok(None),
+                    found => Some(found == Observed::InSync),
+                };
             }
             Err(d) => {
                 ctx.warn(Diagnostic::warning(
@@ -307,31 +281,29 @@ impl Resource<ProviderData> for FluxBootstrap {
                 ));
             }
         }
-        Ok(Some(NewState::new(new)))
+        Ok(Some(NewState::encode(&state)?))
     }
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
-        let state = &prior.state;
-        let client = kube(ctx, state).await?;
-        let keep = boolean(state, "keep_namespace").unwrap_or(false);
-        teardown(
-            &client,
-            &strings(state, "inventory"),
-            keep,
-            engine_timeout(state),
-        )
-        .await
-        .map_err(engine_error)?;
-        let keep_files = object(state, "git_commit")
-            .and_then(|g| boolean(g, "keep_files"))
-            .unwrap_or(false);
-        if !keep_files {
-            sync_git(ctx, state, None, None).await?;
+        let own: Bootstrap = prior.state.decode()?;
+        let client = kube(ctx, &prior.state).await?;
+        own.lifecycle()
+            .teardown(&client, own.inventory.as_deref().unwrap_or_default())
+            .await
+            .map_err(engine_error)?;
+        if !own.git_commit.as_ref().is_some_and(|g| g.keep_files) {
+            sync_git(ctx, own.git_commit.as_ref(), None, None).await?;
         }
         Ok(())
     }
 
+    /// What no live object tells takes the schema's defaults, filled in by the server.
     async fn import(&self, _ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
+        #[derive(Serialize)]
+        struct Imported<'a> {
+            namespace: &'a str,
+            in_sync: bool,
+        }
         if id.is_empty() {
             return Err(Diagnostic::error(
                 "Invalid import ID",
@@ -339,45 +311,50 @@ impl Resource<ProviderData> for FluxBootstrap {
             )
             .into());
         }
-        let mut state = obj([]);
-        for attr in self.schema().block.attributes {
-            let value = attr.default.clone().unwrap_or(Value::Null);
-            set(&mut state, &attr.name, value);
-        }
-        set(&mut state, "namespace", id.into());
-        set(&mut state, "in_sync", true.into());
-        Ok(NewState::new(state))
+        NewState::encode(&Imported {
+            namespace: id,
+            in_sync: true,
+        })
     }
+}
+
+/// Just the sharding of a plan or state: the rest may not be known yet.
+#[derive(Deserialize)]
+struct Sharded {
+    sharding: Option<ShardingModel>,
 }
 
 /// The prior sharding key and the shards `planned` drops (all of them when the key changes
 /// or sharding goes).
-fn removed_shards(prior: &Value, planned: &Value) -> (String, Vec<String>) {
-    let Some(before) = object(prior, "sharding") else {
+fn removed_shards(prior: &Sharded, planned: &Sharded) -> (String, Vec<String>) {
+    let Some(before) = &prior.sharding else {
         return (DEFAULT_KEY.into(), Vec::new());
     };
-    let key = string(before, "key").unwrap_or_else(|| DEFAULT_KEY.into());
-    let kept = object(planned, "sharding")
-        .filter(|after| string(after, "key").as_deref() == Some(key.as_str()))
-        .map(|after| strings(after, "shards"))
+    let kept = planned
+        .sharding
+        .as_ref()
+        .filter(|after| after.key == before.key)
+        .map(|after| after.shards.clone())
         .unwrap_or_default();
-    let removed = strings(before, "shards")
-        .into_iter()
+    let removed = before
+        .shards
+        .iter()
         .filter(|shard| !kept.contains(shard))
+        .cloned()
         .collect();
-    (key, removed)
+    (before.key.clone(), removed)
 }
 
 /// Removing a shard whose label Flux objects still carry would leave them unreconciled (no
-/// controller selects them any more), so the plan stops until they have moved.
+/// controller selects them any more), so the plan stops until they have moved. Only for a
+/// plan that knows its sharding and cluster.
 async fn refuse_removing_used_shards(
     ctx: &Ctx<ProviderData>,
     prior: &Value,
     planned: &Value,
 ) -> DiagResult<()> {
-    let known = |name| planned.get_attr(name).is_none_or(Value::is_wholly_known);
-    let (key, removed) = removed_shards(prior, planned);
-    if removed.is_empty() || !known("sharding") || !known("cluster") {
+    let (key, removed) = removed_shards(&prior.decode()?, &planned.decode()?);
+    if removed.is_empty() {
         return Ok(());
     }
     let client = kube(ctx, planned).await?;
@@ -420,19 +397,75 @@ async fn refuse_removing_used_shards(
     diags.into_result()
 }
 
-/// Whether two states ask for the same rendering (so the computed results carry over).
-/// Whether every attribute rendering reads is known (a cluster connection from another
-/// resource may still be unknown).
-fn render_inputs_known(planned: &Value) -> bool {
-    render_attributes().iter().all(|attr| {
-        planned
-            .get_attr(&attr.name)
-            .is_none_or(Value::is_wholly_known)
-    })
-}
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
 
-fn render_inputs_equal(a: &Value, b: &Value) -> bool {
-    render_attributes()
-        .iter()
-        .all(|attr| a.get_attr(&attr.name) == b.get_attr(&attr.name))
+    use super::*;
+    use crate::flux::{Ref, Storage, SyncKind};
+    use crate::resources::support::{round_trip, test_state};
+    use crate::tfplug::plan::validate_config;
+
+    #[test]
+    fn the_model_round_trips_through_the_schema() {
+        let schema = FluxBootstrap.schema();
+        let state = test_state(
+            &schema,
+            json!({
+                "distribution": { "source": "file:///flux/install.yaml" },
+                "components_extra": ["image-reflector-controller"],
+                "multitenancy": { "enabled": true },
+                "sharding": { "shards": ["a", "b"], "storage": "persistent" },
+                "scaling": { "size": "small", "concurrent": 10 },
+                "patches": [{ "patch": "- op: remove\n  path: /x\n", "target": { "kind": "Deployment" } }],
+                "sync": { "kind": "OCIRepository", "url": "oci://r/m", "verify": { "secret_name": "k" } },
+                "git_commit": { "project": "fleet/gitops" },
+                "cluster": { "host": "https://k8s", "exec": { "api_version": "v1", "command": "c", "env": { "A": "1" } } },
+                "inventory": ["v1/Namespace/_/flux-system"],
+                "in_sync": true,
+            }),
+        );
+        let model = round_trip(&schema, &state, State::decode);
+
+        let options = model.inputs.render_options().expect("options");
+        assert_eq!(options.namespace, "flux-system");
+        assert!(options.multitenancy.enabled);
+        let sync = options.sync.expect("sync");
+        assert_eq!(sync.kind, SyncKind::OciRepository);
+        assert_eq!(sync.reference, Ref::Tag("latest".into()));
+        assert_eq!((sync.path.as_str(), sync.interval.as_str()), ("./", "1m0s"));
+        let sharding = options.sharding.expect("sharding");
+        assert_eq!(
+            sharding.storage,
+            Storage::Persistent {
+                size: "10Gi".into(),
+                class: None
+            }
+        );
+        assert_eq!(
+            options.patches[0].target.kind.as_deref(),
+            Some("Deployment")
+        );
+        assert_eq!(
+            model.inputs.distribution_source().url,
+            "file:///flux/install.yaml"
+        );
+        assert_eq!(model.own.lifecycle().apply.timeout.as_secs(), 300);
+    }
+
+    #[test]
+    fn timeout_must_be_a_duration() {
+        let schema = FluxBootstrap.schema();
+        let diagnostics = |timeout: &str| {
+            let mut diags = Diagnostics::new();
+            let config = test_state(&schema, json!({ "timeout": timeout }));
+            validate_config(&schema.block, &config, true, &mut diags);
+            diags
+        };
+        assert!(diagnostics("10m").is_empty());
+        let refused = diagnostics("ten minutes");
+        let d = refused.iter().next().expect("a diagnostic");
+        assert_eq!(d.summary, "Invalid duration");
+        assert_eq!(d.attribute, Some(AttrPath::root().attr("timeout")));
+    }
 }

@@ -1,14 +1,23 @@
 //! The inputs `gitlabflux_flux_bootstrap` and the `gitlabflux_flux_manifests` data source
-//! share: their schema, and their mapping onto the Flux renderer's options.
+//! share: their schema, their typed model ([`FluxInputs`]), its mapping onto the Flux
+//! renderer's options, and the rendering itself. The source model is the tenant's too, and
+//! [`flux_error`] places any Flux error on the attribute that caused it.
 
-use super::support::{boolean, int, object, string, strings};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::context::ProviderData;
 use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::{
-    DistributionSource, Multitenancy, Patch, PatchKind, Ref, RenderOptions, Scaling, Sharding,
-    Size, Storage, SyncKind, SyncSpec, Target, Verify,
+    Distribution, DistributionSource, FluxError, Multitenancy, Patch, PatchKind, Ref,
+    RenderOptions, Rendered, Scaling, Sharding, Size, Storage, SyncKind, SyncSpec, Target, Verify,
+    render,
 };
 use crate::tfplug::schema::validators;
-use crate::tfplug::{AttrPath, Attribute, DiagResult, Diagnostic, Diagnostics, Nesting, Value};
+use crate::tfplug::{
+    AttrPath, Attribute, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting, PlanContext,
+};
 
 pub const DEFAULT_VERSION: &str = "2.8.5";
 
@@ -180,173 +189,311 @@ fn scaling_attribute() -> Attribute {
     .description("Vertical scaling of the controllers; explicit values override the `size` preset.")
 }
 
-/// Where the distribution comes from.
-pub fn distribution_source(config: &Value) -> DistributionSource {
-    let d = object(config, "distribution");
-    let version = d
-        .and_then(|d| string(d, "version"))
-        .unwrap_or_else(|| DEFAULT_VERSION.to_string());
-    DistributionSource {
-        url: d.and_then(|d| string(d, "source")).unwrap_or_else(|| {
-            format!("https://github.com/fluxcd/flux2/releases/download/v{version}/install.yaml")
-        }),
-        sha256: d.and_then(|d| string(d, "sha256")),
+/// The render inputs: every attribute of [`render_attributes`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FluxInputs {
+    pub namespace: String,
+    pub distribution: Option<DistributionModel>,
+    /// None given is the renderer's default set.
+    pub components: Option<Vec<String>>,
+    pub components_extra: Option<Vec<String>>,
+    pub cluster_domain: String,
+    pub network_policy: bool,
+    pub toleration_keys: Option<Vec<String>>,
+    pub log_level: String,
+    pub image_pull_secret: Option<String>,
+    pub multitenancy: Option<Multitenancy>,
+    pub sharding: Option<ShardingModel>,
+    pub scaling: Option<Scaling>,
+    pub patches: Option<Vec<PatchModel>>,
+    pub sync: Option<SyncModel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistributionModel {
+    pub version: String,
+    pub registry: Option<String>,
+    pub source: Option<String>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardingModel {
+    pub key: String,
+    pub shards: Vec<String>,
+    pub storage: String,
+    pub storage_size: String,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatchModel {
+    pub patch: String,
+    pub target: Option<Target>,
+}
+
+/// The attributes of [`source_attributes`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceModel {
+    pub kind: String,
+    pub url: String,
+    #[serde(rename = "ref")]
+    pub reference: Option<RefModel>,
+    pub secret_name: Option<String>,
+    pub verify: Option<Verify>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RefModel {
+    pub branch: Option<String>,
+    pub tag: Option<String>,
+    pub semver: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// `sync`: a source with the path and interval of the `flux-system` Kustomization. The
+/// source is flattened, as in the schema; a misfit in it is reported on `sync` as a whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncModel {
+    #[serde(flatten)]
+    pub source: SourceModel,
+    pub path: String,
+    pub interval: String,
+}
+
+impl FluxInputs {
+    /// Where the distribution comes from: `distribution.source`, else the GitHub release
+    /// asset of the version.
+    pub fn distribution_source(&self) -> DistributionSource {
+        let d = self.distribution.as_ref();
+        // Without a `distribution` object the default of its version has nowhere to apply.
+        let version = d.map_or(DEFAULT_VERSION, |d| d.version.as_str());
+        DistributionSource {
+            url: d.and_then(|d| d.source.clone()).unwrap_or_else(|| {
+                format!("https://github.com/fluxcd/flux2/releases/download/v{version}/install.yaml")
+            }),
+            sha256: d.and_then(|d| d.sha256.clone()),
+        }
+    }
+
+    /// The renderer's options; every malformed sync reference and patch is reported at once.
+    pub fn render_options(&self) -> DiagResult<RenderOptions> {
+        let mut diags = Diagnostics::new();
+        let sync = self
+            .sync
+            .as_ref()
+            .and_then(|s| s.spec().map_err(|d| diags.push(d)).ok());
+        let patches = self
+            .patches
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(index, p)| p.patch(index).map_err(|d| diags.push(d)).ok())
+            .collect();
+        diags.into_result()?;
+        Ok(RenderOptions {
+            namespace: self.namespace.clone(),
+            components: self.components.clone().unwrap_or_default(),
+            components_extra: self.components_extra.clone().unwrap_or_default(),
+            registry: self.distribution.as_ref().and_then(|d| d.registry.clone()),
+            image_pull_secret: self.image_pull_secret.clone(),
+            toleration_keys: self.toleration_keys.clone().unwrap_or_default(),
+            log_level: Some(self.log_level.clone()),
+            cluster_domain: Some(self.cluster_domain.clone()),
+            network_policy: self.network_policy,
+            multitenancy: self.multitenancy.clone().unwrap_or_default(),
+            scaling: self.scaling.clone(),
+            sharding: self.sharding.as_ref().map(ShardingModel::options),
+            sync,
+            patches,
+        })
+    }
+
+    /// The distribution, loaded once per provider process. The outer result is the provider
+    /// being unconfigured; the inner one is the load, for callers that weigh it.
+    pub async fn load(
+        &self,
+        ctx: &Ctx<ProviderData>,
+    ) -> DiagResult<Result<Arc<Distribution>, FluxError>> {
+        Ok(ctx
+            .provider()?
+            .distributions
+            .load(&self.distribution_source())
+            .await)
+    }
+
+    /// Loads the distribution and renders everything asked for, with the version rendered:
+    /// the distribution's own, else the configured one.
+    pub async fn render(&self, ctx: &Ctx<ProviderData>) -> DiagResult<(Rendered, Option<String>)> {
+        let options = self.render_options()?;
+        let distribution = self.load(ctx).await?.map_err(flux_error)?;
+        let version = distribution
+            .version
+            .clone()
+            .or_else(|| self.distribution.as_ref().map(|d| d.version.clone()));
+        let rendered = render(&distribution, &options).map_err(flux_error)?;
+        Ok((rendered, version))
     }
 }
 
-/// Maps the configuration onto the renderer's options.
-pub fn render_options(config: &Value) -> DiagResult<RenderOptions> {
-    let mut diags = Diagnostics::new();
-    // None given is the renderer's default set.
-    let components = strings(config, "components");
-    let multitenancy =
-        object(config, "multitenancy").map_or_else(Multitenancy::default, |m| Multitenancy {
-            enabled: boolean(m, "enabled").unwrap_or(false),
-            default_service_account: string(m, "default_service_account"),
-            remove_view_edit_roles: boolean(m, "remove_view_edit_roles").unwrap_or(false),
-            restrict_token_requests: boolean(m, "restrict_token_requests").unwrap_or(false),
-        });
-    let sync = object(config, "sync").map(|s| source_spec(s, "sync", &mut diags));
-    let patches = config
-        .get_attr("patches")
-        .and_then(Value::as_list)
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| patch(p, i, &mut diags))
+/// Whether every render input is known in the plan; one may come from another resource.
+pub fn inputs_known(plan: &PlanContext) -> bool {
+    let attributes = render_attributes();
+    let names: Vec<&str> = attributes.iter().map(|a| a.name.as_str()).collect();
+    plan.knows(&names)
+}
+
+impl ShardingModel {
+    fn options(&self) -> Sharding {
+        let storage = match self.storage.as_str() {
+            "persistent" => Storage::Persistent {
+                size: self.storage_size.clone(),
+                class: self.storage_class.clone(),
+            },
+            _ => Storage::Ephemeral,
+        };
+        Sharding {
+            key: self.key.clone(),
+            shards: self.shards.clone(),
+            storage,
+        }
+    }
+}
+
+impl SyncModel {
+    fn spec(&self) -> Result<SyncSpec, Diagnostic> {
+        self.source.spec("sync", &self.path, &self.interval)
+    }
+}
+
+impl SourceModel {
+    /// The sync spec of this source, the object at `attribute`, with the Kustomization's
+    /// `path` and `interval`.
+    pub fn spec(
+        &self,
+        attribute: &str,
+        path: &str,
+        interval: &str,
+    ) -> Result<SyncSpec, Diagnostic> {
+        let r = self.reference.clone().unwrap_or_default();
+        let refs: Vec<Ref> = [
+            r.branch.map(Ref::Branch),
+            r.tag.map(Ref::Tag),
+            r.semver.map(Ref::Semver),
+            r.digest.map(Ref::Digest),
+        ]
+        .into_iter()
+        .flatten()
         .collect();
-    diags.into_result()?;
-    Ok(RenderOptions {
-        namespace: string(config, "namespace").unwrap_or_else(|| "flux-system".into()),
-        components,
-        components_extra: strings(config, "components_extra"),
-        registry: object(config, "distribution").and_then(|d| string(d, "registry")),
-        image_pull_secret: string(config, "image_pull_secret"),
-        toleration_keys: strings(config, "toleration_keys"),
-        log_level: string(config, "log_level"),
-        cluster_domain: string(config, "cluster_domain"),
-        network_policy: boolean(config, "network_policy").unwrap_or(true),
-        multitenancy,
-        scaling: object(config, "scaling").map(scaling),
-        sharding: object(config, "sharding").map(sharding),
-        sync: sync.flatten(),
-        patches,
-    })
-}
+        if refs.len() > 1 {
+            return Err(Diagnostic::error(
+                "Ambiguous reference",
+                format!("Set only one of {attribute}.ref.branch, tag, semver or digest."),
+            )
+            .at(AttrPath::root().attr(attribute).attr("ref")));
+        }
+        let kind = match self.kind.as_str() {
+            "OCIRepository" => SyncKind::OciRepository,
+            _ => SyncKind::GitRepository,
+        };
+        Ok(SyncSpec {
+            kind,
+            url: self.url.clone(),
+            reference: refs.into_iter().next().unwrap_or_else(|| default_ref(kind)),
+            path: path.to_string(),
+            interval: interval.to_string(),
+            secret_name: self.secret_name.clone(),
+            verify: self.verify.clone(),
+        })
+    }
 
-fn scaling(s: &Value) -> Scaling {
-    Scaling {
-        size: string(s, "size").as_deref().and_then(Size::parse),
-        concurrent: int(s, "concurrent"),
-        requeue_dependency: string(s, "requeue_dependency"),
-        kube_api_qps: int(s, "kube_api_qps"),
-        kube_api_burst: int(s, "kube_api_burst"),
-        cpu_limit: string(s, "cpu_limit"),
-        memory_limit: string(s, "memory_limit"),
-        in_memory_builds: boolean(s, "in_memory_builds").unwrap_or(false),
+    /// The source a spec was made from, with no `ref` where the spec follows the default.
+    pub fn of(spec: &SyncSpec) -> Self {
+        let follows_default = spec.reference == default_ref(spec.kind);
+        Self {
+            kind: spec.kind.as_str().to_string(),
+            url: spec.url.clone(),
+            reference: (!follows_default).then(|| RefModel::of(&spec.reference)),
+            secret_name: spec.secret_name.clone(),
+            verify: spec.verify.clone(),
+        }
     }
 }
 
-fn sharding(s: &Value) -> Sharding {
-    let storage = match string(s, "storage").as_deref() {
-        Some("persistent") => Storage::Persistent {
-            size: string(s, "storage_size").unwrap_or_else(|| "10Gi".into()),
-            class: string(s, "storage_class"),
-        },
-        _ => Storage::Ephemeral,
-    };
-    Sharding {
-        key: string(s, "key").unwrap_or_else(|| DEFAULT_KEY.into()),
-        shards: strings(s, "shards"),
-        storage,
-    }
-}
-
-/// Maps a `source_attributes` object (plus `path`/`interval` when it has them) at
-/// `attribute` onto a sync spec.
-pub fn source_spec(s: &Value, attribute: &str, diags: &mut Diagnostics) -> Option<SyncSpec> {
-    let path = AttrPath::root().attr(attribute);
-    let r = object(s, "ref");
-    let refs: Vec<Ref> = [
-        r.and_then(|r| string(r, "branch")).map(Ref::Branch),
-        r.and_then(|r| string(r, "tag")).map(Ref::Tag),
-        r.and_then(|r| string(r, "semver")).map(Ref::Semver),
-        r.and_then(|r| string(r, "digest")).map(Ref::Digest),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if refs.len() > 1 {
-        diags.error_at(
-            path.clone().attr("ref"),
-            "Ambiguous reference",
-            format!("Set only one of {attribute}.ref.branch, tag, semver or digest."),
-        );
-        return None;
-    }
-    let kind = match string(s, "kind").as_deref() {
-        Some("OCIRepository") => SyncKind::OciRepository,
-        _ => SyncKind::GitRepository,
-    };
-    let reference = refs.into_iter().next().unwrap_or_else(|| match kind {
+/// What an omitted `ref` means.
+fn default_ref(kind: SyncKind) -> Ref {
+    match kind {
         SyncKind::OciRepository => Ref::Tag("latest".into()),
         SyncKind::GitRepository => Ref::Branch("main".into()),
-    });
-    Some(SyncSpec {
-        kind,
-        url: string(s, "url").unwrap_or_default(),
-        reference,
-        path: string(s, "path").unwrap_or_else(|| "./".into()),
-        interval: string(s, "interval").unwrap_or_else(|| "1m0s".into()),
-        secret_name: string(s, "secret_name"),
-        verify: object(s, "verify").map(|v| Verify {
-            provider: string(v, "provider").unwrap_or_else(|| "cosign".into()),
-            secret_name: string(v, "secret_name").unwrap_or_default(),
-        }),
-    })
+    }
 }
 
-fn patch(p: &Value, index: usize, diags: &mut Diagnostics) -> Option<Patch> {
-    let path = AttrPath::root()
+impl RefModel {
+    /// A commit has no attribute of its own: it reads back as no reference at all.
+    fn of(reference: &Ref) -> Self {
+        let mut model = Self::default();
+        match reference {
+            Ref::Branch(v) => model.branch = Some(v.clone()),
+            Ref::Tag(v) => model.tag = Some(v.clone()),
+            Ref::Semver(v) => model.semver = Some(v.clone()),
+            Ref::Digest(v) => model.digest = Some(v.clone()),
+            Ref::Commit(_) => {}
+        }
+        model
+    }
+}
+
+impl PatchModel {
+    fn patch(&self, index: usize) -> Result<Patch, Diagnostic> {
+        let kind = PatchKind::parse(&self.patch)
+            .map_err(|detail| Diagnostic::error("Malformed patch", detail).at(patch_path(index)))?;
+        Ok(Patch {
+            kind,
+            target: self.target.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// Turns a Flux error into a diagnostic on the attribute that caused it.
+pub fn flux_error(e: FluxError) -> Diagnostics {
+    let path = match &e {
+        FluxError::Sha256Mismatch { .. } | FluxError::InvalidSha256 { .. } => {
+            Some(AttrPath::root().attr("distribution").attr("sha256"))
+        }
+        FluxError::Unreachable { .. }
+        | FluxError::Io { .. }
+        | FluxError::UnsupportedSource { .. }
+        | FluxError::InvalidSource { .. }
+        | FluxError::InvalidArtifact { .. } => {
+            Some(AttrPath::root().attr("distribution").attr("source"))
+        }
+        FluxError::UnknownComponent { attribute, .. } => Some(attribute_path(attribute)),
+        FluxError::InvalidPatch { index, .. } => Some(patch_path(*index)),
+        FluxError::InvalidInterval { .. } => Some(AttrPath::root().attr("sync").attr("interval")),
+        FluxError::InvalidSync { .. } => Some(AttrPath::root().attr("sync")),
+        FluxError::InvalidElement {
+            attribute, index, ..
+        } => Some(attribute_path(attribute).index(*index as i64)),
+        FluxError::InvalidOption { attribute, .. } => Some(attribute_path(attribute)),
+        _ => None,
+    };
+    let d = Diagnostic::error(e.summary(), e.detail());
+    match path {
+        Some(p) => d.at(p).into(),
+        None => d.into(),
+    }
+}
+
+fn patch_path(index: usize) -> AttrPath {
+    AttrPath::root()
         .attr("patches")
         .index(index as i64)
-        .attr("patch");
-    let text = string(p, "patch")?;
-    let parsed: serde_json::Value = match serde_yaml_ng::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            diags.push(
-                Diagnostic::error(
-                    "Malformed patch",
-                    format!("The patch is not valid YAML or JSON: {e}"),
-                )
-                .at(path),
-            );
-            return None;
-        }
-    };
-    let kind = match parsed {
-        serde_json::Value::Array(ops) => PatchKind::Json6902(ops),
-        serde_json::Value::Object(_) => PatchKind::StrategicMerge(parsed),
-        _ => {
-            diags.error_at(
-                path,
-                "Malformed patch",
-                "A patch is a YAML/JSON object (strategic merge) or a list of JSON6902 operations.",
-            );
-            return None;
-        }
-    };
-    let target = object(p, "target").map(|t| Target {
-        group: string(t, "group"),
-        version: string(t, "version"),
-        kind: string(t, "kind"),
-        name: string(t, "name"),
-        namespace: string(t, "namespace"),
-        label_selector: string(t, "label_selector"),
-    });
-    Some(Patch {
-        kind,
-        target: target.unwrap_or_default(),
-    })
+        .attr("patch")
+}
+
+/// `a.b` as an attribute path.
+fn attribute_path(dotted: &str) -> AttrPath {
+    dotted
+        .split('.')
+        .fold(AttrPath::root(), |path, step| path.attr(step))
 }

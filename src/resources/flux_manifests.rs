@@ -1,15 +1,24 @@
 //! Data source `gitlabflux_flux_manifests`: what `gitlabflux_flux_bootstrap` would apply and
 //! commit, rendered without touching a cluster.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
+use serde::Serialize;
 
 use super::context::ProviderData;
-use super::flux_bootstrap::render_config;
-use super::flux_inputs::render_attributes;
-use super::support::set;
+use super::flux_inputs::{FluxInputs, render_attributes};
+use super::support::{Model, with_defaults};
 use crate::tfplug::{Attribute, Block, Ctx, DataSource, DiagResult, Schema, Type, Value};
 
 pub struct FluxManifests;
+
+/// What the data source renders.
+#[derive(Serialize)]
+struct Manifests {
+    files: BTreeMap<String, String>,
+    sha256: String,
+}
 
 #[async_trait]
 impl DataSource<ProviderData> for FluxManifests {
@@ -37,21 +46,17 @@ impl DataSource<ProviderData> for FluxManifests {
         )
     }
 
+    /// The inputs come back as rendered, with the schema's defaults where the configuration
+    /// left them out.
     async fn read(&self, ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<Value> {
-        let (rendered, _) = render_config(ctx, config).await?;
-        let mut state = config.clone();
-        set(
-            &mut state,
-            "files",
-            Value::Map(
-                rendered
-                    .files
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                    .collect(),
-            ),
-        );
-        set(&mut state, "sha256", rendered.sha256.as_str().into());
-        Ok(state)
+        let inputs: FluxInputs = with_defaults(&self.schema(), config).decode()?;
+        let (rendered, _) = inputs.render(ctx).await?;
+        Value::encode(&Model {
+            inputs,
+            own: Manifests {
+                files: rendered.files,
+                sha256: rendered.sha256,
+            },
+        })
     }
 }

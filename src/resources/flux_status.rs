@@ -4,11 +4,13 @@
 //! objects each shard has).
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::context::{ProviderData, cluster_connection_attributes, kube};
-use super::support::{kube_error, obj, opt, string};
+use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, kube};
+use super::support::kube_error;
 use crate::flux::objects::{count_by_label, find};
+use crate::flux::render::DEFAULT_NAMESPACE;
 use crate::flux::render::shards::layout;
 use crate::kube::{KubeClient, ObjRef, readiness};
 use crate::tfplug::{Attribute, Block, Ctx, DataSource, DiagResult, Nesting, Schema, Value};
@@ -19,6 +21,55 @@ const SOURCE_KINDS: [(&str, &str); 2] = [
     ("source.toolkit.fluxcd.io/v1", "GitRepository"),
     ("source.toolkit.fluxcd.io/v1", "OCIRepository"),
 ];
+
+#[derive(Deserialize)]
+struct Config {
+    namespace: Option<String>,
+    /// Carried through: [`kube`] reads the connection from the value itself.
+    cluster: Option<ClusterModel>,
+}
+
+#[derive(Serialize)]
+struct Status {
+    namespace: String,
+    cluster: Option<ClusterModel>,
+    controllers: Vec<Controller>,
+    source: Option<ObjectStatus>,
+    kustomization: Option<ObjectStatus>,
+    ready: bool,
+    #[serde(flatten)]
+    shards: ShardLayout,
+}
+
+#[derive(Serialize)]
+struct Controller {
+    name: Option<String>,
+    ready: bool,
+    version: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ObjectStatus {
+    kind: Option<String>,
+    ready: bool,
+    message: Option<String>,
+    revision: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ShardLayout {
+    sharding_key: Option<String>,
+    shards: Vec<ShardStatus>,
+    unsharded_objects: usize,
+}
+
+#[derive(Serialize)]
+struct ShardStatus {
+    name: String,
+    controllers: Vec<String>,
+    ready: bool,
+    objects: usize,
+}
 
 /// Readiness by the apply engine's rule, and the Ready condition's message.
 fn ready(obj: &Json) -> (bool, Option<String>) {
@@ -39,22 +90,19 @@ fn image_version(d: &Json) -> Option<String> {
         .map(|(_, tag)| tag.to_string())
 }
 
-fn object_status(o: Option<&Json>) -> Value {
-    match o {
-        None => Value::Null,
-        Some(o) => {
-            let (is_ready, message) = ready(o);
-            obj([
-                ("kind", opt(o["kind"].as_str())),
-                ("ready", is_ready.into()),
-                ("message", opt(message)),
-                (
-                    "revision",
-                    opt(o["status"]["artifact"]["revision"]
-                        .as_str()
-                        .or_else(|| o["status"]["lastAppliedRevision"].as_str())),
-                ),
-            ])
+fn text(v: &Json) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+impl ObjectStatus {
+    fn of(o: &Json) -> Self {
+        let (ready, message) = ready(o);
+        Self {
+            kind: text(&o["kind"]),
+            ready,
+            message,
+            revision: text(&o["status"]["artifact"]["revision"])
+                .or_else(|| text(&o["status"]["lastAppliedRevision"])),
         }
     }
 }
@@ -127,7 +175,8 @@ impl DataSource<ProviderData> for FluxStatus {
 
     async fn read(&self, ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<Value> {
         let client = kube(ctx, config).await?;
-        let namespace = string(config, "namespace").unwrap_or_else(|| "flux-system".into());
+        let Config { namespace, cluster } = config.decode()?;
+        let namespace = namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into());
         let deployments = client
             .list(
                 "apps/v1",
@@ -137,14 +186,12 @@ impl DataSource<ProviderData> for FluxStatus {
             )
             .await
             .map_err(kube_error)?;
-        let controllers: Vec<Value> = deployments
+        let controllers = deployments
             .iter()
-            .map(|d| {
-                obj([
-                    ("name", opt(d["metadata"]["name"].as_str())),
-                    ("ready", deployment_ready(d).into()),
-                    ("version", opt(image_version(d))),
-                ])
+            .map(|d| Controller {
+                name: text(&d["metadata"]["name"]),
+                ready: deployment_ready(d),
+                version: image_version(d),
             })
             .collect();
         let mut source = None;
@@ -166,35 +213,21 @@ impl DataSource<ProviderData> for FluxStatus {
             && deployments.iter().all(deployment_ready)
             && source.as_ref().is_some_and(|s| ready(s).0)
             && kustomization.as_ref().is_some_and(|k| ready(k).0);
-        let mut state = config.clone();
-        if let Value::Object(fields) = &mut state {
-            fields.insert("namespace".into(), namespace.as_str().into());
-            fields.insert(
-                "controllers".into(),
-                if controllers.is_empty() {
-                    Value::List(Vec::new())
-                } else {
-                    Value::List(controllers)
-                },
-            );
-            fields.insert("source".into(), object_status(source.as_ref()));
-            fields.insert(
-                "kustomization".into(),
-                object_status(kustomization.as_ref()),
-            );
-            fields.insert("ready".into(), all_ready.into());
-        }
-        shard_layout(&client, &deployments, &mut state).await?;
-        Ok(state)
+        let shards = shard_layout(&client, &deployments).await?;
+        Value::encode(&Status {
+            namespace,
+            cluster,
+            controllers,
+            source: source.as_ref().map(ObjectStatus::of),
+            kustomization: kustomization.as_ref().map(ObjectStatus::of),
+            ready: all_ready,
+            shards,
+        })
     }
 }
 
-/// Fills `sharding_key`, `shards` and `unsharded_objects`, from one listing of Flux objects.
-async fn shard_layout(
-    client: &KubeClient,
-    deployments: &[Json],
-    state: &mut Value,
-) -> DiagResult<()> {
+/// The shard layout, from one listing of Flux objects.
+async fn shard_layout(client: &KubeClient, deployments: &[Json]) -> DiagResult<ShardLayout> {
     let found = layout(deployments);
     let objects = find(client, None).await.map_err(kube_error)?;
     let counts = found
@@ -203,40 +236,30 @@ async fn shard_layout(
         .map(|key| count_by_label(&objects, key))
         .unwrap_or_default();
     let count = |shard: Option<&str>| counts.get(&shard.map(str::to_string)).copied();
-    let shards: Vec<Value> = found
+    let shards = found
         .shards
         .iter()
-        .map(|(shard, controllers)| {
-            let ready = deployments
+        .map(|(shard, controllers)| ShardStatus {
+            name: shard.clone(),
+            controllers: controllers.clone(),
+            ready: deployments
                 .iter()
                 .filter(|d| {
                     controllers
                         .iter()
                         .any(|c| d["metadata"]["name"] == c.as_str())
                 })
-                .all(deployment_ready);
-            obj([
-                ("name", shard.as_str().into()),
-                (
-                    "controllers",
-                    Value::List(controllers.iter().map(|c| c.as_str().into()).collect()),
-                ),
-                ("ready", ready.into()),
-                (
-                    "objects",
-                    Value::from(count(Some(shard)).unwrap_or(0) as i64),
-                ),
-            ])
+                .all(deployment_ready),
+            objects: count(Some(shard)).unwrap_or(0),
         })
         .collect();
-    let unsharded = match found.key {
+    let unsharded_objects = match found.key {
         Some(_) => count(None).unwrap_or(0),
         None => objects.len(),
     };
-    if let Value::Object(fields) = state {
-        fields.insert("sharding_key".into(), opt(found.key));
-        fields.insert("shards".into(), Value::List(shards));
-        fields.insert("unsharded_objects".into(), Value::from(unsharded as i64));
-    }
-    Ok(())
+    Ok(ShardLayout {
+        sharding_key: found.key,
+        shards,
+        unsharded_objects,
+    })
 }

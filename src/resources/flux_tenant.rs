@@ -4,18 +4,17 @@
 //! Import ID: `<namespace>/<name>` of the tenant's Kustomization.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
-use super::context::{ProviderData, cluster_connection_attributes, kube};
-use super::flux_bootstrap::flux_error;
-use super::flux_inputs::{source_attributes, source_spec};
+use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, kube};
+use super::flux_inputs::{SourceModel, flux_error, source_attributes};
 use super::support::{
-    boolean, duration_validator, engine_error, engine_options, engine_timeout, kube_error, obj,
-    object, opt, set, split_import_id, string, strings,
+    Model, duration_validator, engine_error, kube_error, lifecycle, split_import_id, with_defaults,
 };
+use crate::flux::FluxError;
 use crate::flux::render::shards::{DEFAULT_KEY, layout};
 use crate::flux::tenant::{self, DEFAULT_CLUSTER_ROLE, LiveTenant, TENANT_LABEL, Tenant};
-use crate::flux::{FluxError, Ref, SyncKind};
-use crate::kube::engine::{apply_and_prune, drift, inventory_id, teardown};
+use crate::kube::engine::{Lifecycle, Observed, inventory_id, observe};
 use crate::kube::{KubeClient, ObjRef};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
@@ -26,6 +25,84 @@ pub struct FluxTenant;
 
 const DEFAULT_INTERVAL: &str = "5m";
 const FLUX_NAMESPACE: &str = "flux-system";
+
+/// What the tenant is: the attributes [`tenant::render`] reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TenantSpec {
+    name: String,
+    namespaces: Vec<String>,
+    /// Planned as `name` when unset; only the configuration being validated lacks it.
+    service_account: Option<String>,
+    cluster_role: String,
+    source: SourceModel,
+    path: String,
+    interval: String,
+    prune: bool,
+    shard: Option<String>,
+    sharding_key: String,
+    flux_namespace: String,
+}
+
+/// The tenant's lifecycle settings and results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TenantOwn {
+    wait: bool,
+    timeout: String,
+    keep_namespaces: bool,
+    /// Carried through: [`kube`] reads the connection from the value itself.
+    cluster: Option<ClusterModel>,
+    inventory: Option<Vec<String>>,
+    in_sync: Option<bool>,
+}
+
+type State = Model<TenantSpec, TenantOwn>;
+
+impl TenantSpec {
+    fn tenant(&self) -> DiagResult<Tenant> {
+        let source = self.source.spec("source", &self.path, &self.interval)?;
+        Ok(Tenant {
+            name: self.name.clone(),
+            namespaces: self.namespaces.clone(),
+            service_account: self
+                .service_account
+                .clone()
+                .unwrap_or_else(|| self.name.clone()),
+            cluster_role: self.cluster_role.clone(),
+            source,
+            prune: self.prune,
+            shard: self.shard.clone(),
+            sharding_key: self.sharding_key.clone(),
+            flux_namespace: self.flux_namespace.clone(),
+        })
+    }
+
+    /// The attributes of a tenant read back from the cluster.
+    fn of(tenant: &Tenant) -> Self {
+        Self {
+            name: tenant.name.clone(),
+            namespaces: tenant.namespaces.clone(),
+            service_account: Some(tenant.service_account.clone()),
+            cluster_role: tenant.cluster_role.clone(),
+            source: SourceModel::of(&tenant.source),
+            path: tenant.source.path.clone(),
+            interval: tenant.source.interval.clone(),
+            prune: tenant.prune,
+            shard: tenant.shard.clone(),
+            sharding_key: tenant.sharding_key.clone(),
+            flux_namespace: tenant.flux_namespace.clone(),
+        }
+    }
+
+    fn objects(&self) -> DiagResult<Vec<serde_json::Value>> {
+        tenant::render(&self.tenant()?).map_err(tenant_error)
+    }
+}
+
+impl TenantOwn {
+    fn lifecycle(&self) -> Lifecycle {
+        lifecycle(self.wait, &self.timeout, self.keep_namespaces)
+    }
+}
 
 /// A Flux error as a diagnostic on the tenant attribute that caused it: the tenant's source
 /// and interval are top-level attributes; the rest maps as for the bootstrap.
@@ -38,35 +115,9 @@ fn tenant_error(e: FluxError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).at(path).into()
 }
 
-/// Maps the configuration (or state) onto the tenant model.
-fn tenant_from(config: &Value) -> DiagResult<Tenant> {
-    let mut diags = Diagnostics::new();
-    let source = object(config, "source").and_then(|s| source_spec(s, "source", &mut diags));
-    diags.into_result()?;
-    let mut source = source.ok_or_else(|| {
-        Diagnostics::from(
-            Diagnostic::error("Missing source", "The tenant needs a source to sync from.")
-                .at(AttrPath::root().attr("source")),
-        )
-    })?;
-    source.path = string(config, "path").unwrap_or_else(|| "./".into());
-    source.interval = string(config, "interval").unwrap_or_else(|| DEFAULT_INTERVAL.into());
-    let name = string(config, "name").unwrap_or_default();
-    Ok(Tenant {
-        service_account: string(config, "service_account").unwrap_or_else(|| name.clone()),
-        name,
-        namespaces: strings(config, "namespaces"),
-        cluster_role: string(config, "cluster_role").unwrap_or_else(|| DEFAULT_CLUSTER_ROLE.into()),
-        source,
-        prune: boolean(config, "prune").unwrap_or(true),
-        shard: string(config, "shard"),
-        sharding_key: string(config, "sharding_key").unwrap_or_else(|| DEFAULT_KEY.into()),
-        flux_namespace: string(config, "flux_namespace").unwrap_or_else(|| FLUX_NAMESPACE.into()),
-    })
-}
-
-fn rendered(state: &Value) -> DiagResult<Vec<serde_json::Value>> {
-    tenant::render(&tenant_from(state)?).map_err(tenant_error)
+/// The objects a plan or state renders, `None` when it does not render.
+fn rendered(value: &Value) -> Option<Vec<serde_json::Value>> {
+    value.decode::<TenantSpec>().ok()?.objects().ok()
 }
 
 /// Warns when no controller in the Flux namespace watches the tenant's shard: its objects
@@ -95,29 +146,29 @@ async fn warn_unserved_shard(ctx: &Ctx<ProviderData>, client: &KubeClient, tenan
 }
 
 impl FluxTenant {
+    /// Applies the planned tenant, pruning what `previous` (the prior inventory) held
+    /// beyond it.
     async fn apply(
         &self,
         ctx: &Ctx<ProviderData>,
         planned: &Value,
-        prior: &Value,
+        previous: &[String],
     ) -> DiagResult<NewState> {
-        let tenant = tenant_from(planned)?;
+        let mut state = State::decode(planned)?;
+        let tenant = state.inputs.tenant()?;
         let objects = tenant::render(&tenant).map_err(tenant_error)?;
         let client = kube(ctx, planned).await?;
         warn_unserved_shard(ctx, &client, &tenant).await;
-        let previous = strings(prior, "inventory");
-        let inventory = apply_and_prune(&client, &objects, &previous, &engine_options(planned))
+        let inventory = state
+            .own
+            .lifecycle()
+            .apply(&client, &objects, previous)
             .await
             .map_err(engine_error)?;
-        let mut state = planned.clone();
-        set(&mut state, "inventory", ids(&inventory));
-        set(&mut state, "in_sync", true.into());
-        Ok(NewState::new(state))
+        state.own.inventory = Some(inventory);
+        state.own.in_sync = Some(true);
+        NewState::encode(&state)
     }
-}
-
-fn ids(inventory: &[String]) -> Value {
-    Value::List(inventory.iter().map(|s| Value::from(s.as_str())).collect())
 }
 
 fn attributes() -> Vec<Attribute> {
@@ -186,7 +237,9 @@ impl Resource<ProviderData> for FluxTenant {
 
     async fn validate(&self, _ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<()> {
         if config.is_wholly_known() {
-            rendered(config)?;
+            with_defaults(&self.schema(), config)
+                .decode::<TenantSpec>()?
+                .objects()?;
         }
         Ok(())
     }
@@ -196,33 +249,40 @@ impl Resource<ProviderData> for FluxTenant {
         _ctx: &Ctx<ProviderData>,
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
-        if string(&plan.config, "service_account").is_none()
-            && let Some(name) = plan.planned.get_attr("name").filter(|n| n.is_known())
+        /// The account and what names it; the rest of the plan may not be known yet.
+        #[derive(Serialize, Deserialize)]
+        struct Naming {
+            name: Option<String>,
+            service_account: Option<String>,
+        }
+        let configured: Naming = plan.config.decode()?;
+        if configured.service_account.is_none()
+            && let Some(name) = plan.planned.decode::<Naming>()?.name
         {
-            let name = name.clone();
-            set(&mut plan.planned, "service_account", name);
+            plan.set_planned_part(&Naming {
+                service_account: Some(name.clone()),
+                name: Some(name),
+            })?;
         }
         if plan.is_create() || !plan.planned.is_wholly_known() {
             return Ok(());
         }
-        set(&mut plan.planned, "in_sync", true.into());
-        if rendered(&plan.prior).ok() == rendered(&plan.planned).ok() {
-            let prior = plan
-                .prior
-                .get_attr("inventory")
-                .cloned()
-                .unwrap_or(Value::Null);
-            set(&mut plan.planned, "inventory", prior);
+        let mut state = State::decode(&plan.planned)?;
+        state.own.in_sync = Some(true);
+        if rendered(&plan.prior) == rendered(&plan.planned) {
+            state.own.inventory = plan.prior.decode::<TenantOwn>()?.inventory;
         }
-        Ok(())
+        plan.set_planned(&state)
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, &req.planned, &Value::Null).await
+        self.apply(ctx, &req.planned, &[]).await
     }
 
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, &req.planned, &req.prior).await
+        let prior: TenantOwn = req.prior.decode()?;
+        let previous = prior.inventory.unwrap_or_default();
+        self.apply(ctx, &req.planned, &previous).await
     }
 
     async fn read(
@@ -230,33 +290,32 @@ impl Resource<ProviderData> for FluxTenant {
         ctx: &Ctx<ProviderData>,
         current: NewState,
     ) -> DiagResult<Option<NewState>> {
-        let state = current.state;
-        let objects = rendered(&state)?;
-        let client = kube(ctx, &state).await?;
-        let drifted = drift(&client, &objects).await.map_err(engine_error)?;
-        if drifted.len() == objects.len() {
-            return Ok(None);
-        }
-        let mut new = state.clone();
-        set(&mut new, "in_sync", drifted.is_empty().into());
-        Ok(Some(NewState::new(new)))
+        let mut state = State::decode(&current.state)?;
+        let objects = state.inputs.objects()?;
+        let client = kube(ctx, &current.state).await?;
+        state.own.in_sync = match observe(&client, &objects).await.map_err(engine_error)? {
+            Observed::Gone => return Ok(None),
+            found => Some(found == Observed::InSync),
+        };
+        Ok(Some(NewState::encode(&state)?))
     }
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
-        let state = &prior.state;
-        let client = kube(ctx, state).await?;
-        let keep = boolean(state, "keep_namespaces").unwrap_or(false);
-        teardown(
-            &client,
-            &strings(state, "inventory"),
-            keep,
-            engine_timeout(state),
-        )
-        .await
-        .map_err(engine_error)
+        let own: TenantOwn = prior.state.decode()?;
+        let client = kube(ctx, &prior.state).await?;
+        own.lifecycle()
+            .teardown(&client, own.inventory.as_deref().unwrap_or_default())
+            .await
+            .map_err(engine_error)
     }
 
+    /// The lifecycle settings take the schema's defaults, filled in by the server.
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
+        #[derive(Serialize)]
+        struct Found {
+            inventory: Vec<String>,
+            in_sync: bool,
+        }
         let (namespace, name) = split_import_id(id, '/', "<namespace>/<name>", "team-a/team-a")?;
         let client = kube(ctx, &Value::Null).await?;
         let live = live_tenant(&client, namespace, name).await?;
@@ -270,10 +329,13 @@ impl Resource<ProviderData> for FluxTenant {
             ))
         })?;
         let objects = tenant::render(&tenant).map_err(tenant_error)?;
-        let inventory: Vec<String> = objects.iter().filter_map(inventory_id).collect();
-        let mut state = tenant_state(&tenant);
-        set(&mut state, "inventory", ids(&inventory));
-        Ok(NewState::new(state))
+        NewState::encode(&Model {
+            inputs: TenantSpec::of(&tenant),
+            own: Found {
+                inventory: objects.iter().filter_map(inventory_id).collect(),
+                in_sync: true,
+            },
+        })
     }
 }
 
@@ -333,80 +395,78 @@ async fn live_tenant(client: &KubeClient, namespace: &str, name: &str) -> DiagRe
     })
 }
 
-/// A full state for `tenant`, with the lifecycle settings at their defaults.
-fn tenant_state(tenant: &Tenant) -> Value {
-    let source = &tenant.source;
-    // The default reference (branch `main`, tag `latest`) is what an omitted `ref` means.
-    let is_default = matches!(
-        (&source.kind, &source.reference),
-        (SyncKind::GitRepository, Ref::Branch(b)) if b == "main"
-    ) || matches!(
-        (&source.kind, &source.reference),
-        (SyncKind::OciRepository, Ref::Tag(t)) if t == "latest"
-    );
-    let reference = |field: &str| -> Value {
-        let value = match (&source.reference, field) {
-            (Ref::Branch(v), "branch")
-            | (Ref::Tag(v), "tag")
-            | (Ref::Semver(v), "semver")
-            | (Ref::Digest(v), "digest") => Some(v.as_str()),
-            _ => None,
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::flux::Ref;
+    use crate::resources::support::{round_trip, test_state};
+
+    #[test]
+    fn the_model_round_trips_through_the_schema() {
+        let schema = FluxTenant.schema();
+        let state = test_state(
+            &schema,
+            json!({
+                "name": "team-a",
+                "namespaces": ["team-a", "team-a-apps"],
+                "service_account": "team-a",
+                "source": { "url": "https://gitlab.example.com/a.git", "ref": { "tag": "v1" } },
+                "shard": "s1",
+                "inventory": ["v1/Namespace/_/team-a"],
+                "in_sync": false,
+            }),
+        );
+        let model = round_trip(&schema, &state, State::decode);
+        let tenant = model.inputs.tenant().expect("tenant");
+        assert_eq!(tenant.source.reference, Ref::Tag("v1".into()));
+        assert_eq!(tenant.source.interval, "5m");
+        assert!(tenant.prune);
+    }
+
+    #[test]
+    fn a_tenant_read_back_gives_the_attributes_it_was_made_from() {
+        let schema = FluxTenant.schema();
+        for source in [
+            json!({ "url": "https://gitlab.example.com/a.git" }),
+            json!({ "url": "https://gitlab.example.com/a.git", "ref": { "branch": "dev" } }),
+            json!({ "kind": "OCIRepository", "url": "oci://r/a", "verify": { "secret_name": "k" } }),
+        ] {
+            let state = test_state(
+                &schema,
+                json!({ "name": "a", "namespaces": ["a"], "service_account": "a", "source": source }),
+            );
+            let spec: TenantSpec = state.decode().expect("decodes");
+            let tenant = spec.tenant().expect("tenant");
+            assert_eq!(TenantSpec::of(&tenant), spec, "{source}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_service_account_is_planned_while_other_attributes_are_unknown() {
+        let schema = FluxTenant.schema();
+        let config = test_state(&schema, json!({ "name": "a", "source": { "url": "u" } }));
+        let mut plan = PlanContext {
+            prior: Value::Null,
+            config: config.clone(),
+            planned: config,
+            requires_replace: Vec::new(),
+            prior_private: Vec::new(),
+            planned_private: Vec::new(),
         };
-        opt(value)
-    };
-    let verify = source.verify.as_ref().map_or(Value::Null, |v| {
-        obj([
-            ("provider", v.provider.as_str().into()),
-            ("secret_name", v.secret_name.as_str().into()),
-        ])
-    });
-    obj([
-        ("name", tenant.name.as_str().into()),
-        (
-            "namespaces",
-            Value::List(
-                tenant
-                    .namespaces
-                    .iter()
-                    .map(|n| n.as_str().into())
-                    .collect(),
-            ),
-        ),
-        ("service_account", tenant.service_account.as_str().into()),
-        ("cluster_role", tenant.cluster_role.as_str().into()),
-        (
-            "source",
-            obj([
-                ("kind", source.kind.as_str().into()),
-                ("url", source.url.as_str().into()),
-                (
-                    "ref",
-                    if is_default {
-                        Value::Null
-                    } else {
-                        obj([
-                            ("branch", reference("branch")),
-                            ("tag", reference("tag")),
-                            ("semver", reference("semver")),
-                            ("digest", reference("digest")),
-                        ])
-                    },
-                ),
-                ("secret_name", opt(source.secret_name.as_deref())),
-                ("verify", verify),
-            ]),
-        ),
-        ("path", source.path.as_str().into()),
-        ("interval", source.interval.as_str().into()),
-        ("prune", tenant.prune.into()),
-        ("shard", opt(tenant.shard.as_deref())),
-        ("sharding_key", tenant.sharding_key.as_str().into()),
-        ("flux_namespace", tenant.flux_namespace.as_str().into()),
-        ("wait", true.into()),
-        ("timeout", "5m".into()),
-        ("keep_namespaces", false.into()),
-        ("cluster", Value::Null),
-        ("inventory", Value::Null),
-        ("in_sync", true.into()),
-    ])
+        plan.mark_unknown(&["namespaces", "service_account", "in_sync"]);
+        let ctx = Ctx::new(None, tokio_util::sync::CancellationToken::new());
+        FluxTenant
+            .modify_plan(&ctx, &mut plan)
+            .await
+            .expect("planned");
+        #[derive(Deserialize)]
+        struct Naming {
+            service_account: Option<String>,
+        }
+        let naming: Naming = plan.planned.decode().expect("decodes");
+        assert_eq!(naming.service_account.as_deref(), Some("a"));
+        assert!(!plan.knows(&["namespaces"]), "still unknown");
+    }
 }

@@ -1,72 +1,16 @@
-//! Small helpers shared by resource files: reading and building values, turning domain errors
-//! into diagnostics, and reaching the configured clients.
+//! Small helpers shared by resource files: reading and building values, composing typed
+//! models, turning domain errors into diagnostics, and the engine lifecycle of resources that
+//! own their objects.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::gitlab::GitlabError;
 use crate::kube::KubeError;
-use crate::kube::engine::{ApplyOptions, DEFAULT_CONCURRENCY, EngineError};
+use crate::kube::engine::{ApplyOptions, EngineError, Lifecycle};
 
-use crate::tfplug::{AttrPath, DiagResult, Diagnostic, Diagnostics, Value};
-
-/// A string attribute, `None` when null or unknown.
-pub fn string(obj: &Value, name: &str) -> Option<String> {
-    obj.get_attr(name)
-        .and_then(Value::as_str)
-        .map(str::to_string)
-}
-
-/// A required string attribute (the schema guarantees it once known).
-pub fn required_string(obj: &Value, name: &str) -> DiagResult<String> {
-    string(obj, name).ok_or_else(|| {
-        Diagnostic::error(
-            "Missing value",
-            format!("{name} must be known to perform this operation."),
-        )
-        .at(AttrPath::root().attr(name))
-        .into()
-    })
-}
-
-pub fn int(obj: &Value, name: &str) -> Option<i64> {
-    obj.get_attr(name).and_then(Value::as_i64)
-}
-
-pub fn boolean(obj: &Value, name: &str) -> Option<bool> {
-    obj.get_attr(name).and_then(Value::as_bool)
-}
-
-/// A list of strings; null elements are skipped.
-pub fn strings(obj: &Value, name: &str) -> Vec<String> {
-    obj.get_attr(name)
-        .and_then(Value::as_list)
-        .map(|l| {
-            l.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A nested object attribute, `None` when null.
-pub fn object<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
-    obj.get_attr(name).filter(|v| !v.is_null())
-}
-
-/// Builds an object value from pairs.
-pub fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-}
-
-pub fn opt<T: Into<Value>>(v: Option<T>) -> Value {
-    v.map_or(Value::Null, Into::into)
-}
-
-/// Replaces one attribute of an object value.
-pub fn set(obj: &mut Value, name: &str, value: Value) {
-    if let Value::Object(fields) = obj {
-        fields.insert(name.to_string(), value);
-    }
-}
+use crate::tfplug::plan::fill_defaults;
+use crate::tfplug::{AttrPath, DiagResult, Diagnostic, Diagnostics, Schema, Value};
 
 /// Splits a two-part import ID at the last `sep` (project paths contain `/`, names do not
 /// contain `:`); `format` is shown in the error, e.g. `<project path>:<agent name>`.
@@ -99,22 +43,65 @@ pub fn kube_error(e: KubeError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).into()
 }
 
-/// `timeout` of a resource that applies through the engine, 5 minutes when unset.
-pub fn engine_timeout(state: &Value) -> std::time::Duration {
-    string(state, "timeout")
-        .and_then(|t| parse_duration(&t))
-        .unwrap_or(std::time::Duration::from_secs(300))
+/// The engine lifecycle of a resource with `wait`, `timeout` and a keep-namespaces setting.
+pub fn lifecycle(wait: bool, timeout: &str, keep_namespaces: bool) -> Lifecycle {
+    // A state stored before `timeout` was validated may hold one that does not parse; the
+    // engine's own bound serves it until the configuration is fixed.
+    let timeout = parse_duration(timeout).unwrap_or(ApplyOptions::default().timeout);
+    Lifecycle::owner(wait, timeout, keep_namespaces)
 }
 
-/// How the engine applies for a resource with `wait` and `timeout` attributes: taking over
-/// fields other managers hold, since the resource owns these objects.
-pub fn engine_options(state: &Value) -> ApplyOptions {
-    ApplyOptions {
-        force: true,
-        wait: boolean(state, "wait").unwrap_or(true),
-        timeout: engine_timeout(state),
-        concurrency: DEFAULT_CONCURRENCY,
+/// A resource's model: the inputs it renders from and its own attributes. Each part decodes
+/// the value on its own, because serde's `flatten` buffers what it passes on and a misfit
+/// there would lose its attribute path; both encode as one object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Model<I, O> {
+    #[serde(flatten)]
+    pub inputs: I,
+    #[serde(flatten)]
+    pub own: O,
+}
+
+impl<I: DeserializeOwned, O: DeserializeOwned> Model<I, O> {
+    pub fn decode(value: &Value) -> DiagResult<Self> {
+        Ok(Self {
+            inputs: value.decode()?,
+            own: value.decode()?,
+        })
     }
+}
+
+/// `config` with the schema's defaults where it is null, as a plan would hold it: for what
+/// reads a configuration before any plan (validation, data sources).
+pub fn with_defaults(schema: &Schema, config: &Value) -> Value {
+    let mut value = config.clone();
+    fill_defaults(&schema.block, &mut value);
+    value
+}
+
+/// A state as the server hands it over: `json` read with the schema's type, defaults filled.
+#[cfg(test)]
+pub fn test_state(schema: &Schema, json: serde_json::Value) -> Value {
+    let mut value = Value::from_plain_json(&json, &schema.value_type()).expect("fits the schema");
+    fill_defaults(&schema.block, &mut value);
+    value
+}
+
+/// Decodes `state` with `decode`, asserts that the model encodes back to `state` exactly,
+/// and returns the model.
+#[cfg(test)]
+pub fn round_trip<M: Serialize>(
+    schema: &Schema,
+    state: &Value,
+    decode: impl Fn(&Value) -> DiagResult<M>,
+) -> M {
+    let model = decode(state).expect("decodes");
+    let back = Value::encode(&model)
+        .expect("encodes")
+        .conform(&schema.value_type())
+        .expect("conforms");
+    assert_eq!(&back, state);
+    model
 }
 
 /// A duration like `720h`, `10m`, `90s` (Go-style units h, m, s).

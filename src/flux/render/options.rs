@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The controllers `flux install` deploys when none are named.
@@ -19,8 +20,8 @@ pub const DEFAULT_COMPONENTS: [&str; 4] = [
 /// The namespace Flux distributions are published for.
 pub const DEFAULT_NAMESPACE: &str = "flux-system";
 
-/// Multi-tenancy lockdown (DESIGN.md section 4).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Multi-tenancy lockdown (DESIGN.md section 4): the `multitenancy` attribute, field for field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Multitenancy {
     /// Adds the lockdown flags and runs the sync Kustomization as kustomize-controller.
     pub enabled: bool,
@@ -88,8 +89,9 @@ pub fn selected_components(options: &RenderOptions) -> Vec<String> {
     all.into_iter().collect()
 }
 
-/// A Flux Operator cluster size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A Flux Operator cluster size, by the name `scaling.size` gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Size {
     Small,
     Medium,
@@ -98,19 +100,11 @@ pub enum Size {
 
 impl Size {
     pub const NAMES: [&'static str; 3] = ["small", "medium", "large"];
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "small" => Some(Self::Small),
-            "medium" => Some(Self::Medium),
-            "large" => Some(Self::Large),
-            _ => None,
-        }
-    }
 }
 
-/// The `scaling` attribute. `None` everywhere leaves the distribution's values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The `scaling` attribute, field for field. `None` everywhere leaves the distribution's
+/// values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scaling {
     pub size: Option<Size>,
     pub concurrent: Option<i64>,
@@ -184,7 +178,7 @@ impl Ref {
 }
 
 /// OCI artifact signature verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verify {
     /// Only `cosign`.
     pub provider: String,
@@ -215,8 +209,9 @@ pub enum PatchKind {
     Json6902(Vec<Value>),
 }
 
-/// Which objects a patch applies to; `None` fields match anything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which objects a patch applies to (a patch's `target`, field for field); `None` fields
+/// match anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub group: Option<String>,
     pub version: Option<String>,
@@ -232,6 +227,23 @@ pub struct Patch {
     pub kind: PatchKind,
     /// `Target::default()` (every field unset) means no target.
     pub target: Target,
+}
+
+impl PatchKind {
+    /// Reads a patch as written in the configuration: a YAML (or JSON) object is a strategic
+    /// merge, a list is JSON 6902 operations. The error says what is wrong with the text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match serde_yaml_ng::from_str(text) {
+            Ok(Value::Array(operations)) => Ok(Self::Json6902(operations)),
+            Ok(object @ Value::Object(_)) => Ok(Self::StrategicMerge(object)),
+            Ok(_) => Err(
+                "A patch is a YAML/JSON object (strategic merge) or a list of JSON6902 \
+                 operations."
+                    .into(),
+            ),
+            Err(e) => Err(format!("The patch is not valid YAML or JSON: {e}")),
+        }
+    }
 }
 
 impl Target {

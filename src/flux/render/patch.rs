@@ -501,4 +501,22 @@ mod tests {
         assert!(parse_selector("").unwrap().is_empty());
         assert!(parse_selector("a notin (b)").is_err());
     }
+
+    #[test]
+    fn patches_parse_by_shape() {
+        assert_eq!(
+            PatchKind::parse("spec:\n  replicas: 2\n"),
+            Ok(PatchKind::StrategicMerge(
+                json!({ "spec": { "replicas": 2 } })
+            ))
+        );
+        assert_eq!(
+            PatchKind::parse("- op: remove\n  path: /spec/replicas\n"),
+            Ok(PatchKind::Json6902(vec![
+                json!({ "op": "remove", "path": "/spec/replicas" })
+            ]))
+        );
+        assert!(PatchKind::parse("just text").is_err_and(|e| e.contains("list of JSON6902")));
+        assert!(PatchKind::parse("{ not: [valid").is_err_and(|e| e.contains("not valid YAML")));
+    }
 }

@@ -278,6 +278,15 @@ mod tests {
         render(&fixture(), &options).unwrap().objects
     }
 
+    #[test]
+    fn every_size_name_reads_as_a_size() {
+        let read: Vec<Size> = Size::NAMES
+            .iter()
+            .map(|name| serde_json::from_value(json!(name)).expect(name))
+            .collect();
+        assert_eq!(read, [Size::Small, Size::Medium, Size::Large]);
+    }
+
     fn sized(size: Size) -> Vec<Value> {
         scaled(Scaling {
             size: Some(size),
