@@ -16,7 +16,7 @@
 //!
 //! Beside that flow: [`tenant`] renders a tenant's namespaces, RBAC and sync; [`placement`]
 //! places names on shards (the `shard_for` function's public rendezvous-hashing contract);
-//! [`objects`] finds Flux objects in a live cluster. Shared by all of them: [`manifest`] (the
+//! [`objects`] finds Flux objects in a live cluster and [`status`] reports how Flux is doing there. Shared by all of them: [`manifest`] (the
 //! untyped object model, YAML in and out), [`syntax`] and [`interval`] (input checks) and
 //! [`error`]. Distributions are fetched with the crate's one HTTP client ([`crate::net`]).
 
@@ -27,6 +27,7 @@ pub mod objects;
 pub mod placement;
 pub mod render;
 pub mod source;
+pub mod status;
 pub mod syntax;
 pub mod tenant;
 

@@ -1,110 +1,30 @@
-//! Data source `gitlabflux_flux_status`: how Flux is doing in a cluster: each controller's
-//! readiness and version, and the readiness and revision of the `flux-system` source and
-//! Kustomization, and the shard layout (which controllers serve each shard, how many Flux
-//! objects each shard has).
+//! Data source `gitlabflux_flux_status`: how Flux is doing in a cluster, as
+//! [`crate::flux::status`] reads it.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
 
-use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, kube};
+use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, kube_client};
 use super::support::kube_error;
-use crate::flux::objects::{count_by_label, find};
 use crate::flux::render::DEFAULT_NAMESPACE;
-use crate::flux::render::shards::layout;
-use crate::kube::{KubeClient, ObjRef, readiness};
+use crate::flux::status;
 use crate::tfplug::{Attribute, Block, Ctx, DataSource, DiagResult, Nesting, Schema, Value};
 
 pub struct FluxStatus;
 
-const SOURCE_KINDS: [(&str, &str); 2] = [
-    ("source.toolkit.fluxcd.io/v1", "GitRepository"),
-    ("source.toolkit.fluxcd.io/v1", "OCIRepository"),
-];
-
 #[derive(Deserialize)]
 struct Config {
     namespace: Option<String>,
-    /// Carried through: [`kube`] reads the connection from the value itself.
     cluster: Option<ClusterModel>,
 }
 
+/// The data source's attributes: what was asked, and what was found.
 #[derive(Serialize)]
 struct Status {
     namespace: String,
     cluster: Option<ClusterModel>,
-    controllers: Vec<Controller>,
-    source: Option<ObjectStatus>,
-    kustomization: Option<ObjectStatus>,
-    ready: bool,
     #[serde(flatten)]
-    shards: ShardLayout,
-}
-
-#[derive(Serialize)]
-struct Controller {
-    name: Option<String>,
-    ready: bool,
-    version: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ObjectStatus {
-    kind: Option<String>,
-    ready: bool,
-    message: Option<String>,
-    revision: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ShardLayout {
-    sharding_key: Option<String>,
-    shards: Vec<ShardStatus>,
-    unsharded_objects: usize,
-}
-
-#[derive(Serialize)]
-struct ShardStatus {
-    name: String,
-    controllers: Vec<String>,
-    ready: bool,
-    objects: usize,
-}
-
-/// Readiness by the apply engine's rule, and the Ready condition's message.
-fn ready(obj: &Json) -> (bool, Option<String>) {
-    let message = readiness::condition(obj, "Ready")
-        .and_then(|c| c["message"].as_str())
-        .map(str::to_string);
-    (readiness::flux(obj).is_ok(), message)
-}
-
-fn deployment_ready(d: &Json) -> bool {
-    readiness::deployment(d).is_ok()
-}
-
-fn image_version(d: &Json) -> Option<String> {
-    d["spec"]["template"]["spec"]["containers"][0]["image"]
-        .as_str()
-        .and_then(|i| i.rsplit_once(':'))
-        .map(|(_, tag)| tag.to_string())
-}
-
-fn text(v: &Json) -> Option<String> {
-    v.as_str().map(str::to_string)
-}
-
-impl ObjectStatus {
-    fn of(o: &Json) -> Self {
-        let (ready, message) = ready(o);
-        Self {
-            kind: text(&o["kind"]),
-            ready,
-            message,
-            revision: text(&o["status"]["artifact"]["revision"])
-                .or_else(|| text(&o["status"]["lastAppliedRevision"])),
-        }
-    }
+    found: status::FluxStatus,
 }
 
 fn object_status_attributes() -> Vec<Attribute> {
@@ -174,92 +94,16 @@ impl DataSource<ProviderData> for FluxStatus {
     }
 
     async fn read(&self, ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<Value> {
-        let client = kube(ctx, config).await?;
         let Config { namespace, cluster } = config.decode()?;
+        let client = kube_client(ctx, cluster.as_ref()).await?;
         let namespace = namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into());
-        let deployments = client
-            .list(
-                "apps/v1",
-                "Deployment",
-                Some(&namespace),
-                Some("app.kubernetes.io/part-of=flux"),
-            )
+        let found = status::read(&client, &namespace)
             .await
             .map_err(kube_error)?;
-        let controllers = deployments
-            .iter()
-            .map(|d| Controller {
-                name: text(&d["metadata"]["name"]),
-                ready: deployment_ready(d),
-                version: image_version(d),
-            })
-            .collect();
-        let mut source = None;
-        for (api_version, kind) in SOURCE_KINDS {
-            let r = ObjRef::new(api_version, kind, Some(&namespace), "flux-system");
-            if let Ok(Some(found)) = client.get(&r).await {
-                source = Some(found);
-                break;
-            }
-        }
-        let ks_ref = ObjRef::new(
-            "kustomize.toolkit.fluxcd.io/v1",
-            "Kustomization",
-            Some(&namespace),
-            "flux-system",
-        );
-        let kustomization = client.get(&ks_ref).await.ok().flatten();
-        let all_ready = !deployments.is_empty()
-            && deployments.iter().all(deployment_ready)
-            && source.as_ref().is_some_and(|s| ready(s).0)
-            && kustomization.as_ref().is_some_and(|k| ready(k).0);
-        let shards = shard_layout(&client, &deployments).await?;
         Value::encode(&Status {
             namespace,
             cluster,
-            controllers,
-            source: source.as_ref().map(ObjectStatus::of),
-            kustomization: kustomization.as_ref().map(ObjectStatus::of),
-            ready: all_ready,
-            shards,
+            found,
         })
     }
-}
-
-/// The shard layout, from one listing of Flux objects.
-async fn shard_layout(client: &KubeClient, deployments: &[Json]) -> DiagResult<ShardLayout> {
-    let found = layout(deployments);
-    let objects = find(client, None).await.map_err(kube_error)?;
-    let counts = found
-        .key
-        .as_deref()
-        .map(|key| count_by_label(&objects, key))
-        .unwrap_or_default();
-    let count = |shard: Option<&str>| counts.get(&shard.map(str::to_string)).copied();
-    let shards = found
-        .shards
-        .iter()
-        .map(|(shard, controllers)| ShardStatus {
-            name: shard.clone(),
-            controllers: controllers.clone(),
-            ready: deployments
-                .iter()
-                .filter(|d| {
-                    controllers
-                        .iter()
-                        .any(|c| d["metadata"]["name"] == c.as_str())
-                })
-                .all(deployment_ready),
-            objects: count(Some(shard)).unwrap_or(0),
-        })
-        .collect();
-    let unsharded_objects = match found.key {
-        Some(_) => count(None).unwrap_or(0),
-        None => objects.len(),
-    };
-    Ok(ShardLayout {
-        sharding_key: found.key,
-        shards,
-        unsharded_objects,
-    })
 }
