@@ -1,5 +1,6 @@
 //! Protocol behaviours that Terraform 1.11 cannot trigger, driven over a real mTLS gRPC
-//! connection: a client that does not announce write-only support, and unknown names.
+//! connection: a client that does not announce write-only support, unknown names, and a
+//! message past tonic's default size limit.
 
 mod common;
 
@@ -146,4 +147,22 @@ async fn state_from_a_newer_schema_is_refused_and_current_state_decodes() {
         !holds(b"dropped_long_ago"),
         "unknown attributes are dropped"
     );
+}
+
+#[tokio::test]
+async fn messages_past_tonics_default_limit_are_served() {
+    let (_plugin, mut client) = client().await;
+    // 5 MiB, past tonic's 4 MiB default and far below Go providers' 256 MiB.
+    let big = "x".repeat(5 * 1024 * 1024);
+    let config = json(serde_json::json!({"name": "w", "tags": {"big": big}}));
+    let answer = client
+        .validate_resource_config(validate_resource_config::Request {
+            type_name: "gitlabflux_test_widget".into(),
+            config,
+            client_capabilities: None,
+        })
+        .await
+        .expect("a 5 MiB configuration reaches the provider")
+        .into_inner();
+    assert!(answer.diagnostics.is_empty(), "{:?}", answer.diagnostics);
 }

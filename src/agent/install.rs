@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::AgentError;
 use super::token::{TOKEN_HASH_ANNOTATION, token_hash};
 use crate::kube::engine::{Lifecycle, inventory_id};
-use crate::kube::{KubeClient, ObjRef};
+use crate::kube::{KubeClient, ObjRef, managed_labels};
 
 pub const DEFAULT_IMAGE: &str =
     "registry.gitlab.com/gitlab-org/cluster-integration/gitlab-agent/agentk:v18.5.0";
@@ -70,14 +70,12 @@ fn binding_name(spec: &InstallSpec) -> String {
 }
 
 fn labels(spec: &InstallSpec) -> Value {
-    json!({
-        "app.kubernetes.io/name": spec.name,
-        "app.kubernetes.io/component": "agentk",
-        "app.kubernetes.io/managed-by": "gitlabflux",
-    })
+    let mut labels = managed_labels("agentk");
+    labels.insert("app.kubernetes.io/name".into(), spec.name.clone());
+    json!(labels)
 }
 
-/// Every object, in apply order.
+/// Every object; the engine decides the order they are applied in.
 fn objects(spec: &InstallSpec) -> Vec<Value> {
     let mut out = vec![
         json!({"apiVersion": "v1", "kind": "Namespace",

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gitlab::{AgentToken, GitlabClient, GitlabError};
 use crate::keys::rotation::{ConfirmPolicy, OverlapRotation, RotationError, rotate};
-use crate::kube::{KubeClient, KubeError, ObjRef};
+use crate::kube::{KubeClient, KubeError, ObjRef, managed_labels};
 use crate::secret::Secret;
 
 /// Pod template annotation: hash of the token the pods started with. A workload restarted
@@ -95,6 +95,34 @@ pub enum TokenError {
     Cancelled,
 }
 
+impl TokenError {
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Gitlab(e) => e.summary(),
+            Self::Kube(e) => e.summary(),
+            Self::NotConfirmed(_) => "New agent token not confirmed in use".into(),
+            Self::Cancelled => "Rotation cancelled".into(),
+        }
+    }
+
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Gitlab(e) => e.detail(),
+            Self::Kube(e) => e.detail(),
+            Self::NotConfirmed(t) => format!(
+                "The new token was written to the Secret and the workloads were restarted, but \
+                 agentk did not use it within {}s (rotation.confirm_timeout). The previous \
+                 token was kept active, so the cluster still has a valid token. Check that the \
+                 restarted Deployment mounts the Secret and can reach GitLab, then apply again.",
+                t.as_secs()
+            ),
+            Self::Cancelled => {
+                "Terraform was interrupted; the previous token was kept active.".into()
+            }
+        }
+    }
+}
+
 /// The rotation steps for one agent token.
 struct TokenRotation<'a> {
     client: &'a GitlabClient,
@@ -140,17 +168,8 @@ impl OverlapRotation for TokenRotation<'_> {
         let Some(d) = &self.spec.delivery else {
             return Ok(());
         };
-        let labels = BTreeMap::from([
-            (
-                "app.kubernetes.io/managed-by".to_string(),
-                "gitlabflux".to_string(),
-            ),
-            (
-                "app.kubernetes.io/component".to_string(),
-                "agent-token".to_string(),
-            ),
-            (TOKEN_ID_LABEL.to_string(), token.id.to_string()),
-        ]);
+        let mut labels = managed_labels("agent-token");
+        labels.insert(TOKEN_ID_LABEL.into(), token.id.to_string());
         let t = &d.target;
         d.kube
             .write_secret_key(&t.namespace, &t.name, &t.key, value, &labels)

@@ -1,5 +1,6 @@
-//! GitLab domain layer: naming rules, and the REST client resources call (typed endpoints,
-//! pagination, retries, rate limits, single-flight caching (`crate::single_flight`)). Resources hold no HTTP.
+//! The GitLab client layer: its settings, naming rules, and the REST client the domain
+//! modules call (typed endpoints, pagination, retries, rate limits, single-flight caching
+//! (`crate::single_flight`)). Nothing above it holds HTTP.
 
 mod agents;
 mod client;

@@ -21,6 +21,21 @@ use crate::net::{self, Backoff};
 /// Field manager of everything the provider applies.
 pub const FIELD_MANAGER: &str = "gitlabflux";
 
+/// Labels on every object the provider creates itself (as opposed to rendering from a
+/// distribution): who manages it and which part of the product it belongs to.
+pub fn managed_labels(component: &str) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            FIELD_MANAGER.to_string(),
+        ),
+        (
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        ),
+    ])
+}
+
 /// Addresses one object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjRef {

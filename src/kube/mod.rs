@@ -21,7 +21,7 @@ mod workload;
 #[cfg(test)]
 mod tests;
 
-pub use client::{FIELD_MANAGER, KubeClient, ObjRef};
+pub use client::{FIELD_MANAGER, KubeClient, ObjRef, managed_labels};
 pub use clusters::Clusters;
 pub use error::KubeError;
 pub use settings::{ClusterSettings, ExecSettings};

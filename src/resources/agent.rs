@@ -8,8 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::context::{ProviderData, gitlab};
-use super::support::split_import_id;
-use crate::agent::AgentError;
+use super::support::{agent_error, split_import_id};
 use crate::agent::config::{
     AccessAs, AgentConfig, CiAccess, CiAccessEntry, Empty, Flux, IdEntry, Impersonate,
     ImpersonateExtra, Logging, MAX_ENTRIES, Observability, UserAccess, UserAccessAs,
@@ -402,17 +401,6 @@ impl AgentModel {
     }
 }
 
-/// An agent error as a diagnostic, on `project` when the project could not be read.
-fn agent_error(e: AgentError) -> Diagnostics {
-    let d = Diagnostic::error(e.summary(), e.detail());
-    match e {
-        AgentError::Project(_) => d.at(AttrPath::root().attr("project")),
-        AgentError::Config(_) => d.at(AttrPath::root().attr("config")),
-        _ => d,
-    }
-    .into()
-}
-
 impl Agent {
     /// Registers the agent unless `model` already holds it, and syncs its file.
     async fn apply(&self, ctx: &Ctx<ProviderData>, mut model: AgentModel) -> DiagResult<NewState> {
@@ -485,13 +473,13 @@ impl Resource<ProviderData> for Agent {
     }
 
     async fn validate(&self, _ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<()> {
-        // Checked once the whole configuration is known; unknown parts wait for the plan.
-        // Only `config` is read: defaults are not applied to a configuration yet.
+        // Only `config`, once known: defaults are not applied to a configuration yet, and
+        // other attributes (often the project) may still be unknown.
         #[derive(Deserialize)]
         struct ConfigOnly {
             config: Option<ConfigModel>,
         }
-        if config.is_wholly_known() {
+        if config.knows(&["config"]) {
             let model: ConfigOnly = config.decode()?;
             agent_config(model.config.as_ref())?;
         }
@@ -503,20 +491,44 @@ impl Resource<ProviderData> for Agent {
         _ctx: &Ctx<ProviderData>,
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
-        // With the whole configuration known, the file and the context are known too; a
-        // partly unknown configuration leaves them unknown until apply.
-        if plan.is_destroy() || !plan.config.is_wholly_known() {
-            return Ok(());
+        // Each computed value is planned as soon as what it follows from is known.
+        #[derive(Deserialize)]
+        struct Inputs {
+            project: Option<String>,
+            name: Option<String>,
+            config: Option<ConfigModel>,
         }
-        let mut model: AgentModel = plan.planned.decode()?;
-        let config = agent_config(model.config.as_ref())?;
-        model.config_file_path = Some(config_file_path(&model.name));
-        model.config_yaml = registration::render(config.as_ref()).map_err(agent_error)?;
-        // A numeric project ID says nothing of the path: the context waits for apply.
-        if model.project.contains('/') {
-            model.kubecontext = Some(registration::kubecontext(&model.project, &model.name));
+        #[derive(Serialize)]
+        struct FilePath {
+            config_file_path: String,
         }
-        plan.set_planned(&model)
+        #[derive(Serialize)]
+        struct FileContent {
+            config_yaml: Option<String>,
+        }
+        #[derive(Serialize)]
+        struct Context {
+            kubecontext: String,
+        }
+        let inputs: Inputs = plan.planned.decode()?;
+        if let Some(name) = inputs.name.as_deref().filter(|_| plan.knows(&["name"])) {
+            plan.overlay(&FilePath {
+                config_file_path: config_file_path(name),
+            })?;
+            // A numeric project ID says nothing of the path: the context waits for apply.
+            if let Some(project) = inputs.project.as_deref().filter(|p| p.contains('/')) {
+                plan.overlay(&Context {
+                    kubecontext: registration::kubecontext(project, name),
+                })?;
+            }
+        }
+        if plan.knows(&["config"]) {
+            let config = agent_config(inputs.config.as_ref())?;
+            plan.overlay(&FileContent {
+                config_yaml: registration::render(config.as_ref()).map_err(agent_error)?,
+            })?;
+        }
+        Ok(())
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {

@@ -4,11 +4,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::context::{ProviderData, gitlab};
-use crate::agent::AgentError;
+use super::support::agent_error;
 use crate::agent::registration;
-use crate::tfplug::{
-    AttrPath, Attribute, Block, Ctx, DataSource, DiagResult, Diagnostic, Schema, Value,
-};
+use crate::tfplug::{Attribute, Block, Ctx, DataSource, DiagResult, Schema, Value};
 
 pub struct AgentData;
 
@@ -45,18 +43,7 @@ impl DataSource<ProviderData> for AgentData {
         let mut model: AgentDataModel = config.decode()?;
         let facts = registration::lookup(gitlab(ctx)?, &model.project, &model.name)
             .await
-            .map_err(|e| {
-                let at = match &e {
-                    AgentError::Project(_) => Some("project"),
-                    AgentError::AgentNotFound { .. } => Some("name"),
-                    _ => None,
-                };
-                let d = Diagnostic::error(e.summary(), e.detail());
-                match at {
-                    Some(attr) => d.at(AttrPath::root().attr(attr)),
-                    None => d,
-                }
-            })?;
+            .map_err(agent_error)?;
         model.agent_id = Some(facts.registration.agent_id);
         model.kubecontext = Some(facts.kubecontext);
         model.created_at = Some(facts.registration.created_at);

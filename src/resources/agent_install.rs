@@ -11,19 +11,19 @@ use serde::{Deserialize, Serialize};
 use super::context::{
     ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
 };
-use super::support::{gitlab_error, split_import_id};
+use super::support::{agent_error, gitlab_error, split_import_id};
 use crate::agent::AgentError;
 use crate::agent::install::{self, DEFAULT_IMAGE, InstallSpec, Rbac};
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
-    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
-    PlanContext, Resource, Schema,
+    ApplyRequest, Attribute, Block, Ctx, DiagResult, NewState, PlanContext, Resource, Schema,
 };
 
 pub struct AgentInstall;
 
-/// How long a destroy may wait for agentk's objects to be gone.
-const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long an apply may wait for new kinds to be served, and a destroy for agentk's objects
+/// to be gone.
+const TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The resource's attributes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,15 +66,6 @@ impl InstallModel {
     }
 }
 
-fn install_error(e: AgentError) -> Diagnostics {
-    let d = Diagnostic::error(e.summary(), e.detail());
-    match e {
-        AgentError::NoAgentServer => d.at(AttrPath::root().attr("kas_address")),
-        _ => d,
-    }
-    .into()
-}
-
 impl AgentInstall {
     async fn apply(
         &self,
@@ -88,12 +79,12 @@ impl AgentInstall {
                 .await
                 .map_err(gitlab_error)?
                 .kas_external_url
-                .ok_or_else(|| install_error(AgentError::NoAgentServer))?,
+                .ok_or_else(|| agent_error(AgentError::NoAgentServer))?,
         };
         let kube = kube_client(ctx, model.cluster.as_ref()).await?;
-        install::install(&kube, &model.spec(kas_address.clone()), TEARDOWN_TIMEOUT)
+        install::install(&kube, &model.spec(kas_address.clone()), TIMEOUT)
             .await
-            .map_err(install_error)?;
+            .map_err(agent_error)?;
         model.kas_address = Some(kas_address);
         model.token_in_sync = Some(true);
         NewState::encode(&model)
@@ -149,7 +140,7 @@ impl Resource<ProviderData> for AgentInstall {
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
         // A token the pods have not picked up is drift to repair: plan it back to true.
-        if !plan.is_create() && !plan.is_destroy() && plan.config.is_wholly_known() {
+        if !plan.is_create() && plan.config.is_wholly_known() {
             let mut model: InstallModel = plan.planned.decode()?;
             model.token_in_sync = Some(true);
             plan.set_planned(&model)?;
@@ -175,7 +166,7 @@ impl Resource<ProviderData> for AgentInstall {
         let spec = model.spec(model.kas_address.clone().unwrap_or_default());
         let Some((observed, in_sync)) = install::observe_live(&kube, &spec)
             .await
-            .map_err(install_error)?
+            .map_err(agent_error)?
         else {
             return Ok(None);
         };
@@ -194,9 +185,9 @@ impl Resource<ProviderData> for AgentInstall {
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
         let model: InstallModel = prior.state.decode()?;
         let kube = kube_client(ctx, model.cluster.as_ref()).await?;
-        install::uninstall(&kube, &model.spec(String::new()), TEARDOWN_TIMEOUT)
+        install::uninstall(&kube, &model.spec(String::new()), TIMEOUT)
             .await
-            .map_err(install_error)
+            .map_err(agent_error)
     }
 
     async fn import(&self, _ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {

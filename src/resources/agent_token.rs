@@ -214,27 +214,14 @@ fn rotation_due(prior: &Value, planned: &Value) -> bool {
 }
 
 fn token_error(e: TokenError) -> Diagnostics {
+    let d = Diagnostic::error(e.summary(), e.detail());
     match e {
-        TokenError::Gitlab(e) => Diagnostic::error(e.summary(), e.detail()).into(),
-        TokenError::Kube(e) => Diagnostic::error(e.summary(), e.detail()).into(),
-        TokenError::NotConfirmed(t) => Diagnostic::error(
-            "New agent token not confirmed in use",
-            format!(
-                "The new token was written to the Secret and the workloads were restarted, but \
-                 agentk did not use it within {}s (rotation.confirm_timeout). The previous \
-                 token was kept active, so the cluster still has a valid token. Check that the \
-                 restarted Deployment mounts the Secret and can reach GitLab, then apply again.",
-                t.as_secs()
-            ),
-        )
-        .at(AttrPath::root().attr("rotation").attr("confirm_timeout"))
-        .into(),
-        TokenError::Cancelled => Diagnostic::error(
-            "Rotation cancelled",
-            "Terraform was interrupted; the previous token was kept active.",
-        )
-        .into(),
+        TokenError::NotConfirmed(_) => {
+            d.at(AttrPath::root().attr("rotation").attr("confirm_timeout"))
+        }
+        _ => d,
     }
+    .into()
 }
 
 impl AgentTokenResource {
@@ -350,9 +337,6 @@ impl Resource<ProviderData> for AgentTokenResource {
         _ctx: &Ctx<ProviderData>,
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
-        if plan.is_destroy() {
-            return Ok(());
-        }
         if !plan.is_create() {
             if rotation_due(&plan.prior, &plan.planned) {
                 plan.mark_unknown(&TOKEN_FACTS);

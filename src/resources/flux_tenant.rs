@@ -255,8 +255,11 @@ impl Resource<ProviderData> for FluxTenant {
             name: Option<String>,
             service_account: Option<String>,
         }
+        // An unknown account decodes as absent too, but Terraform requires the plan to keep
+        // a configured value, unknown or not: only a null one takes the name.
         let configured: Naming = plan.config.decode()?;
         if configured.service_account.is_none()
+            && plan.config.knows(&["service_account"])
             && let Some(name) = plan.planned.decode::<Naming>()?.name
         {
             plan.set_planned_part(&Naming {
@@ -468,5 +471,29 @@ mod tests {
         let naming: Naming = plan.planned.decode().expect("decodes");
         assert_eq!(naming.service_account.as_deref(), Some("a"));
         assert!(!plan.knows(&["namespaces"]), "still unknown");
+    }
+
+    #[tokio::test]
+    async fn a_configured_account_still_unknown_stays_unknown() {
+        let schema = FluxTenant.schema();
+        let mut config = test_state(&schema, json!({ "name": "a", "source": { "url": "u" } }));
+        if let Value::Object(fields) = &mut config {
+            fields.insert("service_account".into(), Value::unknown());
+        }
+        let mut plan = PlanContext {
+            prior: Value::Null,
+            config: config.clone(),
+            planned: config,
+            requires_replace: Vec::new(),
+            prior_private: Vec::new(),
+            planned_private: Vec::new(),
+        };
+        let ctx = Ctx::new(None, tokio_util::sync::CancellationToken::new());
+        FluxTenant
+            .modify_plan(&ctx, &mut plan)
+            .await
+            .expect("planned");
+        // Terraform refuses a plan that replaces a configured value, even an unknown one.
+        assert!(!plan.knows(&["service_account"]));
     }
 }

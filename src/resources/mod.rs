@@ -1,5 +1,6 @@
-//! Resources, data sources and functions: one file each, schema and mapping only. Domain
-//! logic lives in `gitlab`, `kube`, `flux` and `keys`.
+//! Resources, data sources and functions: one file each, a schema and a typed model of its
+//! attributes, calling into one domain module (`agent`, `flux`, `keys`). No HTTP, YAML or raw
+//! Kubernetes objects here; `context` holds what every resource is handed.
 
 use std::sync::Arc;
 

@@ -1,10 +1,11 @@
-//! Small helpers shared by resource files: reading and building values, composing typed
-//! models, turning domain errors into diagnostics, and the engine lifecycle of resources that
-//! own their objects.
+//! Small helpers shared by resource files: import IDs, composing typed models, turning domain
+//! errors into diagnostics on their attribute, durations, and the engine lifecycle of
+//! resources that own their objects.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::agent::AgentError;
 use crate::gitlab::GitlabError;
 use crate::kube::KubeError;
 use crate::kube::engine::{ApplyOptions, EngineError, Lifecycle};
@@ -33,6 +34,24 @@ pub fn split_import_id<'a>(
 
 pub fn gitlab_error(e: GitlabError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).into()
+}
+
+/// An agent-domain failure, on the attribute of the input it concerns. Every agent resource
+/// names those inputs alike (`project`, `name`, `config`, `kas_address`).
+pub fn agent_error(e: AgentError) -> Diagnostics {
+    let at = match &e {
+        AgentError::Project(_) => Some("project"),
+        AgentError::AgentNotFound { .. } => Some("name"),
+        AgentError::Config(_) => Some("config"),
+        AgentError::NoAgentServer => Some("kas_address"),
+        _ => None,
+    };
+    let d = Diagnostic::error(e.summary(), e.detail());
+    match at {
+        Some(attr) => d.at(AttrPath::root().attr(attr)),
+        None => d,
+    }
+    .into()
 }
 
 pub fn engine_error(e: EngineError) -> Diagnostics {

@@ -40,15 +40,25 @@ impl Value {
                 )
             } else {
                 Diagnostic::error(
-                    "Unexpected attribute value",
+                    "Unusable attribute value",
                     format!(
-                        "The value of {path} does not fit what the provider expects there. This \
-                         is a bug in the provider; please report it."
+                        "The value of {path} cannot be used here: null elements in lists and \
+                         maps, and fractions where a whole number belongs, are not accepted. If \
+                         the value is none of these, this is a bug in the provider; please \
+                         report it."
                     ),
                 )
             };
             diagnostic.at(path).into()
         })
+    }
+
+    /// Whether these top-level attributes are wholly known: a model reads unknown as absent,
+    /// so code that must tell them apart asks first.
+    pub fn knows(&self, attributes: &[&str]) -> bool {
+        attributes
+            .iter()
+            .all(|name| self.get_attr(name).is_none_or(Value::is_wholly_known))
     }
 
     /// Encodes a typed model as an untyped value (see the module doc).
@@ -87,7 +97,8 @@ impl NewState {
 impl PlanContext {
     /// Replaces the planned state with `model`, keeping unknown every value the plan had as
     /// unknown where the model has nothing: a model decoded from the plan reads an unknown as
-    /// `None`, and writing it back must not turn it into null.
+    /// `None`, and writing it back must not turn it into null. So `None` here means "not
+    /// known", never "null": to plan a known null, use [`Self::overlay`].
     pub fn set_planned<T: Serialize>(&mut self, model: &T) -> DiagResult<()> {
         let new = Value::encode(model)?;
         self.planned = keep_unknowns(new, &self.planned);
@@ -142,11 +153,7 @@ impl PlanContext {
     /// unknown as absent, so plan-time checks that must not mistake one for the other ask
     /// first.
     pub fn knows(&self, attributes: &[&str]) -> bool {
-        attributes.iter().all(|name| {
-            self.planned
-                .get_attr(name)
-                .is_none_or(Value::is_wholly_known)
-        })
+        self.planned.knows(attributes)
     }
 }
 

@@ -31,6 +31,9 @@ use super::tls::{self, ServerIdentity};
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
 pub const MAGIC_COOKIE_VALUE: &str =
     "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+/// Largest gRPC message either way. Go providers accept 256 MiB; tonic's default of 4 MiB
+/// would turn a large plan (a 5 MiB patch, a big inventory) into an opaque "Plugin error".
+const MAX_MESSAGE_SIZE: usize = 256 * 1024 * 1024;
 const CORE_PROTOCOL_VERSION: u32 = 1;
 const APP_PROTOCOL_VERSION: u32 = 6;
 /// How long an unauthenticated peer may take over the TLS handshake.
@@ -203,8 +206,11 @@ async fn run_grpc<P: Provider>(
         let _ = std::fs::remove_file(&socket_path);
         std::process::exit(0);
     });
+    let provider_service = ProviderServer::new(PluginServer::new(provider))
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
     tonic::transport::Server::builder()
-        .add_service(ProviderServer::new(PluginServer::new(provider)))
+        .add_service(provider_service)
         .add_service(grpc_controller_server::GrpcControllerServer::new(
             controller,
         ))

@@ -22,7 +22,7 @@
 //! [`crate::flux::syntax`], [`crate::flux::interval`], and [`crate::flux::placement`] for
 //! shard names); none imports the pipeline or another stage (their tests render through
 //! [`render`]). Outside the pipeline, [`crate::flux::tenant`] reuses the [`sync`] stage's
-//! source object and checks, and `gitlabflux_flux_status` reads live shards back with
+//! source object and checks, and [`crate::flux::status`] reads live shards back with
 //! [`shards::layout`].
 
 pub mod install;

@@ -3,7 +3,7 @@
 //! ([`cache`]). The result is a [`Distribution`]: the manifests, parsed once, that
 //! [`super::render`](mod@super::render) turns into what a bootstrap applies.
 //!
-//! The HTTP client comes from [`super::http`]; parsing goes through [`super::manifest`], the
+//! The HTTP client comes from [`crate::net`]; parsing goes through [`super::manifest`], the
 //! object model the renderer shares.
 
 pub mod cache;

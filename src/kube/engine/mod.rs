@@ -1,4 +1,5 @@
-//! The apply engine behind `gitlabflux_flux_bootstrap`: server-side apply of a whole manifest
+//! The apply engine behind every resource that owns a set of objects (the Flux bootstrap,
+//! tenants, agentk's install): server-side apply of a whole manifest
 //! set in dependency order (CRDs and Namespaces first, then everything else concurrently),
 //! readiness waits, pruning of objects that left the set, drift detection, and a teardown
 //! that never hangs on finalizers.

@@ -1,9 +1,8 @@
 //! ValidateDataResourceConfig and ReadDataSource: a data source only reads, so it has no plan,
 //! apply or state upgrade of its own.
 
-use super::{PluginServer, diagnostics_of, ensure_wholly_known, guarded, respond};
+use super::{PluginServer, diagnostics_of, guarded, respond};
 use crate::tfplug::convert::{self, decode_dynamic, encode_dynamic};
-use crate::tfplug::plan;
 use crate::tfplug::proto::tfplugin6 as pb;
 use crate::tfplug::resource::Provider;
 
@@ -28,9 +27,8 @@ pub(super) async fn read_data_source<P: Provider>(
         let entry = server.data_source(&req.type_name)?;
         let config = decode_dynamic(req.config.as_ref(), &entry.ty, "configuration")?;
         let ctx = server.ctx();
-        let mut state = entry.item.read(&ctx, &config).await?;
-        plan::strip_write_only(&entry.schema.block, &mut state);
-        ensure_wholly_known(&state, entry.item.type_name())?;
+        let state = entry.item.read(&ctx, &config).await?;
+        let state = entry.settled(state, entry.item.type_name(), "data source result")?;
         Ok(pb::read_data_source::Response {
             state: Some(encode_dynamic(&state, &entry.ty, "data source result")?),
             diagnostics: convert::diagnostics(ctx.take_warnings()),

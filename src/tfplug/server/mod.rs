@@ -57,6 +57,21 @@ impl<T: ?Sized> Entry<T> {
         plan::validate_config(&self.schema.block, &config, write_only_allowed, &mut diags);
         diags.into_result().map(|()| config)
     }
+
+    /// A state a handler produced, ready to answer with: conformed to the schema's type
+    /// (typed models encode untyped, and write-only clearing walks typed sets and maps),
+    /// write-only values cleared, nothing unknown.
+    fn settled(&self, state: Value, type_name: &str, what: &str) -> DiagResult<Value> {
+        let mut state = state.conform(&self.ty).map_err(|e| {
+            Diagnostic::error(
+                "Provider produced an invalid value",
+                format!("The {what} does not match the schema: {e}. This is a bug in the provider; please report it."),
+            )
+        })?;
+        plan::strip_write_only(&self.schema.block, &mut state);
+        ensure_wholly_known(&state, type_name)?;
+        Ok(state)
+    }
 }
 
 pub struct PluginServer<P: Provider> {
@@ -199,7 +214,6 @@ async fn guarded<T>(
     }
 }
 
-/// Splits a handler result into (value, diagnostics) for responses that carry both.
 /// Runs a handler whose answer is only its diagnostics (the validations, configure, close).
 async fn diagnostics_of(
     rpc: &'static str,
@@ -210,6 +224,7 @@ async fn diagnostics_of(
     diagnostics
 }
 
+/// Splits a handler result into (value, diagnostics) for responses that carry both.
 fn split<T: Default>(r: DiagResult<T>) -> (T, Vec<pb::Diagnostic>) {
     match r {
         Ok(v) => (v, Vec::new()),

@@ -1,7 +1,7 @@
 //! The managed-resource RPCs: ValidateResourceConfig, UpgradeResourceState, ReadResource,
 //! PlanResourceChange, ApplyResourceChange, ImportResourceState and MoveResourceState.
 
-use super::{PluginServer, diagnostics_of, ensure_wholly_known, guarded, respond, split};
+use super::{PluginServer, diagnostics_of, guarded, respond, split};
 use crate::tfplug::convert::{self, decode_dynamic, encode_dynamic};
 use crate::tfplug::diag::{DiagResult, Diagnostic};
 use crate::tfplug::plan;
@@ -45,7 +45,7 @@ pub(super) async fn upgrade_resource_state<P: Provider>(
         // Every resource on every run comes through here: the schema and its value type
         // are the entry's, computed once, and only older state reaches the resource.
         let current = entry.schema.version;
-        let upgraded = if raw.json.is_empty() {
+        let mut upgraded = if raw.json.is_empty() {
             Value::Null
         } else if req.version == current {
             decode_state(&raw.json, &entry.ty)?
@@ -64,6 +64,10 @@ pub(super) async fn upgrade_resource_state<P: Provider>(
                 .item
                 .upgrade_state(req.version, &raw.json, &entry.ty)?
         };
+        // State stored before an attribute had its default (or by an import that could not
+        // see it) takes the default, as the import rule does: models read defaulted
+        // attributes as present.
+        plan::fill_defaults(&entry.schema.block, &mut upgraded);
         encode_dynamic(&upgraded, &entry.ty, "upgraded state")
     })
     .await;
@@ -97,11 +101,10 @@ async fn read<P: Provider>(
             private: req.private,
         };
         match entry.item.read(&ctx, current).await? {
-            Some(mut new) => {
-                plan::strip_write_only(&entry.schema.block, &mut new.state);
-                ensure_wholly_known(&new.state, entry.item.type_name())?;
-                new
-            }
+            Some(new) => NewState {
+                state: entry.settled(new.state, entry.item.type_name(), "refreshed state")?,
+                private: new.private,
+            },
             None => NewState::new(Value::Null),
         }
     };
@@ -198,14 +201,15 @@ async fn apply<P: Provider>(
             config,
             private: req.planned_private,
         };
-        let mut new = if apply.prior.is_null() {
+        let new = if apply.prior.is_null() {
             entry.item.create(&ctx, apply).await?
         } else {
             entry.item.update(&ctx, apply).await?
         };
-        plan::strip_write_only(&entry.schema.block, &mut new.state);
-        ensure_wholly_known(&new.state, entry.item.type_name())?;
-        new
+        NewState {
+            state: entry.settled(new.state, entry.item.type_name(), "new state")?,
+            private: new.private,
+        }
     };
     Ok(pb::apply_resource_change::Response {
         new_state: Some(encode_dynamic(&new.state, &entry.ty, "new state")?),
