@@ -147,6 +147,12 @@ async fn state_from_a_newer_schema_is_refused_and_current_state_decodes() {
         !holds(b"dropped_long_ago"),
         "unknown attributes are dropped"
     );
+    // The state has no `size`: it takes the schema's default, as an import would, so a
+    // model that reads the defaulted attribute as present can read this state.
+    assert!(
+        holds(b"small"),
+        "a defaulted attribute missing from state takes its default"
+    );
 }
 
 #[tokio::test]
