@@ -14,12 +14,14 @@
 //!    ([`crate::kube::engine`]), which alone decides the order they are applied, pruned and
 //!    deleted in; rendering keeps the order of its files and sorts nothing for applying.
 //!
-//! Beside that flow: [`tenant`] renders a tenant's namespaces, RBAC and sync; [`placement`]
+//! Beside that flow: [`commit`] keeps a bootstrap's rendered files in a GitLab repository;
+//! [`tenant`] renders a tenant's namespaces, RBAC and sync; [`placement`]
 //! places names on shards (the `shard_for` function's public rendezvous-hashing contract);
 //! [`objects`] finds Flux objects in a live cluster and [`status`] reports how Flux is doing there. Shared by all of them: [`manifest`] (the
 //! untyped object model, YAML in and out), [`syntax`] and [`interval`] (input checks) and
 //! [`error`]. Distributions are fetched with the crate's one HTTP client ([`crate::net`]).
 
+pub mod commit;
 pub mod error;
 pub mod interval;
 pub mod manifest;

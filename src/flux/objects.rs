@@ -1,15 +1,18 @@
-//! The Flux custom objects living in a cluster, found by label: what a removed shard still
-//! has assigned, and how many objects each shard serves.
+//! The Flux objects living in a cluster, found by label: what a removed shard still has
+//! assigned, how many objects each shard serves, which shards controllers serve, and the
+//! objects a tenant is read back from.
 //!
 //! Kinds the cluster does not serve (the image controllers' when they are not installed) are
 //! skipped, not errors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
 use super::manifest;
-use crate::kube::{KubeClient, KubeError};
+use super::render::shards::layout;
+use super::tenant::{LiveTenant, TENANT_LABEL};
+use crate::kube::{KubeClient, KubeError, ObjRef};
 
 /// Every Flux kind a controller can be sharded for, at the version Flux serves.
 pub const FLUX_KINDS: [(&str, &str); 10] = [
@@ -60,4 +63,84 @@ pub fn count_by_label(objects: &[Value], key: &str) -> BTreeMap<Option<String>, 
         *counts.entry(value).or_insert(0) += 1;
     }
     counts
+}
+
+/// The Flux objects (in any namespace) whose label `key` names one of `shards`, described
+/// and sorted, by shard; one lookup for all the shards.
+pub async fn shard_users(
+    client: &KubeClient,
+    key: &str,
+    shards: &[String],
+) -> Result<BTreeMap<String, Vec<String>>, KubeError> {
+    let selector = format!("{key} in ({})", shards.join(","));
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for object in find(client, Some(&selector)).await? {
+        if let Some(shard) = manifest::label(&object, key) {
+            users
+                .entry(shard.to_string())
+                .or_default()
+                .push(describe(&object));
+        }
+    }
+    for named in users.values_mut() {
+        named.sort();
+    }
+    Ok(users)
+}
+
+/// The shards that controllers in the Flux namespace watch.
+pub async fn served_shards(
+    client: &KubeClient,
+    flux_namespace: &str,
+) -> Result<BTreeSet<String>, KubeError> {
+    let deployments = client
+        .list("apps/v1", "Deployment", Some(flux_namespace), None)
+        .await?;
+    Ok(layout(&deployments).shards.into_keys().collect())
+}
+
+/// The objects a tenant is read back from (its Kustomization, the source that names, its
+/// namespaces and reconciler RoleBinding); `None` when there is no such Kustomization.
+pub async fn live_tenant(
+    client: &KubeClient,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<LiveTenant>, KubeError> {
+    let ks_ref = ObjRef::new(
+        "kustomize.toolkit.fluxcd.io/v1",
+        "Kustomization",
+        Some(namespace),
+        name,
+    );
+    let Some(kustomization) = client.get(&ks_ref).await? else {
+        return Ok(None);
+    };
+    let source_ref = &kustomization["spec"]["sourceRef"];
+    let source_ref = ObjRef::new(
+        "source.toolkit.fluxcd.io/v1",
+        source_ref["kind"].as_str().unwrap_or("GitRepository"),
+        Some(namespace),
+        source_ref["name"].as_str().unwrap_or(name),
+    );
+    let source = client.get(&source_ref).await?;
+    let selector = format!("{TENANT_LABEL}={name}");
+    let namespaces = client
+        .list("v1", "Namespace", None, Some(&selector))
+        .await?
+        .iter()
+        .map(|n| manifest::name(n).to_string())
+        .collect();
+    let binding_ref = ObjRef::new(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        Some(namespace),
+        format!("{name}-reconciler"),
+    );
+    let role_binding = client.get(&binding_ref).await?;
+    Ok(Some(LiveTenant {
+        kustomization,
+        source,
+        namespaces,
+        role_binding,
+    }))
 }

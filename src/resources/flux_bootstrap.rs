@@ -11,11 +11,10 @@ use super::flux_inputs::{FluxInputs, ShardingModel, flux_error, inputs_known, re
 use super::support::{
     Model, duration_validator, engine_error, gitlab_error, kube_error, lifecycle, with_defaults,
 };
-use crate::flux::manifest;
-use crate::flux::objects::{describe, find};
+use crate::flux::commit::{CommitTarget, commit_files};
+use crate::flux::objects::shard_users;
 use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::{FluxError, Rendered, validate_options};
-use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
 use crate::kube::engine::{Lifecycle, Observed, observe};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
@@ -81,7 +80,7 @@ async fn check_renders(ctx: &Ctx<ProviderData>, inputs: &FluxInputs) -> DiagResu
     }
 }
 
-/// Commits (or deletes, with `content: None`) the rendered files when `git_commit` is set.
+/// Commits (or deletes, with `rendered: None`) the rendered files when `git_commit` is set.
 async fn sync_git(
     ctx: &Ctx<ProviderData>,
     git: Option<&GitCommit>,
@@ -91,40 +90,16 @@ async fn sync_git(
     let Some(git) = git else {
         return Ok(());
     };
-    let client = gitlab(ctx)?;
-    let project = client.project(&git.project).await.map_err(gitlab_error)?;
-    let branch = git.branch.clone().unwrap_or(project.default_branch.clone());
-    let names = [
-        "gotk-components.yaml",
-        "gotk-sync.yaml",
-        "kustomization.yaml",
-    ];
-    let wanted: Vec<WantedFile> = names
-        .iter()
-        .map(|name| WantedFile {
-            path: format!("{}/{name}", git.path.trim_end_matches('/')),
-            content: rendered.and_then(|r| r.files.get(*name).cloned()),
-        })
-        .collect();
-    let message = match rendered {
-        Some(_) => format!("Bootstrap Flux {} (gitlabflux)", version.unwrap_or("")),
-        None => "Remove Flux bootstrap manifests (gitlabflux)".to_string(),
+    let target = CommitTarget {
+        project: &git.project,
+        branch: git.branch.as_deref(),
+        path: &git.path,
+        author_name: git.author_name.as_deref(),
+        author_email: git.author_email.as_deref(),
     };
-    let meta = CommitMeta {
-        message,
-        author_name: git.author_name.clone(),
-        author_email: git.author_email.clone(),
-    };
-    sync_files(
-        client,
-        &project.path_with_namespace,
-        &branch,
-        &wanted,
-        &meta,
-    )
-    .await
-    .map_err(gitlab_error)?;
-    Ok(())
+    commit_files(gitlab(ctx)?, &target, rendered, version)
+        .await
+        .map_err(gitlab_error)
 }
 
 impl FluxBootstrap {
@@ -358,20 +333,11 @@ async fn refuse_removing_used_shards(
         return Ok(());
     }
     let client = kube(ctx, planned).await?;
-    // One lookup for every removed shard, grouped afterwards.
-    let selector = format!("{key} in ({})", removed.join(","));
-    let users = find(&client, Some(&selector)).await.map_err(kube_error)?;
+    let users = shard_users(&client, &key, &removed)
+        .await
+        .map_err(kube_error)?;
     let mut diags = Diagnostics::new();
-    for shard in &removed {
-        let mut named: Vec<String> = users
-            .iter()
-            .filter(|o| manifest::label(o, &key) == Some(shard.as_str()))
-            .map(describe)
-            .collect();
-        if named.is_empty() {
-            continue;
-        }
-        named.sort();
+    for (shard, named) in &users {
         const SHOWN: usize = 10;
         let mut listed = named
             .iter()

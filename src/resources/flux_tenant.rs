@@ -12,10 +12,11 @@ use super::support::{
     Model, duration_validator, engine_error, kube_error, lifecycle, split_import_id, with_defaults,
 };
 use crate::flux::FluxError;
-use crate::flux::render::shards::{DEFAULT_KEY, layout};
-use crate::flux::tenant::{self, DEFAULT_CLUSTER_ROLE, LiveTenant, TENANT_LABEL, Tenant};
+use crate::flux::objects::{live_tenant, served_shards};
+use crate::flux::render::shards::DEFAULT_KEY;
+use crate::flux::tenant::{self, DEFAULT_CLUSTER_ROLE, Tenant};
+use crate::kube::KubeClient;
 use crate::kube::engine::{Lifecycle, Observed, inventory_id, observe};
-use crate::kube::{KubeClient, ObjRef};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
     PlanContext, Resource, Schema, Value,
@@ -121,16 +122,13 @@ fn rendered(value: &Value) -> Option<Vec<serde_json::Value>> {
 }
 
 /// Warns when no controller in the Flux namespace watches the tenant's shard: its objects
-/// would never be reconciled.
+/// would never be reconciled. A failed lookup is no reason to fail the apply.
 async fn warn_unserved_shard(ctx: &Ctx<ProviderData>, client: &KubeClient, tenant: &Tenant) {
     let Some(shard) = &tenant.shard else { return };
-    let Ok(deployments) = client
-        .list("apps/v1", "Deployment", Some(&tenant.flux_namespace), None)
-        .await
-    else {
+    let Ok(served) = served_shards(client, &tenant.flux_namespace).await else {
         return;
     };
-    if !layout(&deployments).shards.contains_key(shard) {
+    if !served.contains(shard) {
         ctx.warn(
             Diagnostic::warning(
                 "Shard not served",
@@ -321,7 +319,15 @@ impl Resource<ProviderData> for FluxTenant {
         }
         let (namespace, name) = split_import_id(id, '/', "<namespace>/<name>", "team-a/team-a")?;
         let client = kube(ctx, &Value::Null).await?;
-        let live = live_tenant(&client, namespace, name).await?;
+        let live = live_tenant(&client, namespace, name)
+            .await
+            .map_err(kube_error)?
+            .ok_or_else(|| {
+                Diagnostics::from(Diagnostic::error(
+                    "Tenant not found",
+                    format!("There is no Kustomization {name} in namespace {namespace}."),
+                ))
+            })?;
         let tenant = tenant::observe(&live, DEFAULT_KEY, FLUX_NAMESPACE).ok_or_else(|| {
             Diagnostics::from(Diagnostic::error(
                 "Not a tenant",
@@ -340,62 +346,6 @@ impl Resource<ProviderData> for FluxTenant {
             },
         })
     }
-}
-
-/// Reads the objects a tenant is reconstructed from.
-async fn live_tenant(client: &KubeClient, namespace: &str, name: &str) -> DiagResult<LiveTenant> {
-    let ks_ref = ObjRef::new(
-        "kustomize.toolkit.fluxcd.io/v1",
-        "Kustomization",
-        Some(namespace),
-        name,
-    );
-    let kustomization = client
-        .get(&ks_ref)
-        .await
-        .map_err(kube_error)?
-        .ok_or_else(|| {
-            Diagnostics::from(Diagnostic::error(
-                "Tenant not found",
-                format!("There is no Kustomization {name} in namespace {namespace}."),
-            ))
-        })?;
-    let source_kind = kustomization["spec"]["sourceRef"]["kind"]
-        .as_str()
-        .unwrap_or("GitRepository")
-        .to_string();
-    let source_name = kustomization["spec"]["sourceRef"]["name"]
-        .as_str()
-        .unwrap_or(name)
-        .to_string();
-    let source_ref = ObjRef::new(
-        "source.toolkit.fluxcd.io/v1",
-        &source_kind,
-        Some(namespace),
-        &source_name,
-    );
-    let source = client.get(&source_ref).await.map_err(kube_error)?;
-    let selector = format!("{TENANT_LABEL}={name}");
-    let namespaces = client
-        .list("v1", "Namespace", None, Some(&selector))
-        .await
-        .map_err(kube_error)?
-        .iter()
-        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
-        .collect();
-    let binding_ref = ObjRef::new(
-        "rbac.authorization.k8s.io/v1",
-        "RoleBinding",
-        Some(namespace),
-        format!("{name}-reconciler"),
-    );
-    let role_binding = client.get(&binding_ref).await.map_err(kube_error)?;
-    Ok(LiveTenant {
-        kustomization,
-        source,
-        namespaces,
-        role_binding,
-    })
 }
 
 #[cfg(test)]
