@@ -538,3 +538,80 @@ resource "gitlabflux_agent_token" "ci" {{
     );
     ws.assert_no_changes();
 }
+
+/// Terraform wraps diagnostic text at its terminal width.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// An agent and a token delivered to `secret_namespace`, restarting Deployment `restart`.
+fn token_destination_config(
+    sandbox: &SandboxProcess,
+    secret_namespace: &str,
+    restart: &str,
+) -> String {
+    format!(
+        r#"{}
+resource "gitlabflux_agent" "prod" {{
+  project = "fleet/agents"
+  name    = "prod"
+}}
+
+resource "gitlabflux_agent_token" "prod" {{
+  project  = gitlabflux_agent.prod.project
+  agent_id = gitlabflux_agent.prod.agent_id
+  name     = "prod"
+  kubernetes_secret = {{
+    namespace = "{secret_namespace}"
+    name      = "gitlab-agent-token"
+  }}
+  restart = [{{ namespace = "default", name = "{restart}" }}]
+}}
+"#,
+        provider_block(sandbox)
+    )
+}
+
+#[test]
+fn a_destination_that_cannot_take_the_token_fails_before_any_token_exists() {
+    let sandbox = SandboxProcess::start(&[]);
+    let ws = Workspace::new();
+    let tokens = || {
+        agent_state(&sandbox, "prod")
+            .map(|agent| active_tokens(&agent).len())
+            .unwrap_or(0)
+    };
+
+    ws.write(&token_destination_config(&sandbox, "nowhere", "web"));
+    for attempt in 1..=2 {
+        let out = ws.run(&["apply", "-auto-approve", "-no-color"]);
+        assert!(!out.success(), "attempt {attempt}: {}", out.text());
+        let text = one_line(&out.text());
+        assert!(
+            text.contains("Secret namespace does not exist")
+                && text.contains("in namespace nowhere, which does not exist"),
+            "attempt {attempt}: {text}"
+        );
+        assert_eq!(tokens(), 0, "attempt {attempt}: no token was created");
+    }
+
+    // The namespace exists now, but the workload to restart does not.
+    ws.write(&token_destination_config(&sandbox, "default", "web"));
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]);
+    assert!(!out.success(), "{}", out.text());
+    let text = one_line(&out.text());
+    assert!(
+        text.contains("Deployment to restart does not exist")
+            && text.contains("Deployment default/web does not exist"),
+        "{text}"
+    );
+    assert_eq!(tokens(), 0, "no token was created");
+    assert!(
+        kubectl_json(
+            &sandbox,
+            &["get", "secret", "-n", "default", "gitlab-agent-token"]
+        )
+        .is_none(),
+        "nothing was written to the cluster"
+    );
+}

@@ -93,6 +93,18 @@ pub enum TokenError {
     /// Terraform was interrupted; the old token was kept.
     #[error("rotation cancelled")]
     Cancelled,
+    /// The Secret's namespace does not exist: found before any token was created.
+    #[error("namespace {namespace} does not exist")]
+    NoNamespace { namespace: String },
+    /// `restart[index]` names a workload that does not exist: found before any token was
+    /// created.
+    #[error("{kind} {namespace}/{name} does not exist")]
+    NoWorkload {
+        index: usize,
+        kind: String,
+        namespace: String,
+        name: String,
+    },
 }
 
 impl TokenError {
@@ -102,6 +114,8 @@ impl TokenError {
             Self::Kube(e) => e.summary(),
             Self::NotConfirmed(_) => "New agent token not confirmed in use".into(),
             Self::Cancelled => "Rotation cancelled".into(),
+            Self::NoNamespace { .. } => "Secret namespace does not exist".into(),
+            Self::NoWorkload { kind, .. } => format!("{kind} to restart does not exist"),
         }
     }
 
@@ -119,6 +133,22 @@ impl TokenError {
             Self::Cancelled => {
                 "Terraform was interrupted; the previous token was kept active.".into()
             }
+            Self::NoNamespace { namespace } => format!(
+                "The token would be written to a Secret in namespace {namespace}, which does not \
+                 exist in the cluster, so no token was created. Create the namespace first (for \
+                 agentk, point kubernetes_secret.namespace at gitlabflux_agent_install's \
+                 namespace), then apply again."
+            ),
+            Self::NoWorkload {
+                kind,
+                namespace,
+                name,
+                ..
+            } => format!(
+                "The token's workloads are restarted once it is delivered, but {kind} \
+                 {namespace}/{name} does not exist, so no token was created. Fix the name or \
+                 create the workload first, then apply again."
+            ),
         }
     }
 }
@@ -207,13 +237,40 @@ impl OverlapRotation for TokenRotation<'_> {
     }
 }
 
+/// Checks what can be checked before a token exists: the Secret's namespace and every
+/// workload to restart. A token created for a destination that cannot take it would stay
+/// active, unreferenced, on every retry.
+pub async fn check_delivery(d: &Delivery) -> Result<(), TokenError> {
+    let namespace = ObjRef::new("v1", "Namespace", None, &d.target.namespace);
+    if d.kube.get(&namespace).await?.is_none() {
+        return Err(TokenError::NoNamespace {
+            namespace: d.target.namespace.clone(),
+        });
+    }
+    for (index, r) in d.restarts.iter().enumerate() {
+        let workload = ObjRef::new("apps/v1", &r.kind, Some(&r.namespace), &r.name);
+        if d.kube.get(&workload).await?.is_none() {
+            return Err(TokenError::NoWorkload {
+                index,
+                kind: r.kind.clone(),
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Issues a token (replacing `spec.replaces`), delivers it and, when workloads restart,
-/// waits until it is used before revoking the old one.
+/// waits until it is used before revoking the old one. The destination is checked first.
 pub async fn issue(
     client: &GitlabClient,
     spec: &TokenSpec<'_>,
     stop: &CancellationToken,
 ) -> Result<Issued, TokenError> {
+    if let Some(delivery) = &spec.delivery {
+        check_delivery(delivery).await?;
+    }
     let rotation = TokenRotation { client, spec };
     let policy = ConfirmPolicy {
         timeout: spec.confirm_timeout,

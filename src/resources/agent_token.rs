@@ -219,6 +219,13 @@ fn token_error(e: TokenError) -> Diagnostics {
         TokenError::NotConfirmed(_) => {
             d.at(AttrPath::root().attr("rotation").attr("confirm_timeout"))
         }
+        TokenError::NoNamespace { .. } => {
+            d.at(AttrPath::root().attr("kubernetes_secret").attr("namespace"))
+        }
+        TokenError::NoWorkload { index, .. } => d.at(AttrPath::root()
+            .attr("restart")
+            .index(index as i64)
+            .attr("name")),
         _ => d,
     }
     .into()
