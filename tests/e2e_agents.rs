@@ -363,6 +363,17 @@ resource "gitlabflux_agent" "too_many" {{
   name    = "c"
   config = {{ ci_access = {{ groups = [{}] }} }}
 }}
+resource "gitlabflux_agent_token" "bad_destination" {{
+  project  = "fleet/agents"
+  agent_id = 1
+  name     = "t"
+  kubernetes_secret = {{ namespace = "Bad_NS", name = "s", key = "../x" }}
+  restart = [{{ namespace = "default", name = "web/x" }}]
+}}
+resource "gitlabflux_agent_install" "bad_namespace" {{
+  namespace    = "-agents"
+  token_secret = {{ name = "s" }}
+}}
 "#,
         provider_block(&sandbox),
         groups.join(", ")
@@ -377,6 +388,22 @@ resource "gitlabflux_agent" "too_many" {{
     assert!(
         text.contains("holds 501 elements; at most 500 are allowed"),
         "{text}"
+    );
+    // Names Kubernetes would refuse (or that would not even make a URL) fail at plan.
+    let flat = one_line(&text);
+    for want in [
+        "kubernetes_secret.namespace must be a DNS label",
+        "kubernetes_secret.key must be a Secret key",
+        "restart[0].name must be an object name",
+        "namespace must be a DNS label",
+    ] {
+        assert!(flat.contains(want), "{want}: {flat}");
+    }
+    let deployments = kubectl_json(&sandbox, &["get", "deployments", "-A"]).expect("list");
+    assert_eq!(
+        deployments["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was applied to the cluster"
     );
     assert!(
         sandbox.gitlab_state()["agents"]

@@ -18,7 +18,7 @@
 //! [`tenant`] renders a tenant's namespaces, RBAC and sync; [`placement`]
 //! places names on shards (the `shard_for` function's public rendezvous-hashing contract);
 //! [`objects`] finds Flux objects in a live cluster and [`status`] reports how Flux is doing there. Shared by all of them: [`manifest`] (the
-//! untyped object model, YAML in and out), [`syntax`] and [`interval`] (input checks) and
+//! untyped object model, YAML in and out), [`interval`] and the Kubernetes naming rules of [`crate::kube::syntax`] (input checks) and
 //! [`error`]. Distributions are fetched with the crate's one HTTP client ([`crate::net`]).
 
 pub mod commit;
@@ -30,7 +30,6 @@ pub mod placement;
 pub mod render;
 pub mod source;
 pub mod status;
-pub mod syntax;
 pub mod tenant;
 
 #[cfg(test)]

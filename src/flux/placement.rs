@@ -11,7 +11,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::syntax::is_dns_label;
+use crate::kube::syntax::is_dns_label;
 
 /// Why a placement request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

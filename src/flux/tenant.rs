@@ -22,7 +22,7 @@ use super::manifest;
 use super::placement::is_valid_shard_name;
 use super::render::sync::{self, KUSTOMIZE_API};
 use super::render::{Ref, SyncKind, SyncSpec, Verify};
-use super::syntax::{is_dns_label, is_dns_subdomain, is_label_key};
+use crate::kube::syntax::{is_dns_label, is_dns_subdomain, is_label_key};
 
 /// The label Flux puts on everything that belongs to a tenant.
 pub const TENANT_LABEL: &str = "toolkit.fluxcd.io/tenant";

@@ -16,6 +16,7 @@ mod error;
 pub mod readiness;
 mod secrets;
 pub mod settings;
+pub mod syntax;
 mod workload;
 
 #[cfg(test)]

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::context::{
     ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
 };
-use super::support::{agent_error, gitlab_error, split_import_id};
+use super::support::{
+    agent_error, data_key_validator, dns_label_validator, gitlab_error, object_name_validator,
+    split_import_id,
+};
 use crate::agent::AgentError;
 use crate::agent::install::{self, DEFAULT_IMAGE, InstallSpec, Rbac};
 use crate::tfplug::schema::validators;
@@ -101,8 +104,8 @@ impl Resource<ProviderData> for AgentInstall {
         Schema::new(
             0,
             Block::new(vec![
-                Attribute::string("namespace").default("gitlab-agent").requires_replace().description("Namespace for agentk."),
-                Attribute::string("name").default("gitlab-agent").requires_replace().description("Name of the Deployment and service account."),
+                Attribute::string("namespace").default("gitlab-agent").requires_replace().validator(dns_label_validator).description("Namespace for agentk."),
+                Attribute::string("name").default("gitlab-agent").requires_replace().validator(dns_label_validator).description("Name of the Deployment and service account."),
                 Attribute::string("kas_address")
                     .optional()
                     .computed()
@@ -112,7 +115,10 @@ impl Resource<ProviderData> for AgentInstall {
                 Attribute::number("replicas").default(2_i64).validator(validators::int_between(1, 10)),
                 Attribute::object(
                     "token_secret",
-                    vec![Attribute::string("name").required(), Attribute::string("key").default("token")],
+                    vec![
+                        Attribute::string("name").required().validator(object_name_validator),
+                        Attribute::string("key").default("token").validator(data_key_validator),
+                    ],
                 )
                 .required()
                 .description("Secret holding the agent token (e.g. `gitlabflux_agent_token.kubernetes_secret`)."),

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::context::{
     ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
 };
-use super::support::{duration_validator, parse_duration};
+use super::support::{
+    data_key_validator, dns_label_validator, duration_validator, object_name_validator,
+    parse_duration,
+};
 use crate::agent::token::{
     self, Delivery, Restart, SecretTarget, TokenError, TokenSpec, token_hash,
 };
@@ -283,9 +286,9 @@ impl Resource<ProviderData> for AgentTokenResource {
                 Attribute::object(
                     "kubernetes_secret",
                     vec![
-                        Attribute::string("namespace").required(),
-                        Attribute::string("name").required(),
-                        Attribute::string("key").default("token"),
+                        Attribute::string("namespace").required().validator(dns_label_validator),
+                        Attribute::string("name").required().validator(object_name_validator),
+                        Attribute::string("key").default("token").validator(data_key_validator),
                     ],
                 )
                 .optional()
@@ -297,8 +300,8 @@ impl Resource<ProviderData> for AgentTokenResource {
                         Attribute::string("kind")
                             .default("Deployment")
                             .validator(validators::one_of(&["Deployment", "StatefulSet", "DaemonSet"])),
-                        Attribute::string("namespace").required(),
-                        Attribute::string("name").required(),
+                        Attribute::string("namespace").required().validator(dns_label_validator),
+                        Attribute::string("name").required().validator(object_name_validator),
                     ],
                 )
                 .optional()

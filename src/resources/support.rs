@@ -9,6 +9,7 @@ use crate::agent::AgentError;
 use crate::gitlab::GitlabError;
 use crate::kube::KubeError;
 use crate::kube::engine::{ApplyOptions, EngineError, Lifecycle};
+use crate::kube::syntax::{is_data_key, is_dns_label, is_dns_subdomain};
 
 use crate::tfplug::plan::fill_defaults;
 use crate::tfplug::{AttrPath, DiagResult, Diagnostic, Diagnostics, Schema, Value};
@@ -153,6 +154,57 @@ pub fn duration_validator(v: &Value, path: &AttrPath, diags: &mut Diagnostics) {
             path.clone(),
             "Invalid duration",
             format!("{path} must be a duration like \"720h\", \"10m\" or \"1h30m\"."),
+        );
+    }
+}
+
+/// Validator for namespace names and other DNS-1123 labels.
+pub fn dns_label_validator(v: &Value, path: &AttrPath, diags: &mut Diagnostics) {
+    syntax_check(
+        v,
+        path,
+        diags,
+        is_dns_label,
+        "a DNS label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+    );
+}
+
+/// Validator for object names (DNS-1123 subdomains): Secrets, Deployments, service accounts.
+pub fn object_name_validator(v: &Value, path: &AttrPath, diags: &mut Diagnostics) {
+    syntax_check(
+        v,
+        path,
+        diags,
+        is_dns_subdomain,
+        "an object name: at most 253 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit",
+    );
+}
+
+/// Validator for Secret data keys.
+pub fn data_key_validator(v: &Value, path: &AttrPath, diags: &mut Diagnostics) {
+    syntax_check(
+        v,
+        path,
+        diags,
+        is_data_key,
+        "a Secret key: at most 253 letters, digits, '-', '_' or '.'",
+    );
+}
+
+fn syntax_check(
+    v: &Value,
+    path: &AttrPath,
+    diags: &mut Diagnostics,
+    valid: fn(&str) -> bool,
+    what: &str,
+) {
+    if let Some(s) = v.as_str()
+        && !valid(s)
+    {
+        diags.error_at(
+            path.clone(),
+            "Invalid Kubernetes name",
+            format!("{path} must be {what}."),
         );
     }
 }

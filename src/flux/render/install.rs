@@ -12,7 +12,7 @@ use super::options::{RenderOptions, selected_components};
 use super::stage::{Stage, for_each_manager_args};
 use crate::flux::error::FluxError;
 use crate::flux::manifest::{self, INSTANCE_LABEL};
-use crate::flux::syntax::{is_dns_label, is_dns_subdomain};
+use crate::kube::syntax::{is_dns_label, is_dns_subdomain};
 
 /// Keeps shared objects (no component label) and the selected controllers' objects.
 pub fn select_components(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError> {

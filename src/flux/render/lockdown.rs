@@ -11,7 +11,7 @@ use super::options::RenderOptions;
 use super::stage::{Stage, for_each_manager_args};
 use crate::flux::error::FluxError;
 use crate::flux::manifest;
-use crate::flux::syntax::is_dns_subdomain;
+use crate::kube::syntax::is_dns_subdomain;
 
 /// Controllers that understand `--no-cross-namespace-refs`.
 pub const NO_CROSS_NAMESPACE_REFS: [&str; 6] = [

@@ -24,7 +24,7 @@ use super::stage::Stage;
 use crate::flux::error::FluxError;
 use crate::flux::interval::validate_interval;
 use crate::flux::manifest;
-use crate::flux::syntax::is_quantity;
+use crate::kube::syntax::is_quantity;
 
 /// The reconcilers whose throughput the knobs tune.
 pub const SCALED: [&str; 3] = [

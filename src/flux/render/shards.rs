@@ -22,7 +22,7 @@ use super::stage::Stage;
 use crate::flux::error::FluxError;
 use crate::flux::manifest;
 use crate::flux::placement::{ShardError, check_shards};
-use crate::flux::syntax::{is_dns_subdomain, is_label_key, is_quantity};
+use crate::kube::syntax::{is_dns_subdomain, is_label_key, is_quantity};
 
 /// The label Flux objects carry to be reconciled by a shard.
 pub const DEFAULT_KEY: &str = "sharding.fluxcd.io/key";

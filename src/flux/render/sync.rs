@@ -13,7 +13,7 @@ use super::options::{RenderOptions, SyncKind, SyncSpec, selected_components};
 use super::stage::Stage;
 use crate::flux::error::FluxError;
 use crate::flux::interval::validate_interval;
-use crate::flux::syntax::is_dns_subdomain;
+use crate::kube::syntax::is_dns_subdomain;
 
 const SYNC_NAME: &str = "flux-system";
 pub(super) const SOURCE_API: &str = "source.toolkit.fluxcd.io/v1";

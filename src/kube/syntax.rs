@@ -1,7 +1,8 @@
-//! The Kubernetes syntax options and tenant inputs are checked against before anything is
-//! rendered: DNS-1123 labels and subdomains (namespaces and object names), qualified label
-//! keys and resource quantities. Checking here turns an API-server rejection at apply time
-//! into a plan-time diagnostic.
+//! The Kubernetes syntax inputs are checked against before anything is sent: DNS-1123 labels
+//! and subdomains (namespaces and object names), qualified label keys, Secret and ConfigMap
+//! keys, and resource quantities. Checking at plan turns an API-server rejection at apply
+//! time (or, for a malformed namespace, a URL the client cannot even build) into a
+//! diagnostic on the attribute.
 
 /// A DNS-1123 label: what namespaces and most Flux-facing names must be (1 to 63 lowercase
 /// letters, digits or `-`, starting and ending with a letter or digit).
@@ -38,6 +39,18 @@ pub fn is_label_key(key: &str) -> bool {
         && bytes
             .iter()
             .all(|c| alnum(c) || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// A Secret or ConfigMap data key: 1 to 253 alphanumerics, `-`, `_` or `.`, and not `.` or
+/// `..`.
+pub fn is_data_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key != "."
+        && key != ".."
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// A Kubernetes resource quantity: a positive decimal number and an optional SI or binary
@@ -78,6 +91,16 @@ mod tests {
             &"k".repeat(64),
         ] {
             assert!(!is_label_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn data_keys() {
+        for good in ["token", "identity.pub", "known_hosts", "tls.crt", "a-b_c.d"] {
+            assert!(is_data_key(good), "{good}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "with space", &"k".repeat(254)] {
+            assert!(!is_data_key(bad), "{bad}");
         }
     }
 
