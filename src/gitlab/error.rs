@@ -130,6 +130,9 @@ pub enum GitlabError {
         op: Operation,
         status: u16,
         attempts: u32,
+        /// False for a create GitLab may have carried out before failing: it is never sent
+        /// twice, so retries and `max_retries` do not apply to it.
+        repeatable: bool,
     },
     #[error("cannot reach GitLab at {base_url} while trying to {op}: {message}")]
     Transport {
@@ -193,7 +196,8 @@ impl GitlabError {
             GitlabError::Conflict { op, .. } => format!("Conflicting change while trying to {op}"),
             GitlabError::RateLimited { .. } => "GitLab rate limit exceeded".into(),
             GitlabError::Server { status, .. } => format!("GitLab server error ({status})"),
-            GitlabError::Transport { .. } => "Cannot reach GitLab".into(),
+            GitlabError::Transport { sent: false, .. } => "Cannot reach GitLab".into(),
+            GitlabError::Transport { sent: true, .. } => "GitLab's answer was lost".into(),
             GitlabError::Cancelled { .. } => "GitLab operation cancelled".into(),
             GitlabError::Decode { .. } => "Unexpected GitLab response".into(),
             GitlabError::Unconfirmed { op, .. } => {
@@ -234,7 +238,18 @@ impl GitlabError {
             GitlabError::Server {
                 op,
                 status,
+                repeatable: false,
+                ..
+            } => format!(
+                "GitLab answered HTTP {status} while trying to {op}. The request was not \
+                 repeated: GitLab may have carried it out before failing, and sending a create \
+                 twice could make a duplicate. Apply again; the next run finds what was created."
+            ),
+            GitlabError::Server {
+                op,
+                status,
                 attempts,
+                repeatable: true,
             } => format!(
                 "GitLab answered HTTP {status} while trying to {op}, {attempts} time(s) in a \
                  row. The instance may be overloaded or under maintenance; try again later, or \
@@ -244,7 +259,17 @@ impl GitlabError {
                 op,
                 base_url,
                 message,
-                ..
+                sent: true,
+            } => format!(
+                "The request to {op} reached GitLab at {base_url}, but the connection broke \
+                 before its answer arrived ({message}). GitLab may have carried it out. Apply \
+                 again; the next run reads what GitLab now holds."
+            ),
+            GitlabError::Transport {
+                op,
+                base_url,
+                message,
+                sent: false,
             } => format!(
                 "Could not talk to GitLab at {base_url} while trying to {op}: {message}. Check \
                  gitlab.base_url (or GITLAB_BASE_URL), the network and proxies, and \
@@ -374,6 +399,7 @@ mod tests {
             op: CREATE_TOKEN,
             status,
             attempts: 1,
+            repeatable: status == 503,
         };
         assert!(server(502).maybe_applied());
         assert!(!server(503).maybe_applied());
@@ -385,5 +411,58 @@ mod tests {
         };
         assert!(transport(true).maybe_applied());
         assert!(!transport(false).maybe_applied());
+    }
+
+    #[test]
+    fn hints_match_what_happened() {
+        // A create that failed with a 500 was not repeated: raising max_retries cannot help.
+        let not_repeated = GitlabError::Server {
+            op: CREATE_TOKEN,
+            status: 500,
+            attempts: 1,
+            repeatable: false,
+        };
+        assert!(
+            !not_repeated.detail().contains("max_retries"),
+            "{}",
+            not_repeated.detail()
+        );
+        assert!(
+            not_repeated.detail().contains("not repeated"),
+            "{}",
+            not_repeated.detail()
+        );
+        let repeated = GitlabError::Server {
+            op: CREATE_TOKEN,
+            status: 502,
+            attempts: 3,
+            repeatable: true,
+        };
+        assert!(
+            repeated.detail().contains("max_retries"),
+            "{}",
+            repeated.detail()
+        );
+        // A reset after the request went out is a lost answer, not an unreachable GitLab.
+        let lost = GitlabError::Transport {
+            op: CREATE_TOKEN,
+            base_url: "http://x".into(),
+            message: "connection reset".into(),
+            sent: true,
+        };
+        assert_eq!(lost.summary(), "GitLab's answer was lost");
+        assert!(!lost.detail().contains("base_url"), "{}", lost.detail());
+        let unreachable = GitlabError::Transport {
+            op: CREATE_TOKEN,
+            base_url: "http://x".into(),
+            message: "connection refused".into(),
+            sent: false,
+        };
+        assert_eq!(unreachable.summary(), "Cannot reach GitLab");
+        assert!(
+            unreachable.detail().contains("gitlab.base_url"),
+            "{}",
+            unreachable.detail()
+        );
     }
 }

@@ -139,6 +139,7 @@ impl Transport {
                     op: call.op,
                     status,
                     attempts,
+                    repeatable: call.replay == Replay::Idempotent || status == 503,
                 }),
                 _ => Ok(reply),
             },
@@ -396,6 +397,7 @@ fn error_from_reply(call: &Call<'_>, reply: &Reply, base_url: &str) -> GitlabErr
             op,
             status,
             attempts: 1,
+            repeatable: true,
         },
     }
 }
