@@ -437,6 +437,35 @@ resource "gitlabflux_agent" "forbidden" {{
             .expect("agents")
             .is_empty()
     );
+
+    // A configuration branch that does not exist fails before the agent is registered.
+    let ws = Workspace::new();
+    ws.write(&format!(
+        r#"{}
+resource "gitlabflux_agent" "no_branch" {{
+  project       = "fleet/agents"
+  name          = "z"
+  config_branch = "nope"
+  config        = {{ flux = {{ webhook_receiver_url = "http://receiver" }} }}
+}}
+"#,
+        provider_block(&sandbox)
+    ));
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]);
+    assert!(!out.success());
+    let text = one_line(&out.text());
+    assert!(
+        text.contains("Configuration branch does not exist")
+            && text.contains("goes to branch nope, which fleet/agents does not have"),
+        "{text}"
+    );
+    assert!(
+        sandbox.gitlab_state()["agents"]
+            .as_array()
+            .expect("agents")
+            .is_empty(),
+        "the agent was not registered"
+    );
 }
 
 #[test]

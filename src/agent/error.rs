@@ -23,6 +23,9 @@ pub enum AgentError {
     /// No `kas_address` given, and GitLab reports no agent server.
     #[error("GitLab reports no agent server")]
     NoAgentServer,
+    /// The configuration file's branch does not exist: found before the agent was registered.
+    #[error("branch {branch} does not exist in {project}")]
+    NoBranch { project: String, branch: String },
     /// A data source lookup found no agent of that name.
     #[error("project {project} has no agent named {name:?}")]
     AgentNotFound { project: String, name: String },
@@ -39,6 +42,7 @@ impl AgentError {
             }
             Self::Config(AgentConfigError::Render(_)) => "Cannot render agent configuration".into(),
             Self::NoAgentServer => "GitLab has no agent server".into(),
+            Self::NoBranch { .. } => "Configuration branch does not exist".into(),
             Self::AgentNotFound { .. } => "Agent not found".into(),
         }
     }
@@ -52,6 +56,11 @@ impl AgentError {
             Self::NoAgentServer => "GitLab's /metadata reports no KAS address (the agent server \
                                     is disabled). Set kas_address."
                 .into(),
+            Self::NoBranch { project, branch } => format!(
+                "The agent's configuration file goes to branch {branch}, which {project} does \
+                 not have, so the agent was not registered. Create the branch or fix \
+                 config_branch, then apply again."
+            ),
             Self::AgentNotFound { project, name } => {
                 format!("Project {project} has no agent named \"{name}\".")
             }

@@ -80,6 +80,16 @@ pub async fn ensure(
 ) -> Result<AgentFacts, AgentError> {
     let project = project(client, spec.project).await?;
     let path = &project.path_with_namespace;
+    // A file that cannot be committed must not leave a registered agent behind.
+    if spec.config.is_some()
+        && let Some(branch) = spec.config_branch
+        && !client.branch_exists(path, branch).await?
+    {
+        return Err(AgentError::NoBranch {
+            project: path.clone(),
+            branch: branch.to_string(),
+        });
+    }
     // An update keeps the registration (project and name force replacement): posting a
     // create would only be refused as taken and cost a list to adopt it.
     let registration = match registered {

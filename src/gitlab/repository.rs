@@ -41,6 +41,19 @@ impl GitlabClient {
         repo_file(call.op, raw).map(Some)
     }
 
+    /// Whether `branch` exists in the project: checked before anything is created on the way
+    /// to a commit to it.
+    pub async fn branch_exists(&self, project: &str, branch: &str) -> Result<bool, GitlabError> {
+        let call = self.project_call(
+            error::READ_FILE,
+            Method::GET,
+            "/projects/:id/repository/branches/:branch",
+            project,
+            &format!("/repository/branches/{}", encode_segment(branch)),
+        )?;
+        Ok(self.inner.transport.send_allow_404(&call).await?.is_some())
+    }
+
     /// One atomic commit of all `actions` to `branch`.
     pub async fn commit(
         &self,

@@ -38,13 +38,14 @@ pub fn gitlab_error(e: GitlabError) -> Diagnostics {
 }
 
 /// An agent-domain failure, on the attribute of the input it concerns. Every agent resource
-/// names those inputs alike (`project`, `name`, `config`, `kas_address`).
+/// names those inputs alike (`project`, `name`, `config`, `config_branch`, `kas_address`).
 pub fn agent_error(e: AgentError) -> Diagnostics {
     let at = match &e {
         AgentError::Project(_) => Some("project"),
         AgentError::AgentNotFound { .. } => Some("name"),
         AgentError::Config(_) => Some("config"),
         AgentError::NoAgentServer => Some("kas_address"),
+        AgentError::NoBranch { .. } => Some("config_branch"),
         _ => None,
     };
     let d = Diagnostic::error(e.summary(), e.detail());
