@@ -270,6 +270,36 @@ fn bad_inputs_point_at_the_attribute_and_apply_nothing() {
     let ws = Workspace::new();
     ws.write(&config(&sandbox, GIT_SYNC, "").replace("\"30s\"", "\"ten minutes\""));
     ws.assert_plan_error_at("Invalid duration", "timeout");
+    // A git_commit that cannot be carried out fails before the cluster is touched: a project
+    // that does not exist, a branch it does not have, and a user who may not push.
+    let ws = Workspace::new();
+    ws.write(&config(&sandbox, GIT_SYNC, "").replace("fleet/gitops", "fleet/nope"));
+    ws.error(&apply, "GitLab project fleet/nope not found");
+    let ws = Workspace::new();
+    ws.write(&config(&sandbox, GIT_SYNC, "").replace(
+        "path = \"clusters/prod/flux-system\"",
+        "path = \"clusters/prod/flux-system\", branch = \"nope\"",
+    ));
+    // Terraform 1.11 shows a nested attribute's diagnostic at the resource, so the detail
+    // is what names the branch.
+    let error = ws.error(&apply, "GitLab branch nope in fleet/gitops not found");
+    assert!(
+        error["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("has no branch nope")),
+        "{error:#}"
+    );
+    let reporter = sandbox.add_gitlab_user("flux-reporter", 20);
+    let ws = Workspace::new();
+    ws.write(
+        &config(&sandbox, GIT_SYNC, "").replace(
+            &provider_block(&sandbox),
+            &common::Provider::sandbox(&sandbox)
+                .gitlab("token", reporter)
+                .to_string(),
+        ),
+    );
+    ws.error(&apply, "lacks the Developer role on fleet/gitops");
     // Nothing was applied by any of them.
     assert!(kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_none());
 }

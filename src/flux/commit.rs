@@ -3,8 +3,12 @@
 //! removed in one commit on destroy.
 
 use super::render::Rendered;
+use crate::gitlab::error::{COMMIT, Missing, Role};
 use crate::gitlab::files::{CommitMeta, WantedFile, sync_files};
 use crate::gitlab::{GitlabClient, GitlabError};
+
+/// GitLab's access level of the Developer role, the least that may push to a branch.
+const DEVELOPER: u32 = 30;
 
 /// The files, under the target's `path`, that a bootstrap writes.
 const FILES: [&str; 3] = [
@@ -22,6 +26,37 @@ pub struct CommitTarget<'a> {
     pub path: &'a str,
     pub author_name: Option<&'a str>,
     pub author_email: Option<&'a str>,
+}
+
+/// Checks, before anything is applied to a cluster, that the files can be committed: the
+/// project is there, the token's user may push to it, and the branch exists. A bootstrap
+/// that applied Flux and then failed to commit would leave objects no state records.
+pub async fn check_target(
+    client: &GitlabClient,
+    target: &CommitTarget<'_>,
+) -> Result<(), GitlabError> {
+    let project = client.project(target.project).await?;
+    let path = &project.path_with_namespace;
+    if project.access_level.is_some_and(|level| level < DEVELOPER) {
+        return Err(GitlabError::Forbidden {
+            op: COMMIT,
+            project: path.clone(),
+            needed_role: Role::Developer,
+            missing_scope: None,
+            message: "the token's user may not push to the repository".into(),
+        });
+    }
+    let branch = target.branch.unwrap_or(&project.default_branch);
+    if !client.branch_exists(path, branch).await? {
+        return Err(GitlabError::NotFound {
+            op: COMMIT,
+            what: Missing::Branch {
+                project: path.clone(),
+                branch: branch.to_string(),
+            },
+        });
+    }
+    Ok(())
 }
 
 /// Commits `rendered`'s files (of Flux `version`), or with `None` deletes them.

@@ -76,6 +76,10 @@ pub enum Missing {
         project: String,
         path: String,
     },
+    Branch {
+        project: String,
+        branch: String,
+    },
     /// A path GitLab does not serve at all (wrong `base_url`, or an old GitLab).
     Endpoint(String),
 }
@@ -87,6 +91,7 @@ impl fmt::Display for Missing {
             Missing::Agent { project, id } => write!(f, "cluster agent {id} in {project}"),
             Missing::Token { agent_id, id } => write!(f, "token {id} of cluster agent {agent_id}"),
             Missing::File { project, path } => write!(f, "file {path} in {project}"),
+            Missing::Branch { project, branch } => write!(f, "branch {branch} in {project}"),
             Missing::Endpoint(route) => write!(f, "API endpoint {route}"),
         }
     }
@@ -328,6 +333,10 @@ fn not_found_detail(op: Operation, what: &Missing) -> String {
                  answers 404 for both).{role_note}"
             )
         }
+        Missing::Branch { project, branch } => format!(
+            "Project {project} has no branch {branch}. Create the branch, or name one that \
+             exists, then apply again."
+        ),
         Missing::Endpoint(route) => format!(
             "GitLab does not serve {route}. Check that gitlab.base_url is the GitLab root URL \
              (the API is at <base_url>/api/v4) and that the instance supports cluster agents."

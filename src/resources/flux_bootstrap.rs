@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube};
 use super::flux_inputs::{FluxInputs, ShardingModel, flux_error, inputs_known, render_attributes};
 use super::support::{
-    Model, duration_validator, engine_error, gitlab_error, kube_error, lifecycle, with_defaults,
+    Model, duration_validator, engine_error, kube_error, lifecycle, with_defaults,
 };
-use crate::flux::commit::{CommitTarget, commit_files};
+use crate::flux::commit::{CommitTarget, check_target, commit_files};
 use crate::flux::objects::shard_users;
 use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::{FluxError, Rendered, validate_options};
+use crate::gitlab::{GitlabError, Missing};
 use crate::kube::engine::{Lifecycle, Observed, observe};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
@@ -80,6 +81,42 @@ async fn check_renders(ctx: &Ctx<ProviderData>, inputs: &FluxInputs) -> DiagResu
     }
 }
 
+impl GitCommit {
+    fn target(&self) -> CommitTarget<'_> {
+        CommitTarget {
+            project: &self.project,
+            branch: self.branch.as_deref(),
+            path: &self.path,
+            author_name: self.author_name.as_deref(),
+            author_email: self.author_email.as_deref(),
+        }
+    }
+}
+
+/// A `git_commit` failure, on the attribute at fault.
+fn git_commit_error(e: GitlabError) -> Diagnostics {
+    let attr = match &e {
+        GitlabError::NotFound {
+            what: Missing::Branch { .. },
+            ..
+        } => "branch",
+        _ => "project",
+    };
+    Diagnostic::error(e.summary(), e.detail())
+        .at(AttrPath::root().attr("git_commit").attr(attr))
+        .into()
+}
+
+/// Checks that `git_commit` can be carried out before the cluster is touched.
+async fn check_git(ctx: &Ctx<ProviderData>, git: Option<&GitCommit>) -> DiagResult<()> {
+    match git {
+        Some(git) => check_target(gitlab(ctx)?, &git.target())
+            .await
+            .map_err(git_commit_error),
+        None => Ok(()),
+    }
+}
+
 /// Commits (or deletes, with `rendered: None`) the rendered files when `git_commit` is set.
 async fn sync_git(
     ctx: &Ctx<ProviderData>,
@@ -90,16 +127,9 @@ async fn sync_git(
     let Some(git) = git else {
         return Ok(());
     };
-    let target = CommitTarget {
-        project: &git.project,
-        branch: git.branch.as_deref(),
-        path: &git.path,
-        author_name: git.author_name.as_deref(),
-        author_email: git.author_email.as_deref(),
-    };
-    commit_files(gitlab(ctx)?, &target, rendered, version)
+    commit_files(gitlab(ctx)?, &git.target(), rendered, version)
         .await
-        .map_err(gitlab_error)
+        .map_err(git_commit_error)
 }
 
 impl FluxBootstrap {
@@ -113,6 +143,7 @@ impl FluxBootstrap {
     ) -> DiagResult<NewState> {
         let mut state = State::decode(planned)?;
         let (rendered, version) = state.inputs.render(ctx).await?;
+        check_git(ctx, state.own.git_commit.as_ref()).await?;
         let client = kube(ctx, planned).await?;
         let own = &mut state.own;
         let inventory = own
