@@ -360,6 +360,7 @@ where
 fn to_json(object: DynamicObject, resolved: &Resolved) -> Result<Value, KubeError> {
     let mut value = serde_json::to_value(&object).map_err(|e| KubeError::Api {
         status: 0,
+        request: format!("read a {} object", resolved.resource.kind),
         message: format!("cannot encode a {} object: {e}", resolved.resource.kind),
     })?;
     if value.get("apiVersion").is_none_or(Value::is_null) {

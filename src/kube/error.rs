@@ -14,8 +14,13 @@ pub enum KubeError {
     /// The connection settings or kubeconfig cannot be used (bad file, context, exec plugin).
     #[error("invalid Kubernetes connection settings: {message}")]
     Config { message: String },
-    #[error("cannot reach the Kubernetes API at {host}: {message}")]
-    Unreachable { host: String, message: String },
+    #[error("cannot reach the Kubernetes API at {host} to {request}: {message}")]
+    Unreachable {
+        host: String,
+        /// The verb and object, e.g. `patch Deployment gitlab-agent/gitlab-agent`.
+        request: String,
+        message: String,
+    },
     #[error("the Kubernetes API at {host} rejected the credentials")]
     Unauthorized { host: String },
     #[error("not allowed to {verb} {object}")]
@@ -32,8 +37,13 @@ pub enum KubeError {
     Timeout { what: String },
     #[error("cancelled: the provider is stopping")]
     Cancelled,
-    #[error("Kubernetes API error {status}: {message}")]
-    Api { status: u16, message: String },
+    #[error("Kubernetes API error {status} on {request}: {message}")]
+    Api {
+        status: u16,
+        /// The verb and object, e.g. `patch Deployment gitlab-agent/gitlab-agent`.
+        request: String,
+        message: String,
+    },
 }
 
 impl From<net::Cancelled> for KubeError {
@@ -60,7 +70,11 @@ impl KubeError {
             }
             Self::Timeout { what } => format!("Timed out waiting for {what}"),
             Self::Cancelled => "Operation cancelled".into(),
-            Self::Api { status, .. } => format!("Kubernetes API error (HTTP {status})"),
+            Self::Api {
+                status, request, ..
+            } => {
+                format!("Kubernetes API error (HTTP {status}) on {request}")
+            }
         }
     }
 
@@ -71,13 +85,21 @@ impl KubeError {
                 "{message}. Check cluster / kubernetes: config_path and config_context, or host \
                  with token, client certificate or exec."
             ),
-            Self::Unreachable { host, message } if message.contains("certificate") => format!(
-                "Cannot reach the Kubernetes API at {host}: {message}. The server certificate \
+            Self::Unreachable {
+                host,
+                request,
+                message,
+            } if message.contains("certificate") => format!(
+                "Cannot reach the Kubernetes API at {host} to {request}: {message}. The server certificate \
                  is not trusted: check cluster.cluster_ca_certificate or the kubeconfig's \
                  certificate-authority."
             ),
-            Self::Unreachable { host, message } => format!(
-                "Cannot reach the Kubernetes API at {host}: {message}. Check cluster.host / the \
+            Self::Unreachable {
+                host,
+                request,
+                message,
+            } => format!(
+                "Cannot reach the Kubernetes API at {host} to {request}: {message}. Check cluster.host / the \
                  kubeconfig context, and that the cluster is running and reachable from here."
             ),
             Self::Unauthorized { host } => format!(
@@ -111,9 +133,11 @@ impl KubeError {
             Self::Cancelled => "Terraform asked the provider to stop; the operation was \
                                 interrupted and may be partly applied. Run apply again."
                 .into(),
-            Self::Api { status, message } => {
-                format!("The Kubernetes API answered HTTP {status}: {message}")
-            }
+            Self::Api {
+                status,
+                request,
+                message,
+            } => format!("The Kubernetes API answered HTTP {status} to {request}: {message}"),
         }
     }
 
@@ -137,8 +161,13 @@ impl KubeError {
                 object,
                 message: scrub(message),
             },
-            Self::Api { status, message } => Self::Api {
+            Self::Api {
                 status,
+                request,
+                message,
+            } => Self::Api {
+                status,
+                request,
                 message: scrub(message),
             },
             other => other,
@@ -169,6 +198,13 @@ pub(crate) struct Ctx<'a> {
     pub verb: &'static str,
 }
 
+impl Ctx<'_> {
+    /// `<verb> <object>`, how errors name the request.
+    fn request(&self) -> String {
+        format!("{} {}", self.verb, self.object)
+    }
+}
+
 /// Whether retrying the same idempotent request may succeed.
 pub(crate) fn is_retryable(err: &::kube::Error) -> bool {
     match err {
@@ -193,6 +229,7 @@ pub(crate) fn classify(err: ::kube::Error, ctx: &Ctx<'_>) -> KubeError {
         ::kube::Error::Api(status) => from_status(&status, ctx),
         ::kube::Error::HyperError(_) | ::kube::Error::Service(_) => KubeError::Unreachable {
             host: ctx.host.to_string(),
+            request: ctx.request(),
             message: root_cause(&err),
         },
         ::kube::Error::Auth(_) | ::kube::Error::InferKubeconfig(_) => KubeError::Config {
@@ -200,10 +237,12 @@ pub(crate) fn classify(err: ::kube::Error, ctx: &Ctx<'_>) -> KubeError {
         },
         ::kube::Error::Discovery(_) => KubeError::Api {
             status: 0,
+            request: ctx.request(),
             message: error_chain(&err),
         },
         other => KubeError::Api {
             status: 0,
+            request: ctx.request(),
             message: error_chain(&other),
         },
     }
@@ -230,6 +269,7 @@ fn from_status(status: &Status, ctx: &Ctx<'_>) -> KubeError {
         },
         code => KubeError::Api {
             status: code,
+            request: ctx.request(),
             message: if status.message.is_empty() {
                 status.reason.clone()
             } else {

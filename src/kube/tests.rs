@@ -226,10 +226,20 @@ async fn unreachable_host_is_reported() {
         .await
         .expect("connects lazily");
     let err = c.get(&default_ns()).await.expect_err("refused");
-    let KubeError::Unreachable { host, message } = &err else {
+    let KubeError::Unreachable {
+        host,
+        request,
+        message,
+    } = &err
+    else {
         panic!("expected Unreachable, got {err:?}");
     };
     assert_eq!(host, &format!("http://127.0.0.1:{port}"));
+    // A cold client discovers the kind first: that is the request that failed.
+    assert_eq!(
+        request, "discover API group version v1",
+        "the error names the request"
+    );
     assert!(message.to_lowercase().contains("refused"), "{message}");
     assert!(
         err.detail()
@@ -601,6 +611,11 @@ async fn retries_through_transient_503s() {
     sb.faults.replace(fail_gets(100));
     let err = c.get(&default_ns()).await.expect_err("gives up");
     assert!(matches!(err, KubeError::Api { status: 503, .. }), "{err:?}");
+    assert!(
+        err.summary().ends_with("on get Namespace default"),
+        "the summary names verb and object: {}",
+        err.summary()
+    );
     assert_eq!(injected_faults(&sb), 4, "a few attempts, then give up");
 }
 
