@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::gitlab::settings::GitlabSettings;
-use crate::sandbox::faults::{Fault, FaultRule, FaultSpec};
+use crate::sandbox::faults::{Fault, FaultRule, FaultSpec, When};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::Secret;
 
@@ -71,6 +71,7 @@ fn rule(method: &str, path: &str, times: Option<u64>, fault: Fault) -> FaultRule
         path: path.into(),
         probability: 1.0,
         times,
+        when: When::Before,
         fault,
     }
 }
@@ -635,4 +636,35 @@ async fn debug_logs_show_routes_but_never_tokens() {
         "PRIVATE-TOKEN leaked"
     );
     assert!(!text.contains(secret.expose()), "agent token leaked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
+    let sb = sandbox().await;
+    let gl = client(&sb);
+    for (n, fault) in [Fault::Reset, status(500, None)].into_iter().enumerate() {
+        let mut lost = rule("POST", "/api/v4/projects/*/cluster_agents", Some(1), fault);
+        lost.when = When::After;
+        inject(&sb, vec![lost]);
+        let name = format!("lost-answer-{n}");
+        let posts = || requests(&sb, "POST /api/v4/projects/{id}/cluster_agents");
+        let before = posts();
+        let agent = gl.create_agent(PROJECT, &name).await.expect("adopted");
+        // One POST: its answer was lost, yet GitLab had made the agent, which the client
+        // found and adopted instead of posting again.
+        assert_eq!(posts() - before, 1);
+        assert_eq!(agent.name, name);
+        let same_name = gl
+            .agents(PROJECT)
+            .await
+            .expect("list")
+            .iter()
+            .filter(|a| a.name == name)
+            .count();
+        assert_eq!(
+            same_name, 1,
+            "GitLab carried the create out once: no duplicate"
+        );
+        assert_eq!(faults(&sb, "after"), n as u64 + 1, "the answer was lost");
+    }
 }

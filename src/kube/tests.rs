@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::kube::settings::ClusterSettings;
-use crate::sandbox::faults::{Fault, FaultRule, FaultSpec};
+use crate::sandbox::faults::{Fault, FaultRule, FaultSpec, When};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::secret::Secret;
 
@@ -580,6 +580,7 @@ fn fail_gets(times: u64) -> FaultSpec {
             path: "/api/v1/namespaces/default*".into(),
             probability: 1.0,
             times: Some(times),
+            when: When::Before,
             fault: Fault::Status {
                 status: 503,
                 retry_after: None,

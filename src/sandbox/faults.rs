@@ -5,7 +5,9 @@
 //! Rule JSON: `{"emulator": "gitlab"|"kube"|"registry"|"*", "method": "POST"|"*", "path": "/api/v4/projects/*",
 //! "probability": 0.5, "times": 3, "fault": "status", "status": 429, "retry_after": 1}`;
 //! `"fault": "latency", "latency_ms": 200`; `"fault": "reset"`. `*` in `path` matches any
-//! run of characters, `/` included.
+//! run of characters, `/` included. `"when": "after"` on a status or reset rule carries the
+//! request out first and then loses or replaces its answer: the case where a client cannot
+//! tell whether its create happened, which retries must survive.
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +29,21 @@ pub enum Fault {
     Reset,
 }
 
+/// Whether a fault replaces the request (`before`, the default) or its answer (`after`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    #[default]
+    Before,
+    After,
+}
+
+impl When {
+    fn is_before(&self) -> bool {
+        *self == When::Before
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaultRule {
     #[serde(default = "any")]
@@ -38,6 +55,8 @@ pub struct FaultRule {
     pub probability: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u64>,
+    #[serde(default, skip_serializing_if = "When::is_before")]
+    pub when: When,
     #[serde(flatten)]
     pub fault: Fault,
 }
@@ -102,6 +121,11 @@ impl FaultSpec {
             {
                 return Err(bad("status must be an HTTP error status (400-599)"));
             }
+            if rule.when == When::After && matches!(rule.fault, Fault::Latency { .. }) {
+                return Err(bad(
+                    "\"when\": \"after\" applies to status and reset faults only",
+                ));
+            }
         }
         Ok(())
     }
@@ -113,6 +137,8 @@ pub struct Decision {
     pub delay: Duration,
     /// A terminal fault (status or reset) replacing the emulator's answer.
     pub fault: Option<Fault>,
+    /// When the fault strikes: before the request is carried out, or after.
+    pub when: When,
 }
 
 struct ActiveRule {
@@ -179,6 +205,7 @@ impl Faults {
                 }
                 terminal => {
                     decision.fault = Some(terminal.clone());
+                    decision.when = rule.when;
                     break;
                 }
             }

@@ -21,7 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-use super::faults::{Fault, Faults};
+use super::faults::{Fault, Faults, When};
 use super::stats::Stats;
 
 /// Which emulator a listener serves; decides error body formats and stats keys.
@@ -127,23 +127,38 @@ async fn handle(
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
     }
-    match decision.fault {
-        Some(Fault::Reset) => {
-            stats.record_fault(emulator.name(), &method, &path, "reset");
-            Err(InjectedReset)
+    let terminal = match decision.fault {
+        Some(fault @ (Fault::Reset | Fault::Status { .. })) => fault,
+        Some(Fault::Latency { .. }) | None => return Ok(emulate(router, req).await),
+    };
+    let suffix = match decision.when {
+        When::Before => "",
+        // The request is carried out; only its answer is lost or replaced.
+        When::After => {
+            emulate(router, req).await;
+            " after"
         }
-        Some(Fault::Status {
+    };
+    match terminal {
+        Fault::Status {
             status,
             retry_after,
-        }) => {
-            stats.record_fault(emulator.name(), &method, &path, &status.to_string());
+        } => {
+            let label = format!("{status}{suffix}");
+            stats.record_fault(emulator.name(), &method, &path, &label);
             Ok(fault_response(emulator, status, retry_after))
         }
-        Some(Fault::Latency { .. }) | None => {
-            let response: Result<Response, Infallible> = router.oneshot(req).await;
-            Ok(response.unwrap_or_else(|never| match never {}))
+        _ => {
+            stats.record_fault(emulator.name(), &method, &path, &format!("reset{suffix}"));
+            Err(InjectedReset)
         }
     }
+}
+
+/// The emulator's own answer.
+async fn emulate(router: Router, req: Request) -> Response {
+    let response: Result<Response, Infallible> = router.oneshot(req).await;
+    response.unwrap_or_else(|never| match never {})
 }
 
 fn with_stats(router: Router, emulator: Emulator, stats: Arc<Stats>) -> Router {
