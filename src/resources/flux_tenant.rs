@@ -396,24 +396,30 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_service_account_is_planned_while_other_attributes_are_unknown() {
-        let schema = FluxTenant.schema();
-        let config = test_state(&schema, json!({ "name": "a", "source": { "url": "u" } }));
-        let mut plan = PlanContext {
+    /// The plan of a create whose proposed state is `config`.
+    fn create_plan(config: Value) -> PlanContext {
+        PlanContext {
             prior: Value::Null,
             config: config.clone(),
             planned: config,
             requires_replace: Vec::new(),
             prior_private: Vec::new(),
             planned_private: Vec::new(),
-        };
-        plan.mark_unknown(&["namespaces", "service_account", "in_sync"]);
+        }
+    }
+
+    async fn modify(plan: &mut PlanContext) {
         let ctx = Ctx::new(None, tokio_util::sync::CancellationToken::new());
-        FluxTenant
-            .modify_plan(&ctx, &mut plan)
-            .await
-            .expect("planned");
+        FluxTenant.modify_plan(&ctx, plan).await.expect("planned");
+    }
+
+    #[tokio::test]
+    async fn the_service_account_is_planned_while_other_attributes_are_unknown() {
+        let schema = FluxTenant.schema();
+        let config = test_state(&schema, json!({ "name": "a", "source": { "url": "u" } }));
+        let mut plan = create_plan(config);
+        plan.mark_unknown(&["namespaces", "service_account", "in_sync"]);
+        modify(&mut plan).await;
         #[derive(Deserialize)]
         struct Naming {
             service_account: Option<String>,
@@ -430,19 +436,8 @@ mod tests {
         if let Value::Object(fields) = &mut config {
             fields.insert("service_account".into(), Value::unknown());
         }
-        let mut plan = PlanContext {
-            prior: Value::Null,
-            config: config.clone(),
-            planned: config,
-            requires_replace: Vec::new(),
-            prior_private: Vec::new(),
-            planned_private: Vec::new(),
-        };
-        let ctx = Ctx::new(None, tokio_util::sync::CancellationToken::new());
-        FluxTenant
-            .modify_plan(&ctx, &mut plan)
-            .await
-            .expect("planned");
+        let mut plan = create_plan(config);
+        modify(&mut plan).await;
         // Terraform refuses a plan that replaces a configured value, even an unknown one.
         assert!(!plan.knows(&["service_account"]));
     }
