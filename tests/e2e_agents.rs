@@ -4,101 +4,12 @@
 
 mod common;
 
+use common::agents::{
+    active_tokens, agent_state, fleet_config, fleet_config_with, one_line, secret_token,
+};
 use common::{
     Provider, SandboxProcess, Workspace, block_on, kubectl, kubectl_json, provider_block,
 };
-use serde_json::Value;
-
-fn agent_state(sandbox: &SandboxProcess, name: &str) -> Option<Value> {
-    sandbox.gitlab_state()["agents"]
-        .as_array()
-        .expect("agents")
-        .iter()
-        .find(|a| a["name"] == name)
-        .cloned()
-}
-
-fn active_tokens(agent: &Value) -> Vec<Value> {
-    agent["tokens"]
-        .as_array()
-        .expect("tokens")
-        .iter()
-        .filter(|t| t["status"] == "active")
-        .cloned()
-        .collect()
-}
-
-/// The token value in the cluster Secret.
-fn secret_token(sandbox: &SandboxProcess) -> Option<String> {
-    let secret = kubectl_json(
-        sandbox,
-        &["get", "secret", "-n", "gitlab-agent", "gitlab-agent-token"],
-    )?;
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(secret["data"]["token"].as_str()?)
-        .ok()
-        .map(|b| String::from_utf8_lossy(&b).to_string())
-}
-
-fn fleet_config(sandbox: &SandboxProcess, trigger: &str) -> String {
-    fleet_config_with(
-        sandbox,
-        trigger,
-        "gitlabflux_agent_install.prod.name",
-        "30s",
-    )
-}
-
-/// The fleet configuration, restarting `restart_name` (an HCL expression) after delivery.
-fn fleet_config_with(
-    sandbox: &SandboxProcess,
-    trigger: &str,
-    restart_name: &str,
-    confirm_timeout: &str,
-) -> String {
-    format!(
-        r#"{}
-resource "gitlabflux_agent" "prod" {{
-  project = "fleet/agents"
-  name    = "prod"
-  config = {{
-    ci_access = {{
-      groups = [{{
-        id          = "fleet"
-        access_as   = "impersonate"
-        impersonate = {{ username = "ci-deployer", groups = ["fleet-ci"] }}
-      }}]
-      projects = [{{ id = "fleet/gitops", access_as = "ci_job" }}]
-    }}
-  }}
-}}
-
-resource "gitlabflux_agent_install" "prod" {{
-  token_secret = {{ name = "gitlab-agent-token" }}
-}}
-
-resource "gitlabflux_agent_token" "prod" {{
-  project  = gitlabflux_agent.prod.project
-  agent_id = gitlabflux_agent.prod.agent_id
-  name     = "prod"
-  kubernetes_secret = {{
-    namespace = gitlabflux_agent_install.prod.namespace
-    name      = "gitlab-agent-token"
-  }}
-  restart = [{{
-    namespace = gitlabflux_agent_install.prod.namespace
-    name      = {restart_name}
-  }}]
-  rotation = {{
-    trigger         = "{trigger}"
-    confirm_timeout = "{confirm_timeout}"
-  }}
-}}
-"#,
-        provider_block(sandbox)
-    )
-}
 
 #[test]
 fn agent_install_and_token_apply_rotate_repair_and_destroy() {
@@ -593,11 +504,6 @@ resource "gitlabflux_agent_token" "ci" {{
         "no token value in state"
     );
     ws.assert_no_changes();
-}
-
-/// Terraform wraps diagnostic text at its terminal width.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// An agent and a token delivered to `secret_namespace`, restarting Deployment `restart`.

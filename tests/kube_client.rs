@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use terraform_provider_gitlabflux::kube::ClusterSettings;
-use terraform_provider_gitlabflux::kube::{Clusters, KubeError, ObjRef};
+use terraform_provider_gitlabflux::kube::{Clusters, KubeError, ObjRef, SecretMeta};
 use terraform_provider_gitlabflux::sandbox::{Sandbox, SandboxOptions};
 use terraform_provider_gitlabflux::secret::Secret;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,10 @@ async fn a_resource_lifecycle_through_the_public_api() {
     let clusters = Clusters::new(Some(default), CancellationToken::new());
     let kube = clusters.client(None).await.expect("client");
 
-    let labels = BTreeMap::from([("app".to_string(), "agentk".to_string())]);
+    let labels = SecretMeta {
+        labels: BTreeMap::from([("app".to_string(), "agentk".to_string())]),
+        annotations: BTreeMap::new(),
+    };
     kube.write_secret_key(
         "default",
         "agent-token",

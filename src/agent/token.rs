@@ -1,31 +1,64 @@
-//! An agent token's life in the cluster: the steps of its zero-downtime rotation (make room
-//! under GitLab's two-active-tokens limit, create, deliver into the Secret agentk mounts and
-//! restart the workloads, confirm the new token is used, revoke the old one) on the shared
-//! overlap engine in [`crate::keys::rotation`], the hash that lets the install tell which
-//! token its pods run, and finding a delivered token's Secret again after an import.
+//! An agent token's life in the cluster, on the crash-consistent engine in
+//! [`crate::keys::rotation`]: GitLab is the issuer (at most two active tokens per agent), the
+//! Secret agentk mounts is the consumer, and the workloads that mount it are restarted and
+//! confirmed through `last_used_at`.
+//!
+//! The Secret is the truth about which token is current: every write puts the token's id
+//! (label [`TOKEN_ID_LABEL`]) and the SHA-256 of its value (annotation
+//! [`SECRET_HASH_ANNOTATION`]) beside the value in one request, so a read can tell the token
+//! the Secret holds even after a run was killed before Terraform saved state. Tokens this
+//! provider creates carry [`OWNER_MARKER`] in their description, so one whose create answer
+//! was lost is recognised as ours and revoked, never left behind. Tokens that carry neither
+//! the marker nor state's id are foreign: revoked only with `displace_foreign_tokens`.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::gitlab::{AgentToken, GitlabClient, GitlabError};
-use crate::keys::rotation::{ConfirmPolicy, OverlapRotation, RotationError, rotate};
-use crate::kube::{KubeClient, KubeError, ObjRef, managed_labels};
+use crate::keys::rotation::{
+    self, ConfirmPolicy, Credentials, Failure, Goal, Live, Policy, RotationError, View,
+};
+use crate::kube::{KubeClient, KubeError, ObjRef, SecretMeta, managed_labels};
 use crate::secret::Secret;
 
 /// Pod template annotation: hash of the token the pods started with. A workload restarted
 /// for a new token carries the new hash, so a changed Secret is visible as drift.
 pub const TOKEN_HASH_ANNOTATION: &str = "gitlabflux.io/token-sha256";
-/// Label that lets a read after import find the Secret holding a token.
-const TOKEN_ID_LABEL: &str = "gitlabflux.io/agent-token-id";
+/// Secret label: the id of the token whose value the Secret holds.
+pub const TOKEN_ID_LABEL: &str = "gitlabflux.io/agent-token-id";
+/// Secret annotation: the SHA-256 of the value written with [`TOKEN_ID_LABEL`]; a value
+/// edited out of band no longer matches it.
+pub const SECRET_HASH_ANNOTATION: &str = "gitlabflux.io/agent-token-sha256";
 /// Annotation on that Secret recording the settings an import cannot see elsewhere.
 const SETTINGS_ANNOTATION: &str = "gitlabflux.io/agent-token-settings";
+/// Ends the description of every token this provider creates.
+pub const OWNER_MARKER: &str = "[created by terraform-provider-gitlabflux]";
+/// GitLab's limit on an agent's active tokens.
+const ACTIVE_TOKEN_LIMIT: usize = 2;
 
 /// The hash stamped for a token value (never the value itself).
 pub fn token_hash(token: &str) -> String {
     crate::digest::sha256_hex(token.as_bytes())
+}
+
+/// The description sent to GitLab: the user's, followed by the ownership marker.
+pub fn marked_description(description: &str) -> String {
+    if description.is_empty() {
+        OWNER_MARKER.to_string()
+    } else {
+        format!("{description} {OWNER_MARKER}")
+    }
+}
+
+/// The user's description of a token, without the ownership marker.
+pub fn user_description(description: &str) -> &str {
+    description
+        .strip_suffix(OWNER_MARKER)
+        .map_or(description, str::trim_end)
 }
 
 /// Where the token goes in the cluster: one key of a Secret.
@@ -60,25 +93,63 @@ pub struct Delivery {
     pub settings: String,
 }
 
-/// One token to issue.
+/// One agent token resource: what it wants and what its state remembers.
 #[derive(Clone, Debug)]
 pub struct TokenSpec<'a> {
     pub project: &'a str,
     pub agent_id: i64,
     pub name: &'a str,
     pub description: &'a str,
-    /// The token this one replaces, revoked once the new one is confirmed.
-    pub replaces: Option<i64>,
+    /// The token state names.
+    pub recorded: Option<i64>,
+    /// The hash state remembers for it (Secrets written before the hash annotation existed).
+    pub recorded_hash: Option<&'a str>,
     pub delivery: Option<Delivery>,
     pub confirm_timeout: Duration,
+    /// Revoke the least recently used foreign token when the agent has no room.
+    pub displace_foreign: bool,
 }
 
-/// A token issued and delivered.
+/// A converged token.
 #[derive(Debug)]
-pub struct Issued {
-    /// GitLab's view after confirmation (with `last_used_at` when it was confirmed).
+pub struct Settled {
+    /// GitLab's view of the current token (with `last_used_at` once it was used).
     pub token: AgentToken,
-    pub value: Secret,
+    /// Its value: from the create when this run made it, else from the Secret.
+    pub value: Option<Secret>,
+    /// Whether this run created it (a rotation), rather than finishing one.
+    pub created: bool,
+    /// Foreign tokens revoked to make room (`displace_foreign_tokens`), for a warning.
+    pub displaced: Vec<String>,
+}
+
+/// A run that stopped, with the token the Secret holds now (partial progress to save).
+#[derive(Debug)]
+pub struct Stopped {
+    pub current: Option<i64>,
+    pub error: TokenError,
+}
+
+/// How a read finds the token resource.
+#[derive(Debug, PartialEq)]
+pub enum Status {
+    /// The Secret holds state's token and no other token of ours is active.
+    Active,
+    /// A rotation was cut short: the Secret holds a successor state does not name, or an
+    /// old or orphaned token of ours is still active. The next apply finishes it.
+    Rotating,
+    /// The Secret lost the token (deleted, edited, or the token was revoked).
+    SecretOutOfSync,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Rotating => "rotating",
+            Status::SecretOutOfSync => "secret_out_of_sync",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +176,13 @@ pub enum TokenError {
         namespace: String,
         name: String,
     },
+    /// Two active tokens this resource did not create leave no room for its own.
+    #[error("agent {agent_id} has no room for a new token")]
+    NoRoom {
+        project: String,
+        agent_id: i64,
+        in_the_way: Vec<String>,
+    },
 }
 
 impl TokenError {
@@ -116,6 +194,9 @@ impl TokenError {
             Self::Cancelled => "Rotation cancelled".into(),
             Self::NoNamespace { .. } => "Secret namespace does not exist".into(),
             Self::NoWorkload { kind, .. } => format!("{kind} to restart does not exist"),
+            Self::NoRoom { .. } => {
+                "Agent has two active tokens this resource did not create".into()
+            }
         }
     }
 
@@ -127,11 +208,14 @@ impl TokenError {
                 "The new token was written to the Secret and the workloads were restarted, but \
                  agentk did not use it within {}s (rotation.confirm_timeout). The previous \
                  token was kept active, so the cluster still has a valid token. Check that the \
-                 restarted Deployment mounts the Secret and can reach GitLab, then apply again.",
+                 restarted Deployment mounts the Secret and can reach GitLab, then apply again: \
+                 the apply finishes this rotation instead of starting another.",
                 t.as_secs()
             ),
             Self::Cancelled => {
-                "Terraform was interrupted; the previous token was kept active.".into()
+                "Terraform was interrupted; the previous token was kept active. The next apply \
+                 finishes the rotation."
+                    .into()
             }
             Self::NoNamespace { namespace } => format!(
                 "The token would be written to a Secret in namespace {namespace}, which does not \
@@ -149,91 +233,222 @@ impl TokenError {
                  {namespace}/{name} does not exist, so no token was created. Fix the name or \
                  create the workload first, then apply again."
             ),
+            Self::NoRoom {
+                project,
+                agent_id,
+                in_the_way,
+            } => format!(
+                "GitLab allows an agent two active tokens, and agent {agent_id} of {project} \
+                 has {} that this resource did not create, so no token was created and none was \
+                 revoked. Revoke one in GitLab, or bring it under this resource with `terraform \
+                 import` (ID {project}:{agent_id}:<token id>), or set displace_foreign_tokens = \
+                 true to let this resource revoke the least recently used one.",
+                in_the_way.join(" and ")
+            ),
         }
     }
 }
 
-/// The rotation steps for one agent token.
+/// The engine's view of one agent token resource.
 struct TokenRotation<'a> {
     client: &'a GitlabClient,
     spec: &'a TokenSpec<'a>,
+    /// The token the Secret holds and the hash of its value, as last observed or delivered.
+    held: Mutex<Option<(i64, String)>>,
+}
+
+impl<'a> TokenRotation<'a> {
+    fn new(client: &'a GitlabClient, spec: &'a TokenSpec<'a>) -> Self {
+        Self {
+            client,
+            spec,
+            held: Mutex::new(None),
+        }
+    }
+
+    fn held(&self) -> Option<(i64, String)> {
+        self.held.lock().ok().and_then(|h| h.clone())
+    }
+
+    fn hold(&self, held: Option<(i64, String)>) {
+        if let Ok(mut h) = self.held.lock() {
+            *h = held;
+        }
+    }
+
+    /// Ours: named by state, or created by this provider under this resource's name.
+    fn marked_ours(&self, t: &AgentToken) -> bool {
+        Some(t.id) == self.spec.recorded
+            || (t.name == self.spec.name
+                && t.description
+                    .as_deref()
+                    .is_some_and(|d| d.ends_with(OWNER_MARKER)))
+    }
+
+    /// The token whose value the Secret holds, by the label and hash written with it.
+    async fn read_held(&self, d: &Delivery) -> Result<Option<(i64, String)>, TokenError> {
+        let Some(secret) = d.kube.get(&d.target.secret()).await? else {
+            return Ok(None);
+        };
+        let meta = &secret["metadata"];
+        let id = meta["labels"][TOKEN_ID_LABEL]
+            .as_str()
+            .and_then(|v| v.parse::<i64>().ok());
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let stated = meta["annotations"][SECRET_HASH_ANNOTATION].as_str().or(self
+            .spec
+            .recorded_hash
+            .filter(|_| Some(id) == self.spec.recorded));
+        let value = d
+            .kube
+            .read_secret_key(&d.target.namespace, &d.target.name, &d.target.key)
+            .await?;
+        let actual = value.map(|v| token_hash(v.expose()));
+        Ok(match (stated, actual) {
+            (Some(stated), Some(actual)) if stated == actual => Some((id, actual)),
+            _ => None,
+        })
+    }
+
+    /// Whether GitLab saw a token used, asked one by one (the list has no `last_used_at`).
+    async fn details(&self, t: &AgentToken) -> Result<AgentToken, TokenError> {
+        let s = self.spec;
+        Ok(self
+            .client
+            .agent_token(s.project, s.agent_id, t.id)
+            .await?
+            .unwrap_or_else(|| t.clone()))
+    }
+}
+
+fn describe(t: &AgentToken) -> String {
+    format!("token {} \"{}\"", t.id, t.name)
 }
 
 #[async_trait]
-impl OverlapRotation for TokenRotation<'_> {
+impl Credentials for TokenRotation<'_> {
+    type Id = i64;
     type New = (AgentToken, Secret);
     type Error = TokenError;
 
-    async fn make_room(&self) -> Result<(), TokenError> {
-        let (project, agent) = (self.spec.project, self.spec.agent_id);
-        let active = self.client.agent_tokens(project, agent).await?;
-        if active.len() < 2 {
-            return Ok(());
+    async fn observe(&self) -> Result<View<i64>, TokenError> {
+        let s = self.spec;
+        let active = match self.client.agent_tokens(s.project, s.agent_id).await {
+            Ok(list) => list,
+            Err(e) => return Err(e.into()),
+        };
+        let held = match &s.delivery {
+            Some(d) => self.read_held(d).await?,
+            None => None,
+        };
+        let current = match &s.delivery {
+            Some(_) => held
+                .as_ref()
+                .map(|(id, _)| *id)
+                .filter(|id| active.iter().any(|t| t.id == *id && self.marked_ours(t))),
+            None => s.recorded.filter(|id| active.iter().any(|t| t.id == *id)),
+        };
+        self.hold(held.filter(|(id, _)| Some(*id) == current));
+        let mut live = Vec::with_capacity(active.len());
+        for t in active.iter() {
+            let owned = self.marked_ours(t) || Some(t.id) == current;
+            // Only the tokens the engine may judge need their use looked up.
+            let detail = if Some(t.id) == current {
+                t.clone()
+            } else {
+                self.details(t).await?
+            };
+            live.push(Live {
+                id: t.id,
+                owned,
+                used: (Some(t.id) != current).then_some(detail.last_used_at.is_some()),
+                last_used: detail.last_used_at.clone(),
+                label: describe(t),
+            });
         }
-        // The list has no last_used_at; ask for each candidate.
-        let mut candidates = Vec::new();
-        for t in active.iter().filter(|t| Some(t.id) != self.spec.replaces) {
-            let detail = self.client.agent_token(project, agent, t.id).await?;
-            candidates.push(detail.unwrap_or_else(|| t.clone()));
-        }
-        // Never used sorts first: it is the least recently used.
-        candidates.sort_by(|a, b| a.last_used_at.cmp(&b.last_used_at));
-        if let Some(lru) = candidates.first() {
-            self.client
-                .revoke_agent_token(project, agent, lru.id)
-                .await?;
-        }
-        Ok(())
+        Ok(View {
+            live,
+            current,
+            recorded: s.recorded,
+        })
     }
 
     async fn create(&self) -> Result<(AgentToken, Secret), TokenError> {
         let s = self.spec;
+        let description = marked_description(s.description);
         Ok(self
             .client
-            .create_agent_token(s.project, s.agent_id, s.name, s.description)
+            .create_agent_token(s.project, s.agent_id, s.name, &description)
             .await?)
     }
 
+    fn outcome_unknown(&self, error: &TokenError) -> bool {
+        matches!(error, TokenError::Gitlab(e) if e.outcome_unknown())
+    }
+
+    fn id_of(&self, (token, _): &(AgentToken, Secret)) -> i64 {
+        token.id
+    }
+
     async fn deliver(&self, (token, value): &(AgentToken, Secret)) -> Result<(), TokenError> {
-        let Some(d) = &self.spec.delivery else {
+        let hash = token_hash(value.expose());
+        if let Some(d) = &self.spec.delivery {
+            let mut labels = managed_labels("agent-token");
+            labels.insert(TOKEN_ID_LABEL.into(), token.id.to_string());
+            let annotations = BTreeMap::from([
+                (SECRET_HASH_ANNOTATION.to_string(), hash.clone()),
+                (SETTINGS_ANNOTATION.to_string(), d.settings.clone()),
+            ]);
+            let meta = SecretMeta {
+                labels,
+                annotations,
+            };
+            let t = &d.target;
+            d.kube
+                .write_secret_key(&t.namespace, &t.name, &t.key, value, &meta)
+                .await?;
+        }
+        self.hold(Some((token.id, hash)));
+        Ok(())
+    }
+
+    async fn roll_out(&self, current: &i64) -> Result<(), TokenError> {
+        let (Some(d), Some((held, hash))) = (&self.spec.delivery, self.held()) else {
             return Ok(());
         };
-        let mut labels = managed_labels("agent-token");
-        labels.insert(TOKEN_ID_LABEL.into(), token.id.to_string());
-        let t = &d.target;
-        d.kube
-            .write_secret_key(&t.namespace, &t.name, &t.key, value, &labels)
-            .await?;
-        record_settings(&d.kube, t, &d.settings).await?;
-        // The pods' token hash lets the agentk install see they run the token now in the Secret.
-        let stamp = BTreeMap::from([(
-            TOKEN_HASH_ANNOTATION.to_string(),
-            token_hash(value.expose()),
-        )]);
+        if held != *current {
+            return Ok(());
+        }
+        let stamp = BTreeMap::from([(TOKEN_HASH_ANNOTATION.to_string(), hash.clone())]);
         for r in &d.restarts {
-            d.kube
-                .restart_with(&r.kind, &r.namespace, &r.name, &stamp)
-                .await?;
+            let workload = ObjRef::new("apps/v1", &r.kind, Some(&r.namespace), &r.name);
+            let running = d.kube.get(&workload).await?.is_some_and(|w| {
+                w["spec"]["template"]["metadata"]["annotations"][TOKEN_HASH_ANNOTATION] == *hash
+            });
+            // Already restarted for this token: a second restart would only roll again.
+            if !running {
+                d.kube
+                    .restart_with(&r.kind, &r.namespace, &r.name, &stamp)
+                    .await?;
+            }
         }
         Ok(())
     }
 
-    async fn confirmed(&self, (token, _): &(AgentToken, Secret)) -> Result<bool, TokenError> {
-        let current = self
-            .client
-            .agent_token(self.spec.project, self.spec.agent_id, token.id)
-            .await?;
-        Ok(current.is_some_and(|t| t.last_used_at.is_some()))
+    async fn in_use(&self, id: &i64) -> Result<bool, TokenError> {
+        let s = self.spec;
+        let token = self.client.agent_token(s.project, s.agent_id, *id).await?;
+        Ok(token.is_some_and(|t| t.last_used_at.is_some()))
     }
 
-    async fn retire_old(&self) -> Result<(), TokenError> {
-        match self.spec.replaces {
-            Some(id) => Ok(self
-                .client
-                .revoke_agent_token(self.spec.project, self.spec.agent_id, id)
-                .await?),
-            None => Ok(()),
-        }
+    async fn revoke(&self, id: &i64) -> Result<(), TokenError> {
+        let s = self.spec;
+        Ok(self
+            .client
+            .revoke_agent_token(s.project, s.agent_id, *id)
+            .await?)
     }
 }
 
@@ -261,60 +476,166 @@ pub async fn check_delivery(d: &Delivery) -> Result<(), TokenError> {
     Ok(())
 }
 
-/// Issues a token (replacing `spec.replaces`), delivers it and, when workloads restart,
-/// waits until it is used before revoking the old one. The destination is checked first.
-pub async fn issue(
+/// What a run is for: a new token (replacing state's), or finishing what is there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Want {
+    NewToken,
+    Finish,
+}
+
+/// Converges the resource's tokens: with [`Want::NewToken`] a new token replaces state's
+/// (unless the Secret already holds a successor from a run cut short, which is finished
+/// instead); with [`Want::Finish`] the current token is rolled out and confirmed and every
+/// other token of ours revoked. The destination is checked before anything is created.
+pub async fn converge(
     client: &GitlabClient,
     spec: &TokenSpec<'_>,
+    want: Want,
     stop: &CancellationToken,
-) -> Result<Issued, TokenError> {
-    if let Some(delivery) = &spec.delivery {
-        check_delivery(delivery).await?;
-    }
-    let rotation = TokenRotation { client, spec };
-    let policy = ConfirmPolicy {
-        timeout: spec.confirm_timeout,
-        required: spec
-            .delivery
-            .as_ref()
-            .is_some_and(|d| !d.restarts.is_empty()),
+) -> Result<Settled, Stopped> {
+    let early = |error: TokenError| Stopped {
+        current: None,
+        error,
     };
-    let (token, value) = rotate(&rotation, policy, stop).await.map_err(|e| match e {
-        RotationError::Step(step) => step,
+    if let Some(delivery) = &spec.delivery {
+        check_delivery(delivery).await.map_err(early)?;
+    }
+    let engine = TokenRotation::new(client, spec);
+    let goal = match want {
+        Want::NewToken => Goal::Fresh {
+            replacing: spec.recorded,
+        },
+        Want::Finish => Goal::Finish,
+    };
+    let policy = Policy {
+        confirm: ConfirmPolicy {
+            timeout: spec.confirm_timeout,
+            required: spec
+                .delivery
+                .as_ref()
+                .is_some_and(|d| !d.restarts.is_empty()),
+        },
+        capacity: Some(ACTIVE_TOKEN_LIMIT),
+        displace_foreign: spec.displace_foreign,
+    };
+    let done = rotation::converge(&engine, goal, policy, stop)
+        .await
+        .map_err(|f| stopped(spec, f))?;
+    let fail = |error: TokenError| Stopped {
+        current: Some(done.current),
+        error,
+    };
+    let created = done.created.is_some();
+    let value = match (done.created, &spec.delivery) {
+        (Some((_, value)), _) => Some(value),
+        (None, Some(d)) => d
+            .kube
+            .read_secret_key(&d.target.namespace, &d.target.name, &d.target.key)
+            .await
+            .map_err(|e| fail(e.into()))?,
+        (None, None) => None,
+    };
+    let token = client
+        .agent_token(spec.project, spec.agent_id, done.current)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    // Revoked between the run's last look and this one: the next plan sees it and repairs.
+    let token = token.ok_or_else(|| fail(TokenError::Cancelled))?;
+    Ok(Settled {
+        token,
+        value,
+        created,
+        displaced: done.displaced.into_iter().map(|l| l.label).collect(),
+    })
+}
+
+fn stopped(spec: &TokenSpec<'_>, f: Failure<i64, TokenError>) -> Stopped {
+    let error = match f.error {
+        RotationError::Step(e) => e,
         RotationError::NotConfirmed(t) => TokenError::NotConfirmed(t),
         RotationError::Cancelled => TokenError::Cancelled,
-    })?;
-    let token = client
-        .agent_token(spec.project, spec.agent_id, token.id)
-        .await?
-        .unwrap_or(token);
-    Ok(Issued { token, value })
-}
-
-/// An active token's facts, `None` when it (or its agent) is gone.
-pub async fn active_token(
-    client: &GitlabClient,
-    project: &str,
-    agent_id: i64,
-    token_id: i64,
-) -> Result<Option<AgentToken>, TokenError> {
-    match client.agent_tokens(project, agent_id).await {
-        Ok(list) => Ok(list.iter().find(|t| t.id == token_id).cloned()),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.into()),
+        RotationError::NoRoom { in_the_way } => TokenError::NoRoom {
+            project: spec.project.to_string(),
+            agent_id: spec.agent_id,
+            in_the_way: in_the_way.into_iter().map(|l| l.label).collect(),
+        },
+    };
+    Stopped {
+        current: f.current,
+        error,
     }
 }
 
-/// Whether the Secret still holds the token whose hash is `hash`.
-pub async fn secret_holds(
-    kube: &KubeClient,
-    target: &SecretTarget,
-    hash: &str,
-) -> Result<bool, TokenError> {
-    let held = kube
-        .read_secret_key(&target.namespace, &target.name, &target.key)
-        .await?;
-    Ok(held.is_some_and(|v| token_hash(v.expose()) == hash))
+/// What a read finds of a token resource.
+#[derive(Debug)]
+pub struct Inspection {
+    /// State's token, while it is active.
+    pub recorded: Option<AgentToken>,
+    pub status: Status,
+}
+
+/// Looks at the resource's tokens and Secret; `None` when neither state's token nor a token
+/// of ours in the Secret is active (the resource is gone). State's token id is kept even when
+/// the Secret holds a successor, so the next apply knows what it replaces.
+pub async fn inspect(
+    client: &GitlabClient,
+    spec: &TokenSpec<'_>,
+) -> Result<Option<Inspection>, TokenError> {
+    let engine = TokenRotation::new(client, spec);
+    let view = match engine.observe().await {
+        Ok(view) => view,
+        Err(TokenError::Gitlab(e)) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let recorded_live = view.live.iter().any(|l| Some(l.id) == spec.recorded);
+    let others_of_ours = view
+        .live
+        .iter()
+        .any(|l| l.owned && Some(l.id) != view.current);
+    let status = match view.current {
+        None if !recorded_live => return Ok(None),
+        None => Status::SecretOutOfSync,
+        Some(current) if Some(current) != spec.recorded || others_of_ours => Status::Rotating,
+        Some(_) => Status::Active,
+    };
+    let recorded = match spec.recorded.filter(|_| recorded_live) {
+        Some(id) => client
+            .agent_tokens(spec.project, spec.agent_id)
+            .await?
+            .iter()
+            .find(|t| t.id == id)
+            .cloned(),
+        None => None,
+    };
+    Ok(Some(Inspection { recorded, status }))
+}
+
+/// Revokes every active token of the resource (state's, the one its Secret holds, orphans
+/// of its runs) and removes the Secret when it holds nothing but our key.
+pub async fn retire(client: &GitlabClient, spec: &TokenSpec<'_>) -> Result<(), TokenError> {
+    let engine = TokenRotation::new(client, spec);
+    match engine.observe().await {
+        Ok(view) => {
+            for token in view.live.iter().filter(|l| l.owned) {
+                engine.revoke(&token.id).await?;
+            }
+        }
+        // The agent is gone, and its tokens with it.
+        Err(TokenError::Gitlab(e)) if e.is_not_found() => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(d) = &spec.delivery {
+        let r = d.target.secret();
+        if let Some(secret) = d.kube.get(&r).await? {
+            let only_ours = secret["data"]
+                .as_object()
+                .is_none_or(|data| data.keys().all(|k| k == &d.target.key));
+            if only_ours {
+                d.kube.delete(&r).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Re-records the settings on the delivered Secret (an in-place update of settings only).
@@ -329,36 +650,6 @@ async fn record_settings(
 ) -> Result<(), KubeError> {
     let annotations = BTreeMap::from([(SETTINGS_ANNOTATION.to_string(), settings.to_string())]);
     kube.annotate(&target.secret(), &annotations).await
-}
-
-/// Revokes the token (already gone is fine) and removes its Secret when it holds nothing
-/// but our key.
-pub async fn revoke(
-    client: &GitlabClient,
-    project: &str,
-    agent_id: i64,
-    token_id: Option<i64>,
-    delivered: Option<(&KubeClient, &SecretTarget)>,
-) -> Result<(), TokenError> {
-    if let Some(token_id) = token_id {
-        match client.revoke_agent_token(project, agent_id, token_id).await {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if let Some((kube, target)) = delivered {
-        let r = target.secret();
-        if let Some(secret) = kube.get(&r).await? {
-            let only_ours = secret["data"]
-                .as_object()
-                .is_none_or(|d| d.keys().all(|k| k == &target.key));
-            if only_ours {
-                kube.delete(&r).await?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The Secret a token was delivered to, found by the label put on it, with the settings

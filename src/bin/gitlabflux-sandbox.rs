@@ -11,7 +11,7 @@ use terraform_provider_gitlabflux::sandbox::{Sandbox, SandboxOptions};
 use tokio::io::AsyncReadExt as _;
 
 const USAGE: &str = "usage: gitlabflux-sandbox serve [--listen 127.0.0.1:0] [--state-dir DIR] \
-[--simulate-controllers] [--faults JSON|@FILE]
+[--simulate-controllers] [--rollout-delay DURATION] [--faults JSON|@FILE]
 
 Prints one JSON line {gitlab_url, gitlab_token, kube_url, kubeconfig, admin_url, registry_url}
 once ready, then serves until SIGTERM, SIGINT or end of standard input.";
@@ -35,6 +35,12 @@ fn parse(args: &[String]) -> Result<SandboxOptions, String> {
             }
             "--state-dir" => options.state_dir = Some(PathBuf::from(value("--state-dir")?)),
             "--simulate-controllers" => options.simulate_controllers = true,
+            "--rollout-delay" => {
+                let v = value("--rollout-delay")?;
+                options.rollout_delay = humantime::parse_duration(&v).map_err(|e| {
+                    format!("--rollout-delay: {v:?} is not a duration like 2s: {e}")
+                })?;
+            }
             "--faults" => {
                 options.faults =
                     FaultSpec::parse(&value("--faults")?).map_err(|e| format!("--faults: {e}"))?

@@ -169,6 +169,11 @@ impl GitlabError {
     }
 
     /// A stale `last_commit_id`, a name already taken: re-read and try again.
+    /// A create that may have happened all the same: its answer was lost.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, GitlabError::Unconfirmed { .. })
+    }
+
     pub fn is_conflict(&self) -> bool {
         matches!(self, GitlabError::Conflict { .. })
     }

@@ -14,6 +14,13 @@ use super::client::{FIELD_MANAGER, KubeClient, ObjRef};
 use super::error::KubeError;
 use crate::secret::Secret;
 
+/// Labels and annotations written with a Secret's key.
+#[derive(Clone, Debug, Default)]
+pub struct SecretMeta {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// Field manager names are limited to 128 characters by the API server.
 const MAX_MANAGER_LEN: usize = 128;
 
@@ -37,20 +44,26 @@ impl KubeClient {
     }
 
     /// Sets `data.<key>` of Secret `namespace/name` (creating it if needed) by server-side
-    /// apply, leaving other keys and their managers untouched. `labels` are applied too.
+    /// apply, leaving other keys and their managers untouched. `meta`'s labels and
+    /// annotations are applied in the same request, so they never describe another value.
     pub async fn write_secret_key(
         &self,
         namespace: &str,
         name: &str,
         key: &str,
         value: &Secret,
-        labels: &BTreeMap<String, String>,
+        meta: &SecretMeta,
     ) -> Result<(), KubeError> {
         let encoded = base64::engine::general_purpose::STANDARD.encode(value.expose());
         let object = json!({
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": { "name": name, "namespace": namespace, "labels": labels },
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": meta.labels,
+                "annotations": meta.annotations,
+            },
             "data": { key: encoded },
         });
         // We own the key we write: take it over from whoever set it before.

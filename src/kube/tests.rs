@@ -439,10 +439,13 @@ async fn get_list_delete_and_not_found() {
 async fn secret_keys_are_written_without_touching_other_keys() {
     let sb = sandbox().await;
     let c = client(&sb).await;
-    let labels = BTreeMap::from([(
-        "app.kubernetes.io/managed-by".to_string(),
-        "gitlabflux".to_string(),
-    )]);
+    let labels = crate::kube::SecretMeta {
+        labels: BTreeMap::from([(
+            "app.kubernetes.io/managed-by".to_string(),
+            "gitlabflux".to_string(),
+        )]),
+        annotations: BTreeMap::new(),
+    };
     assert_eq!(
         c.read_secret_key("default", "creds", "a")
             .await

@@ -16,7 +16,7 @@ use super::support::{
     parse_duration,
 };
 use crate::agent::token::{
-    self, Delivery, Restart, SecretTarget, TokenError, TokenSpec, token_hash,
+    self, Delivery, Restart, SecretTarget, Settled, Status, TokenError, TokenSpec, Want, token_hash,
 };
 use crate::secret::Secret;
 use crate::tfplug::schema::validators;
@@ -51,6 +51,7 @@ struct TokenModel {
     restart: Option<Vec<RestartModel>>,
     rotation: Option<RotationModel>,
     expose_token: bool,
+    displace_foreign_tokens: bool,
     cluster: Option<ClusterModel>,
     #[serde(flatten)]
     facts: TokenFacts,
@@ -94,6 +95,7 @@ struct RecordedSettings {
     restart: Option<Vec<RestartModel>>,
     rotation: Option<RotationModel>,
     expose_token: Option<bool>,
+    displace_foreign_tokens: Option<bool>,
 }
 
 /// What we remember between runs without storing the token: a hash to recognise it in the
@@ -130,6 +132,7 @@ impl TokenModel {
             restart: self.restart.clone(),
             rotation: self.rotation.clone(),
             expose_token: Some(self.expose_token),
+            displace_foreign_tokens: Some(self.displace_foreign_tokens),
         };
         serde_json::to_string(&recorded).unwrap_or_default()
     }
@@ -156,6 +159,26 @@ impl TokenModel {
         }))
     }
 
+    /// The domain's view of this resource, with what state remembers.
+    async fn spec<'a>(
+        &'a self,
+        ctx: &Ctx<ProviderData>,
+        recorded: Option<i64>,
+        recorded_hash: Option<&'a str>,
+    ) -> DiagResult<TokenSpec<'a>> {
+        Ok(TokenSpec {
+            project: &self.project,
+            agent_id: self.agent_id,
+            name: &self.name,
+            description: self.description.as_deref().unwrap_or_default(),
+            recorded,
+            recorded_hash,
+            delivery: self.delivery(ctx).await?,
+            confirm_timeout: self.confirm_timeout(),
+            displace_foreign: self.displace_foreign_tokens,
+        })
+    }
+
     fn confirm_timeout(&self) -> Duration {
         let text = self
             .rotation
@@ -165,20 +188,21 @@ impl TokenModel {
     }
 }
 
-/// Whether the plan needs a new token: inputs that need the value delivered changed, the
-/// trigger changed, the token is out of sync, or it is older than `rotate_after`. Compares
-/// the plan's raw values, because an input still unknown at plan time counts as changed.
-fn rotation_due(prior: &Value, planned: &Value) -> bool {
+/// What the plan asks of the token: a new one when inputs that need the value delivered
+/// changed, the trigger changed, the Secret lost it or it is older than `rotate_after`;
+/// finishing a rotation cut short when state says `rotating`; nothing otherwise. Compares the
+/// plan's raw values, because an input still unknown at plan time counts as changed.
+fn due(prior: &Value, planned: &Value) -> Option<Want> {
     let changed = |name: &str| prior.get_attr(name) != planned.get_attr(name);
     if ROTATING_INPUTS.iter().any(|n| changed(n)) {
-        return true;
+        return Some(Want::NewToken);
     }
     let trigger = |v: &Value| {
         v.walk(&AttrPath::root().attr("rotation").attr("trigger"))
             .cloned()
     };
     if trigger(prior) != trigger(planned) {
-        return true;
+        return Some(Want::NewToken);
     }
     // Lenient views: the prior state is known, the plan may not be.
     #[derive(Deserialize)]
@@ -196,24 +220,30 @@ fn rotation_due(prior: &Value, planned: &Value) -> bool {
         rotate_after: Option<String>,
     }
     let Ok(age) = prior.decode::<Age>() else {
-        return true;
+        return Some(Want::NewToken);
     };
-    if age.status.as_deref() != Some("active") {
-        return true;
-    }
+    let finishing = match age.status.as_deref() {
+        Some(s) if s == Status::Active.as_str() => false,
+        Some(s) if s == Status::Rotating.as_str() => true,
+        _ => return Some(Want::NewToken),
+    };
     let after = planned
         .decode::<Policy>()
         .ok()
         .and_then(|p| p.rotation?.rotate_after)
         .and_then(|s| parse_duration(&s));
-    let Some(after) = after else {
-        return false;
-    };
-    age.rotated_at
-        .or(age.created_at)
-        .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_some_and(|age| age >= after)
+    let old = after.is_some_and(|after| {
+        age.rotated_at
+            .or(age.created_at)
+            .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age >= after)
+    });
+    if old {
+        Some(Want::NewToken)
+    } else {
+        finishing.then_some(Want::Finish)
+    }
 }
 
 fn token_error(e: TokenError) -> Diagnostics {
@@ -229,44 +259,98 @@ fn token_error(e: TokenError) -> Diagnostics {
             .attr("restart")
             .index(index as i64)
             .attr("name")),
+        TokenError::NoRoom { .. } => d.at(AttrPath::root().attr("displace_foreign_tokens")),
         _ => d,
     }
     .into()
 }
 
 impl AgentTokenResource {
-    /// Creates a token (replacing `replaces` if given) and returns the new state.
-    async fn issue(
+    /// Converges the resource's tokens (see [`token::converge`]) and returns the new state. A
+    /// failed update whose Secret already holds a successor returns that as partial state
+    /// (`rotating`), so the next apply finishes the rotation instead of starting another. A
+    /// failed create returns none: Terraform would taint it, and replacing a tainted token
+    /// would revoke the one in the Secret; the next create adopts what the Secret holds.
+    async fn settle(
         &self,
         ctx: &Ctx<ProviderData>,
         mut model: TokenModel,
-        replaces: Option<i64>,
+        want: Want,
+        prior: Option<PriorToken>,
     ) -> DiagResult<NewState> {
-        let spec = TokenSpec {
-            project: &model.project,
-            agent_id: model.agent_id,
-            name: &model.name,
-            description: model.description.as_deref().unwrap_or_default(),
-            replaces,
-            delivery: model.delivery(ctx).await?,
-            confirm_timeout: model.confirm_timeout(),
+        let recorded = prior.as_ref().map(|p| p.id);
+        let recorded_hash = prior.as_ref().and_then(|p| p.private.token_sha256.clone());
+        let spec = model.spec(ctx, recorded, recorded_hash.as_deref()).await?;
+        let outcome = token::converge(gitlab(ctx)?, &spec, want, ctx.cancelled()).await;
+        drop(spec);
+        let settled = match outcome {
+            Ok(settled) => settled,
+            Err(stopped) => {
+                let successor = stopped
+                    .current
+                    .filter(|c| recorded.is_some() && Some(*c) != recorded);
+                let Some(successor) = successor else {
+                    return Err(token_error(stopped.error));
+                };
+                let partial = rotating(model, successor)?;
+                ctx.keep_partial_state(partial);
+                return Err(token_error(stopped.error));
+            }
         };
-        let issued = token::issue(gitlab(ctx)?, &spec, ctx.cancelled())
-            .await
-            .map_err(token_error)?;
+        warn_displaced(ctx, &settled);
+        // Without a Secret, a finished rotation's value is only in state (expose_token).
+        let value = settled.value.or_else(|| {
+            prior
+                .filter(|p| p.id == settled.token.id)
+                .and_then(|p| p.value)
+        });
         let private = Private {
-            token_sha256: Some(token_hash(issued.value.expose())),
+            token_sha256: value.as_ref().map(|v| token_hash(v.expose())),
         };
         model.facts = TokenFacts {
-            token_id: Some(issued.token.id),
-            status: Some("active".into()),
-            created_at: Some(issued.token.created_at),
-            last_used_at: issued.token.last_used_at,
+            token_id: Some(settled.token.id),
+            status: Some(Status::Active.as_str().into()),
+            created_at: Some(settled.token.created_at),
+            last_used_at: settled.token.last_used_at,
             rotated_at: Some(now_rfc3339()),
-            token: model.expose_token.then_some(issued.value),
+            token: value.filter(|_| model.expose_token),
         };
         Ok(NewState::encode(&model)?.with_private(private.encode()))
     }
+}
+
+/// What state remembers of the token an update replaces or finishes.
+struct PriorToken {
+    id: i64,
+    private: Private,
+    value: Option<Secret>,
+}
+
+/// State for a rotation cut short after its token was delivered: the successor, to finish.
+fn rotating(mut model: TokenModel, successor: i64) -> DiagResult<NewState> {
+    model.facts = TokenFacts {
+        token_id: Some(successor),
+        status: Some(Status::Rotating.as_str().into()),
+        ..TokenFacts::default()
+    };
+    NewState::encode(&model)
+}
+
+fn warn_displaced(ctx: &Ctx<ProviderData>, settled: &Settled) {
+    if settled.displaced.is_empty() {
+        return;
+    }
+    ctx.warn(
+        Diagnostic::warning(
+            "Revoked an agent token this resource did not create",
+            format!(
+                "displace_foreign_tokens is set and the agent had no room for a new token, so \
+                 {} was revoked. Whatever used it no longer authenticates.",
+                settled.displaced.join(" and ")
+            ),
+        )
+        .at(AttrPath::root().attr("displace_foreign_tokens")),
+    );
 }
 
 #[async_trait]
@@ -324,12 +408,15 @@ impl Resource<ProviderData> for AgentTokenResource {
                 Attribute::bool("expose_token")
                     .default(false)
                     .description("Keep the token value in state (`token`), e.g. to feed a Helm chart."),
+                Attribute::bool("displace_foreign_tokens")
+                    .default(false)
+                    .description("When the agent already has two active tokens this resource did not create, revoke the least recently used one to make room (with a warning naming it). Off: such an apply fails and revokes nothing."),
                 Attribute::string("token").computed().sensitive().description("The token, only with `expose_token = true`."),
                 Attribute::object("cluster", cluster_connection_attributes())
                     .optional()
                     .description("Cluster of `kubernetes_secret`, overriding the provider's `kubernetes`."),
                 Attribute::number("token_id").computed(),
-                Attribute::string("status").computed().description("`active`, or `secret_out_of_sync` when the Secret lost the token."),
+                Attribute::string("status").computed().description("`active`; `rotating` when a rotation was cut short (the next apply finishes it); `secret_out_of_sync` when the Secret lost the token."),
                 Attribute::string("created_at").computed(),
                 Attribute::string("last_used_at").computed(),
                 Attribute::string("rotated_at").computed(),
@@ -337,7 +424,15 @@ impl Resource<ProviderData> for AgentTokenResource {
             .description(
                 "A GitLab agent token delivered straight into a cluster Secret, rotated without \
                  downtime: GitLab's two-active-tokens limit is respected, the new token is \
-                 confirmed in use before the old one is revoked.",
+                 confirmed in use before the old one is revoked.\n\n\
+                 Crash-safe: the Secret records which token it holds (label \
+                 `gitlabflux.io/agent-token-id`, annotation `gitlabflux.io/agent-token-sha256`), \
+                 so a rotation cut short by an error, a lost answer or a killed run is finished \
+                 by the next apply (status `rotating`) rather than started again, and no token is \
+                 revoked while the Secret holds it or before its successor is in use. Tokens it \
+                 creates end their description with `[created by terraform-provider-gitlabflux]`, \
+                 so one whose create answer was lost is found and revoked. Tokens it did not \
+                 create are never revoked, unless `displace_foreign_tokens = true`.",
             ),
         )
     }
@@ -348,7 +443,7 @@ impl Resource<ProviderData> for AgentTokenResource {
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
         if !plan.is_create() {
-            if rotation_due(&plan.prior, &plan.planned) {
+            if due(&plan.prior, &plan.planned).is_some() {
                 plan.mark_unknown(&TOKEN_FACTS);
             } else {
                 // No new token: its facts stay what they are.
@@ -373,7 +468,8 @@ impl Resource<ProviderData> for AgentTokenResource {
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.issue(ctx, req.planned.decode()?, None).await
+        self.settle(ctx, req.planned.decode()?, Want::NewToken, None)
+            .await
     }
 
     async fn read(
@@ -385,32 +481,21 @@ impl Resource<ProviderData> for AgentTokenResource {
         let Some(token_id) = model.facts.token_id else {
             return Ok(None);
         };
-        let Some(active) =
-            token::active_token(gitlab(ctx)?, &model.project, model.agent_id, token_id)
-                .await
-                .map_err(token_error)?
-        else {
+        let private = Private::decode(&current.private);
+        let spec = model
+            .spec(ctx, Some(token_id), private.token_sha256.as_deref())
+            .await?;
+        let found = token::inspect(gitlab(ctx)?, &spec)
+            .await
+            .map_err(token_error)?;
+        drop(spec);
+        let Some(found) = found else {
             return Ok(None);
         };
-        model.facts.created_at = Some(active.created_at);
-        let private = Private::decode(&current.private);
-        let in_sync = match (model.target(), &private.token_sha256) {
-            (Some(target), Some(hash)) => {
-                let kube = kube_client(ctx, model.cluster.as_ref()).await?;
-                token::secret_holds(&kube, &target, hash)
-                    .await
-                    .map_err(token_error)?
-            }
-            _ => true,
-        };
-        model.facts.status = Some(
-            if in_sync {
-                "active"
-            } else {
-                "secret_out_of_sync"
-            }
-            .into(),
-        );
+        if let Some(recorded) = found.recorded {
+            model.facts.created_at = Some(recorded.created_at);
+        }
+        model.facts.status = Some(found.status.as_str().into());
         Ok(Some(
             NewState::encode(&model)?.with_private(current.private),
         ))
@@ -420,7 +505,13 @@ impl Resource<ProviderData> for AgentTokenResource {
         let planned: TokenModel = req.planned.decode()?;
         if planned.facts.token_id.is_none() {
             let prior: TokenModel = req.prior.decode()?;
-            return self.issue(ctx, planned, prior.facts.token_id).await;
+            let want = due(&req.prior, &req.planned).unwrap_or(Want::NewToken);
+            let recorded = prior.facts.token_id.map(|id| PriorToken {
+                id,
+                private: Private::decode(&req.private),
+                value: prior.facts.token,
+            });
+            return self.settle(ctx, planned, want, recorded).await;
         }
         if let Some(delivery) = planned.delivery(ctx).await? {
             token::record_delivery_settings(&delivery)
@@ -432,19 +523,13 @@ impl Resource<ProviderData> for AgentTokenResource {
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
         let model: TokenModel = prior.state.decode()?;
-        let kube = match model.target() {
-            Some(target) => Some((kube_client(ctx, model.cluster.as_ref()).await?, target)),
-            None => None,
-        };
-        token::revoke(
-            gitlab(ctx)?,
-            &model.project,
-            model.agent_id,
-            model.facts.token_id,
-            kube.as_ref().map(|(k, t)| (k, t)),
-        )
-        .await
-        .map_err(token_error)
+        let private = Private::decode(&prior.private);
+        let spec = model
+            .spec(ctx, model.facts.token_id, private.token_sha256.as_deref())
+            .await?;
+        token::retire(gitlab(ctx)?, &spec)
+            .await
+            .map_err(token_error)
     }
 
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
@@ -479,11 +564,17 @@ impl Resource<ProviderData> for AgentTokenResource {
             project,
             agent_id,
             name: token.name,
-            description: token.description.filter(|d| !d.is_empty()),
+            description: token
+                .description
+                .as_deref()
+                .map(token::user_description)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
             kubernetes_secret: secret,
             restart: settings.restart,
             rotation: settings.rotation,
             expose_token: settings.expose_token.unwrap_or(false),
+            displace_foreign_tokens: settings.displace_foreign_tokens.unwrap_or(false),
             cluster: None,
             facts: TokenFacts {
                 token_id: Some(token_id),
@@ -554,6 +645,7 @@ mod tests {
                 confirm_timeout: "10m".into(),
             }),
             expose_token: false,
+            displace_foreign_tokens: false,
             cluster: None,
             facts: TokenFacts {
                 token_id: Some(7),
@@ -577,7 +669,8 @@ mod tests {
     #[test]
     fn rotation_is_due_on_trigger_age_drift_and_delivery_changes() {
         let now = now_rfc3339();
-        let due = |a: &TokenModel, b: &TokenModel| rotation_due(&state(a), &state(b));
+        let due =
+            |a: &TokenModel, b: &TokenModel| due(&state(a), &state(b)) == Some(Want::NewToken);
         assert!(!due(&model("a", &now, None), &model("a", &now, None)));
         assert!(
             due(&model("a", &now, None), &model("b", &now, None)),
@@ -608,6 +701,22 @@ mod tests {
     }
 
     #[test]
+    fn a_rotation_cut_short_is_finished_not_started_again() {
+        let now = now_rfc3339();
+        let mut cut_short = model("b", &now, None);
+        cut_short.facts.status = Some("rotating".into());
+        assert_eq!(
+            due(&state(&cut_short), &state(&model("b", &now, None))),
+            Some(Want::Finish)
+        );
+        // A new trigger on top asks for a new token all the same.
+        assert_eq!(
+            due(&state(&cut_short), &state(&model("c", &now, None))),
+            Some(Want::NewToken)
+        );
+    }
+
+    #[test]
     fn an_unknown_rotating_input_counts_as_a_change() {
         let now = now_rfc3339();
         let prior = state(&model("a", &now, None));
@@ -615,6 +724,6 @@ mod tests {
         if let Value::Object(fields) = &mut planned {
             fields.insert("description".into(), Value::unknown());
         }
-        assert!(rotation_due(&prior, &planned));
+        assert_eq!(due(&prior, &planned), Some(Want::NewToken));
     }
 }

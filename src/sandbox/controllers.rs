@@ -2,7 +2,10 @@
 //! so end-to-end tests see realistic progress.
 //!
 //! - Deployments roll out and become Available, unless a Secret their pods need is missing
-//!   (like a real pod stuck in CreateContainerConfigError).
+//!   (like a real pod stuck in CreateContainerConfigError). With `--rollout-delay`, a rollout
+//!   takes that long: until it completes, the old pods keep running with what they read
+//!   when they started, so a credential revoked before its successor is rolled out is a
+//!   visible window (the GitLab emulator records a revoked token that pods still run).
 //! - A rolled-out Deployment whose pods read a Secret (volume or env) "uses" the values it
 //!   saw at rollout time: an agentk pod authenticates with the token it started with, so the
 //!   GitLab emulator marks exactly that agent token as used. A Secret change without a new
@@ -40,28 +43,43 @@ const APPLIER_KINDS: [(&str, &str); 2] = [
     ("helm.toolkit.fluxcd.io/v2", "HelmRelease"),
 ];
 
+/// What a rolled-out Deployment's pods run.
 struct Rollout {
+    generation: i64,
     secret_values: Vec<String>,
     last_marked: Instant,
+}
+
+/// Every Deployment's pods, and the rollouts under way (generation, started).
+#[derive(Default)]
+struct Deployments {
+    rolled: HashMap<String, Rollout>,
+    pending: HashMap<String, (i64, Instant)>,
 }
 
 pub fn spawn(
     kube: Arc<KubeEmulator>,
     gitlab: Arc<GitlabEmulator>,
+    rollout_delay: Duration,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut events = kube.subscribe();
-        let mut rollouts: HashMap<String, Rollout> = HashMap::new();
+        let mut deployments = Deployments::default();
+        let mut wake = TOKEN_REFRESH;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = events.recv() => {}
-                () = tokio::time::sleep(TOKEN_REFRESH) => {}
+                () = tokio::time::sleep(wake) => {}
             }
             // Coalesce bursts (an apply of hundreds of objects) into one pass.
             while events.try_recv().is_ok() {}
-            reconcile_deployments(&kube, &gitlab, &mut rollouts);
+            let due = reconcile_deployments(&kube, &gitlab, &mut deployments, rollout_delay);
+            wake = due.map_or(TOKEN_REFRESH, |at| {
+                at.saturating_duration_since(Instant::now())
+                    .min(TOKEN_REFRESH)
+            });
             reconcile_flux(&kube);
         }
     })
@@ -108,40 +126,53 @@ fn strip_times(v: &Value) -> Value {
     }
 }
 
+/// Rolls Deployments out (after `delay`), keeps their tokens marked used, and returns when
+/// the next pending rollout completes.
 fn reconcile_deployments(
     kube: &KubeEmulator,
     gitlab: &GitlabEmulator,
-    rollouts: &mut HashMap<String, Rollout>,
-) {
+    state: &mut Deployments,
+    delay: Duration,
+) -> Option<Instant> {
     let deployments = kube.list("apps/v1", "Deployment");
     let live: std::collections::HashSet<String> = deployments.iter().map(uid).collect();
-    rollouts.retain(|id, _| live.contains(id));
+    state.rolled.retain(|id, _| {
+        let keep = live.contains(id);
+        if !keep {
+            gitlab.forget_running(id);
+        }
+        keep
+    });
+    state.pending.retain(|id, _| live.contains(id));
+    let mut next: Option<Instant> = None;
     for d in &deployments {
         if !d["metadata"]["deletionTimestamp"].is_null() {
             continue;
         }
-        let namespace = d["metadata"]["namespace"].as_str().unwrap_or("default");
+        let id = uid(d);
         let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
-        let rolled_out =
-            d["status"]["observedGeneration"].as_i64() == Some(generation) && available(d);
-        if !rolled_out {
-            match read_secret_values(kube, namespace, d) {
-                Some(values) => {
-                    set_status_if_changed(kube, d, deployment_status(d, generation, true));
-                    for v in &values {
-                        gitlab.mark_agent_token_used(v);
-                    }
-                    rollouts.insert(
-                        uid(d),
-                        Rollout {
-                            secret_values: values,
-                            last_marked: Instant::now(),
-                        },
-                    );
-                }
-                None => set_status_if_changed(kube, d, deployment_status(d, generation, false)),
+        let done = state
+            .rolled
+            .get(&id)
+            .is_some_and(|r| r.generation == generation);
+        if !done {
+            let started = state
+                .pending
+                .entry(id.clone())
+                .or_insert((generation, Instant::now()));
+            if started.0 != generation {
+                *started = (generation, Instant::now());
             }
-        } else if let Some(r) = rollouts.get_mut(&uid(d))
+            let completes = started.1 + delay;
+            if Instant::now() < completes {
+                let old_pods = state.rolled.contains_key(&id);
+                set_status_if_changed(kube, d, rolling_status(d, generation, old_pods));
+                next = Some(next.map_or(completes, |n| n.min(completes)));
+            } else {
+                roll_out(kube, gitlab, state, d, generation);
+            }
+        }
+        if let Some(r) = state.rolled.get_mut(&id)
             && r.last_marked.elapsed() >= TOKEN_REFRESH
         {
             for v in &r.secret_values {
@@ -150,13 +181,49 @@ fn reconcile_deployments(
             r.last_marked = Instant::now();
         }
     }
+    next
 }
 
-fn available(d: &Value) -> bool {
-    d["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Available" && c["status"] == "True")
-    })
+/// New pods start with the Secret values of now; they are what the Deployment runs.
+fn roll_out(
+    kube: &KubeEmulator,
+    gitlab: &GitlabEmulator,
+    state: &mut Deployments,
+    d: &Value,
+    generation: i64,
+) {
+    let namespace = d["metadata"]["namespace"].as_str().unwrap_or("default");
+    let id = uid(d);
+    match read_secret_values(kube, namespace, d) {
+        Some(values) => {
+            set_status_if_changed(kube, d, deployment_status(d, generation, true));
+            for v in &values {
+                gitlab.mark_agent_token_used(v);
+            }
+            gitlab.set_running(&id, &values);
+            state.pending.remove(&id);
+            state.rolled.insert(
+                id,
+                Rollout {
+                    generation,
+                    secret_values: values,
+                    last_marked: Instant::now(),
+                },
+            );
+        }
+        None => set_status_if_changed(kube, d, deployment_status(d, generation, false)),
+    }
+}
+
+/// A rollout under way: the new pods are not up; the old ones, if any, still serve.
+fn rolling_status(d: &Value, generation: i64, old_pods: bool) -> Value {
+    let mut status = deployment_status(d, generation, old_pods);
+    status["updatedReplicas"] = json!(0);
+    if let Some(progressing) = status["conditions"].get_mut(1) {
+        progressing["reason"] = json!("ReplicaSetUpdated");
+        progressing["message"] = json!("ReplicaSet is progressing.");
+    }
+    status
 }
 
 /// The values of every Secret the pod template reads, or `None` if a required one is missing.

@@ -4,9 +4,11 @@
 //!
 //! Rule JSON: `{"emulator": "gitlab"|"kube"|"registry"|"*", "method": "POST"|"*", "path": "/api/v4/projects/*",
 //! "probability": 0.5, "times": 3, "fault": "status", "status": 429, "retry_after": 1}`;
-//! `"fault": "latency", "latency_ms": 200`; `"fault": "reset"`. `*` in `path` matches any
-//! run of characters, `/` included. `"when": "after"` on a status or reset rule carries the
-//! request out first and then loses or replaces its answer: the case where a client cannot
+//! `"fault": "latency", "latency_ms": 200`; `"fault": "reset"`; `"fault": "hang"` (no answer
+//! until the sandbox stops: a test sees the request arrive in `/stats` and kills the client
+//! there, a kill at a chosen step). `*` in `path` matches any run of characters, `/`
+//! included. `"when": "after"` on a status, reset or hang rule carries the request out
+//! first and then loses, replaces or withholds its answer: the case where a client cannot
 //! tell whether its create happened, which retries must survive.
 
 use std::sync::RwLock;
@@ -27,6 +29,7 @@ pub enum Fault {
         latency_ms: u64,
     },
     Reset,
+    Hang,
 }
 
 /// Whether a fault replaces the request (`before`, the default) or its answer (`after`).
@@ -123,7 +126,7 @@ impl FaultSpec {
             }
             if rule.when == When::After && matches!(rule.fault, Fault::Latency { .. }) {
                 return Err(bad(
-                    "\"when\": \"after\" applies to status and reset faults only",
+                    "\"when\": \"after\" applies to status, reset and hang faults only",
                 ));
             }
         }
@@ -135,7 +138,7 @@ impl FaultSpec {
 #[derive(Debug, Default, PartialEq)]
 pub struct Decision {
     pub delay: Duration,
-    /// A terminal fault (status or reset) replacing the emulator's answer.
+    /// A terminal fault (status, reset or hang) replacing the emulator's answer.
     pub fault: Option<Fault>,
     /// When the fault strikes: before the request is carried out, or after.
     pub when: When,

@@ -128,7 +128,7 @@ async fn handle(
         tokio::time::sleep(decision.delay).await;
     }
     let terminal = match decision.fault {
-        Some(fault @ (Fault::Reset | Fault::Status { .. })) => fault,
+        Some(fault @ (Fault::Reset | Fault::Status { .. } | Fault::Hang)) => fault,
         Some(Fault::Latency { .. }) | None => return Ok(emulate(router, req).await),
     };
     let suffix = match decision.when {
@@ -147,6 +147,11 @@ async fn handle(
             let label = format!("{status}{suffix}");
             stats.record_fault(emulator.name(), &method, &path, &label);
             Ok(fault_response(emulator, status, retry_after))
+        }
+        Fault::Hang => {
+            stats.record_fault(emulator.name(), &method, &path, &format!("hang{suffix}"));
+            // Held until the connection is dropped: by the client, or at shutdown.
+            std::future::pending().await
         }
         _ => {
             stats.record_fault(emulator.name(), &method, &path, &format!("reset{suffix}"));

@@ -38,6 +38,8 @@ pub struct SandboxOptions {
     pub listen: SocketAddr,
     pub state_dir: Option<PathBuf>,
     pub simulate_controllers: bool,
+    /// How long a simulated rollout takes (zero: at once).
+    pub rollout_delay: std::time::Duration,
     pub faults: FaultSpec,
 }
 
@@ -47,6 +49,7 @@ impl Default for SandboxOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             state_dir: None,
             simulate_controllers: false,
+            rollout_delay: std::time::Duration::ZERO,
             faults: FaultSpec::default(),
         }
     }
@@ -241,6 +244,7 @@ impl Sandbox {
             tasks.push(controllers::spawn(
                 kube.clone(),
                 gitlab.clone(),
+                options.rollout_delay,
                 shutdown.clone(),
             ));
         }

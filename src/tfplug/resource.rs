@@ -16,6 +16,7 @@ pub struct Ctx<D> {
     provider: Option<Arc<D>>,
     cancel: CancellationToken,
     warnings: Mutex<Diagnostics>,
+    partial: Mutex<Option<NewState>>,
 }
 
 impl<D> Ctx<D> {
@@ -24,6 +25,7 @@ impl<D> Ctx<D> {
             provider,
             cancel,
             warnings: Mutex::new(Diagnostics::new()),
+            partial: Mutex::new(None),
         }
     }
 
@@ -50,6 +52,18 @@ impl<D> Ctx<D> {
         if let Ok(mut w) = self.warnings.lock() {
             w.push(d);
         }
+    }
+
+    /// The state to save if this update fails: the progress it made (Terraform keeps the
+    /// prior state otherwise). For updates only: a create that fails with state is tainted.
+    pub fn keep_partial_state(&self, state: NewState) {
+        if let Ok(mut p) = self.partial.lock() {
+            *p = Some(state);
+        }
+    }
+
+    pub(crate) fn take_partial_state(&self) -> Option<NewState> {
+        self.partial.lock().ok().and_then(|mut p| p.take())
     }
 
     pub(crate) fn take_warnings(&self) -> Diagnostics {

@@ -10,11 +10,16 @@
 //! - [`Kubectl`], [`kubectl`] and [`kubectl_json`]: the real `kubectl` against a cluster;
 //!   [`flux_deployment`] and [`flux_controller_args`] read the Flux controllers with it.
 //! - [`flux_fixture`] and [`flux_fixture_path`]: the Flux v2.8.5 distribution fixture.
+//! - [`agents`]: the agent fleet configuration and readers of its tokens.
+//! - [`Workspace::apply_killed_when`] and [`SandboxProcess::set_faults`]: the drills' kills
+//!   at a chosen step and faults by rule and count.
 //! - [`http`] and [`block_on`]: the HTTP client and runtime for the sandbox's loopback APIs.
 //!
 //! Missing `terraform` or `kubectl` fails the run with a clear message: these tests never skip.
 
 #![allow(dead_code)]
+
+pub mod agents;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -192,6 +197,41 @@ impl Workspace {
             out.text()
         );
         out
+    }
+
+    /// Starts `terraform apply` in its own process group and kills the whole group (Terraform
+    /// and the provider) with SIGKILL once `arrived` says the chosen step is reached (a hang
+    /// fault holding that request, seen in the sandbox's stats). Panics if it never arrives.
+    pub fn apply_killed_when(&self, arrived: impl Fn() -> bool) {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = Command::new("terraform");
+        cmd.args(["apply", "-auto-approve", "-no-color"])
+            .current_dir(self.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start terraform apply");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !arrived() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("terraform apply ended ({status}) before the kill point");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kill point never reached"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let group = format!("-{}", child.id());
+        let killed = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status()
+            .expect("kill");
+        assert!(killed.success(), "kill -KILL {group}");
+        child.wait().expect("reap terraform");
     }
 
     pub fn apply(&self) -> TfOutput {
@@ -488,6 +528,37 @@ impl SandboxProcess {
     /// Request counts by emulator and route template, and the faults injected.
     pub fn stats(&self) -> Json {
         block_on(self.admin_json("/stats"))
+    }
+
+    /// Replaces the sandbox's fault rules (`[]` clears them).
+    pub fn set_faults(&self, rules: Json) {
+        let response = block_on(async {
+            self.admin(reqwest::Method::PUT, "/faults")
+                .json(&serde_json::json!({ "rules": rules }))
+                .send()
+                .await
+        })
+        .expect("PUT /faults");
+        assert!(
+            response.status().is_success(),
+            "PUT /faults: {}",
+            response.status()
+        );
+    }
+
+    /// How many faults were injected so far whose stats key contains `needle` (e.g.
+    /// `"tokens/{token_id} -> hang"`).
+    pub fn faults_injected(&self, needle: &str) -> u64 {
+        let stats = self.stats();
+        stats["faults"]
+            .as_object()
+            .into_iter()
+            .flat_map(|by_emulator| by_emulator.values())
+            .filter_map(Json::as_object)
+            .flat_map(|faults| faults.iter())
+            .filter(|(key, _)| key.contains(needle))
+            .filter_map(|(_, n)| n.as_u64())
+            .sum()
     }
 
     /// The GitLab emulator's world: projects with their files and commits, agents with

@@ -15,6 +15,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -38,6 +39,10 @@ pub enum GitlabEmulatorError {
     NoRoot,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Where `persisted()` keeps the bootstrap root token.
 const ROOT_TOKEN_KEY: &str = "sandbox_root_token";
 
@@ -48,6 +53,10 @@ pub struct GitlabEmulator {
     root_token: String,
     /// (minute window, requests seen in it) for the `RateLimit-*` headers.
     rate: Mutex<(u64, u64)>,
+    /// Token hashes that simulated pods run now, by workload.
+    running: Mutex<HashMap<String, Vec<String>>>,
+    /// Tokens revoked while pods still ran them: each is a window without a valid credential.
+    revoked_while_running: Mutex<Vec<u64>>,
 }
 
 impl GitlabEmulator {
@@ -85,6 +94,8 @@ impl GitlabEmulator {
             version: AtomicU64::new(1),
             root_token,
             rate: Mutex::new((0, 0)),
+            running: Mutex::new(HashMap::new()),
+            revoked_while_running: Mutex::new(Vec::new()),
         })
     }
 
@@ -150,9 +161,37 @@ impl GitlabEmulator {
         true
     }
 
-    /// A JSON dump for assertions; never contains token values or hashes.
+    /// Records the Secret values a workload's pods started with (the simulated controllers).
+    pub fn set_running(&self, workload: &str, values: &[String]) {
+        let hashes = values.iter().map(|v| state::hash_token(v)).collect();
+        lock(&self.running).insert(workload.to_string(), hashes);
+    }
+
+    /// The workload is gone, and its pods with it.
+    pub fn forget_running(&self, workload: &str) {
+        lock(&self.running).remove(workload);
+    }
+
+    /// Called on every revocation: a token pods still run is recorded as a window.
+    pub(crate) fn note_revocation(&self, token_id: u64, token_hash: &str) {
+        let running = lock(&self.running)
+            .values()
+            .any(|hashes| hashes.iter().any(|h| h == token_hash));
+        if running {
+            tracing::warn!(token_id, "agent token revoked while pods still run it");
+            lock(&self.revoked_while_running).push(token_id);
+        }
+    }
+
+    /// A JSON dump for assertions; never contains token values or hashes. With
+    /// `revoked_while_running`: the ids of tokens revoked while simulated pods ran them.
     pub fn snapshot(&self) -> serde_json::Value {
-        self.read(|w| snapshot::snapshot(w, &self.config.base_url))
+        let mut snap = self.read(|w| snapshot::snapshot(w, &self.config.base_url));
+        if let Some(map) = snap.as_object_mut() {
+            let windows = lock(&self.revoked_while_running).clone();
+            map.insert("revoked_while_running".into(), windows.into());
+        }
+        snap
     }
 
     /// The `/api/v4/...` routes.

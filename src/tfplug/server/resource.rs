@@ -1,13 +1,15 @@
 //! The managed-resource RPCs: ValidateResourceConfig, UpgradeResourceState, ReadResource,
 //! PlanResourceChange, ApplyResourceChange, ImportResourceState and MoveResourceState.
 
-use super::{PluginServer, diagnostics_of, guarded, respond, split};
+use super::{Entry, PluginServer, diagnostics_of, guarded, respond, split};
 use crate::tfplug::convert::{self, decode_dynamic, encode_dynamic};
-use crate::tfplug::diag::{DiagResult, Diagnostic};
+use crate::tfplug::diag::{DiagResult, Diagnostic, Diagnostics};
 use crate::tfplug::plan;
 use crate::tfplug::proto::tfplugin6 as pb;
 use crate::tfplug::resource::decode_state;
-use crate::tfplug::resource::{ApplyRequest, MoveRequest, NewState, PlanContext, Provider};
+use crate::tfplug::resource::{
+    ApplyRequest, Ctx, MoveRequest, NewState, PlanContext, Provider, Resource,
+};
 use crate::tfplug::value::Value;
 
 pub(super) async fn validate_resource_config<P: Provider>(
@@ -204,7 +206,10 @@ async fn apply<P: Provider>(
         let new = if apply.prior.is_null() {
             entry.item.create(&ctx, apply).await?
         } else {
-            entry.item.update(&ctx, apply).await?
+            match entry.item.update(&ctx, apply).await {
+                Ok(new) => new,
+                Err(errors) => return partial_failure(entry, &ctx, errors),
+            }
         };
         NewState {
             state: entry.settled(new.state, entry.item.type_name(), "new state")?,
@@ -215,6 +220,27 @@ async fn apply<P: Provider>(
         new_state: Some(encode_dynamic(&new.state, &entry.ty, "new state")?),
         private: new.private,
         diagnostics: convert::diagnostics(ctx.take_warnings()),
+        ..Default::default()
+    })
+}
+
+/// A failed update: the partial state it kept, with its errors, or the errors alone (then
+/// Terraform keeps the prior state).
+fn partial_failure<D: Send + Sync + 'static>(
+    entry: &Entry<dyn Resource<D>>,
+    ctx: &Ctx<D>,
+    errors: Diagnostics,
+) -> DiagResult<pb::apply_resource_change::Response> {
+    let Some(partial) = ctx.take_partial_state() else {
+        return Err(errors);
+    };
+    let state = entry.settled(partial.state, entry.item.type_name(), "partial state")?;
+    let mut diagnostics = ctx.take_warnings();
+    diagnostics.extend(errors);
+    Ok(pb::apply_resource_change::Response {
+        new_state: Some(encode_dynamic(&state, &entry.ty, "partial state")?),
+        private: partial.private,
+        diagnostics: convert::diagnostics(diagnostics),
         ..Default::default()
     })
 }

@@ -298,7 +298,7 @@ pub(super) async fn revoke_token(
     Path((id, agent_id, token_id)): Path<(String, String, String)>,
 ) -> ApiResult {
     let token_id = parse_id(&token_id, "token_id")?;
-    emu.write(|w| {
+    let revoked = emu.write(|w| {
         let project_id = w.project(&caller, &id, MAINTAINER)?.id;
         let agent_id = w.agents[w.agent_index(project_id, &agent_id)?].id;
         let token = w
@@ -306,11 +306,15 @@ pub(super) async fn revoke_token(
             .iter_mut()
             .find(|t| t.id == token_id && t.agent_id == agent_id)
             .ok_or_else(ApiError::record_not_found)?;
-        if !token.revoked {
+        let newly = !token.revoked;
+        if newly {
             token.revoked = true;
             token.revoked_at = Some(now_iso());
         }
-        Ok(())
+        Ok(newly.then(|| token.token_hash.clone()))
     })?;
+    if let Some(hash) = revoked {
+        emu.note_revocation(token_id, &hash);
+    }
     no_content()
 }
