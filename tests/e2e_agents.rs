@@ -577,3 +577,73 @@ fn a_destination_that_cannot_take_the_token_fails_before_any_token_exists() {
         "nothing was written to the cluster"
     );
 }
+
+#[test]
+fn an_agent_registered_elsewhere_is_taken_over_only_when_asked() {
+    let sandbox = SandboxProcess::start(&[]);
+    let ws = Workspace::new();
+    let created: serde_json::Value = block_on(async {
+        sandbox
+            .gitlab(
+                reqwest::Method::POST,
+                "/projects/fleet%2Fagents/cluster_agents",
+            )
+            .json(&serde_json::json!({ "name": "legacy" }))
+            .send()
+            .await
+            .expect("register by hand")
+            .json()
+            .await
+    })
+    .expect("agent JSON");
+    let legacy_id = created["id"].as_i64().expect("id");
+    let config = |adopt: bool| {
+        format!(
+            r#"{}
+resource "gitlabflux_agent" "legacy" {{
+  project        = "fleet/agents"
+  name           = "legacy"
+  adopt_existing = {adopt}
+  config = {{ ci_access = {{ projects = [{{ id = "fleet/gitops" }}] }} }}
+}}
+"#,
+            provider_block(&sandbox)
+        )
+    };
+    let (_, commits) = sandbox.gitlab_repo("fleet/agents");
+    ws.write(&config(false));
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]);
+    assert!(!out.success());
+    let text = one_line(&out.text());
+    assert!(
+        text.contains("Agent already registered")
+            && text.contains(&format!("agent named legacy (id {legacy_id})"))
+            && text.contains("terraform import <address> fleet/agents:legacy")
+            && text.contains("adopt_existing = true"),
+        "{text}"
+    );
+    assert_eq!(
+        sandbox.gitlab_repo("fleet/agents").1,
+        commits,
+        "no configuration committed for an agent that is not ours"
+    );
+
+    ws.write(&config(true));
+    ws.apply();
+    assert_eq!(
+        ws.resource("gitlabflux_agent.legacy")["agent_id"].as_i64(),
+        Some(legacy_id)
+    );
+    ws.assert_no_changes();
+
+    // An agent this provider registered is recognised by its configuration file: state lost
+    // (an apply cut short before it was saved) takes it over again without the opt-in.
+    ws.ok(&["state", "rm", "gitlabflux_agent.legacy"]);
+    ws.write(&config(false));
+    ws.apply();
+    assert_eq!(
+        ws.resource("gitlabflux_agent.legacy")["agent_id"].as_i64(),
+        Some(legacy_id)
+    );
+    ws.assert_no_changes();
+}

@@ -26,6 +26,13 @@ pub enum AgentError {
     /// The configuration file's branch does not exist: found before the agent was registered.
     #[error("branch {branch} does not exist in {project}")]
     NoBranch { project: String, branch: String },
+    /// An agent of that name exists that this resource did not register.
+    #[error("agent {name} already exists in {project}")]
+    Exists {
+        project: String,
+        name: String,
+        id: i64,
+    },
     /// A data source lookup found no agent of that name.
     #[error("project {project} has no agent named {name:?}")]
     AgentNotFound { project: String, name: String },
@@ -44,6 +51,7 @@ impl AgentError {
             Self::NoAgentServer => "GitLab has no agent server".into(),
             Self::NoBranch { .. } => "Configuration branch does not exist".into(),
             Self::AgentNotFound { .. } => "Agent not found".into(),
+            Self::Exists { .. } => "Agent already registered".into(),
         }
     }
 
@@ -64,6 +72,13 @@ impl AgentError {
             Self::AgentNotFound { project, name } => {
                 format!("Project {project} has no agent named \"{name}\".")
             }
+            Self::Exists { project, name, id } => format!(
+                "{project} already has an agent named {name} (id {id}) that this resource did \
+                 not register, so nothing was changed. Bring it under Terraform with \
+                 `terraform import <address> {project}:{name}`, or set adopt_existing = true to \
+                 take it over (destroying the resource then deletes it and revokes its tokens), \
+                 or choose another name."
+            ),
         }
     }
 }

@@ -3,9 +3,13 @@
 //! changes, read back for drift, and removed on destroy (the file only when asked).
 
 use super::AgentError;
-use super::config::{AgentConfig, config_file_path};
+use super::config::{AgentConfig, HEADER, config_file_path};
+use crate::gitlab::error::{CREATE_AGENT, Role};
 use crate::gitlab::files::{CommitMeta, WantedFile, read_text, sync_files};
-use crate::gitlab::{GitlabClient, Project};
+use crate::gitlab::{GitlabClient, GitlabError, Project};
+
+/// GitLab's Maintainer access level.
+const MAINTAINER: u32 = 40;
 
 /// What the user declares about an agent.
 #[derive(Clone, Debug)]
@@ -17,6 +21,8 @@ pub struct AgentSpec<'a> {
     pub config_branch: Option<&'a str>,
     /// `None`: the file is not managed.
     pub config: Option<&'a AgentConfig>,
+    /// Take over an agent of this name that something else registered.
+    pub adopt_existing: bool,
 }
 
 /// GitLab's registration of an agent.
@@ -90,19 +96,15 @@ pub async fn ensure(
             branch: branch.to_string(),
         });
     }
-    // An update keeps the registration (project and name force replacement): posting a
-    // create would only be refused as taken and cost a list to adopt it.
+    let branch = spec.config_branch.unwrap_or(&project.default_branch);
+    // An update keeps the registration (project and name force replacement).
     let registration = match registered {
         Some(r) => r,
         None => {
-            let agent = client.create_agent(path, spec.name).await?;
-            Registration {
-                agent_id: agent.id,
-                created_at: agent.created_at,
-            }
+            check_may_register(&project)?;
+            register(client, spec, path, branch).await?
         }
     };
-    let branch = spec.config_branch.unwrap_or(&project.default_branch);
     let content = render(spec.config)?;
     if let Some(content) = &content {
         let wanted = [WantedFile {
@@ -124,6 +126,76 @@ pub async fn ensure(
         config_file_path: config_file_path(spec.name),
         config_yaml: content,
     })
+}
+
+/// GitLab lets Maintainers register agents; a lesser role is told so before anything is
+/// looked up (a Reporter cannot even list agents, and would hear "not found").
+fn check_may_register(project: &Project) -> Result<(), AgentError> {
+    if project.access_level.is_some_and(|level| level < MAINTAINER) {
+        return Err(AgentError::Project(GitlabError::Forbidden {
+            op: CREATE_AGENT,
+            project: project.path_with_namespace.clone(),
+            needed_role: Role::Maintainer,
+            missing_scope: None,
+            message: "the token's user may not register agents".into(),
+        }));
+    }
+    Ok(())
+}
+
+/// Registers the agent. One of that name already there is taken over only when it is ours
+/// (its configuration file carries our header: an earlier apply was cut short after
+/// registering it) or when the user opted in; otherwise it is refused, never silently
+/// adopted, since destroying the resource would delete it and revoke its tokens.
+async fn register(
+    client: &GitlabClient,
+    spec: &AgentSpec<'_>,
+    path: &str,
+    branch: &str,
+) -> Result<Registration, AgentError> {
+    let agent = match client.agent_by_name(path, spec.name).await? {
+        Some(existing) => {
+            if !spec.adopt_existing && !file_is_ours(client, path, branch, spec.name).await? {
+                return Err(AgentError::Exists {
+                    project: path.to_string(),
+                    name: spec.name.to_string(),
+                    id: existing.id,
+                });
+            }
+            existing
+        }
+        None => match client.create_agent(path, spec.name).await {
+            Ok(agent) => agent,
+            // Registered by someone else between our look and our create.
+            Err(e) if e.is_conflict() => {
+                let id = client
+                    .agent_by_name(path, spec.name)
+                    .await?
+                    .map_or(0, |a| a.id);
+                return Err(AgentError::Exists {
+                    project: path.to_string(),
+                    name: spec.name.to_string(),
+                    id,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    Ok(Registration {
+        agent_id: agent.id,
+        created_at: agent.created_at,
+    })
+}
+
+/// Whether the agent's configuration file was written by this provider.
+async fn file_is_ours(
+    client: &GitlabClient,
+    project: &str,
+    branch: &str,
+    name: &str,
+) -> Result<bool, AgentError> {
+    let text = read_text(client, project, branch, &config_file_path(name)).await?;
+    Ok(text.is_some_and(|t| t.starts_with(HEADER)))
 }
 
 /// Reads an agent back: `None` when the project or the agent is gone. With `read_file`, the
@@ -178,6 +250,7 @@ pub async fn lookup(
         name,
         config_branch: None,
         config: None,
+        adopt_existing: false,
     };
     read_in(client, &project, &spec, true)
         .await?

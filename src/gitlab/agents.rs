@@ -68,8 +68,9 @@ impl GitlabClient {
         Ok(agents.iter().find(|a| a.id == id).cloned())
     }
 
-    /// Registers an agent, or adopts the existing one of that name (an earlier apply was cut
-    /// short, or a create whose answer was lost did succeed).
+    /// Registers an agent. A create whose answer was lost and that did succeed is found by
+    /// name and returned; a name already taken is the conflict error (the caller decides
+    /// whether an existing agent may be taken over).
     pub async fn create_agent(&self, project: &str, name: &str) -> Result<Agent, GitlabError> {
         let body = json!({ "name": name });
         for attempt in 0..=self.inner.transport.max_retries {
@@ -79,13 +80,10 @@ impl GitlabClient {
             self.invalidate_agents(project);
             match outcome {
                 Ok(agent) => return Ok(agent),
-                Err(e) if e.is_conflict() || e.maybe_applied() => {
+                Err(e) if e.maybe_applied() && !e.is_conflict() => {
                     if let Some(agent) = self.agent_by_name(project, name).await? {
-                        tracing::debug!(agent_id = agent.id, "adopted existing cluster agent");
+                        tracing::debug!(agent_id = agent.id, "the lost create did happen");
                         return Ok(agent);
-                    }
-                    if e.is_conflict() {
-                        return Err(e);
                     }
                     // Not there: the failed create surely did not happen, so try again.
                 }
@@ -97,8 +95,7 @@ impl GitlabClient {
             project,
             format!(
                 "Creating cluster agent {name} in {project} kept failing in a way that leaves its \
-             outcome unknown. Check GitLab's health and apply again; an agent created meanwhile \
-             will be adopted."
+             outcome unknown. Check GitLab's health and apply again."
             ),
         ))
     }

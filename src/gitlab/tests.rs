@@ -393,19 +393,20 @@ async fn unsure_token_creation_fails_instead_of_posting_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_creation_adopts_by_name() {
+async fn agent_creation_settles_lost_answers_but_never_adopts_a_taken_name() {
     let _shared = LOG_CAPTURE.read().await;
     let sb = sandbox().await;
-    let first = client(&sb)
+    client(&sb)
         .create_agent(PROJECT, "prod")
         .await
         .expect("create");
-    // A later run (fresh client, cold cache) asks again: it adopts instead of failing.
-    let again = client(&sb)
+    // A later create of that name (fresh client, cold cache) is the conflict: whether an
+    // existing agent may be taken over is the caller's decision, not the client's.
+    let taken = client(&sb)
         .create_agent(PROJECT, "prod")
         .await
-        .expect("adopt");
-    assert_eq!(again.id, first.id);
+        .expect_err("taken");
+    assert!(taken.is_conflict(), "{taken:?}");
     // A create whose answer was lost (502) is settled by looking the name up.
     inject(
         &sb,

@@ -146,6 +146,7 @@ struct AgentModel {
     name: String,
     config_branch: Option<String>,
     keep_config_file: bool,
+    adopt_existing: bool,
     config: Option<ConfigModel>,
     agent_id: Option<i64>,
     kubecontext: Option<String>,
@@ -382,6 +383,7 @@ impl AgentModel {
             name: &self.name,
             config_branch: self.config_branch.as_deref(),
             config,
+            adopt_existing: self.adopt_existing,
         }
     }
 
@@ -446,6 +448,16 @@ impl Resource<ProviderData> for Agent {
                 Attribute::bool("keep_config_file")
                     .default(false)
                     .description("Keep the configuration file when the agent is destroyed."),
+                Attribute::bool("adopt_existing")
+                    .default(false)
+                    .description(
+                        "Take over an agent of this name that already exists and was not \
+                         registered by this resource (destroying the resource then deletes it \
+                         and revokes its tokens). Off: such an apply fails and changes nothing; \
+                         `terraform import` is the other way in. An agent this provider \
+                         registered in an apply that was cut short is recognised by its \
+                         configuration file and taken over either way.",
+                    ),
                 config_attribute(),
                 Attribute::number("agent_id")
                     .computed()

@@ -42,7 +42,7 @@ pub fn gitlab_error(e: GitlabError) -> Diagnostics {
 pub fn agent_error(e: AgentError) -> Diagnostics {
     let at = match &e {
         AgentError::Project(_) => Some("project"),
-        AgentError::AgentNotFound { .. } => Some("name"),
+        AgentError::AgentNotFound { .. } | AgentError::Exists { .. } => Some("name"),
         AgentError::Config(_) => Some("config"),
         AgentError::NoAgentServer => Some("kas_address"),
         AgentError::NoBranch { .. } => Some("config_branch"),
