@@ -647,3 +647,62 @@ resource "gitlabflux_agent" "legacy" {{
     );
     ws.assert_no_changes();
 }
+
+#[test]
+fn an_agentk_installed_by_something_else_is_taken_over_only_when_asked() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let ws = Workspace::new();
+    let helm_like = ws.path().join("agentk.yaml");
+    std::fs::write(
+        &helm_like,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: gitlab-agent}\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gitlab-agent, namespace: gitlab-agent}\n\
+         spec:\n  selector: {matchLabels: {app: agentk}}\n  template:\n    metadata: {labels: {app: agentk}}\n\
+         \x20   spec: {containers: [{name: agent, image: agentk:helm}]}\n",
+    )
+    .expect("manifest");
+    kubectl(
+        &sandbox,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            &helm_like.display().to_string(),
+        ],
+    );
+    let config = |adopt: bool| {
+        format!(
+            r#"{}
+resource "gitlabflux_agent_install" "prod" {{
+  kas_address    = "wss://kas.example.com"
+  token_secret   = {{ name = "gitlab-agent-token" }}
+  adopt_existing = {adopt}
+}}
+"#,
+            provider_block(&sandbox)
+        )
+    };
+    ws.write(&config(false));
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]);
+    assert!(!out.success());
+    let text = one_line(&out.text());
+    assert!(
+        text.contains("Objects exist that this resource did not create")
+            && text.contains("Deployment gitlab-agent/gitlab-agent"),
+        "{text}"
+    );
+    let image = |sandbox: &SandboxProcess| {
+        kubectl_json(
+            sandbox,
+            &["get", "deploy", "-n", "gitlab-agent", "gitlab-agent"],
+        )
+        .expect("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+            .clone()
+    };
+    assert_eq!(image(&sandbox), "agentk:helm", "left alone");
+
+    ws.write(&config(true));
+    ws.apply();
+    assert_ne!(image(&sandbox), "agentk:helm", "taken over");
+    ws.assert_no_changes();
+}

@@ -217,6 +217,58 @@ fn destroy_can_keep_the_namespace() {
 }
 
 #[test]
+fn a_flux_installed_by_something_else_is_taken_over_only_when_asked() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    // Flux installed by hand, as `flux install` or `kubectl apply` would leave it.
+    let manifests = flux_fixture_path("gotk-components.yaml");
+    kubectl(
+        &sandbox,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            &manifests.display().to_string(),
+        ],
+    );
+    let foreign = kubectl_json(
+        &sandbox,
+        &["get", "deploy", "-n", "flux-system", "source-controller"],
+    )
+    .expect("hand-installed source-controller");
+    let (_, commits) = sandbox.gitlab_repo("fleet/gitops");
+    let ws = Workspace::new();
+    ws.write(&config(&sandbox, GIT_SYNC, ""));
+    let out = ws.run(&["apply", "-auto-approve", "-no-color"]);
+    assert!(!out.success());
+    let text = common::agents::one_line(&out.text());
+    assert!(
+        text.contains("Objects exist that this resource did not create")
+            && text.contains("ClusterRole crd-controller-flux-system")
+            && text.contains("and 26 more")
+            && text.contains("adopt_existing = true"),
+        "{text}"
+    );
+    let untouched = kubectl_json(
+        &sandbox,
+        &["get", "deploy", "-n", "flux-system", "source-controller"],
+    )
+    .expect("still there");
+    assert_eq!(
+        untouched["metadata"]["resourceVersion"], foreign["metadata"]["resourceVersion"],
+        "nothing was applied"
+    );
+    assert_eq!(
+        sandbox.gitlab_repo("fleet/gitops").1,
+        commits,
+        "nothing committed"
+    );
+
+    ws.write(&config(&sandbox, GIT_SYNC, "adopt_existing = true"));
+    ws.apply();
+    ws.assert_no_changes();
+}
+
+#[test]
 fn bad_inputs_point_at_the_attribute_and_apply_nothing() {
     let sandbox = SandboxProcess::start(&[]);
     let apply = ["apply", "-auto-approve"];

@@ -183,6 +183,7 @@ pub async fn install(
     kube: &KubeClient,
     spec: &InstallSpec,
     timeout: Duration,
+    occasion: Occasion,
 ) -> Result<(), AgentError> {
     let token_sha256 =
         secret_token_hash(kube, spec, &spec.token_secret_name, &spec.token_secret_key).await?;
@@ -190,10 +191,26 @@ pub async fn install(
         token_sha256,
         ..spec.clone()
     };
+    let objects = objects(&spec);
+    if let Occasion::Create { adopt_existing } = occasion {
+        // An agentk installed by Helm or by hand is not silently taken over.
+        lifecycle(timeout)
+            .adopting(adopt_existing)
+            .claim(kube, &objects)
+            .await?;
+    }
     lifecycle(timeout)
-        .apply(kube, &objects(&spec), &inventory(&spec))
+        .apply(kube, &objects, &inventory(&spec))
         .await?;
     Ok(())
+}
+
+/// Whether an apply creates the install (what exists must then be ours, or adopted) or
+/// updates it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Occasion {
+    Create { adopt_existing: bool },
+    Update,
 }
 
 /// What the cluster says about an install, `None` when any of its objects is gone. The

@@ -12,11 +12,11 @@ use super::context::{
     ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
 };
 use super::support::{
-    agent_error, data_key_validator, dns_label_validator, gitlab_error, object_name_validator,
-    split_import_id,
+    ADOPT_EXISTING, agent_error, data_key_validator, dns_label_validator, gitlab_error,
+    object_name_validator, split_import_id,
 };
 use crate::agent::AgentError;
-use crate::agent::install::{self, DEFAULT_IMAGE, InstallSpec, Rbac};
+use crate::agent::install::{self, DEFAULT_IMAGE, InstallSpec, Occasion, Rbac};
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
     ApplyRequest, Attribute, Block, Ctx, DiagResult, NewState, PlanContext, Resource, Schema,
@@ -39,6 +39,7 @@ struct InstallModel {
     /// Required; absent only in an imported state that read has not completed yet.
     token_secret: Option<TokenSecretModel>,
     rbac: String,
+    adopt_existing: bool,
     cluster: Option<ClusterModel>,
     token_in_sync: Option<bool>,
 }
@@ -74,6 +75,7 @@ impl AgentInstall {
         &self,
         ctx: &Ctx<ProviderData>,
         mut model: InstallModel,
+        creating: bool,
     ) -> DiagResult<NewState> {
         let kas_address = match model.kas_address.clone() {
             Some(k) => k,
@@ -85,7 +87,13 @@ impl AgentInstall {
                 .ok_or_else(|| agent_error(AgentError::NoAgentServer))?,
         };
         let kube = kube_client(ctx, model.cluster.as_ref()).await?;
-        install::install(&kube, &model.spec(kas_address.clone()), TIMEOUT)
+        let occasion = match creating {
+            true => Occasion::Create {
+                adopt_existing: model.adopt_existing,
+            },
+            false => Occasion::Update,
+        };
+        install::install(&kube, &model.spec(kas_address.clone()), TIMEOUT, occasion)
             .await
             .map_err(agent_error)?;
         model.kas_address = Some(kas_address);
@@ -129,6 +137,7 @@ impl Resource<ProviderData> for AgentInstall {
                         "`impersonate` (default): only the right to impersonate users, groups and \
                          service accounts that shared access needs. `cluster-admin`: full rights.",
                     ),
+                Attribute::bool("adopt_existing").default(false).description(ADOPT_EXISTING),
                 Attribute::object("cluster", cluster_connection_attributes())
                     .optional()
                     .description("Cluster to install into, overriding the provider's `kubernetes`."),
@@ -155,11 +164,11 @@ impl Resource<ProviderData> for AgentInstall {
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, req.planned.decode()?).await
+        self.apply(ctx, req.planned.decode()?, true).await
     }
 
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, req.planned.decode()?).await
+        self.apply(ctx, req.planned.decode()?, false).await
     }
 
     async fn read(

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube};
 use super::flux_inputs::{FluxInputs, ShardingModel, flux_error, inputs_known, render_attributes};
 use super::support::{
-    Model, duration_validator, engine_error, kube_error, lifecycle, with_defaults,
+    ADOPT_EXISTING, Model, adopt_error, duration_validator, engine_error, kube_error, lifecycle,
+    with_defaults,
 };
 use crate::flux::commit::{CommitTarget, check_target, commit_files};
 use crate::flux::objects::shard_users;
@@ -30,6 +31,7 @@ struct Bootstrap {
     git_commit: Option<GitCommit>,
     wait: bool,
     keep_namespace: bool,
+    adopt_existing: bool,
     timeout: String,
     /// Carried through: [`kube`] reads the connection from the value itself.
     cluster: Option<ClusterModel>,
@@ -53,7 +55,7 @@ type State = Model<FluxInputs, Bootstrap>;
 
 impl Bootstrap {
     fn lifecycle(&self) -> Lifecycle {
-        lifecycle(self.wait, &self.timeout, self.keep_namespace)
+        lifecycle(self.wait, &self.timeout, self.keep_namespace).adopting(self.adopt_existing)
     }
 }
 
@@ -146,8 +148,14 @@ impl FluxBootstrap {
         check_git(ctx, state.own.git_commit.as_ref()).await?;
         let client = kube(ctx, planned).await?;
         let own = &mut state.own;
-        let inventory = own
-            .lifecycle()
+        let lifecycle = own.lifecycle();
+        if previous.is_empty() {
+            lifecycle
+                .claim(&client, &rendered.objects)
+                .await
+                .map_err(adopt_error)?;
+        }
+        let inventory = lifecycle
             .apply(&client, &rendered.objects, previous)
             .await
             .map_err(engine_error)?;
@@ -192,6 +200,7 @@ impl Resource<ProviderData> for FluxBootstrap {
             .description("Commit the bootstrap manifests to a GitLab repository (one commit, only when they change)."),
             Attribute::bool("wait").default(true).description("Wait for controllers and the sync to be ready."),
             Attribute::bool("keep_namespace").default(false).description("Keep the namespace on destroy."),
+            Attribute::bool("adopt_existing").default(false).description(ADOPT_EXISTING),
             Attribute::string("timeout")
                 .default("5m")
                 .validator(duration_validator)

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, kube};
 use super::flux_inputs::{SourceModel, flux_error, source_attributes};
 use super::support::{
-    Model, duration_validator, engine_error, kube_error, lifecycle, split_import_id, with_defaults,
+    ADOPT_EXISTING, Model, adopt_error, duration_validator, engine_error, kube_error, lifecycle,
+    split_import_id, with_defaults,
 };
 use crate::flux::FluxError;
 use crate::flux::objects::{live_tenant, served_shards};
@@ -50,6 +51,7 @@ struct TenantOwn {
     wait: bool,
     timeout: String,
     keep_namespaces: bool,
+    adopt_existing: bool,
     /// Carried through: [`kube`] reads the connection from the value itself.
     cluster: Option<ClusterModel>,
     inventory: Option<Vec<String>>,
@@ -101,7 +103,7 @@ impl TenantSpec {
 
 impl TenantOwn {
     fn lifecycle(&self) -> Lifecycle {
-        lifecycle(self.wait, &self.timeout, self.keep_namespaces)
+        lifecycle(self.wait, &self.timeout, self.keep_namespaces).adopting(self.adopt_existing)
     }
 }
 
@@ -157,9 +159,14 @@ impl FluxTenant {
         let objects = tenant::render(&tenant).map_err(tenant_error)?;
         let client = kube(ctx, planned).await?;
         warn_unserved_shard(ctx, &client, &tenant).await;
-        let inventory = state
-            .own
-            .lifecycle()
+        let lifecycle = state.own.lifecycle();
+        if previous.is_empty() {
+            lifecycle
+                .claim(&client, &objects)
+                .await
+                .map_err(adopt_error)?;
+        }
+        let inventory = lifecycle
             .apply(&client, &objects, previous)
             .await
             .map_err(engine_error)?;
@@ -208,6 +215,7 @@ fn attributes() -> Vec<Attribute> {
             .validator(duration_validator)
             .description("Bound for apply waits and teardown."),
         Attribute::bool("keep_namespaces").default(false).description("Keep the namespaces on destroy."),
+        Attribute::bool("adopt_existing").default(false).description(ADOPT_EXISTING),
         Attribute::object("cluster", cluster_connection_attributes())
             .optional()
             .description("Cluster of the tenant, overriding the provider's `kubernetes`."),

@@ -46,6 +46,7 @@ pub fn agent_error(e: AgentError) -> Diagnostics {
         AgentError::Config(_) => Some("config"),
         AgentError::NoAgentServer => Some("kas_address"),
         AgentError::NoBranch { .. } => Some("config_branch"),
+        AgentError::Engine(EngineError::Foreign { .. }) => Some("adopt_existing"),
         _ => None,
     };
     let d = Diagnostic::error(e.summary(), e.detail());
@@ -59,6 +60,22 @@ pub fn agent_error(e: AgentError) -> Diagnostics {
 pub fn engine_error(e: EngineError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).into()
 }
+
+/// An engine error of a first apply, pointing at `adopt_existing` when objects were in the way.
+pub fn adopt_error(e: EngineError) -> Diagnostics {
+    let d = Diagnostic::error(e.summary(), e.detail());
+    match e {
+        EngineError::Foreign { .. } => d.at(AttrPath::root().attr("adopt_existing")).into(),
+        _ => d.into(),
+    }
+}
+
+/// The `adopt_existing` description shared by the owners of object sets.
+pub const ADOPT_EXISTING: &str = "Take over objects of this resource that already exist and \
+    were installed by something else (by hand, `flux bootstrap`, Helm) on the first apply \
+    (destroying the resource then deletes them). Off: such an apply fails, names them and \
+    applies nothing. Objects this provider applied in an earlier apply that was cut short are \
+    its own and taken over either way. Namespaces never count.";
 
 pub fn kube_error(e: KubeError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).into()

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{ApplyOptions, DEFAULT_CONCURRENCY, EngineError, apply_and_prune, drift, teardown};
+use super::{
+    ApplyOptions, DEFAULT_CONCURRENCY, EngineError, apply_and_prune, drift, foreign, teardown,
+};
 use crate::kube::KubeClient;
 
 /// How an owner's objects are applied and removed.
@@ -17,6 +19,8 @@ pub struct Lifecycle {
     /// Leaves the Namespaces of the inventory, and so whatever else lives in them, on
     /// teardown.
     pub keep_namespaces: bool,
+    /// A first apply takes over objects something else installed (otherwise it refuses).
+    pub adopt_existing: bool,
 }
 
 /// What a refresh finds of an owner's desired objects in the cluster.
@@ -51,6 +55,28 @@ impl Lifecycle {
                 concurrency: DEFAULT_CONCURRENCY,
             },
             keep_namespaces,
+            adopt_existing: false,
+        }
+    }
+
+    /// The same, taking over what exists on a first apply when `adopt` is set.
+    pub fn adopting(mut self, adopt: bool) -> Self {
+        self.adopt_existing = adopt;
+        self
+    }
+
+    /// Before a first apply: refuses objects that exist and that this provider did not
+    /// create, unless adopting. An owner whose earlier first apply was cut short finds its
+    /// own objects, and goes on.
+    pub async fn claim(&self, client: &KubeClient, desired: &[Value]) -> Result<(), EngineError> {
+        if self.adopt_existing {
+            return Ok(());
+        }
+        let objects = foreign(client, desired).await?;
+        if objects.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Foreign { objects })
         }
     }
 

@@ -12,6 +12,7 @@
 mod apply;
 mod drift;
 mod lifecycle;
+mod ownership;
 mod prune;
 mod teardown;
 mod wait;
@@ -30,6 +31,7 @@ use super::{KubeClient, KubeError, ObjRef};
 pub use apply::apply_all;
 pub use drift::drift;
 pub use lifecycle::{Lifecycle, Observed, observe};
+pub use ownership::foreign;
 pub use prune::prune;
 pub use teardown::teardown;
 pub(crate) use wait::wait_ready;
@@ -93,6 +95,9 @@ pub enum EngineError {
     /// Objects a teardown could not remove in time, each with why.
     #[error("could not remove {}", remaining.join("; "))]
     Teardown { remaining: Vec<String> },
+    /// Objects a create would take over that this provider did not create.
+    #[error("{} object(s) exist that this resource did not create", objects.len())]
+    Foreign { objects: Vec<String> },
 }
 
 impl EngineError {
@@ -116,6 +121,7 @@ impl EngineError {
             Self::Teardown { remaining } => {
                 format!("Could not remove {} object(s)", remaining.len())
             }
+            Self::Foreign { .. } => "Objects exist that this resource did not create".into(),
         }
     }
 
@@ -141,6 +147,22 @@ impl EngineError {
                  by hand (their finalizers may be held by a controller that is gone).",
                 remaining.join("\n  ")
             ),
+            Self::Foreign { objects } => {
+                let shown: Vec<&str> = objects.iter().take(5).map(String::as_str).collect();
+                let more = objects.len().saturating_sub(shown.len());
+                format!(
+                    "This resource would create objects that already exist and were installed \
+                     by something else (not by this provider), so nothing was applied:\n  {}{}\n\
+                     Taking them over would make destroy delete them. Uninstall what installed \
+                     them, or set adopt_existing = true to take them over.",
+                    shown.join("\n  "),
+                    if more > 0 {
+                        format!("\n  ... and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            }
         }
     }
 }
