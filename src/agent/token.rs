@@ -22,7 +22,7 @@ use crate::gitlab::{AgentToken, GitlabClient, GitlabError};
 use crate::keys::rotation::{
     self, ConfirmPolicy, Credentials, Failure, Goal, Live, Policy, RotationError, View,
 };
-use crate::kube::{KubeClient, KubeError, ObjRef, SecretMeta, managed_labels};
+use crate::kube::{KubeClient, KubeError, ObjRef, SecretMeta, managed_labels, secret_key_value};
 use crate::secret::Secret;
 
 /// Pod template annotation: hash of the token the pods started with. A workload restarted
@@ -301,10 +301,7 @@ impl<'a> TokenRotation<'a> {
             .spec
             .recorded_hash
             .filter(|_| Some(id) == self.spec.recorded));
-        let value = d
-            .kube
-            .read_secret_key(&d.target.namespace, &d.target.name, &d.target.key)
-            .await?;
+        let value = secret_key_value(&secret, &d.target.key)?;
         let actual = value.map(|v| token_hash(v.expose()));
         Ok(match (stated, actual) {
             (Some(stated), Some(actual)) if stated == actual => Some((id, actual)),

@@ -25,6 +25,6 @@ mod tests;
 pub use client::{FIELD_MANAGER, KubeClient, ObjRef, managed_labels};
 pub use clusters::Clusters;
 pub use error::KubeError;
-pub use secrets::SecretMeta;
+pub use secrets::{SecretMeta, secret_key_value};
 pub use settings::{ClusterSettings, ExecSettings};
 pub use workload::RESTARTED_AT;

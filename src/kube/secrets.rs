@@ -34,13 +34,10 @@ impl KubeClient {
         key: &str,
     ) -> Result<Option<Secret>, KubeError> {
         let r = ObjRef::new("v1", "Secret", Some(namespace), name);
-        let Some(object) = self.get(&r).await? else {
-            return Ok(None);
-        };
-        let Some(encoded) = object.pointer(&format!("/data/{}", escape(key))) else {
-            return Ok(None);
-        };
-        decode(encoded, &r, key).map(Some)
+        match self.get(&r).await? {
+            Some(object) => secret_key_value(&object, key),
+            None => Ok(None),
+        }
     }
 
     /// Sets `data.<key>` of Secret `namespace/name` (creating it if needed) by server-side
@@ -72,6 +69,21 @@ impl KubeClient {
             .map(drop)
             .map_err(|e| e.redact(value.expose()).redact(&encoded))
     }
+}
+
+/// The value of `key` in a Secret already read; `None` when the key is missing.
+pub fn secret_key_value(secret: &Value, key: &str) -> Result<Option<Secret>, KubeError> {
+    let Some(encoded) = secret.pointer(&format!("/data/{}", escape(key))) else {
+        return Ok(None);
+    };
+    let meta = &secret["metadata"];
+    let r = ObjRef::new(
+        "v1",
+        "Secret",
+        meta["namespace"].as_str(),
+        meta["name"].as_str().unwrap_or_default(),
+    );
+    decode(encoded, &r, key).map(Some)
 }
 
 /// `gitlabflux-key-<key>`, or a digest of the key when that would be too long.
