@@ -167,6 +167,17 @@ pub(crate) fn invalid_param(name: &str) -> ApiError {
     ApiError::param(format!("{name} is invalid"))
 }
 
+/// Grape's answer when parameters fail validation: every failure, in declaration order, in
+/// one `error` message.
+pub(crate) fn refuse_params<const N: usize>(problems: [Option<String>; N]) -> ApiResult<()> {
+    let problems: Vec<String> = problems.into_iter().flatten().collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::param(problems.join(", ")))
+    }
+}
+
 /// A numeric path id such as `token_id` or `key_id`, with GitLab's 400 when it is not one.
 pub(crate) fn parse_id(raw: &str, name: &str) -> ApiResult<u64> {
     raw.parse().map_err(|_| invalid_param(name))

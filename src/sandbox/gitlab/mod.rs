@@ -8,6 +8,7 @@
 mod auth;
 mod http;
 mod keys;
+mod paths;
 mod repository;
 mod routes;
 mod snapshot;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::http::{ApiError, ApiResult, now_iso};
+use super::paths;
 use crate::digest::hex;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -82,6 +83,7 @@ impl ActionKind {
     }
 }
 
+/// One action of a commit request, its paths as the client sent them.
 #[derive(Debug, Clone)]
 pub(crate) struct Action {
     pub kind: ActionKind,
@@ -89,6 +91,22 @@ pub(crate) struct Action {
     pub previous_path: Option<String>,
     pub content: Option<Vec<u8>>,
     pub last_commit_id: Option<String>,
+}
+
+impl Action {
+    /// The action with its paths checked and cleaned as Gitaly does; a previous path only
+    /// means something to a move, so other actions drop it.
+    fn with_clean_paths(&self) -> ApiResult<Self> {
+        let previous_path = match (self.kind, &self.previous_path) {
+            (ActionKind::Move, Some(p)) => Some(paths::commit_path(p)?),
+            _ => None,
+        };
+        Ok(Self {
+            file_path: paths::commit_path(&self.file_path)?,
+            previous_path,
+            ..self.clone()
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -179,12 +197,17 @@ impl Repository {
             .unwrap_or_default();
         let mut staged = BTreeMap::new();
         let mut stats = (0u64, 0u64);
+        let mut actions = Vec::with_capacity(req.actions.len());
         for action in &req.actions {
-            self.apply(&mut tree, action, &mut staged, &mut stats)?;
+            // Gitaly checks an action's paths when it reaches the action, after the earlier
+            // ones: the first failing action decides the answer, and nothing is written.
+            let action = action.with_clean_paths()?;
+            self.apply(&mut tree, &action, &mut staged, &mut stats)?;
+            actions.push(action);
         }
         self.seq += 1;
         let id = self.commit_id(&parent, &tree, &req);
-        let changed: BTreeSet<&str> = req.actions.iter().map(|a| a.file_path.as_str()).collect();
+        let changed: BTreeSet<&str> = actions.iter().map(|a| a.file_path.as_str()).collect();
         for (path, entry) in tree.iter_mut() {
             if changed.contains(path.as_str()) {
                 entry.last_commit_id = id.clone();
@@ -204,7 +227,7 @@ impl Repository {
                 authored_date: now.clone(),
                 committed_date: now,
                 tree,
-                changes: req.actions.iter().map(change_of).collect(),
+                changes: actions.iter().map(change_of).collect(),
                 additions: stats.0,
                 deletions: stats.1,
             },

@@ -613,6 +613,97 @@ async fn move_and_delete_and_history_filters() {
 }
 
 #[tokio::test]
+async fn file_paths_with_traversal_or_absolute_are_refused_by_the_files_api() {
+    let w = world();
+    let files = "/api/v4/projects/fleet%2Fgitops/repository/files";
+    let invalid = json!({"error": "file_path should be a valid file path"});
+    for encoded in [
+        "..%2Fsecret",
+        "a%2F..%2F..%2Fsecret",
+        "a%2F..",
+        "..",
+        ".",
+        "%2Fetc%2Fpasswd",
+        "a%5C..%5Cb",
+        "%252E%252E%252Fsecret",
+        "%252Fetc",
+        "a%0Ab",
+    ] {
+        for suffix in ["?ref=main", "/raw?ref=main", "/raw"] {
+            let r = w.get(&format!("{files}/{encoded}{suffix}")).await;
+            assert_eq!((r.status, &r.body), (400, &invalid), "{encoded}{suffix}");
+        }
+    }
+    let r = w.get(&format!("{files}/..%2Fsecret")).await;
+    assert_eq!(
+        r.body,
+        json!({"error": "file_path should be a valid file path, ref is missing"})
+    );
+    // Parameters are validated before the project is looked up.
+    let r = w
+        .get("/api/v4/projects/fleet%2Fnope/repository/files/..%2Fx?ref=main")
+        .await;
+    assert_eq!((r.status, r.body), (400, invalid));
+    w.commit(json!([{"action": "create", "file_path": "a..b/..c", "content": "ok"}]))
+        .await;
+    assert_eq!(
+        w.raw_file("a..b/..c").await.raw,
+        b"ok",
+        "dots inside names are fine"
+    );
+}
+
+#[tokio::test]
+async fn commit_paths_are_checked_and_cleaned_as_gitaly_does() {
+    let w = world();
+    w.commit(json!([{"action": "create", "file_path": "a.txt", "content": "a"}]))
+        .await;
+    let before = w.emu.snapshot();
+    let version = w.emu.version();
+    let traversal = json!({"message": "Path cannot include directory traversal"});
+    let refused = [
+        (
+            json!([{"action": "create", "file_path": "../x", "content": "x"}]),
+            traversal.clone(),
+        ),
+        (
+            json!([
+                {"action": "create", "file_path": "fine.txt", "content": "x"},
+                {"action": "update", "file_path": "dir/../../a.txt", "content": "x"},
+            ]),
+            traversal.clone(),
+        ),
+        (
+            json!([{"action": "move", "previous_path": "/../a.txt", "file_path": "b.txt"}]),
+            traversal,
+        ),
+        (
+            json!([{"action": "create", "file_path": "a//b", "content": "x"}]),
+            json!({"message": "invalid path: 'a//b'"}),
+        ),
+        (
+            json!([{"action": "create", "file_path": "", "content": "x"}]),
+            json!({"message": "You must provide a file path"}),
+        ),
+    ];
+    for (actions, body) in refused {
+        let r = w.commit(actions.clone()).await;
+        assert_eq!((r.status, r.body), (400, body), "{actions}");
+    }
+    assert_eq!(w.emu.snapshot(), before, "nothing was committed");
+    assert_eq!(w.emu.version(), version);
+    let r = w
+        .commit(json!([
+            {"action": "create", "file_path": "/abs/./x.txt", "content": "x"},
+            {"action": "update", "file_path": "dir/../a.txt", "content": "b"},
+        ]))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(w.raw_file("abs/x.txt").await.raw, b"x");
+    assert_eq!(w.raw_file("a.txt").await.raw, b"b");
+}
+
+#[tokio::test]
 async fn developers_cannot_push_to_the_protected_default_branch() {
     let w = world();
     let dev = w.emu.create_user_with_token("dev", 30);

@@ -10,6 +10,7 @@ use super::patch::parse_apply_body;
 use super::status::ApiError;
 use super::store::{self, ObjKey, State, WriteOpts, scope_of, shape, subject};
 use super::types::ResourceType;
+use super::validate::split_api_version;
 
 /// Metadata fields an applied configuration may not set (the server owns them).
 const SERVER_OWNED: &[&str] = &[
@@ -34,11 +35,6 @@ impl State {
         status: bool,
         opts: &WriteOpts,
     ) -> Result<Value, ApiError> {
-        if opts.manager.is_empty() {
-            return Err(ApiError::bad_request(
-                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-            ));
-        }
         let mut applied = parse_apply_body(body)?;
         check_type(rt, &applied)?;
         store::check_name_matches(name, &applied)?;
@@ -96,32 +92,21 @@ impl State {
     }
 }
 
+/// The applied object must be of the endpoint's group, version and kind exactly (the field
+/// manager's version check); a missing or unparsable `apiVersion` or `kind` is a mismatch too.
 fn check_type(rt: &ResourceType, applied: &Value) -> Result<(), ApiError> {
-    let kind = applied
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let av = applied
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if kind.is_empty() {
-        return Err(ApiError::bad_request(
-            "Object 'Kind' is missing in apply body",
-        ));
+    let field = |k: &str| applied.get(k).and_then(Value::as_str).unwrap_or_default();
+    // An unparsable apiVersion leaves the object without any type, kind included.
+    let ((group, version), kind) = match split_api_version(field("apiVersion")) {
+        Some(gv) => (gv, field("kind")),
+        None => (Default::default(), ""),
+    };
+    if group == rt.group && version == rt.version && kind == rt.kind {
+        return Ok(());
     }
-    if av.is_empty() {
-        return Err(ApiError::bad_request(
-            "Object 'apiVersion' is missing in apply body",
-        ));
-    }
-    if kind != rt.kind || av != rt.api_version() {
-        return Err(ApiError::bad_request(format!(
-            "the API version in the data ({av}) does not match the expected API version ({})",
-            rt.api_version()
-        )));
-    }
-    Ok(())
+    Err(ApiError::bad_request(format!(
+        "invalid object type: {group}/{version}, Kind={kind}"
+    )))
 }
 
 /// Removes server-owned metadata; returns `resourceVersion` when set (optimistic concurrency).

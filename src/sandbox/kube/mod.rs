@@ -22,6 +22,7 @@ mod table;
 mod tests;
 mod tls;
 mod types;
+mod validate;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -20,6 +21,7 @@ use super::status::ApiError;
 use super::store::{WriteOpts, shape, subject};
 use super::table;
 use super::types::ResourceType;
+use super::validate::{self, MAX_BODY_BYTES};
 
 type Emu = Arc<KubeEmulator>;
 type Params = Query<HashMap<String, String>>;
@@ -77,8 +79,9 @@ pub fn router(emu: Emu) -> Router {
             any(resource_route),
         )
         .fallback(|| async { ApiError::no_route() })
-        // The real server's request size limit (etcd's object limit is ~1.5 MiB).
-        .layer(DefaultBodyLimit::max(3 * 1024 * 1024))
+        // The real server's request size limit; a larger body reaches the handlers as a
+        // rejection they answer with the server's 413 Status (axum's own answer is plain text).
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(emu.clone(), auth))
         .with_state(emu)
 }
@@ -181,7 +184,39 @@ struct Req {
     method: Method,
     params: HashMap<String, String>,
     headers: HeaderMap,
-    body: Bytes,
+    /// The body, or why it could not be read (too large): refused only by verbs that read it.
+    body: Result<Bytes, ApiError>,
+}
+
+impl Req {
+    fn body(&self) -> Result<&[u8], ApiError> {
+        self.body.as_deref().map_err(Clone::clone)
+    }
+
+    fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// What a write handler checks before it decodes: the body's size (413), then the
+    /// options (422), as the real handlers do. PATCH checks its content type before these.
+    fn precheck(&self, options: &str, patch: Option<PatchKind>) -> Result<&[u8], ApiError> {
+        let body = self.body()?;
+        validate::options(options, &self.params, patch)?;
+        Ok(body)
+    }
+}
+
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(MAX_BODY_BYTES)
+        } else {
+            ApiError::bad_request(e.body_text())
+        }
+    })
 }
 
 /// Every resource path: the route template's parameters say where it points (the core group
@@ -192,7 +227,7 @@ async fn resource_route(
     method: Method,
     Query(params): Params,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut take = |key: &str| path.remove(key);
     let loc = Loc {
@@ -207,7 +242,7 @@ async fn resource_route(
         method,
         params,
         headers,
-        body,
+        body: read_body(body),
     };
     dispatch(&emu, namespace_subresource(loc), req)
 }
@@ -286,11 +321,7 @@ fn serve(emu: &Emu, loc: &Loc, req: &Req) -> Result<Response, ApiError> {
     let Some(name) = loc.name.as_deref() else {
         return match req.method {
             Method::GET => list(emu, &rt, ns, req),
-            Method::POST => {
-                let body = parse_body(req)?;
-                let obj = emu.lock().create(&rt, ns, body, &opts(req))?;
-                Ok((StatusCode::CREATED, axum::Json(obj)).into_response())
-            }
+            Method::POST => create(emu, &rt, ns, req),
             Method::DELETE => delete_collection(emu, &rt, ns, req),
             _ => Err(ApiError::method_not_allowed(
                 "the server does not allow this method on the requested resource".to_string(),
@@ -305,18 +336,39 @@ fn serve(emu: &Emu, loc: &Loc, req: &Req) -> Result<Response, ApiError> {
             let obj = emu.lock().get(&rt, ns, name)?;
             Ok(respond(&rt, obj, req, false))
         }
-        Method::PUT => {
-            // `PUT .../finalize` is a plain update: nothing here acts on spec.finalizers.
-            let body = parse_body(req)?;
-            let obj = emu.lock().update(&rt, ns, name, body, status, &opts(req))?;
-            Ok(axum::Json(obj).into_response())
-        }
+        // `PUT .../finalize` is a plain update: nothing here acts on spec.finalizers.
+        Method::PUT => update(emu, &rt, ns, name, status, req),
         Method::PATCH => patch(emu, &rt, ns, name, status, req),
         Method::DELETE => delete(emu, &rt, ns, name, req),
         _ => Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         )),
     }
+}
+
+/// POST: the body must be of the endpoint's type before anything is created.
+fn create(emu: &Emu, rt: &ResourceType, ns: Option<&str>, req: &Req) -> Result<Response, ApiError> {
+    let body = parse_body(req.precheck("CreateOptions", None)?, req.content_type())?;
+    let mut st = emu.lock();
+    validate::body_type(&st.registry, rt, &body, None)?;
+    let obj = st.create(rt, ns, body, &opts(req))?;
+    Ok((StatusCode::CREATED, axum::Json(obj)).into_response())
+}
+
+/// PUT: like POST, the body's type is checked before the update.
+fn update(
+    emu: &Emu,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    status: bool,
+    req: &Req,
+) -> Result<Response, ApiError> {
+    let body = parse_body(req.precheck("UpdateOptions", None)?, req.content_type())?;
+    let mut st = emu.lock();
+    validate::body_type(&st.registry, rt, &body, Some(name))?;
+    let obj = st.update(rt, ns, name, body, status, &opts(req))?;
+    Ok(axum::Json(obj).into_response())
 }
 
 /// DELETE with optional `DeleteOptions` (JSON body): `preconditions` and `dryRun` apply;
@@ -328,7 +380,7 @@ fn delete(
     name: &str,
     req: &Req,
 ) -> Result<Response, ApiError> {
-    let options: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let options: Value = serde_json::from_slice(req.body()?).unwrap_or(Value::Null);
     let dry_run = opts(req).dry_run
         || options
             .get("dryRun")
@@ -362,23 +414,18 @@ fn delete(
     Ok(axum::Json(obj).into_response())
 }
 
-fn parse_body(req: &Req) -> Result<Value, ApiError> {
-    let ct = req
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+fn parse_body(body: &[u8], ct: &str) -> Result<Value, ApiError> {
     if ct.starts_with("application/vnd.kubernetes.protobuf") {
-        return super::protobuf::decode(&req.body).ok_or_else(|| ApiError::unsupported_media(ct));
+        return super::protobuf::decode(body).ok_or_else(|| ApiError::unsupported_media(ct));
     }
     if !(ct.is_empty() || ct.contains("json") || ct.contains("yaml")) {
         return Err(ApiError::unsupported_media(ct));
     }
     let v: Value = if ct.contains("yaml") {
-        serde_yaml_ng::from_slice(&req.body)
+        serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
     } else {
-        serde_json::from_slice(&req.body)
+        serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?
     };
     if v.is_object() {
@@ -396,19 +443,15 @@ fn patch(
     status: bool,
     req: &Req,
 ) -> Result<Response, ApiError> {
-    let ct = req
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let kind = PatchKind::from_content_type(ct)?;
+    let kind = PatchKind::from_content_type(req.content_type())?;
+    let body = req.precheck("PatchOptions", Some(kind))?;
     let mut o = opts(req);
     let mut st = emu.lock();
     if kind == PatchKind::Apply {
-        // Apply has no user-agent default: the manager must be named.
+        // Apply has no user-agent default: the manager is named (the precheck saw to it).
         o.manager = req.params.get("fieldManager").cloned().unwrap_or_default();
         let existed = st.get(rt, ns, name).is_ok();
-        let obj = st.apply(rt, ns, name, &req.body, status, &o)?;
+        let obj = st.apply(rt, ns, name, body, status, &o)?;
         let code = if existed || o.dry_run {
             StatusCode::OK
         } else {
@@ -416,13 +459,8 @@ fn patch(
         };
         return Ok((code, axum::Json(obj)).into_response());
     }
-    if req.params.contains_key("force") {
-        return Err(ApiError::bad_request(
-            "force may not be specified for non-apply patch",
-        ));
-    }
     let current = st.get(rt, ns, name)?;
-    let patched = patch::apply_patch(kind, shape(rt), &current, &req.body)?;
+    let patched = patch::apply_patch(kind, shape(rt), &current, body)?;
     if !patched.is_object() {
         return Err(ApiError::bad_request("the patch must leave an object"));
     }
@@ -486,6 +524,8 @@ fn delete_collection(
     ns: Option<&str>,
     req: &Req,
 ) -> Result<Response, ApiError> {
+    // DeleteOptions may come in the body, so its size limit holds here too.
+    req.body()?;
     let (l, f) = selectors(req)?;
     let dry_run = opts(req).dry_run;
     let mut st = emu.lock();
@@ -575,20 +615,16 @@ fn scale(
     let view = scale_of(&current);
     let wanted = match req.method {
         Method::GET => return Ok(axum::Json(view).into_response()),
-        Method::PUT => parse_body(req)?,
+        Method::PUT => parse_body(req.precheck("UpdateOptions", None)?, req.content_type())?,
         Method::PATCH => {
-            let ct = req
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            let kind = PatchKind::from_content_type(ct)?;
+            let kind = PatchKind::from_content_type(req.content_type())?;
             if kind == PatchKind::Apply {
                 return Err(ApiError::method_not_allowed(
                     "apply is not supported on the scale subresource",
                 ));
             }
-            patch::apply_patch(kind, shape(rt), &view, &req.body)?
+            let body = req.precheck("PatchOptions", Some(kind))?;
+            patch::apply_patch(kind, shape(rt), &view, body)?
         }
         _ => {
             return Err(ApiError::method_not_allowed(

@@ -127,19 +127,46 @@ impl ApiError {
             .with_causes(Value::Array(causes))
     }
 
+    /// A one-field validation failure of an object (`field.Invalid`).
     pub fn invalid(s: Subject<'_>, kind: &str, field: &str, value: &str, why: &str) -> Self {
-        let message = format!(
-            "{kind} \"{}\" is invalid: {field}: Invalid value: \"{value}\": {why}",
-            s.name
-        );
-        let cause = json!([{ "reason": "FieldValueInvalid",
-                             "message": format!("Invalid value: \"{value}\": {why}"),
-                             "field": field }]);
-        let mut e = Self::new(422, "Invalid", message)
-            .with_subject(s)
-            .with_causes(cause);
-        e.details["kind"] = json!(kind);
+        let errors = [FieldError::invalid(field, value, why)];
+        Self::invalid_fields(s.group, kind, s.name, &errors)
+    }
+
+    /// `apierrors.NewInvalid`: 422 naming the group-qualified kind, one cause per field error
+    /// and the errors aggregated into the message as the real server does (`[a, b]` when
+    /// there are several, repeated messages once).
+    pub fn invalid_fields(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Self {
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let mut message = format!("{qualified} {} is invalid", go_quote(name));
+        if !errors.is_empty() {
+            message = format!("{message}: {}", aggregate(errors));
+        }
+        let causes: Vec<Value> = errors.iter().map(FieldError::cause).collect();
+        let mut details = json!({ "kind": kind, "causes": causes });
+        // Empty group and name are left out, as `omitempty` leaves them out of real Status.
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
+        if !name.is_empty() {
+            details["name"] = json!(name);
+        }
+        let mut e = Self::new(422, "Invalid", message);
+        e.details = details;
         e
+    }
+
+    /// `apierrors.NewRequestEntityTooLargeError` for a body over the server's limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
 
     pub fn forbidden(s: Subject<'_>, why: &str) -> Self {
@@ -185,6 +212,100 @@ impl ApiError {
         }
         v
     }
+}
+
+/// One field's validation failure (`field.Error`): the cause type, the field path and the
+/// message body that follows `<field>: ` in the aggregated message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    reason: &'static str,
+    field: String,
+    body: String,
+}
+
+impl FieldError {
+    pub fn invalid(field: &str, value: &str, why: &str) -> Self {
+        Self::new(
+            "FieldValueInvalid",
+            field,
+            format!("Invalid value: {}: {why}", go_quote(value)),
+        )
+    }
+
+    pub fn required(field: &str, why: &str) -> Self {
+        Self::new(
+            "FieldValueRequired",
+            field,
+            format!("Required value: {why}"),
+        )
+    }
+
+    pub fn forbidden(field: &str, why: &str) -> Self {
+        Self::new("FieldValueForbidden", field, format!("Forbidden: {why}"))
+    }
+
+    /// `field.TooLong` with a byte limit (the value itself is never echoed).
+    pub fn too_long(field: &str, max_bytes: usize) -> Self {
+        Self::new(
+            "FieldValueTooLong",
+            field,
+            format!("Too long: may not be more than {max_bytes} bytes"),
+        )
+    }
+
+    fn new(reason: &'static str, field: &str, body: String) -> Self {
+        Self {
+            reason,
+            field: field.to_string(),
+            body,
+        }
+    }
+
+    fn cause(&self) -> Value {
+        json!({ "reason": self.reason, "message": self.body, "field": self.field })
+    }
+}
+
+/// `ErrorList.ToAggregate().Error()`: one error as is, several in brackets, repeats once.
+fn aggregate(errors: &[FieldError]) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for e in errors {
+        let line = format!("{}: {}", e.field, e.body);
+        if !seen.contains(&line) {
+            seen.push(line);
+        }
+    }
+    match seen.as_slice() {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    }
+}
+
+/// Go's `%q` (`strconv.Quote`), which the server uses for names and bad values: quotes and
+/// backslashes escaped, control characters written as escapes, everything else kept.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{b}' => out.push_str("\\v"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn qualified(s: Subject<'_>) -> String {

@@ -11,8 +11,9 @@ use tokio::sync::broadcast;
 use super::ObjectEvent;
 use super::fields::{self, Flat, Scope, Shape};
 use super::managed;
-use super::status::{ApiError, Subject};
+use super::status::{ApiError, FieldError, Subject};
 use super::types::{Registry, ResourceType, types_of_crd};
+use super::validate;
 
 /// Objects are stored once per group/kind, whatever version wrote them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -201,12 +202,13 @@ impl State {
         let mut name = meta_str(obj, "name").unwrap_or_default().to_string();
         if name.is_empty() {
             let Some(prefix) = meta_str(obj, "generateName").map(String::from) else {
-                return Err(ApiError::invalid(
-                    subject(rt, ""),
+                let required =
+                    FieldError::required("metadata.name", "name or generateName is required");
+                return Err(ApiError::invalid_fields(
+                    &rt.group,
                     &rt.kind,
-                    "metadata.name",
                     "",
-                    "name or generateName is required",
+                    &[required],
                 ));
             };
             name = format!("{prefix}{}", &new_uid()[..5]);
@@ -245,9 +247,6 @@ impl State {
         obj["apiVersion"] = json!(rt.api_version());
         obj["kind"] = json!(rt.kind);
         let name = self.prepare_new(rt, ns, &mut obj)?;
-        if self.objects.contains_key(&ObjKey::new(rt, ns, &name)) {
-            return Err(ApiError::already_exists(subject(rt, &name)));
-        }
         reset_status_on_create(rt, &mut obj);
         normalize(rt, &mut obj);
         let scope = scope_of(rt, false);
@@ -308,8 +307,8 @@ impl State {
         self.commit(rt, ns, name, Some(&old), obj, opts.dry_run)
     }
 
-    /// Stores a write: resourceVersion, generation, CRD side effects, finalizer completion.
-    /// A write that changes nothing is a no-op and keeps the resourceVersion.
+    /// Stores a write: validation, resourceVersion, generation, CRD side effects, finalizer
+    /// completion. A write that changes nothing is a no-op and keeps the resourceVersion.
     pub fn commit(
         &mut self,
         rt: &ResourceType,
@@ -319,8 +318,13 @@ impl State {
         mut obj: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        validate::data_keys(rt, name, &obj)?;
         if rt.group == CRD_GROUP && rt.kind == "CustomResourceDefinition" {
             self.prepare_crd(rt, name, &mut obj)?;
+        }
+        // The real server validates before storage reports a name taken: 422 wins over 409.
+        if old.is_none() && self.objects.contains_key(&ObjKey::new(rt, ns, name)) {
+            return Err(ApiError::already_exists(subject(rt, name)));
         }
         if let Some(old) = old {
             if without_rv(old) == without_rv(&obj) {

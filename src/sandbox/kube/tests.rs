@@ -235,8 +235,84 @@ async fn ssa_merges_lists_by_key() {
 async fn apply_requires_field_manager() {
     let (_, app) = emu();
     let (code, st) = call(&app, "PATCH", DEPLOY, Some(APPLY), &deploy(1, "x")).await;
-    assert_eq!(code, 400);
-    assert_eq!(st["reason"], "BadRequest");
+    assert_eq!((code, st["reason"].as_str()), (422, Some("Invalid")));
+    assert_eq!(
+        st["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+    assert_eq!(st["details"]["causes"][0]["reason"], "FieldValueRequired");
+}
+
+#[tokio::test]
+async fn field_manager_over_128_bytes_is_invalid_for_every_write() {
+    let (e, app) = emu();
+    apply(&app, DEPLOY, "alice", false, &deploy(1, "a")).await;
+    let (_, current) = call(&app, "GET", DEPLOY, None, "").await;
+    let v = e.version();
+    let long = "m".repeat(129);
+    let json = Some("application/json");
+    let writes = [
+        (
+            "POST",
+            CM.to_string(),
+            json,
+            r#"{"metadata":{"name":"fm"}}"#.to_string(),
+            "CreateOptions",
+        ),
+        (
+            "PUT",
+            DEPLOY.to_string(),
+            json,
+            current.to_string(),
+            "UpdateOptions",
+        ),
+        (
+            "PATCH",
+            DEPLOY.to_string(),
+            Some(MERGE),
+            r#"{"spec":{"replicas":3}}"#.to_string(),
+            "PatchOptions",
+        ),
+        (
+            "PATCH",
+            DEPLOY.to_string(),
+            Some(APPLY),
+            deploy(3, "a"),
+            "PatchOptions",
+        ),
+    ];
+    for (method, path, ct, body, options) in writes {
+        let uri = format!("{path}?fieldManager={long}");
+        let (code, st) = call(&app, method, &uri, ct, &body).await;
+        assert_eq!(code, 422, "{method} {ct:?}: {st}");
+        assert_eq!(
+            st,
+            json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": format!("{options}.meta.k8s.io \"\" is invalid: fieldManager: Too long: may not be more than 128 bytes"),
+                "reason": "Invalid", "code": 422,
+                "details": { "group": "meta.k8s.io", "kind": options, "causes": [{
+                    "reason": "FieldValueTooLong", "message": "Too long: may not be more than 128 bytes",
+                    "field": "fieldManager" }] } })
+        );
+    }
+    assert_eq!(e.version(), v, "nothing was written");
+    let uri = format!("{DEPLOY}?fieldManager={}", "m".repeat(128));
+    let (code, _) = call(&app, "PATCH", &uri, Some(APPLY), &deploy(1, "a")).await;
+    assert_eq!(code, 200, "128 bytes are allowed");
+}
+
+#[tokio::test]
+async fn force_on_a_non_apply_patch_is_forbidden_with_the_other_option_errors() {
+    let (_, app) = emu();
+    apply(&app, DEPLOY, "alice", false, &deploy(1, "a")).await;
+    let uri = format!("{DEPLOY}?force=false&fieldManager={}", "m".repeat(129));
+    let (code, st) = call(&app, "PATCH", &uri, Some(MERGE), "{}").await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        st["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: [force: Forbidden: may not be specified for non-apply patch, fieldManager: Too long: may not be more than 128 bytes]"
+    );
+    assert_eq!(st["details"]["causes"].as_array().map(Vec::len), Some(2));
 }
 
 #[tokio::test]
@@ -1143,4 +1219,337 @@ async fn body_namespace_must_match_the_url() {
     let body = r#"{"metadata":{"name":"a","namespace":"kube-system"}}"#;
     let (code, st) = call(&app, "POST", CM, Some("application/json"), body).await;
     assert_eq!((code, st["reason"].as_str()), (400, Some("BadRequest")));
+}
+
+const SECRETS: &str = "/api/v1/namespaces/default/secrets";
+
+fn key_error(kind: &str, name: &str, field: &str, key: &str) -> String {
+    format!(
+        "{kind} \"{name}\" is invalid: {field}: Invalid value: \"{key}\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+    )
+}
+
+#[tokio::test]
+async fn secret_and_config_map_keys_must_be_config_keys() {
+    let (e, app) = emu();
+    let v = e.version();
+    let json = Some("application/json");
+    let cases = [
+        (
+            SECRETS,
+            r#"{"metadata":{"name":"s"},"data":{"a/b":"eA=="}}"#,
+            "Secret",
+            "s",
+            "data",
+            "a/b",
+        ),
+        (
+            SECRETS,
+            r#"{"metadata":{"name":"s"},"stringData":{"a b":"x"}}"#,
+            "Secret",
+            "s",
+            "data",
+            "a b",
+        ),
+        (
+            CM,
+            r#"{"metadata":{"name":"c"},"data":{"k:v":"x"}}"#,
+            "ConfigMap",
+            "c",
+            "data",
+            "k:v",
+        ),
+        (
+            CM,
+            r#"{"metadata":{"name":"c"},"binaryData":{"":"eA=="}}"#,
+            "ConfigMap",
+            "c",
+            "binaryData",
+            "",
+        ),
+    ];
+    for (path, body, kind, name, bag, key) in cases {
+        let (code, st) = call(&app, "POST", path, json, body).await;
+        assert_eq!(
+            (code, st["reason"].as_str()),
+            (422, Some("Invalid")),
+            "{body}: {st}"
+        );
+        assert_eq!(
+            st["message"],
+            key_error(kind, name, &format!("{bag}[{key}]"), key)
+        );
+        assert_eq!(st["details"]["causes"][0]["field"], format!("{bag}[{key}]"));
+        assert_eq!(st["details"]["name"], name);
+    }
+    let dots = r#"{"metadata":{"name":"c"},"data":{"..":"x","..x":"y",".":"z"}}"#;
+    let (_, st) = call(&app, "POST", CM, json, dots).await;
+    assert_eq!(
+        st["message"],
+        "ConfigMap \"c\" is invalid: [data[.]: Invalid value: \".\": must not be '.', data[..]: Invalid value: \"..\": must not be '..', data[..x]: Invalid value: \"..x\": must not start with '..']"
+    );
+    let long = "k".repeat(254);
+    let (_, st) = call(
+        &app,
+        "POST",
+        CM,
+        json,
+        &json!({ "metadata": { "name": "c" }, "data": { &long: "x" } }).to_string(),
+    )
+    .await;
+    assert_eq!(
+        st["details"]["causes"][0]["message"],
+        format!("Invalid value: \"{long}\": must be no more than 253 characters")
+    );
+    let both = r#"{"metadata":{"name":"c"},"data":{"k":"x"},"binaryData":{"k":"eA=="}}"#;
+    let (_, st) = call(&app, "POST", CM, json, both).await;
+    assert_eq!(
+        st["message"],
+        "ConfigMap \"c\" is invalid: data[k]: Invalid value: \"k\": duplicate of key present in binaryData"
+    );
+    // Bad values are quoted as Go's %q quotes them.
+    let quoted = r#"{"metadata":{"name":"c"},"data":{"a\"b":"x"}}"#;
+    let (_, st) = call(&app, "POST", CM, json, quoted).await;
+    let cause = st["details"]["causes"][0]["message"]
+        .as_str()
+        .expect("cause");
+    assert!(
+        cause.starts_with(r#"Invalid value: "a\"b": a valid config key"#),
+        "{st}"
+    );
+    assert_eq!(e.version(), v, "nothing was stored");
+    let good = r#"{"metadata":{"name":"c"},"data":{"key.name":"1","KEY_NAME":"2","key-name":"3"}}"#;
+    assert_eq!(call(&app, "POST", CM, json, good).await.0, 201);
+}
+
+#[tokio::test]
+async fn invalid_data_keys_are_refused_on_update_patch_and_apply_too() {
+    let (e, app) = emu();
+    let json = Some("application/json");
+    call(
+        &app,
+        "POST",
+        SECRETS,
+        json,
+        r#"{"metadata":{"name":"s"},"data":{"ok":"eA=="}}"#,
+    )
+    .await;
+    let secret = format!("{SECRETS}/s");
+    let (_, mut current) = call(&app, "GET", &secret, None, "").await;
+    let v = e.version();
+    current["data"] = json!({ "a/b": "eA==" });
+    let put = call(&app, "PUT", &secret, json, &current.to_string()).await;
+    let merge = call(
+        &app,
+        "PATCH",
+        &secret,
+        Some(MERGE),
+        r#"{"stringData":{"a/b":"x"}}"#,
+    )
+    .await;
+    let applied =
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},"data":{"a/b":"eA=="}}"#;
+    let ssa = apply(&app, &secret, "alice", false, applied).await;
+    let create = apply(
+        &app,
+        &format!("{SECRETS}/t"),
+        "alice",
+        false,
+        &applied.replace("\"s\"", "\"t\""),
+    )
+    .await;
+    for (what, (code, st), name) in [
+        ("put", put, "s"),
+        ("merge", merge, "s"),
+        ("apply", ssa, "s"),
+        ("apply-create", create, "t"),
+    ] {
+        assert_eq!(code, 422, "{what}: {st}");
+        assert_eq!(
+            st["message"],
+            key_error("Secret", name, "data[a/b]", "a/b"),
+            "{what}"
+        );
+    }
+    assert_eq!(e.version(), v, "nothing was stored");
+    let (_, kept) = call(&app, "GET", &secret, None, "").await;
+    assert_eq!(kept["data"], json!({ "ok": "eA==" }));
+}
+
+#[tokio::test]
+async fn body_of_another_kind_is_refused_before_anything_is_stored() {
+    let (e, app) = emu();
+    let json = Some("application/json");
+    let secret =
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"stringData":{"k":"v"}}"#;
+    let (code, st) = call(&app, "POST", CM, json, secret).await;
+    assert_eq!((code, st["reason"].as_str()), (400, Some("BadRequest")));
+    assert_eq!(
+        st["message"],
+        "Secret in version \"v1\" cannot be handled as a ConfigMap: converting (v1.Secret) to (core.ConfigMap): unknown conversion"
+    );
+    // Without apiVersion the endpoint's version is assumed; kind is what differs.
+    let (_, st) = call(
+        &app,
+        "POST",
+        CM,
+        json,
+        r#"{"kind":"Secret","metadata":{"name":"x"}}"#,
+    )
+    .await;
+    assert_eq!(
+        st["message"],
+        "Secret in version \"v1\" cannot be handled as a ConfigMap: converting (v1.Secret) to (core.ConfigMap): unknown conversion"
+    );
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"web"}}"#;
+    let (code, st) = call(&app, "POST", deployments, json, cm).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        st["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a Deployment: converting (v1.ConfigMap) to (apps.Deployment): unknown conversion"
+    );
+    let roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles";
+    let (_, st) = call(&app, "POST", roles, json, cm).await;
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("to (rbac.Role): unknown conversion"),
+        "{st}"
+    );
+    call(
+        &app,
+        "POST",
+        CM,
+        json,
+        r#"{"metadata":{"name":"held"},"data":{"k":"v"}}"#,
+    )
+    .await;
+    let v = e.version();
+    let held = format!("{CM}/held");
+    let (code, st) = call(
+        &app,
+        "PUT",
+        &held,
+        json,
+        &secret.replace("\"x\"", "\"held\""),
+    )
+    .await;
+    assert_eq!((code, st["reason"].as_str()), (400, Some("BadRequest")));
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be handled as a ConfigMap")
+    );
+    let (code, st) = apply(
+        &app,
+        &held,
+        "alice",
+        false,
+        &secret.replace("\"x\"", "\"held\""),
+    )
+    .await;
+    assert_eq!(
+        (code, st["message"].as_str()),
+        (400, Some("invalid object type: /v1, Kind=Secret"))
+    );
+    let (code, st) = apply(
+        &app,
+        &format!("{CM}/new"),
+        "alice",
+        false,
+        &secret.replace("\"x\"", "\"new\""),
+    )
+    .await;
+    assert_eq!((code, st["reason"].as_str()), (400, Some("BadRequest")));
+    assert_eq!(e.version(), v, "nothing was stored");
+    let (_, kept) = call(&app, "GET", &held, None, "").await;
+    assert_eq!(kept["data"], json!({ "k": "v" }));
+    assert_eq!(
+        call(&app, "GET", &format!("{SECRETS}/x"), None, "").await.0,
+        404
+    );
+    assert_eq!(
+        call(&app, "GET", &format!("{CM}/new"), None, "").await.0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn custom_resource_of_another_kind_or_group_is_refused() {
+    let (e, app) = emu();
+    apply(&app, CRD, "alice", false, &crd(false)).await;
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    let json = Some("application/json");
+    let v = e.version();
+    let gadget = r#"{"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"g"}}"#;
+    let (code, st) = call(&app, "POST", widgets, json, gadget).await;
+    assert_eq!((code, st["reason"].as_str()), (422, Some("Invalid")));
+    assert_eq!(
+        st["message"],
+        "Widget.example.com \"g\" is invalid: kind: Invalid value: \"Gadget\": must be Widget"
+    );
+    assert_eq!(st["details"]["group"], "example.com");
+    let secret = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"}}"#;
+    let (code, st) = call(&app, "POST", widgets, json, secret).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        st["message"],
+        "Secret in version \"v1\" cannot be handled as a Widget: /v1, Kind=Secret is unstructured and is not suitable for converting to \"example.com/v1\""
+    );
+    assert_eq!(e.version(), v, "nothing was stored");
+}
+
+#[tokio::test]
+async fn bodies_over_3_mib_are_refused_with_a_status() {
+    let (e, app) = emu();
+    let v = e.version();
+    const LIMIT: usize = 3 * 1024 * 1024;
+    // Padded with whitespace, so only the body is large, not the object.
+    let sized = |n: usize| {
+        let object = r#"{"metadata":{"name":"big"},"data":{"k":"v"}}"#;
+        format!("{object}{}", " ".repeat(n - object.len()))
+    };
+    for (method, path, ct) in [
+        ("POST", CM.to_string(), "application/json"),
+        ("PATCH", format!("{CM}/big"), MERGE),
+        ("PUT", format!("{CM}/big"), "application/json"),
+    ] {
+        let (code, st) = call(&app, method, &path, Some(ct), &sized(LIMIT + 1)).await;
+        assert_eq!(
+            (code, st),
+            (
+                413,
+                json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "Request entity too large: limit is 3145728",
+                "reason": "RequestEntityTooLarge", "code": 413 })
+            ),
+            "{method}"
+        );
+    }
+    assert_eq!(e.version(), v, "nothing was stored");
+    let (code, _) = call(&app, "POST", CM, Some("application/json"), &sized(LIMIT)).await;
+    assert_eq!(code, 201, "exactly the limit is accepted");
+}
+
+#[tokio::test]
+async fn namespace_dot_dot_is_not_a_label() {
+    let (e, app) = emu();
+    let v = e.version();
+    let (code, st) = call(
+        &app,
+        "POST",
+        "/api/v1/namespaces",
+        Some("application/json"),
+        r#"{"metadata":{"name":".."}}"#,
+    )
+    .await;
+    assert_eq!((code, st["reason"].as_str()), (422, Some("Invalid")));
+    assert_eq!(
+        st["message"],
+        "Namespace \"..\" is invalid: metadata.name: Invalid value: \"..\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+    );
+    assert_eq!(e.version(), v);
 }

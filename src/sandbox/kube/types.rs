@@ -189,6 +189,13 @@ impl Registry {
         self.all().find(|t| t.group == group && t.kind == kind)
     }
 
+    /// Whether the type is compiled into the server rather than defined by a CRD.
+    pub fn is_builtin(&self, rt: &ResourceType) -> bool {
+        self.builtin
+            .iter()
+            .any(|t| t.group == rt.group && t.kind == rt.kind)
+    }
+
     pub fn register_crd(&mut self, name: &str, types: Vec<ResourceType>) {
         self.crds.insert(name.to_string(), types);
     }

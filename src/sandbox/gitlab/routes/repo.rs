@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use super::Emu;
 use crate::sandbox::gitlab::http::{
     ApiError, ApiResult, BodyParams, Params, QueryParams, created, invalid_param, missing_param,
-    ok, paginate,
+    ok, paginate, refuse_params,
 };
+use crate::sandbox::gitlab::paths::file_path_problem;
 use crate::sandbox::gitlab::repository::{
     Action, ActionKind, Commit, CommitRequest, Repository, tree_entries,
 };
@@ -55,12 +56,11 @@ fn parse_action(index: usize, raw: &Value) -> ApiResult<Action> {
     if matches!(kind, ActionKind::Create | ActionKind::Update) && content.is_none() {
         return Err(missing_param(&field("content")));
     }
+    // The paths go on as sent: Gitaly checks and cleans them when the commit is written.
     Ok(Action {
         kind,
-        file_path: file_path.trim_start_matches('/').to_owned(),
-        previous_path: params
-            .str("previous_path")?
-            .map(|p| p.trim_start_matches('/').to_owned()),
+        file_path,
+        previous_path: params.str("previous_path")?,
         content,
         last_commit_id: params.str("last_commit_id")?,
     })
@@ -222,7 +222,11 @@ pub(super) async fn get_file(
     Path((id, file_path)): Path<(String, String)>,
     QueryParams(q): QueryParams,
 ) -> ApiResult {
-    let reference = q.required_str("ref")?;
+    // Grape validates every declared parameter, in order, and reports all failures at once.
+    let reference = q.str("ref")?;
+    let missing_ref = reference.is_none().then(|| "ref is missing".to_owned());
+    refuse_params([file_path_problem("file_path", &file_path), missing_ref])?;
+    let reference = reference.unwrap_or_default();
     let (content, blob_id, commit_id, last_commit_id) = emu.read(|w| {
         let project = w.project(&caller, &id, REPORTER)?;
         read_file(project, &file_path, Some(&reference))
@@ -269,6 +273,7 @@ pub(super) async fn get_raw_file(
     Path((id, file_path)): Path<(String, String)>,
     QueryParams(q): QueryParams,
 ) -> ApiResult {
+    refuse_params([file_path_problem("file_path", &file_path)])?;
     let reference = q.str("ref")?;
     let (content, blob_id, commit_id, last_commit_id) = emu.read(|w| {
         let project = w.project(&caller, &id, REPORTER)?;
