@@ -733,24 +733,6 @@ fn ssh_key(kind: &str, blob_kind: &str) -> String {
     format!("{kind} {encoded} flux@cluster")
 }
 
-#[test]
-fn md5_matches_rfc_vectors() {
-    let hex = |d: [u8; 16]| crate::digest::hex(&d);
-    assert_eq!(
-        hex(super::keys::md5(b"")),
-        "d41d8cd98f00b204e9800998ecf8427e"
-    );
-    assert_eq!(
-        hex(super::keys::md5(b"abc")),
-        "900150983cd24fb0d6963f7d28e17f72"
-    );
-    let long = b"12345678901234567890123456789012345678901234567890123456789012345678901234567890";
-    assert_eq!(
-        hex(super::keys::md5(long)),
-        "57edf4a22be3c955ac49da2e2107b67a"
-    );
-}
-
 #[tokio::test]
 async fn deploy_keys_validate_and_reject_duplicates() {
     let w = world();
