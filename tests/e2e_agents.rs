@@ -4,9 +4,7 @@
 
 mod common;
 
-use common::agents::{
-    active_tokens, agent_state, fleet_config, fleet_config_with, one_line, secret_token,
-};
+use common::agents::{active_tokens, agent_state, fleet_config, one_line, secret_token};
 use common::{
     Provider, SandboxProcess, Workspace, block_on, kubectl, kubectl_json, provider_block,
 };
@@ -376,49 +374,6 @@ resource "gitlabflux_agent" "no_branch" {{
             .expect("agents")
             .is_empty(),
         "the agent was not registered"
-    );
-}
-
-#[test]
-fn an_unconfirmed_rotation_keeps_the_old_token_valid() {
-    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
-    let ws = Workspace::new();
-    ws.write(&fleet_config(&sandbox, "v1"));
-    ws.apply();
-    let old_id = active_tokens(&agent_state(&sandbox, "prod").expect("agent"))[0]["id"].clone();
-
-    // A workload that does not mount the Secret: restarting it never puts the new token to use.
-    let decoy = ws.path().join("decoy.yaml");
-    std::fs::write(
-        &decoy,
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: decoy, namespace: gitlab-agent}\n\
-         spec:\n  selector: {matchLabels: {app: decoy}}\n  template:\n    metadata: {labels: {app: decoy}}\n\
-         \x20   spec: {containers: [{name: c, image: busybox}]}\n",
-    )
-    .expect("decoy manifest");
-    kubectl(
-        &sandbox,
-        &["apply", "--server-side", "-f", &decoy.display().to_string()],
-    );
-
-    ws.write(&fleet_config_with(&sandbox, "v2", "\"decoy\"", "2s"));
-    let out = ws.run(&["apply", "-auto-approve", "-no-color"]);
-    assert!(!out.success());
-    assert!(
-        out.text().contains("New agent token not confirmed in use"),
-        "{}",
-        out.text()
-    );
-    let agent = agent_state(&sandbox, "prod").expect("agent");
-    let active = active_tokens(&agent);
-    assert!(
-        active.iter().any(|t| t["id"] == old_id),
-        "the old token stays active"
-    );
-    assert_eq!(
-        active.len(),
-        2,
-        "old and new are both valid; the Secret holds the new one"
     );
 }
 
