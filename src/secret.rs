@@ -1,7 +1,8 @@
 //! A string that must never be printed: tokens, private keys, passwords.
 //!
 //! `Debug` and `Display` print a placeholder, so a secret that slips into a log line or an
-//! error message reveals nothing. Reading the value is an explicit `expose()`.
+//! error message reveals nothing. Reading the value is an explicit `expose()`, and the value
+//! is zeroized when dropped.
 
 use std::fmt;
 
@@ -23,6 +24,13 @@ impl Secret {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// The value is wiped from memory when the last copy goes.
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
