@@ -58,6 +58,10 @@ pub const CREATE_TOKEN: Operation = op("create agent tokens", Role::Maintainer);
 pub const REVOKE_TOKEN: Operation = op("revoke agent tokens", Role::Maintainer);
 pub const READ_FILE: Operation = op("read repository files", Role::Reporter);
 pub const COMMIT: Operation = op("commit to the repository", Role::Maintainer);
+pub const LIST_DEPLOY_KEYS: Operation = op("read deploy keys", Role::Maintainer);
+pub const READ_DEPLOY_KEY: Operation = op("read deploy keys", Role::Maintainer);
+pub const CREATE_DEPLOY_KEY: Operation = op("add deploy keys", Role::Maintainer);
+pub const DELETE_DEPLOY_KEY: Operation = op("delete deploy keys", Role::Maintainer);
 
 /// What a 404 was about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +84,10 @@ pub enum Missing {
         project: String,
         branch: String,
     },
+    DeployKey {
+        project: String,
+        id: i64,
+    },
     /// A path GitLab does not serve at all (wrong `base_url`, or an old GitLab).
     Endpoint(String),
 }
@@ -92,6 +100,7 @@ impl fmt::Display for Missing {
             Missing::Token { agent_id, id } => write!(f, "token {id} of cluster agent {agent_id}"),
             Missing::File { project, path } => write!(f, "file {path} in {project}"),
             Missing::Branch { project, branch } => write!(f, "branch {branch} in {project}"),
+            Missing::DeployKey { project, id } => write!(f, "deploy key {id} of {project}"),
             Missing::Endpoint(route) => write!(f, "API endpoint {route}"),
         }
     }

@@ -4,6 +4,7 @@
 
 mod agents;
 mod client;
+pub mod deploy_keys;
 pub mod error;
 pub mod files;
 pub mod names;
@@ -19,6 +20,6 @@ pub use client::GitlabClient;
 pub use error::{GitlabError, Missing, Operation, Role};
 pub use settings::GitlabSettings;
 pub use types::{
-    Agent, AgentToken, Commit, CommitAction, CommitActionKind, CommitRequest, Metadata, Project,
-    RepoFile,
+    Agent, AgentToken, Commit, CommitAction, CommitActionKind, CommitRequest, DeployKey, Metadata,
+    Project, RepoFile,
 };

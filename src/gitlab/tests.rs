@@ -669,3 +669,89 @@ async fn a_create_whose_answer_was_lost_is_adopted_not_duplicated() {
         assert_eq!(faults(&sb, "after"), n as u64 + 1, "the answer was lost");
     }
 }
+
+/// A valid `ssh-ed25519` line built from `seed`, with its SHA-256 fingerprint.
+fn ed25519_line(seed: u8, comment: &str) -> (String, String) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let mut blob = Vec::new();
+    for part in [b"ssh-ed25519".as_slice(), &[seed; 32]] {
+        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        blob.extend_from_slice(part);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
+    let fingerprint = format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(sha2::Sha256::digest(&blob))
+    );
+    (format!("ssh-ed25519 {b64} {comment}"), fingerprint)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_keys_are_added_found_by_fingerprint_and_deleted() {
+    let _shared = LOG_CAPTURE.read().await;
+    let sb = sandbox().await;
+    let gl = client(&sb);
+    let (line, fingerprint) = ed25519_line(1, "flux@prod");
+    let new = deploy_keys::NewDeployKey {
+        title: "flux prod",
+        key: &line,
+        fingerprint_sha256: &fingerprint,
+        can_push: false,
+        expires_at: "2030-01-01",
+    };
+    let added = gl.add_deploy_key("fleet/gitops", &new).await.expect("add");
+    assert_eq!(
+        added.fingerprint_sha256.as_deref(),
+        Some(fingerprint.as_str())
+    );
+    assert!(!added.can_push);
+    assert!(
+        added
+            .expires_at
+            .as_deref()
+            .is_some_and(|e| e.starts_with("2030-01-01")),
+        "{added:?}"
+    );
+    let read = gl.deploy_key("fleet/gitops", added.id).await.expect("read");
+    assert_eq!(read.as_ref().map(|k| k.id), Some(added.id));
+
+    // An add whose answer was lost: one POST, and the key GitLab made is found, not added twice.
+    let (line, fingerprint) = ed25519_line(2, "flux@stage");
+    let mut lost = rule(
+        "POST",
+        "/api/v4/projects/*/deploy_keys",
+        Some(1),
+        Fault::Reset,
+    );
+    lost.when = When::After;
+    inject(&sb, vec![lost]);
+    let posts = || requests(&sb, "POST /api/v4/projects/{id}/deploy_keys");
+    let before = posts();
+    let second = gl
+        .add_deploy_key(
+            "fleet/gitops",
+            &deploy_keys::NewDeployKey {
+                key: &line,
+                fingerprint_sha256: &fingerprint,
+                ..new
+            },
+        )
+        .await
+        .expect("settled by fingerprint");
+    assert_eq!(posts() - before, 1);
+    let all = gl.deploy_keys("fleet/gitops").await.expect("list");
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().any(|k| k.id == second.id));
+
+    gl.delete_deploy_key("fleet/gitops", added.id)
+        .await
+        .expect("delete");
+    gl.delete_deploy_key("fleet/gitops", added.id)
+        .await
+        .expect("deleting again is done");
+    assert_eq!(
+        gl.deploy_key("fleet/gitops", added.id).await.expect("read"),
+        None
+    );
+}

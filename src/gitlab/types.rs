@@ -156,6 +156,22 @@ pub struct AgentToken {
     pub agent_id: i64,
 }
 
+/// A project deploy key. GitLab masks the key's comment in its answers, so the key is
+/// recognised by `fingerprint_sha256`, never by its text.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DeployKey {
+    pub id: i64,
+    pub title: String,
+    pub key: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub fingerprint_sha256: Option<String>,
+    #[serde(default)]
+    pub can_push: bool,
+}
+
 /// A file at a ref, as `GET /projects/:id/repository/files/:path` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoFile {
