@@ -62,6 +62,9 @@ pub const LIST_DEPLOY_KEYS: Operation = op("read deploy keys", Role::Maintainer)
 pub const READ_DEPLOY_KEY: Operation = op("read deploy keys", Role::Maintainer);
 pub const CREATE_DEPLOY_KEY: Operation = op("add deploy keys", Role::Maintainer);
 pub const DELETE_DEPLOY_KEY: Operation = op("delete deploy keys", Role::Maintainer);
+pub const READ_VARIABLE: Operation = op("read CI/CD variables", Role::Maintainer);
+pub const WRITE_VARIABLE: Operation = op("write CI/CD variables", Role::Maintainer);
+pub const DELETE_VARIABLE: Operation = op("delete CI/CD variables", Role::Maintainer);
 
 /// What a 404 was about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +91,11 @@ pub enum Missing {
         project: String,
         id: i64,
     },
+    Variable {
+        project: String,
+        key: String,
+        scope: String,
+    },
     /// A path GitLab does not serve at all (wrong `base_url`, or an old GitLab).
     Endpoint(String),
 }
@@ -101,6 +109,11 @@ impl fmt::Display for Missing {
             Missing::File { project, path } => write!(f, "file {path} in {project}"),
             Missing::Branch { project, branch } => write!(f, "branch {branch} in {project}"),
             Missing::DeployKey { project, id } => write!(f, "deploy key {id} of {project}"),
+            Missing::Variable {
+                project,
+                key,
+                scope,
+            } => write!(f, "CI/CD variable {key} (scope {scope}) of {project}"),
             Missing::Endpoint(route) => write!(f, "API endpoint {route}"),
         }
     }

@@ -12,6 +12,7 @@ mod repository;
 pub mod settings;
 mod transport;
 pub mod types;
+pub mod variables;
 
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,6 @@ pub use client::GitlabClient;
 pub use error::{GitlabError, Missing, Operation, Role};
 pub use settings::GitlabSettings;
 pub use types::{
-    Agent, AgentToken, Commit, CommitAction, CommitActionKind, CommitRequest, DeployKey, Metadata,
-    Project, RepoFile,
+    Agent, AgentToken, CiVariable, Commit, CommitAction, CommitActionKind, CommitRequest,
+    DeployKey, Metadata, Project, RepoFile,
 };

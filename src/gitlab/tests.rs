@@ -755,3 +755,102 @@ async fn deploy_keys_are_added_found_by_fingerprint_and_deleted() {
         None
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variables_are_written_per_scope_hidden_when_asked_and_settled_after_a_lost_answer() {
+    let _shared = LOG_CAPTURE.read().await;
+    let sb = sandbox().await;
+    let gl = client(&sb);
+    let value = Secret::new("c2VjcmV0LXZhbHVlLTEyMzQ1Njc4");
+    let hidden = variables::VariableSpec {
+        key: "COSIGN_PASSWORD",
+        value: &value,
+        environment_scope: "*",
+        masked_and_hidden: true,
+        protected: true,
+    };
+    let created = gl.create_variable(PROJECT, &hidden).await.expect("create");
+    assert!(created.hidden && created.masked && created.protected);
+    let read = gl
+        .variable(PROJECT, "COSIGN_PASSWORD", "*")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(read.value, None, "a hidden value never comes back");
+    let newer = Secret::new("bmV3ZXItdmFsdWUtMTIzNDU2Nzg5");
+    gl.update_variable(
+        PROJECT,
+        &variables::VariableSpec {
+            value: &newer,
+            ..hidden.clone()
+        },
+    )
+    .await
+    .expect("update");
+
+    // The same key in another scope is another variable.
+    let public = Secret::new("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
+    let plain = variables::VariableSpec {
+        key: "COSIGN_PASSWORD",
+        value: &public,
+        environment_scope: "production",
+        masked_and_hidden: false,
+        protected: false,
+    };
+    gl.create_variable(PROJECT, &plain)
+        .await
+        .expect("second scope");
+    let read = gl
+        .variable(PROJECT, "COSIGN_PASSWORD", "production")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        read.value.as_ref().map(Secret::expose),
+        Some(public.expose())
+    );
+
+    // A create whose answer was lost: one POST, then the value is written to what GitLab made.
+    let mut lost = rule(
+        "POST",
+        "/api/v4/projects/*/variables",
+        Some(1),
+        Fault::Reset,
+    );
+    lost.when = When::After;
+    inject(&sb, vec![lost]);
+    let posts = || requests(&sb, "POST /api/v4/projects/{id}/variables");
+    let before = posts();
+    let other = Secret::new("bG9zdC1hbnN3ZXItMTIzNDU2Nzg5");
+    gl.create_variable(
+        PROJECT,
+        &variables::VariableSpec {
+            key: "COSIGN_PRIVATE_KEY",
+            value: &other,
+            ..hidden.clone()
+        },
+    )
+    .await
+    .expect("settled");
+    assert_eq!(posts() - before, 1);
+
+    gl.delete_variable(PROJECT, "COSIGN_PASSWORD", "production")
+        .await
+        .expect("delete");
+    gl.delete_variable(PROJECT, "COSIGN_PASSWORD", "production")
+        .await
+        .expect("deleting again is done");
+    assert!(
+        gl.variable(PROJECT, "COSIGN_PASSWORD", "production")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        gl.variable(PROJECT, "COSIGN_PASSWORD", "*")
+            .await
+            .expect("read")
+            .is_some(),
+        "the other scope is untouched"
+    );
+}

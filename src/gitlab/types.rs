@@ -172,6 +172,24 @@ pub struct DeployKey {
     pub can_push: bool,
 }
 
+/// A CI/CD variable. The value of a hidden one is never returned; any value is kept as a
+/// [`Secret`](crate::secret::Secret) so that printing the variable reveals nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CiVariable {
+    pub key: String,
+    #[serde(default)]
+    pub value: Option<crate::secret::Secret>,
+    #[serde(default)]
+    pub masked: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default)]
+    pub protected: bool,
+    #[serde(default)]
+    pub raw: bool,
+    pub environment_scope: String,
+}
+
 /// A file at a ref, as `GET /projects/:id/repository/files/:path` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoFile {
