@@ -298,12 +298,13 @@ impl AgentTokenResource {
             }
         };
         warn_displaced(ctx, &settled);
-        // Without a Secret, a finished rotation's value is only in state (expose_token).
-        let value = settled.value.or_else(|| {
-            prior
-                .filter(|p| p.id == settled.token.id)
-                .and_then(|p| p.value)
-        });
+        // The run kept state's token (it only finished a rotation): what state knew holds.
+        let kept = prior.filter(|p| p.id == settled.token.id && !settled.created);
+        // Without a Secret, a kept token's value is only in state (expose_token).
+        let value = settled
+            .value
+            .or_else(|| kept.as_ref().and_then(|p| p.value.clone()));
+        let rotated_at = kept.and_then(|p| p.rotated_at).unwrap_or_else(now_rfc3339);
         let private = Private {
             token_sha256: value.as_ref().map(|v| token_hash(v.expose())),
         };
@@ -312,7 +313,7 @@ impl AgentTokenResource {
             status: Some(Status::Active.as_str().into()),
             created_at: Some(settled.token.created_at),
             last_used_at: settled.token.last_used_at,
-            rotated_at: Some(now_rfc3339()),
+            rotated_at: Some(rotated_at),
             token: value.filter(|_| model.expose_token),
         };
         Ok(NewState::encode(&model)?.with_private(private.encode()))
@@ -324,6 +325,7 @@ struct PriorToken {
     id: i64,
     private: Private,
     value: Option<Secret>,
+    rotated_at: Option<String>,
 }
 
 /// State for a rotation cut short after its token was delivered: the successor, to finish.
@@ -510,6 +512,7 @@ impl Resource<ProviderData> for AgentTokenResource {
                 id,
                 private: Private::decode(&req.private),
                 value: prior.facts.token,
+                rotated_at: prior.facts.rotated_at,
             });
             return self.settle(ctx, planned, want, recorded).await;
         }
