@@ -122,16 +122,22 @@ fn generate_password() -> Secret {
     Secret::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
 
-/// Encrypts a PKCS#8 DER private key into cosign's PEM envelope.
+/// Encrypts a PKCS#8 DER private key into cosign's PEM envelope, at cosign's scrypt cost.
 fn seal(der: &[u8], password: &Secret) -> Result<Secret, KeyError> {
-    let failed = |e: String| KeyError::generate("encrypted cosign key")(e);
-    let mut salt = vec![0u8; SALT_LEN];
-    OsRng.fill_bytes(&mut salt);
     let params = ScryptParams {
         n: 1 << SCRYPT_LOG_N,
         r: SCRYPT_R,
         p: SCRYPT_P,
     };
+    let json = envelope(der, password, params)?;
+    Ok(Secret::new(pem(PRIVATE_KEY_LABEL, &json)))
+}
+
+/// The JSON envelope: a fresh salt and nonce, the scrypt-derived key, the secretbox.
+fn envelope(der: &[u8], password: &Secret, params: ScryptParams) -> Result<Vec<u8>, KeyError> {
+    let failed = |e: String| KeyError::generate("encrypted cosign key")(e);
+    let mut salt = vec![0u8; SALT_LEN];
+    OsRng.fill_bytes(&mut salt);
     let key = derive(password, &salt, &params)?;
     let cipher = XSalsa20Poly1305::new(key.as_ref().into());
     let nonce = XSalsa20Poly1305::generate_nonce(&mut OsRng);
@@ -150,8 +156,7 @@ fn seal(der: &[u8], password: &Secret) -> Result<Secret, KeyError> {
         },
         ciphertext,
     };
-    let json = serde_json::to_vec(&envelope).map_err(|e| failed(e.to_string()))?;
-    Ok(Secret::new(pem(PRIVATE_KEY_LABEL, &json)))
+    serde_json::to_vec(&envelope).map_err(|e| failed(e.to_string()))
 }
 
 /// PEM with 64-character lines, as Go's `encoding/pem` writes it.
@@ -311,23 +316,9 @@ mod tests {
             r: 8,
             p: 1,
         };
-        let salt = vec![7u8; 32];
-        let key = derive(&password, &salt, &params).expect("derive");
-        let cipher = XSalsa20Poly1305::new(key.as_ref().into());
-        let nonce = XSalsa20Poly1305::generate_nonce(&mut OsRng);
-        let envelope = Envelope {
-            kdf: Kdf {
-                name: "scrypt".into(),
-                params,
-                salt,
-            },
-            cipher: Cipher {
-                name: "nacl/secretbox".into(),
-                nonce: nonce.to_vec(),
-            },
-            ciphertext: cipher.encrypt(&nonce, der.as_bytes()).expect("seal"),
-        };
-        let json = serde_json::to_vec(&envelope).expect("json");
+        let json = envelope(der.as_bytes(), &password, params).expect("envelope");
+        let stated: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+        assert_eq!(stated["kdf"]["params"]["N"], 32768);
         let pem = Secret::new(pem(LEGACY_PRIVATE_KEY_LABEL, &json));
         assert_eq!(decrypt(&pem, &password).expect("opens"), secret);
     }
