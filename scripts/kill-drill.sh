@@ -22,26 +22,8 @@ done
 
 cargo build --locked --quiet --bin terraform-provider-gitlabflux --bin gitlabflux-sandbox
 
-work=$(mktemp -d)
-sandbox_pid=""
-cleanup() {
-  exec 3>&- 2>/dev/null || true
-  if [ -n "$sandbox_pid" ]; then wait "$sandbox_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-mkfifo "$work/sandbox-stdin"
-target/debug/gitlabflux-sandbox serve --simulate-controllers --rollout-delay "$rollout_delay" \
-  <"$work/sandbox-stdin" >"$work/sandbox.json" &
-sandbox_pid=$!
-exec 3>"$work/sandbox-stdin"
-for _ in $(seq 1 100); do
-  [ -s "$work/sandbox.json" ] && break
-  sleep 0.1
-done
-[ -s "$work/sandbox.json" ] || { echo "the sandbox did not start" >&2; exit 1; }
-info=$(head -n 1 "$work/sandbox.json")
+. scripts/sandbox.sh
+start_sandbox --simulate-controllers --rollout-delay "$rollout_delay"
 admin=$(jq -r .admin_url <<<"$info")
 kubeconfig=$(jq -r .kubeconfig <<<"$info")
 

@@ -13,28 +13,9 @@ fi
 echo "==> Building the provider and the sandbox"
 cargo build --locked --bin terraform-provider-gitlabflux --bin gitlabflux-sandbox
 
-work=$(mktemp -d)
-sandbox_pid=""
-cleanup() {
-  # Closing the sandbox's stdin stops it; then remove the scratch directory.
-  exec 3>&- 2>/dev/null || true
-  if [ -n "$sandbox_pid" ]; then wait "$sandbox_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+. scripts/sandbox.sh
 echo "==> Starting the sandbox"
-mkfifo "$work/sandbox-stdin"
-target/debug/gitlabflux-sandbox serve --simulate-controllers --state-dir "$work/sandbox" \
-  <"$work/sandbox-stdin" >"$work/sandbox.json" &
-sandbox_pid=$!
-exec 3>"$work/sandbox-stdin"
-for _ in $(seq 1 100); do
-  [ -s "$work/sandbox.json" ] && break
-  sleep 0.1
-done
-[ -s "$work/sandbox.json" ] || { echo "the sandbox did not start" >&2; exit 1; }
-info=$(head -n 1 "$work/sandbox.json")
+start_sandbox --simulate-controllers --state-dir "$work/sandbox"
 field() { sed -E "s/.*\"$1\":\"([^\"]*)\".*/\1/" <<<"$info"; }
 echo "    GitLab API:     $(field gitlab_url)/api/v4"
 echo "    Kubernetes API: $(field kube_url) (kubeconfig $(field kubeconfig))"
