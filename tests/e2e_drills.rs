@@ -370,3 +370,37 @@ fn foreign_tokens_are_displaced_only_with_the_opt_in() {
     );
     ws.assert_no_changes();
 }
+
+#[test]
+fn a_kill_while_registering_the_agent_converges_to_one_agent() {
+    for when in ["before", "after"] {
+        let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+        let ws = Workspace::new();
+        ws.write(&fleet_config(&sandbox, "v1"));
+        sandbox.set_faults(json!([rule(
+            "gitlab",
+            "POST",
+            "/api/v4/projects/*/cluster_agents",
+            json!({"fault": "hang", "when": when}),
+        )]));
+        ws.apply_killed_when(|| sandbox.faults_injected("-> hang") > 0);
+        sandbox.set_faults(json!([]));
+        // The configuration file went first, so an agent registered by the killed run is
+        // recognised as ours and taken over, not refused as foreign.
+        ws.apply();
+        let agents: Vec<Value> = sandbox.gitlab_state()["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .filter(|a| a["name"] == "prod")
+            .cloned()
+            .collect();
+        assert_eq!(agents.len(), 1, "kill {when} the create: {agents:?}");
+        assert_eq!(
+            ws.resource("gitlabflux_agent.prod")["agent_id"],
+            agents[0]["id"],
+            "kill {when} the create"
+        );
+        ws.assert_no_changes();
+    }
+}

@@ -6,7 +6,7 @@ use super::AgentError;
 use super::config::{AgentConfig, HEADER, config_file_path};
 use crate::gitlab::error::{CREATE_AGENT, Role};
 use crate::gitlab::files::{CommitMeta, WantedFile, read_text, sync_files};
-use crate::gitlab::{GitlabClient, GitlabError, Project};
+use crate::gitlab::{Agent, GitlabClient, GitlabError, Project};
 
 /// GitLab's Maintainer access level.
 const MAINTAINER: u32 = 40;
@@ -97,14 +97,17 @@ pub async fn ensure(
         });
     }
     let branch = spec.config_branch.unwrap_or(&project.default_branch);
-    // An update keeps the registration (project and name force replacement).
-    let registration = match registered {
-        Some(r) => r,
+    // An update keeps the registration (project and name force replacement). A create first
+    // makes sure the name is free, or the agent ours (or adopted).
+    let claimed = match &registered {
+        Some(_) => None,
         None => {
             check_may_register(&project)?;
-            register(client, spec, path, branch).await?
+            Some(claim(client, spec, path, branch).await?)
         }
     };
+    // The file before the registration: an apply cut short between the two then finds the
+    // agent by its file's header and takes it over, instead of refusing it as foreign.
     let content = render(spec.config)?;
     if let Some(content) = &content {
         let wanted = [WantedFile {
@@ -120,6 +123,11 @@ pub async fn ensure(
         )
         .await?;
     }
+    let registration = match (registered, claimed) {
+        (Some(r), _) => r,
+        (None, Some(Some(agent))) => Registration::of(agent),
+        (None, _) => Registration::of(create(client, spec, path).await?),
+    };
     Ok(AgentFacts {
         registration,
         kubecontext: kubecontext(path, spec.name),
@@ -143,48 +151,60 @@ fn check_may_register(project: &Project) -> Result<(), AgentError> {
     Ok(())
 }
 
-/// Registers the agent. One of that name already there is taken over only when it is ours
-/// (its configuration file carries our header: an earlier apply was cut short after
-/// registering it) or when the user opted in; otherwise it is refused, never silently
-/// adopted, since destroying the resource would delete it and revoke its tokens.
-async fn register(
+/// The agent of that name already there, when it may be taken over: it is ours (its
+/// configuration file carries our header: an earlier apply was cut short after registering
+/// it) or the user opted in. Any other is refused, never silently adopted, since destroying
+/// the resource would delete it and revoke its tokens. `None` when the name is free.
+async fn claim(
     client: &GitlabClient,
     spec: &AgentSpec<'_>,
     path: &str,
     branch: &str,
-) -> Result<Registration, AgentError> {
-    let agent = match client.agent_by_name(path, spec.name).await? {
-        Some(existing) => {
-            if !spec.adopt_existing && !file_is_ours(client, path, branch, spec.name).await? {
-                return Err(AgentError::Exists {
-                    project: path.to_string(),
-                    name: spec.name.to_string(),
-                    id: existing.id,
-                });
-            }
-            existing
-        }
-        None => match client.create_agent(path, spec.name).await {
-            Ok(agent) => agent,
-            // Registered by someone else between our look and our create.
-            Err(e) if e.is_conflict() => {
-                let id = client
-                    .agent_by_name(path, spec.name)
-                    .await?
-                    .map_or(0, |a| a.id);
-                return Err(AgentError::Exists {
-                    project: path.to_string(),
-                    name: spec.name.to_string(),
-                    id,
-                });
-            }
-            Err(e) => return Err(e.into()),
-        },
+) -> Result<Option<Agent>, AgentError> {
+    let Some(existing) = client.agent_by_name(path, spec.name).await? else {
+        return Ok(None);
     };
-    Ok(Registration {
-        agent_id: agent.id,
-        created_at: agent.created_at,
+    if spec.adopt_existing || file_is_ours(client, path, branch, spec.name).await? {
+        return Ok(Some(existing));
+    }
+    Err(AgentError::Exists {
+        project: path.to_string(),
+        name: spec.name.to_string(),
+        id: existing.id,
     })
+}
+
+/// Registers the agent under a free name.
+async fn create(
+    client: &GitlabClient,
+    spec: &AgentSpec<'_>,
+    path: &str,
+) -> Result<Agent, AgentError> {
+    match client.create_agent(path, spec.name).await {
+        Ok(agent) => Ok(agent),
+        // Registered by someone else between our look and our create.
+        Err(e) if e.is_conflict() => {
+            let id = client
+                .agent_by_name(path, spec.name)
+                .await?
+                .map_or(0, |a| a.id);
+            Err(AgentError::Exists {
+                project: path.to_string(),
+                name: spec.name.to_string(),
+                id,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Registration {
+    fn of(agent: Agent) -> Self {
+        Self {
+            agent_id: agent.id,
+            created_at: agent.created_at,
+        }
+    }
 }
 
 /// Whether the agent's configuration file was written by this provider.
