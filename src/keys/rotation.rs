@@ -236,38 +236,42 @@ impl<C: Credentials> Run<'_, C> {
     /// Sweeps orphans, frees a slot under the issuer's limit and creates. A create whose
     /// answer was lost is swept as the orphan it is and tried once more.
     async fn create_with_room(&mut self, view: View<C::Id>) -> StepResult<C, C::New> {
-        self.sweep_orphans(&view).await?;
-        self.make_room().await?;
+        let view = self.sweep_orphans(view).await?;
+        self.make_room(view).await?;
         match self.c.create().await {
             Ok(new) => Ok(new),
             Err(e) if self.c.outcome_unknown(&e) => {
                 let view = self.observe().await?;
-                self.sweep_orphans(&view).await?;
-                self.make_room().await?;
+                let view = self.sweep_orphans(view).await?;
+                self.make_room(view).await?;
                 self.c.create().await.map_err(RotationError::Step)
             }
             Err(e) => Err(RotationError::Step(e)),
         }
     }
 
-    async fn sweep_orphans(&self, view: &View<C::Id>) -> StepResult<C, ()> {
-        for orphan in view.live.iter().filter(|l| view.is_orphan(l)) {
+    /// Revokes the orphans; returns the view without them (no second look needed).
+    async fn sweep_orphans(&self, mut view: View<C::Id>) -> StepResult<C, View<C::Id>> {
+        let (orphans, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut view.live)
+            .into_iter()
+            .partition(|l| view.is_orphan(l));
+        for orphan in &orphans {
             self.c
                 .revoke(&orphan.id)
                 .await
                 .map_err(RotationError::Step)?;
         }
-        Ok(())
+        view.live = kept;
+        Ok(view)
     }
 
     /// Frees one slot when the issuer is at its limit: an owned credential other than the
     /// current one (once the current one is confirmed), else, with the user's opt-in, the
     /// least recently used foreign one.
-    async fn make_room(&mut self) -> StepResult<C, ()> {
+    async fn make_room(&mut self, view: View<C::Id>) -> StepResult<C, ()> {
         let Some(capacity) = self.policy.capacity else {
             return Ok(());
         };
-        let view = self.observe().await?;
         if view.live.len() < capacity {
             return Ok(());
         }

@@ -310,8 +310,8 @@ fn every_fault_at_every_step_converges_on_retry() {
 #[test]
 fn a_lost_create_answer_is_swept_and_created_again_in_the_same_run() {
     let mut world = World::new();
-    // Step 1 observes, step 2 observes for room, step 3 creates.
-    world.fault = Some((3, Fault::After));
+    // Step 1 observes, step 2 creates.
+    world.fault = Some((2, Fault::After));
     let model = Model(Mutex::new(world));
     let new = apply(&model, Goal::Fresh { replacing: Some(1) }).expect("rotates");
     assert_eq!(new, 3, "the lost credential 2 was not adopted");
