@@ -27,15 +27,7 @@ start_sandbox --simulate-controllers --rollout-delay "$rollout_delay"
 admin=$(jq -r .admin_url <<<"$info")
 kubeconfig=$(jq -r .kubeconfig <<<"$info")
 
-cat >"$work/cli.tfrc" <<TFRC
-provider_installation {
-  dev_overrides {
-    "gitlabflux/gitlabflux" = "$PWD/target/debug"
-  }
-  direct {}
-}
-TFRC
-export TF_CLI_CONFIG_FILE="$work/cli.tfrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 TF_INPUT=0
+use_local_provider
 mkdir "$work/tf"
 cat >"$work/tf/main.tf" <<HCL
 terraform {

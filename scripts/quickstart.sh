@@ -21,17 +21,9 @@ echo "    GitLab API:     $(field gitlab_url)/api/v4"
 echo "    Kubernetes API: $(field kube_url) (kubeconfig $(field kubeconfig))"
 echo "    Admin API:      $(field admin_url)"
 
-cat >"$work/cli.tfrc" <<TFRC
-provider_installation {
-  dev_overrides {
-    "gitlabflux/gitlabflux" = "$PWD/target/debug"
-  }
-  direct {}
-}
-TFRC
+use_local_provider
 mkdir "$work/tf"
 cp examples/quickstart/*.tf "$work/tf/"
-export TF_CLI_CONFIG_FILE="$work/cli.tfrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 TF_INPUT=0
 # Nothing can be downloaded here: Flux comes from a local distribution (FLUX_DISTRIBUTION, a
 # file:// path), by default the v2.8.5 manifests beside this repository when present.
 fixture="$PWD/../shared/fixtures/flux/v2.8.5/gotk-components.yaml"

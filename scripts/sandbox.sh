@@ -1,7 +1,8 @@
 # Sourced by the scripts that drive the sandbox: a scratch directory ($work) removed on exit,
 # and `start_sandbox ARGS...`, which starts `gitlabflux-sandbox serve ARGS...` with its
 # standard input held open (closing it on exit stops the sandbox) and sets $info to the JSON
-# line it prints once ready. Needs the debug build of the sandbox.
+# line it prints once ready; `use_local_provider`, which points Terraform at the debug build
+# of the provider through dev_overrides. Needs the debug builds.
 
 work=$(mktemp -d)
 sandbox_pid=""
@@ -24,4 +25,16 @@ start_sandbox() {
   done
   [ -s "$work/sandbox.json" ] || { echo "the sandbox did not start" >&2; exit 1; }
   info=$(head -n 1 "$work/sandbox.json")
+}
+
+use_local_provider() {
+  cat >"$work/cli.tfrc" <<TFRC
+provider_installation {
+  dev_overrides {
+    "gitlabflux/gitlabflux" = "$PWD/target/debug"
+  }
+  direct {}
+}
+TFRC
+  export TF_CLI_CONFIG_FILE="$work/cli.tfrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 TF_INPUT=0
 }
