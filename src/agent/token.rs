@@ -19,6 +19,8 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::gitlab::{AgentToken, GitlabClient, GitlabError};
+use crate::keys::owner;
+pub use crate::keys::owner::{OWNER_MARKER, unmarked as user_description};
 use crate::keys::rotation::{
     self, ConfirmPolicy, Credentials, Failure, Goal, Live, Policy, RotationError, View,
 };
@@ -35,30 +37,12 @@ pub const TOKEN_ID_LABEL: &str = "gitlabflux.io/agent-token-id";
 pub const SECRET_HASH_ANNOTATION: &str = "gitlabflux.io/agent-token-sha256";
 /// Annotation on that Secret recording the settings an import cannot see elsewhere.
 const SETTINGS_ANNOTATION: &str = "gitlabflux.io/agent-token-settings";
-/// Ends the description of every token this provider creates.
-pub const OWNER_MARKER: &str = "[created by terraform-provider-gitlabflux]";
 /// GitLab's limit on an agent's active tokens.
 const ACTIVE_TOKEN_LIMIT: usize = 2;
 
 /// The hash stamped for a token value (never the value itself).
 pub fn token_hash(token: &str) -> String {
     crate::digest::sha256_hex(token.as_bytes())
-}
-
-/// The description sent to GitLab: the user's, followed by the ownership marker.
-pub fn marked_description(description: &str) -> String {
-    if description.is_empty() {
-        OWNER_MARKER.to_string()
-    } else {
-        format!("{description} {OWNER_MARKER}")
-    }
-}
-
-/// The user's description of a token, without the ownership marker.
-pub fn user_description(description: &str) -> &str {
-    description
-        .strip_suffix(OWNER_MARKER)
-        .map_or(description, str::trim_end)
 }
 
 /// Where the token goes in the cluster: one key of a Secret.
@@ -279,10 +263,7 @@ impl<'a> TokenRotation<'a> {
     /// Ours: named by state, or created by this provider under this resource's name.
     fn marked_ours(&self, t: &AgentToken) -> bool {
         Some(t.id) == self.spec.recorded
-            || (t.name == self.spec.name
-                && t.description
-                    .as_deref()
-                    .is_some_and(|d| d.ends_with(OWNER_MARKER)))
+            || (t.name == self.spec.name && t.description.as_deref().is_some_and(owner::is_marked))
     }
 
     /// The token whose value the Secret holds, by the label and hash written with it.
@@ -374,7 +355,7 @@ impl Credentials for TokenRotation<'_> {
 
     async fn create(&self) -> Result<(AgentToken, Secret), TokenError> {
         let s = self.spec;
-        let description = marked_description(s.description);
+        let description = owner::marked(s.description);
         Ok(self
             .client
             .create_agent_token(s.project, s.agent_id, s.name, &description)

@@ -15,7 +15,8 @@
 //!    deleted in; rendering keeps the order of its files and sorts nothing for applying.
 //!
 //! Beside that flow: [`commit`] keeps a bootstrap's rendered files in a GitLab repository;
-//! [`tenant`] renders a tenant's namespaces, RBAC and sync; [`placement`]
+//! [`tenant`] renders a tenant's namespaces, RBAC and sync; [`reconcile`] asks Flux to
+//! reconcile now and waits until it has; [`placement`]
 //! places names on shards (the `shard_for` function's public rendezvous-hashing contract);
 //! [`objects`] finds Flux objects in a live cluster and [`status`] reports how Flux is doing there. Shared by all of them: [`manifest`] (the
 //! untyped object model, YAML in and out), [`interval`] and the Kubernetes naming rules of [`crate::kube::syntax`] (input checks) and
@@ -27,6 +28,7 @@ pub mod interval;
 pub mod manifest;
 pub mod objects;
 pub mod placement;
+pub mod reconcile;
 pub mod render;
 pub mod source;
 pub mod status;

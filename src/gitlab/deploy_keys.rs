@@ -94,6 +94,20 @@ impl GitlabClient {
             .find(|k| k.fingerprint_sha256.as_deref() == Some(fingerprint_sha256)))
     }
 
+    /// Renames a deploy key (the one thing besides `can_push` GitLab lets change).
+    pub async fn rename_deploy_key(
+        &self,
+        project: &str,
+        id: i64,
+        title: &str,
+    ) -> Result<DeployKey, GitlabError> {
+        let body = json!({ "title": title });
+        let mut call = self.deploy_key_call(error::UPDATE_DEPLOY_KEY, Method::PUT, project, id)?;
+        call.body = Some(&body);
+        let reply = self.inner.transport.send(&call).await?;
+        decode(call.op, &reply.body)
+    }
+
     /// Deletes a deploy key. Already gone counts as done.
     pub async fn delete_deploy_key(&self, project: &str, id: i64) -> Result<(), GitlabError> {
         let call = self.deploy_key_call(error::DELETE_DEPLOY_KEY, Method::DELETE, project, id)?;

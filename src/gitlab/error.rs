@@ -61,6 +61,7 @@ pub const COMMIT: Operation = op("commit to the repository", Role::Maintainer);
 pub const LIST_DEPLOY_KEYS: Operation = op("read deploy keys", Role::Maintainer);
 pub const READ_DEPLOY_KEY: Operation = op("read deploy keys", Role::Maintainer);
 pub const CREATE_DEPLOY_KEY: Operation = op("add deploy keys", Role::Maintainer);
+pub const UPDATE_DEPLOY_KEY: Operation = op("update deploy keys", Role::Maintainer);
 pub const DELETE_DEPLOY_KEY: Operation = op("delete deploy keys", Role::Maintainer);
 pub const READ_VARIABLE: Operation = op("read CI/CD variables", Role::Maintainer);
 pub const WRITE_VARIABLE: Operation = op("write CI/CD variables", Role::Maintainer);

@@ -92,6 +92,27 @@ pub fn public_of(private_openssh: &Secret) -> Result<String, KeyError> {
         .map_err(|e| KeyError::invalid("SSH private key")(e.to_string()))
 }
 
+/// Checks `known_hosts` text the way `ssh` reads it (`[marker] <hosts> <type> <base64>
+/// [comment]` lines, `#` comments) and returns how many host keys it pins; pinning none is
+/// an error, because Flux would then trust no host at all.
+pub fn check_known_hosts(text: &str) -> Result<usize, KeyError> {
+    let mut pinned = 0;
+    for (number, entry) in ssh_key::known_hosts::KnownHosts::new(text).enumerate() {
+        entry.map_err(|e| {
+            KeyError::invalid("known_hosts")(format!("entry {} is not valid: {e}", number + 1))
+        })?;
+        pinned += 1;
+    }
+    if pinned == 0 {
+        return Err(KeyError::invalid("known_hosts")(
+            "it pins no host key; give the lines `ssh-keyscan <gitlab host>` prints, checked \
+             against the fingerprints your GitLab instance publishes"
+                .into(),
+        ));
+    }
+    Ok(pinned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +173,22 @@ mod tests {
         assert!(fingerprint("ssh-ed25519 not-base64").is_err());
         let err = public_of(&Secret::new("not a key")).expect_err("junk");
         assert!(!err.to_string().contains("not a key"), "{err}");
+    }
+
+    #[test]
+    fn known_hosts_must_pin_a_valid_host_key() {
+        let pair = generate(Algorithm::Ed25519, "host").expect("generates");
+        let line = format!("gitlab.example.com {}", pair.public_openssh);
+        assert_eq!(check_known_hosts(&line).ok(), Some(1));
+        let two = format!(
+            "# pinned\n{line}\n[gitlab.example.com]:2222 {}\n",
+            pair.public_openssh
+        );
+        assert_eq!(check_known_hosts(&two).ok(), Some(2));
+        assert!(check_known_hosts("").is_err(), "nothing pinned");
+        assert!(check_known_hosts("# only a comment\n").is_err());
+        assert!(check_known_hosts("gitlab.example.com ssh-ed25519 AAAA!!").is_err());
+        assert!(check_known_hosts("just-a-hostname").is_err());
     }
 
     #[test]

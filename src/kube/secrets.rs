@@ -51,7 +51,29 @@ impl KubeClient {
         value: &Secret,
         meta: &SecretMeta,
     ) -> Result<(), KubeError> {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(value.expose());
+        let data = BTreeMap::from([(key.to_string(), value.clone())]);
+        self.write_secret_keys(namespace, name, &format!("key-{key}"), &data, meta)
+            .await
+    }
+
+    /// Sets several keys of Secret `namespace/name` in one request, as the field manager
+    /// named for `purpose`, so they change together (a private key and its public half never
+    /// describe two keys). Keys written before for that purpose and missing from `data` are
+    /// removed, unless another manager also owns them: an empty `data` and `meta` remove them
+    /// all.
+    pub async fn write_secret_keys(
+        &self,
+        namespace: &str,
+        name: &str,
+        purpose: &str,
+        data: &BTreeMap<String, Secret>,
+        meta: &SecretMeta,
+    ) -> Result<(), KubeError> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let encoded: BTreeMap<&str, String> = data
+            .iter()
+            .map(|(k, v)| (k.as_str(), engine.encode(v.expose())))
+            .collect();
         let object = json!({
             "apiVersion": "v1",
             "kind": "Secret",
@@ -61,13 +83,15 @@ impl KubeClient {
                 "labels": meta.labels,
                 "annotations": meta.annotations,
             },
-            "data": { key: encoded },
+            "data": encoded,
         });
-        // We own the key we write: take it over from whoever set it before.
-        let result = self.apply_as(&object, &key_manager(key), true).await;
-        result
-            .map(drop)
-            .map_err(|e| e.redact(value.expose()).redact(&encoded))
+        // We own the keys we write: take them over from whoever set them before.
+        let result = self.apply_as(&object, &manager(purpose), true).await;
+        result.map(drop).map_err(|e| {
+            data.values()
+                .zip(encoded.values())
+                .fold(e, |e, (value, encoded)| redact_value(e, value, encoded))
+        })
     }
 }
 
@@ -86,14 +110,21 @@ pub fn secret_key_value(secret: &Value, key: &str) -> Result<Option<Secret>, Kub
     decode(encoded, &r, key).map(Some)
 }
 
-/// `gitlabflux-key-<key>`, or a digest of the key when that would be too long.
-fn key_manager(key: &str) -> String {
-    let manager = format!("{FIELD_MANAGER}-key-{key}");
+/// `gitlabflux-<purpose>`, or a digest of the purpose when that would be too long.
+fn manager(purpose: &str) -> String {
+    let manager = format!("{FIELD_MANAGER}-{purpose}");
     if manager.len() <= MAX_MANAGER_LEN {
         return manager;
     }
-    let digest = Sha256::digest(key.as_bytes());
-    format!("{FIELD_MANAGER}-key-{}", crate::digest::hex(&digest[..16]))
+    let digest = Sha256::digest(purpose.as_bytes());
+    format!("{FIELD_MANAGER}-{}", crate::digest::hex(&digest[..16]))
+}
+
+/// Scrubs a value from an error, whole, encoded, and line by line: a message may quote one
+/// line of a multi-line private key.
+fn redact_value(e: KubeError, value: &Secret, encoded: &str) -> KubeError {
+    let lines = value.expose().lines().filter(|l| l.len() >= 16);
+    lines.fold(e.redact(value.expose()).redact(encoded), KubeError::redact)
 }
 
 /// JSON-pointer escaping. Valid Secret keys contain neither `~` nor `/`, but the key is
@@ -124,10 +155,10 @@ mod tests {
 
     #[test]
     fn managers_are_per_key_and_bounded() {
-        assert_eq!(key_manager("token"), "gitlabflux-key-token");
+        assert_eq!(manager("key-token"), "gitlabflux-key-token");
         let long = "k".repeat(200);
-        assert!(key_manager(&long).len() <= MAX_MANAGER_LEN);
-        assert_ne!(key_manager(&long), key_manager(&"j".repeat(200)));
+        assert!(manager(&long).len() <= MAX_MANAGER_LEN);
+        assert_ne!(manager(&long), manager(&"j".repeat(200)));
     }
 
     #[test]

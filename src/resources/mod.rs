@@ -13,6 +13,7 @@ mod agent_install;
 mod agent_kubecontext;
 mod agent_token;
 pub(crate) mod context;
+mod deploy_key;
 mod flux_bootstrap;
 mod flux_inputs;
 mod flux_manifests;
@@ -31,6 +32,7 @@ pub fn all() -> Vec<Arc<dyn Resource<ProviderData>>> {
         Arc::new(agent::Agent),
         Arc::new(agent_token::AgentTokenResource),
         Arc::new(agent_install::AgentInstall),
+        Arc::new(deploy_key::DeployKeyResource),
         Arc::new(flux_bootstrap::FluxBootstrap),
         Arc::new(flux_tenant::FluxTenant),
         #[cfg(feature = "test-resources")]

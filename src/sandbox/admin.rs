@@ -5,6 +5,7 @@
 //! - `GET /faults`, `PUT /faults`, `DELETE /faults`: the fault rules (see `faults`).
 //! - `GET /gitlab/state`, `GET /kube/objects`: dumps for assertions.
 //! - `POST /gitlab/users {"username", "access_level"}`: a user with a token on group `fleet`.
+//! - `PUT /gitlab/settings {"max_ssh_key_lifetime": days or null}`: instance settings.
 //! - `GET /registry/state`: repositories, tags and digests of the OCI registry.
 //! - `PUT /registry/settings {"anonymous_pull": bool}`: whether pulls need credentials.
 
@@ -19,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::faults::{FaultSpec, Faults};
-use super::gitlab::GitlabEmulator;
+use super::gitlab::{GitlabEmulator, InstanceSettings};
 use super::kube::KubeEmulator;
 use super::registry::RegistryEmulator;
 use super::stats::Stats;
@@ -40,6 +41,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/faults", get(faults).put(put_faults).delete(clear_faults))
         .route("/gitlab/state", get(gitlab_state))
         .route("/gitlab/users", post(create_user))
+        .route("/gitlab/settings", axum::routing::put(gitlab_settings))
         .route("/kube/objects", get(kube_objects))
         .route("/registry/state", get(registry_state))
         .route("/registry/settings", axum::routing::put(registry_settings))
@@ -107,6 +109,13 @@ async fn registry_settings(
 struct NewUser {
     username: String,
     access_level: u32,
+}
+
+async fn gitlab_settings(
+    State(s): State<AdminState>,
+    Json(settings): Json<InstanceSettings>,
+) -> Json<InstanceSettings> {
+    Json(s.gitlab.set_settings(settings))
 }
 
 async fn create_user(State(s): State<AdminState>, Json(user): Json<NewUser>) -> Response {

@@ -13,6 +13,9 @@
 //! - Flux sources become Ready with an artifact revision; Kustomizations and HelmReleases
 //!   become Ready once their source is, recording the applied revision. A
 //!   `reconcile.fluxcd.io/requestedAt` annotation is acknowledged in `lastHandledReconcileAt`.
+//!   A GitRepository with an `ssh://` URL into a sandbox project whose Secret holds an
+//!   `identity` authenticates like GitLab's SSH server would: it is Ready only while that key
+//!   is an unexpired deploy key of the project.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,7 +83,7 @@ pub fn spawn(
                 at.saturating_duration_since(Instant::now())
                     .min(TOKEN_REFRESH)
             });
-            reconcile_flux(&kube);
+            reconcile_flux(&kube, &gitlab);
         }
     })
 }
@@ -306,12 +309,16 @@ fn deployment_status(d: &Value, generation: i64, ok: bool) -> Value {
     })
 }
 
-fn reconcile_flux(kube: &KubeEmulator) {
+fn reconcile_flux(kube: &KubeEmulator, gitlab: &GitlabEmulator) {
     let mut seen = std::collections::HashSet::new();
     for (api_version, kind) in SOURCE_KINDS {
         for src in kube.list(api_version, kind) {
             if seen.insert(uid(&src)) && src["spec"]["suspend"] != true {
-                set_status_if_changed(kube, &src, source_status(&src));
+                let status = match ssh_refusal(kube, gitlab, &src) {
+                    Some(why) => not_ready_status(&src, "AuthenticationFailed", &why),
+                    None => source_status(&src),
+                };
+                set_status_if_changed(kube, &src, status);
             }
         }
     }
@@ -323,6 +330,42 @@ fn reconcile_flux(kube: &KubeEmulator) {
             }
         }
     }
+}
+
+/// Why GitLab's SSH server would refuse a GitRepository's identity; `None` when it would
+/// accept it or the source is not an SSH clone of a sandbox project with an identity.
+fn ssh_refusal(kube: &KubeEmulator, gitlab: &GitlabEmulator, src: &Value) -> Option<String> {
+    let url = src["spec"]["url"].as_str()?.strip_prefix("ssh://")?;
+    let path = url.split_once('/')?.1.trim_end_matches(".git");
+    let secret = kube.get(&ObjectRef {
+        api_version: "v1".into(),
+        kind: "Secret".into(),
+        namespace: src["metadata"]["namespace"].as_str().map(str::to_string),
+        name: src["spec"]["secretRef"]["name"].as_str()?.to_string(),
+    })?;
+    let encoded = secret["data"]["identity"].as_str()?;
+    let identity = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())?;
+    let refused = || Some("ssh: handshake failed: ssh: unable to authenticate".to_string());
+    let Ok(public) = crate::keys::ssh::public_of(&crate::secret::Secret::new(identity)) else {
+        return refused();
+    };
+    let fingerprint = crate::keys::ssh::fingerprint(&public).ok()?;
+    match gitlab.deploy_key_authorizes(path, &fingerprint)? {
+        true => None,
+        false => refused(),
+    }
+}
+
+fn not_ready_status(obj: &Value, reason: &str, message: &str) -> Value {
+    let mut status = ready_status(obj, "");
+    status["conditions"] = json!([{
+        "type": "Ready", "status": "False", "reason": reason,
+        "message": message, "lastTransitionTime": now(),
+    }]);
+    status
 }
 
 fn hex_digest(parts: &[&str]) -> String {
@@ -397,14 +440,7 @@ fn applier_status(obj: &Value, revision: Option<String>) -> Value {
             status["lastAttemptedRevision"] = json!(rev);
             status
         }
-        None => {
-            let mut status = ready_status(obj, "");
-            status["conditions"] = json!([{
-                "type": "Ready", "status": "False", "reason": "ArtifactFailed",
-                "message": "Source artifact not found, retrying", "lastTransitionTime": now(),
-            }]);
-            status
-        }
+        None => not_ready_status(obj, "ArtifactFailed", "Source artifact not found, retrying"),
     }
 }
 

@@ -13,6 +13,7 @@ mod repository;
 mod routes;
 mod snapshot;
 mod state;
+pub use state::InstanceSettings;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,17 @@ pub struct GitlabConfig {
     pub base_url: String,
     /// e.g. `ws://127.0.0.1:PORT/-/kubernetes-agent/`, reported as `kas.externalUrl`.
     pub kas_url: String,
+}
+
+impl GitlabConfig {
+    /// The host (and port) of `base_url`, as GitLab names itself in masked key comments.
+    pub fn host(&self) -> String {
+        let rest = self
+            .base_url
+            .split_once("://")
+            .map_or(&*self.base_url, |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest).to_string()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +155,26 @@ impl GitlabEmulator {
                 group.members.insert(user_id, access_level);
             }
             w.add_personal_token(user_id, "sandbox")
+        })
+    }
+
+    /// Whether the project at `path` has an unexpired deploy key with this SHA-256
+    /// fingerprint, as GitLab's SSH server would decide; `None` when there is no such project.
+    pub fn deploy_key_authorizes(&self, path: &str, fingerprint_sha256: &str) -> Option<bool> {
+        let world = self.world.read().unwrap_or_else(|e| e.into_inner());
+        let project = &world.projects[world.find_project_index(path)?];
+        let today = http::today();
+        Some(project.deploy_keys.iter().any(|k| {
+            k.fingerprint_sha256 == fingerprint_sha256
+                && k.expires_at.as_deref().is_none_or(|d| d > today.as_str())
+        }))
+    }
+
+    /// Replaces the instance settings; returns them.
+    pub fn set_settings(&self, settings: state::InstanceSettings) -> state::InstanceSettings {
+        self.mutate(|w| {
+            w.settings = settings;
+            w.settings.clone()
         })
     }
 

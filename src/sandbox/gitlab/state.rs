@@ -124,6 +124,9 @@ pub(crate) struct DeployKey {
     pub can_push: bool,
     pub expires_at: Option<String>,
     pub created_at: String,
+    /// What answers show instead of the key's comment: its creator's name and the host.
+    #[serde(default)]
+    pub masked_comment: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +168,16 @@ pub(crate) struct World {
     pub agents: Vec<Agent>,
     pub agent_tokens: Vec<AgentToken>,
     pub access_tokens: Vec<AccessToken>,
+    #[serde(default)]
+    pub settings: InstanceSettings,
+}
+
+/// Instance-wide settings an administrator sets (`PUT /application/settings`); the admin
+/// API sets them in the sandbox.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InstanceSettings {
+    /// Maximum lifetime of SSH keys, in days (GitLab Ultimate's `max_ssh_key_lifetime`).
+    pub max_ssh_key_lifetime: Option<u64>,
 }
 
 /// Who is calling, resolved from the request's token.
@@ -358,7 +371,7 @@ impl World {
             .filter(|level| *level > 0)
     }
 
-    fn find_project_index(&self, id: &str) -> Option<usize> {
+    pub(crate) fn find_project_index(&self, id: &str) -> Option<usize> {
         if let Ok(n) = id.parse::<u64>() {
             return self.projects.iter().position(|p| p.id == n);
         }

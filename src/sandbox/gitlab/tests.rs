@@ -9,7 +9,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::{GitlabConfig, GitlabEmulator};
+use super::http::date_after_days;
+use super::{GitlabConfig, GitlabEmulator, InstanceSettings};
 
 const BASE: &str = "http://127.0.0.1:9999";
 
@@ -733,6 +734,72 @@ fn ssh_key(kind: &str, blob_kind: &str) -> String {
     format!("{kind} {encoded} flux@cluster")
 }
 
+/// A distinct, valid public key line.
+fn ssh_key_with_comment(comment: &str) -> String {
+    crate::keys::ssh::generate(crate::keys::ssh::Algorithm::Ed25519, comment)
+        .expect("generates")
+        .public_openssh
+}
+
+#[tokio::test]
+async fn deploy_keys_mask_comments_and_honour_the_maximum_lifetime() {
+    let w = world();
+    let url = "/api/v4/projects/fleet%2Fgitops/deploy_keys";
+    let key = ssh_key("ssh-ed25519", "ssh-ed25519");
+    let r = w
+        .post(
+            url,
+            json!({"title": "flux", "key": key, "expires_at": "2999-01-01"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let shown = r.body["key"].as_str().expect("key");
+    assert!(!shown.contains("flux@cluster"), "{shown}");
+    assert!(
+        shown.ends_with(" Administrator (127.0.0.1:9999)"),
+        "{shown}"
+    );
+    let past = w
+        .post(
+            url,
+            json!({"title": "old", "key": ssh_key_with_comment("a"), "expires_at": "2001-01-01"}),
+        )
+        .await;
+    assert_eq!(
+        (past.status, past.body),
+        (400, json!({"message": {"key": ["has expired"]}}))
+    );
+    w.emu.set_settings(InstanceSettings {
+        max_ssh_key_lifetime: Some(30),
+    });
+    let long = w
+        .post(
+            url,
+            json!({"title": "long", "key": ssh_key_with_comment("b"), "expires_at": "2999-01-01"}),
+        )
+        .await;
+    assert_eq!(long.status, 400);
+    let message = long.body["message"]["key"][0].as_str().expect("message");
+    assert!(
+        message.starts_with("has an invalid expiration date"),
+        "{message}"
+    );
+    let none = w
+        .post(
+            url,
+            json!({"title": "none", "key": ssh_key_with_comment("c")}),
+        )
+        .await;
+    assert_eq!(none.status, 400, "{}", none.body);
+    let within = w
+        .post(
+            url,
+            json!({"title": "ok", "key": ssh_key_with_comment("d"), "expires_at": date_after_days(10)}),
+        )
+        .await;
+    assert_eq!(within.status, 201, "{}", within.body);
+}
+
 #[tokio::test]
 async fn deploy_keys_validate_and_reject_duplicates() {
     let w = world();
@@ -804,7 +871,8 @@ async fn deploy_keys_validate_and_reject_duplicates() {
             put.body["can_push"].clone(),
             put.body["key"].clone()
         ),
-        (json!("renamed"), json!(true), json!(key))
+        (json!("renamed"), json!(true), r.body["key"].clone()),
+        "the key itself never changes"
     );
     assert_eq!(w.get(url).await.body.as_array().map(Vec::len), Some(1));
     assert_eq!(
