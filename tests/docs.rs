@@ -116,10 +116,11 @@ fn no_page_outlives_its_schema() {
         expected_pages().into_iter().map(|(path, _)| path).collect();
     let mut pages = Vec::new();
     collect_md(&root().join("docs"), &mut pages);
+    // Guides are written by hand; every other page comes from a schema.
     let orphans: Vec<_> = pages
         .iter()
         .filter_map(|p| p.strip_prefix(root()).ok())
-        .filter(|p| !expected.contains(*p))
+        .filter(|p| !p.starts_with("docs/guides") && !expected.contains(*p))
         .collect();
     assert!(!pages.is_empty(), "docs found");
     assert!(orphans.is_empty(), "pages without a schema: {orphans:?}");

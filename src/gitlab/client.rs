@@ -191,6 +191,21 @@ impl GitlabClient {
         Ok(call)
     }
 
+    /// A call under `/groups/<encoded group><suffix>`; a 404 means the group is missing.
+    pub(crate) fn group_call<'a>(
+        &self,
+        op: Operation,
+        method: Method,
+        route: &'static str,
+        group: &'a str,
+        suffix: &str,
+    ) -> Result<Call<'a>, GitlabError> {
+        let path = format!("/groups/{}{suffix}", encode_segment(group));
+        let mut call = self.call(op, method, route, &path, group)?;
+        call.missing = Missing::Group(group.to_string());
+        Ok(call)
+    }
+
     /// Records that `key`, `id` and `path` name the same project.
     pub(crate) fn learn_alias(&self, key: &str, id: i64, path: &str) {
         let mut aliases = self

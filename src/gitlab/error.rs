@@ -72,6 +72,8 @@ pub const DELETE_VARIABLE: Operation = op("delete CI/CD variables", Role::Mainta
 pub enum Missing {
     /// GitLab answers 404 both for a missing project and for one the caller cannot see.
     Project(String),
+    /// Likewise for groups.
+    Group(String),
     Agent {
         project: String,
         id: i64,
@@ -105,6 +107,7 @@ impl fmt::Display for Missing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Missing::Project(p) => write!(f, "project {p}"),
+            Missing::Group(g) => write!(f, "group {g}"),
             Missing::Agent { project, id } => write!(f, "cluster agent {id} in {project}"),
             Missing::Token { agent_id, id } => write!(f, "token {id} of cluster agent {agent_id}"),
             Missing::File { project, path } => write!(f, "file {path} in {project}"),
@@ -361,6 +364,11 @@ fn not_found_detail(op: Operation, what: &Missing) -> String {
                  answers 404 for both).{role_note}"
             )
         }
+        Missing::Group(group) => format!(
+            "Group {group} does not exist, or the token's user cannot see it (GitLab answers \
+             404 for both). To {op} the user needs at least the {} role on it.",
+            op.role
+        ),
         Missing::Branch { project, branch } => format!(
             "Project {project} has no branch {branch}. Create the branch, or name one that \
              exists, then apply again."

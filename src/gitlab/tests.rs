@@ -758,6 +758,7 @@ async fn deploy_keys_are_added_found_by_fingerprint_and_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn variables_are_written_per_scope_hidden_when_asked_and_settled_after_a_lost_answer() {
+    const OWNER: variables::VariableOwner = variables::VariableOwner::Project(PROJECT);
     let _shared = LOG_CAPTURE.read().await;
     let sb = sandbox().await;
     let gl = client(&sb);
@@ -768,18 +769,19 @@ async fn variables_are_written_per_scope_hidden_when_asked_and_settled_after_a_l
         environment_scope: "*",
         masked_and_hidden: true,
         protected: true,
+        description: Some("cosign key"),
     };
-    let created = gl.create_variable(PROJECT, &hidden).await.expect("create");
+    let created = gl.create_variable(OWNER, &hidden).await.expect("create");
     assert!(created.hidden && created.masked && created.protected);
     let read = gl
-        .variable(PROJECT, "COSIGN_PASSWORD", "*")
+        .variable(OWNER, "COSIGN_PASSWORD", "*")
         .await
         .expect("read")
         .expect("exists");
     assert_eq!(read.value, None, "a hidden value never comes back");
     let newer = Secret::new("bmV3ZXItdmFsdWUtMTIzNDU2Nzg5");
     gl.update_variable(
-        PROJECT,
+        OWNER,
         &variables::VariableSpec {
             value: &newer,
             ..hidden.clone()
@@ -796,12 +798,13 @@ async fn variables_are_written_per_scope_hidden_when_asked_and_settled_after_a_l
         environment_scope: "production",
         masked_and_hidden: false,
         protected: false,
+        description: None,
     };
-    gl.create_variable(PROJECT, &plain)
+    gl.create_variable(OWNER, &plain)
         .await
         .expect("second scope");
     let read = gl
-        .variable(PROJECT, "COSIGN_PASSWORD", "production")
+        .variable(OWNER, "COSIGN_PASSWORD", "production")
         .await
         .expect("read")
         .expect("exists");
@@ -823,7 +826,7 @@ async fn variables_are_written_per_scope_hidden_when_asked_and_settled_after_a_l
     let before = posts();
     let other = Secret::new("bG9zdC1hbnN3ZXItMTIzNDU2Nzg5");
     gl.create_variable(
-        PROJECT,
+        OWNER,
         &variables::VariableSpec {
             key: "COSIGN_PRIVATE_KEY",
             value: &other,
@@ -834,20 +837,20 @@ async fn variables_are_written_per_scope_hidden_when_asked_and_settled_after_a_l
     .expect("settled");
     assert_eq!(posts() - before, 1);
 
-    gl.delete_variable(PROJECT, "COSIGN_PASSWORD", "production")
+    gl.delete_variable(OWNER, "COSIGN_PASSWORD", "production")
         .await
         .expect("delete");
-    gl.delete_variable(PROJECT, "COSIGN_PASSWORD", "production")
+    gl.delete_variable(OWNER, "COSIGN_PASSWORD", "production")
         .await
         .expect("deleting again is done");
     assert!(
-        gl.variable(PROJECT, "COSIGN_PASSWORD", "production")
+        gl.variable(OWNER, "COSIGN_PASSWORD", "production")
             .await
             .expect("read")
             .is_none()
     );
     assert!(
-        gl.variable(PROJECT, "COSIGN_PASSWORD", "*")
+        gl.variable(OWNER, "COSIGN_PASSWORD", "*")
             .await
             .expect("read")
             .is_some(),

@@ -352,10 +352,17 @@ fn flatten(value: &Value) -> String {
     }
 }
 
-/// Whether a 404 says the project itself is missing (or invisible), rather than an object in it.
+/// Whether a 404 says the project or group itself is missing (or invisible), rather than an
+/// object in it.
 fn names_project(body: &[u8]) -> bool {
     let message = error_message(body);
-    message.contains("Project Not Found") || message.contains("ClusterAgents Not Found")
+    [
+        "Project Not Found",
+        "Group Not Found",
+        "ClusterAgents Not Found",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 fn error_from_reply(call: &Call<'_>, reply: &Reply, base_url: &str) -> GitlabError {
@@ -409,10 +416,13 @@ fn is_conflict_message(message: &str) -> bool {
 }
 
 fn missing_from_404(call: &Call<'_>, body: &[u8]) -> Missing {
+    let message = error_message(body);
+    if message.contains("Group Not Found") {
+        return Missing::Group(call.project.to_string());
+    }
     if names_project(body) {
         return Missing::Project(call.project.to_string());
     }
-    let message = error_message(body);
     // Grape's catch-all for an unknown path answers `{"error": "404 Not Found"}`.
     if message == "404 Not Found" && body_has_key(body, "error") {
         return Missing::Endpoint(call.route.to_string());

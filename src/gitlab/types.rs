@@ -188,6 +188,9 @@ pub struct CiVariable {
     #[serde(default)]
     pub raw: bool,
     pub environment_scope: String,
+    /// Readable even when the value is hidden.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// A file at a ref, as `GET /projects/:id/repository/files/:path` reports it.

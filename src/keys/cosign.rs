@@ -12,7 +12,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use crypto_secretbox::aead::{Aead, AeadCore, KeyInit};
 use crypto_secretbox::{Nonce, XSalsa20Poly1305};
 use p256::SecretKey;
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use p256::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -114,6 +116,16 @@ pub fn generate() -> Result<CosignKeyPair, KeyError> {
         public_pem,
         key_id: crate::digest::sha256_hex(public_der.as_bytes()),
     })
+}
+
+/// The key id of a public key PEM (`PUBLIC KEY`, PKIX): the SHA-256 of its DER, in hex.
+pub fn key_id(public_pem: &str) -> Result<String, KeyError> {
+    let public = p256::PublicKey::from_public_key_pem(public_pem.trim())
+        .map_err(|e| KeyError::invalid("cosign public key")(e.to_string()))?;
+    let der = public
+        .to_public_key_der()
+        .map_err(|e| KeyError::invalid("cosign public key")(e.to_string()))?;
+    Ok(crate::digest::sha256_hex(der.as_bytes()))
 }
 
 fn generate_password() -> Secret {

@@ -20,10 +20,10 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::KeyError;
 use super::owner;
 use super::rotation::{self, ConfirmPolicy, Credentials, Goal, Live, Policy, RotationError, View};
 use super::ssh::{self, Algorithm, SshKeyPair};
+use super::{KeyError, SecretName};
 use crate::flux::reconcile::{self, ReconcileError, Request};
 use crate::gitlab::deploy_keys::NewDeployKey;
 use crate::gitlab::{DeployKey, GitlabClient, GitlabError};
@@ -45,19 +45,6 @@ const SECRET_PURPOSE: &str = "deploy-key";
 /// The comment of generated keys (GitLab masks it in answers anyway).
 const KEY_COMMENT: &str = "flux@terraform-provider-gitlabflux";
 
-/// The Flux Git Secret the key is delivered to.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KeySecret {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl KeySecret {
-    fn object(&self) -> ObjRef {
-        ObjRef::new("v1", "Secret", Some(&self.namespace), &self.name)
-    }
-}
-
 /// A Flux object that reads the Secret and is asked to reconcile after a change.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reconciled {
@@ -78,7 +65,7 @@ pub struct DeployKeySpec<'a> {
     /// The key state names.
     pub recorded: Option<i64>,
     pub kube: KubeClient,
-    pub secret: KeySecret,
+    pub secret: SecretName,
     pub reconcile: Vec<Reconciled>,
     pub confirm_timeout: Duration,
     /// Replace an identity in the Secret that this provider did not write.
@@ -726,7 +713,10 @@ pub struct Found {
 }
 
 /// Reads the settings and `known_hosts` recorded in the Secret (empty when it is missing).
-pub async fn find_recorded(kube: &KubeClient, secret: &KeySecret) -> Result<Found, DeployKeyError> {
+pub async fn find_recorded(
+    kube: &KubeClient,
+    secret: &SecretName,
+) -> Result<Found, DeployKeyError> {
     let Some(s) = kube.get(&secret.object()).await? else {
         return Ok(Found::default());
     };

@@ -10,6 +10,20 @@ pub mod deploy_key;
 mod error;
 pub mod owner;
 pub mod rotation;
+pub mod signing_key;
 pub mod ssh;
 
 pub use error::KeyError;
+
+/// The cluster Secret a credential is delivered to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecretName {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl SecretName {
+    pub(crate) fn object(&self) -> crate::kube::ObjRef {
+        crate::kube::ObjRef::new("v1", "Secret", Some(&self.namespace), &self.name)
+    }
+}

@@ -16,8 +16,9 @@ use super::support::{
     dns_label_validator, duration_validator, object_name_validator, parse_duration,
 };
 use crate::flux::reconcile::ReconcileError;
+use crate::keys::SecretName;
 use crate::keys::deploy_key::{
-    self, DeployKeyError, DeployKeySpec, KeySecret, Reconciled, Settled, Status, Want,
+    self, DeployKeyError, DeployKeySpec, Reconciled, Settled, Status, Want,
 };
 use crate::keys::owner;
 use crate::keys::ssh::{self, Algorithm};
@@ -141,7 +142,7 @@ impl KeyModel {
             known_hosts: &self.known_hosts,
             recorded,
             kube: kube_client(ctx, self.cluster.as_ref()).await?,
-            secret: KeySecret {
+            secret: SecretName {
                 namespace: self.kubernetes_secret.namespace.clone(),
                 name: self.kubernetes_secret.name.clone(),
             },
@@ -575,14 +576,14 @@ impl Resource<ProviderData> for DeployKeyResource {
 }
 
 /// `<project path>:<deploy key id>:<namespace>/<secret name>`.
-fn parse_import_id(id: &str) -> DiagResult<(String, i64, KeySecret)> {
+fn parse_import_id(id: &str) -> DiagResult<(String, i64, SecretName)> {
     let parsed = id.rsplit_once(':').and_then(|(rest, secret)| {
         let (namespace, name) = secret.split_once('/')?;
         let (project, key) = rest.rsplit_once(':')?;
         let key = key.parse::<i64>().ok()?;
         let filled = !project.is_empty() && !namespace.is_empty() && !name.is_empty();
         filled.then(|| {
-            let secret = KeySecret {
+            let secret = SecretName {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
             };

@@ -20,6 +20,7 @@ mod flux_manifests;
 mod flux_status;
 mod flux_tenant;
 mod shard_for;
+mod signing_key;
 pub(crate) mod support;
 #[cfg(feature = "test-resources")]
 mod test_widget;
@@ -33,6 +34,7 @@ pub fn all() -> Vec<Arc<dyn Resource<ProviderData>>> {
         Arc::new(agent_token::AgentTokenResource),
         Arc::new(agent_install::AgentInstall),
         Arc::new(deploy_key::DeployKeyResource),
+        Arc::new(signing_key::SigningKeyResource),
         Arc::new(flux_bootstrap::FluxBootstrap),
         Arc::new(flux_tenant::FluxTenant),
         #[cfg(feature = "test-resources")]

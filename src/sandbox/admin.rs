@@ -6,6 +6,9 @@
 //! - `GET /gitlab/state`, `GET /kube/objects`: dumps for assertions.
 //! - `POST /gitlab/users {"username", "access_level"}`: a user with a token on group `fleet`.
 //! - `PUT /gitlab/settings {"max_ssh_key_lifetime": days or null}`: instance settings.
+//! - `GET /gitlab/job-variables?project=P&environment=E`: the variables a CI job of P
+//!   would receive, hidden values included: the one place the sandbox reveals them, to
+//!   play the job that uses them.
 //! - `GET /registry/state`: repositories, tags and digests of the OCI registry.
 //! - `PUT /registry/settings {"anonymous_pull": bool}`: whether pulls need credentials.
 
@@ -42,6 +45,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/gitlab/state", get(gitlab_state))
         .route("/gitlab/users", post(create_user))
         .route("/gitlab/settings", axum::routing::put(gitlab_settings))
+        .route("/gitlab/job-variables", get(job_variables))
         .route("/kube/objects", get(kube_objects))
         .route("/registry/state", get(registry_state))
         .route("/registry/settings", axum::routing::put(registry_settings))
@@ -116,6 +120,27 @@ async fn gitlab_settings(
     Json(settings): Json<InstanceSettings>,
 ) -> Json<InstanceSettings> {
     Json(s.gitlab.set_settings(settings))
+}
+
+#[derive(Deserialize)]
+struct JobQuery {
+    project: String,
+    #[serde(default)]
+    environment: String,
+}
+
+async fn job_variables(
+    State(s): State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<JobQuery>,
+) -> Response {
+    match s.gitlab.job_variables(&q.project, &q.environment) {
+        Some(vars) => Json(vars).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "no such project"})),
+        )
+            .into_response(),
+    }
 }
 
 async fn create_user(State(s): State<AdminState>, Json(user): Json<NewUser>) -> Response {

@@ -170,6 +170,37 @@ impl GitlabEmulator {
         }))
     }
 
+    /// The variables a CI job of `project` (on its protected default branch, deploying to
+    /// `environment`) receives: its groups' and then its own, the most specific scope
+    /// winning, hidden values included. `None` when there is no such project.
+    pub fn job_variables(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        let world = self.world.read().unwrap_or_else(|e| e.into_inner());
+        let project = &world.projects[world.find_project_index(project)?];
+        let group = world
+            .group(project.group_id)
+            .map(|g| g.variables.as_slice());
+        let layers = [group.unwrap_or_default(), project.variables.as_slice()];
+        let mut chosen: std::collections::BTreeMap<String, (bool, String)> = Default::default();
+        for v in layers.iter().flat_map(|l| l.iter()) {
+            let exact = v.environment_scope == environment;
+            if !exact && v.environment_scope != "*" {
+                continue;
+            }
+            // A later layer overrides; within one, an exact scope beats the wildcard.
+            let keep = chosen
+                .get(&v.key)
+                .is_some_and(|(was_exact, _)| *was_exact && !exact);
+            if !keep {
+                chosen.insert(v.key.clone(), (exact, v.value.clone()));
+            }
+        }
+        Some(chosen.into_iter().map(|(k, (_, v))| (k, v)).collect())
+    }
+
     /// Replaces the instance settings; returns them.
     pub fn set_settings(&self, settings: state::InstanceSettings) -> state::InstanceSettings {
         self.mutate(|w| {

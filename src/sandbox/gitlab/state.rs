@@ -68,6 +68,8 @@ pub(crate) struct Group {
     pub created_at: String,
     /// user id -> access level
     pub members: BTreeMap<u64, u32>,
+    #[serde(default)]
+    pub variables: Vec<Variable>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,6 +249,7 @@ impl World {
             path: path.to_owned(),
             created_at: now_iso(),
             members: BTreeMap::from([(owner, OWNER)]),
+            variables: Vec::new(),
         });
         id
     }
@@ -408,6 +411,52 @@ impl World {
     ) -> ApiResult<&mut Project> {
         let index = self.project_index(caller, id, min_level)?;
         Ok(&mut self.projects[index])
+    }
+
+    /// The CI/CD variables of a project, or of a group when `group` is set, for a caller
+    /// with at least `min_level` there.
+    pub fn variables(
+        &self,
+        caller: &Caller,
+        group: bool,
+        id: &str,
+        min_level: u32,
+    ) -> ApiResult<&Vec<Variable>> {
+        if group {
+            let index = self.group_index(caller, id, min_level)?;
+            return Ok(&self.groups[index].variables);
+        }
+        Ok(&self.project(caller, id, min_level)?.variables)
+    }
+
+    /// [`Self::variables`], to change.
+    pub fn variables_mut(
+        &mut self,
+        caller: &Caller,
+        group: bool,
+        id: &str,
+        min_level: u32,
+    ) -> ApiResult<&mut Vec<Variable>> {
+        if group {
+            let index = self.group_index(caller, id, min_level)?;
+            return Ok(&mut self.groups[index].variables);
+        }
+        Ok(&mut self.project_mut(caller, id, min_level)?.variables)
+    }
+
+    fn group_index(&self, caller: &Caller, id: &str, min_level: u32) -> ApiResult<usize> {
+        let index = self
+            .groups
+            .iter()
+            .position(|g| g.id.to_string() == id || g.path.eq_ignore_ascii_case(id))
+            .ok_or_else(|| ApiError::not_found("Group"))?;
+        let level = self
+            .group_level(caller, &self.groups[index])
+            .ok_or_else(|| ApiError::not_found("Group"))?;
+        if level < min_level {
+            return Err(ApiError::forbidden());
+        }
+        Ok(index)
     }
 
     pub fn agent_index(&self, project_id: u64, agent_id: &str) -> ApiResult<usize> {

@@ -80,13 +80,23 @@ pub(super) fn router(emu: Arc<GitlabEmulator>) -> Router {
         )
         .route(
             &project("/variables"),
-            get(variables::list).post(variables::create),
+            get(variables::list::<false>).post(variables::create::<false>),
         )
         .route(
             &project("/variables/{key}"),
-            get(variables::get)
-                .put(variables::update)
-                .delete(variables::delete),
+            get(variables::get::<false>)
+                .put(variables::update::<false>)
+                .delete(variables::delete::<false>),
+        )
+        .route(
+            "/api/v4/groups/{id}/variables",
+            get(variables::list::<true>).post(variables::create::<true>),
+        )
+        .route(
+            "/api/v4/groups/{id}/variables/{key}",
+            get(variables::get::<true>)
+                .put(variables::update::<true>)
+                .delete(variables::delete::<true>),
         )
         .route(
             &project("/access_tokens"),

@@ -1,5 +1,6 @@
-//! Project CI/CD variables: masking rules, hidden values never read back, uniqueness per
-//! (key, environment scope), and the 409 GitLab returns when a key is ambiguous across scopes.
+//! CI/CD variables of projects and groups (`GROUP` picks which, so one handler serves both
+//! routes): masking rules, hidden values never read back, uniqueness per (key, environment
+//! scope), and the 409 GitLab returns when a key is ambiguous across scopes.
 
 use axum::extract::{Path, State};
 use axum::http::Uri;
@@ -74,7 +75,7 @@ fn validate(v: &Variable) -> ApiResult<()> {
             "can contain only letters, digits and '_'.",
         ));
     }
-    if v.masked && (v.value.chars().count() < 8 || v.value.chars().any(char::is_whitespace)) {
+    if v.masked && !maskable(&v.value, v.raw) {
         return Err(ApiError::invalid("value", "is invalid"));
     }
     if v.hidden && !v.masked {
@@ -93,6 +94,15 @@ fn validate(v: &Variable) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// GitLab's masking rules: one line of at least 8 characters without spaces; unless the
+/// variable is raw, only the Base64 alphabet (both RFC 4648 forms) and `@ : . ~`.
+fn maskable(value: &str, raw: bool) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_+=/@:.~-".contains(c);
+    value.chars().count() >= 8
+        && !value.chars().any(char::is_whitespace)
+        && (raw || value.chars().all(allowed))
 }
 
 fn variable_type(params: &Params) -> ApiResult<Option<String>> {
@@ -133,7 +143,7 @@ fn apply_fields(v: &mut Variable, params: &Params) -> ApiResult<()> {
     Ok(())
 }
 
-pub(super) async fn list(
+pub(super) async fn list<const GROUP: bool>(
     State(emu): Emu,
     caller: Caller,
     Path(id): Path<String>,
@@ -141,13 +151,13 @@ pub(super) async fn list(
     uri: Uri,
 ) -> ApiResult {
     let items = emu.read(|w| {
-        let project = w.project(&caller, &id, MAINTAINER)?;
-        Ok::<_, ApiError>(project.variables.iter().map(variable_json).collect())
+        let vars = w.variables(&caller, GROUP, &id, MAINTAINER)?;
+        Ok::<_, ApiError>(vars.iter().map(variable_json).collect())
     })?;
     paginate(items, &q, &uri, &emu.config().base_url)
 }
 
-pub(super) async fn get(
+pub(super) async fn get<const GROUP: bool>(
     State(emu): Emu,
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
@@ -155,14 +165,14 @@ pub(super) async fn get(
 ) -> ApiResult {
     let scope = scope_filter(&q)?;
     let variable = emu.read(|w| {
-        let project = w.project(&caller, &id, MAINTAINER)?;
-        let index = select(&project.variables, &key, scope.as_deref())?;
-        Ok::<_, ApiError>(variable_json(&project.variables[index]))
+        let vars = w.variables(&caller, GROUP, &id, MAINTAINER)?;
+        let index = select(vars, &key, scope.as_deref())?;
+        Ok::<_, ApiError>(variable_json(&vars[index]))
     })?;
     ok(variable)
 }
 
-pub(super) async fn create(
+pub(super) async fn create<const GROUP: bool>(
     State(emu): Emu,
     caller: Caller,
     Path(id): Path<String>,
@@ -185,23 +195,22 @@ pub(super) async fn create(
     apply_fields(&mut variable, &params)?;
     variable.masked |= hidden;
     let json = emu.write(|w| {
-        let project = w.project_mut(&caller, &id, MAINTAINER)?;
+        let vars = w.variables_mut(&caller, GROUP, &id, MAINTAINER)?;
         validate(&variable)?;
-        let duplicate = project
-            .variables
+        let duplicate = vars
             .iter()
             .any(|v| v.key == variable.key && v.environment_scope == variable.environment_scope);
         if duplicate {
             return Err(taken(&variable.key));
         }
         let json = variable_json(&variable);
-        project.variables.push(variable);
+        vars.push(variable);
         Ok(json)
     })?;
     created(json)
 }
 
-pub(super) async fn update(
+pub(super) async fn update<const GROUP: bool>(
     State(emu): Emu,
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
@@ -211,25 +220,25 @@ pub(super) async fn update(
     let params = q.merged(body);
     let scope = scope_filter(&params)?;
     let json = emu.write(|w| {
-        let project = w.project_mut(&caller, &id, MAINTAINER)?;
-        let index = select(&project.variables, &key, scope.as_deref())?;
-        let mut updated = project.variables[index].clone();
+        let vars = w.variables_mut(&caller, GROUP, &id, MAINTAINER)?;
+        let index = select(vars, &key, scope.as_deref())?;
+        let mut updated = vars[index].clone();
         apply_fields(&mut updated, &params)?;
         validate(&updated)?;
-        let clash = project.variables.iter().enumerate().any(|(i, v)| {
+        let clash = vars.iter().enumerate().any(|(i, v)| {
             i != index && v.key == updated.key && v.environment_scope == updated.environment_scope
         });
         if clash {
             return Err(taken(&updated.key));
         }
         let json = variable_json(&updated);
-        project.variables[index] = updated;
+        vars[index] = updated;
         Ok(json)
     })?;
     ok(json)
 }
 
-pub(super) async fn delete(
+pub(super) async fn delete<const GROUP: bool>(
     State(emu): Emu,
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
@@ -238,9 +247,9 @@ pub(super) async fn delete(
 ) -> ApiResult {
     let scope = scope_filter(&q.merged(body))?;
     emu.write(|w| {
-        let project = w.project_mut(&caller, &id, MAINTAINER)?;
-        let index = select(&project.variables, &key, scope.as_deref())?;
-        project.variables.remove(index);
+        let vars = w.variables_mut(&caller, GROUP, &id, MAINTAINER)?;
+        let index = select(vars, &key, scope.as_deref())?;
+        vars.remove(index);
         Ok(())
     })?;
     no_content()
