@@ -90,6 +90,10 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
     )
     .expect("sync Kustomization");
     assert_eq!(ks["spec"]["serviceAccountName"], "kustomize-controller");
+    // reconcile_on_change: the apply asked Flux to reconcile, and waited until it had.
+    let requested = handled_request(&ks).expect("the Kustomization handled a reconcile request");
+    let git = sync_object(&sandbox, "gitrepositories.source.toolkit.fluxcd.io");
+    assert!(handled_request(&git).is_some(), "{git:#}");
 
     // One commit with the three files; re-apply makes none.
     let (files, commits) = sandbox.gitlab_repo("fleet/gitops");
@@ -109,6 +113,12 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
         sandbox.gitlab_repo("fleet/gitops").1,
         commits,
         "no empty commit"
+    );
+    let ks = sync_object(&sandbox, "kustomizations.kustomize.toolkit.fluxcd.io");
+    assert_eq!(
+        handled_request(&ks),
+        Some(requested.clone()),
+        "an apply without changes requests nothing"
     );
 
     // Drift: a deleted controller and edited args are repaired.
@@ -159,6 +169,10 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
         ],
     )
     .expect("OCIRepository");
+    assert!(handled_request(&oci).is_some(), "{oci:#}");
+    let ks = sync_object(&sandbox, "kustomizations.kustomize.toolkit.fluxcd.io");
+    let again = handled_request(&ks).expect("handled");
+    assert_ne!(again, requested, "the changed sync was reconciled again");
     assert_eq!(oci["spec"]["verify"]["provider"], "cosign");
     assert_eq!(oci["spec"]["verify"]["secretRef"]["name"], "cosign-pub");
     assert!(
@@ -194,6 +208,33 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
             .any(|k| k.starts_with("clusters/prod/flux-system/")),
         "{files:?}"
     );
+}
+
+/// The sync object of `kind` (plural.group) in flux-system.
+fn sync_object(sandbox: &SandboxProcess, kind: &str) -> Value {
+    kubectl_json(sandbox, &["get", kind, "-n", "flux-system", "flux-system"]).expect(kind)
+}
+
+/// The reconcile request an object carries, when it has handled it.
+fn handled_request(object: &Value) -> Option<String> {
+    let requested =
+        object["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"].as_str()?;
+    (object["status"]["lastHandledReconcileAt"].as_str() == Some(requested))
+        .then(|| requested.to_string())
+}
+
+#[test]
+fn reconcile_on_change_can_be_turned_off() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let ws = Workspace::new();
+    ws.write(&config(&sandbox, GIT_SYNC, "reconcile_on_change = false"));
+    ws.apply();
+    let ks = sync_object(&sandbox, "kustomizations.kustomize.toolkit.fluxcd.io");
+    assert!(
+        ks["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"].is_null(),
+        "{ks:#}"
+    );
+    ws.assert_no_changes();
 }
 
 #[test]

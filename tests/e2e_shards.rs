@@ -150,6 +150,26 @@ fn shards_tenants_placement_and_shard_removal() {
     ws.write(&config(&sandbox, &two, &two));
     ws.apply();
     ws.assert_no_changes();
+    // reconcile_on_change: each tenant's apply asked Flux to reconcile and waited for it.
+    for tenant in tenants() {
+        let ks = kubectl_json(
+            &sandbox,
+            &[
+                "get",
+                "kustomizations.kustomize.toolkit.fluxcd.io",
+                "-n",
+                &tenant,
+                &tenant,
+            ],
+        )
+        .expect("tenant Kustomization");
+        let requested = &ks["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"];
+        assert!(requested.is_string(), "{tenant}: {ks:#}");
+        assert_eq!(
+            &ks["status"]["lastHandledReconcileAt"], requested,
+            "{tenant}"
+        );
+    }
 
     // Exactly the operator's controller set, selectors, services and args.
     assert_controller_set(&sandbox, &two);

@@ -85,6 +85,32 @@ impl ReconcileError {
     }
 }
 
+/// The Flux sources and appliers among rendered objects: what an apply asks to reconcile.
+pub fn reconcilable(objects: &[serde_json::Value]) -> Vec<ObjRef> {
+    objects
+        .iter()
+        .filter(|o| {
+            let kind = o["kind"].as_str().unwrap_or_default();
+            api_version_of(kind).is_some() && o["apiVersion"].as_str() == api_version_of(kind)
+        })
+        .filter_map(|o| ObjRef::of(o).ok())
+        .collect()
+}
+
+/// Requests a reconcile of `objects` and waits until each handled it and is Ready.
+pub async fn now(
+    kube: &KubeClient,
+    objects: &[ObjRef],
+    timeout: Duration,
+    stop: &CancellationToken,
+) -> Result<(), ReconcileError> {
+    if objects.is_empty() {
+        return Ok(());
+    }
+    let request = request(kube, objects).await?;
+    wait(kube, &request, timeout, stop).await
+}
+
 /// Annotates every object with a fresh [`REQUESTED_AT`]; a missing object is an error.
 pub async fn request(kube: &KubeClient, objects: &[ObjRef]) -> Result<Request, ReconcileError> {
     let requested_at = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
@@ -189,6 +215,25 @@ mod tests {
         );
         assert!(handled(&ready("t2", "False"), "t2").is_err(), "not Ready");
         assert!(handled(&json!({}), "t2").is_err(), "no status yet");
+    }
+
+    #[test]
+    fn sources_and_appliers_are_picked_from_rendered_objects() {
+        let objects = [
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                   "metadata": {"name": "a", "namespace": "ns"}}),
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                   "metadata": {"name": "a", "namespace": "ns"}}),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": "a", "namespace": "ns"}}),
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1beta2", "kind": "OCIRepository",
+                   "metadata": {"name": "old", "namespace": "ns"}}),
+        ];
+        let picked: Vec<String> = reconcilable(&objects)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(picked.len(), 2, "{picked:?}");
     }
 
     #[test]

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube};
 use super::flux_inputs::{FluxInputs, ShardingModel, flux_error, inputs_known, render_attributes};
 use super::support::{
-    ADOPT_EXISTING, Model, adopt_error, duration_validator, engine_error, kube_error, lifecycle,
-    with_defaults,
+    ADOPT_EXISTING, Model, RECONCILE_ON_CHANGE, adopt_error, duration_validator, engine_error,
+    kube_error, lifecycle, reconcile_applied, with_defaults,
 };
 use crate::flux::commit::{CommitTarget, check_target, commit_files};
 use crate::flux::objects::shard_users;
@@ -30,6 +30,7 @@ pub struct FluxBootstrap;
 struct Bootstrap {
     git_commit: Option<GitCommit>,
     wait: bool,
+    reconcile_on_change: bool,
     keep_namespace: bool,
     adopt_existing: bool,
     timeout: String,
@@ -166,6 +167,9 @@ impl FluxBootstrap {
             version.as_deref(),
         )
         .await?;
+        if own.reconcile_on_change {
+            reconcile_applied(ctx, &client, &rendered.objects, own.wait, &own.timeout).await?;
+        }
         own.inventory = Some(inventory);
         own.manifests_sha256 = Some(rendered.sha256);
         own.applied_version = version;
@@ -199,6 +203,7 @@ impl Resource<ProviderData> for FluxBootstrap {
             .optional()
             .description("Commit the bootstrap manifests to a GitLab repository (one commit, only when they change)."),
             Attribute::bool("wait").default(true).description("Wait for controllers and the sync to be ready."),
+            Attribute::bool("reconcile_on_change").default(true).description(RECONCILE_ON_CHANGE),
             Attribute::bool("keep_namespace").default(false).description("Keep the namespace on destroy."),
             Attribute::bool("adopt_existing").default(false).description(ADOPT_EXISTING),
             Attribute::string("timeout")

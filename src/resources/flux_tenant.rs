@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, kube};
 use super::flux_inputs::{SourceModel, flux_error, source_attributes};
 use super::support::{
-    ADOPT_EXISTING, Model, adopt_error, duration_validator, engine_error, kube_error, lifecycle,
-    split_import_id, with_defaults,
+    ADOPT_EXISTING, Model, RECONCILE_ON_CHANGE, adopt_error, duration_validator, engine_error,
+    kube_error, lifecycle, reconcile_applied, split_import_id, with_defaults,
 };
 use crate::flux::FluxError;
 use crate::flux::objects::{live_tenant, served_shards};
@@ -49,6 +49,7 @@ struct TenantSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct TenantOwn {
     wait: bool,
+    reconcile_on_change: bool,
     timeout: String,
     keep_namespaces: bool,
     adopt_existing: bool,
@@ -170,6 +171,10 @@ impl FluxTenant {
             .apply(&client, &objects, previous)
             .await
             .map_err(engine_error)?;
+        let own = &state.own;
+        if own.reconcile_on_change {
+            reconcile_applied(ctx, &client, &objects, own.wait, &own.timeout).await?;
+        }
         state.own.inventory = Some(inventory);
         state.own.in_sync = Some(true);
         NewState::encode(&state)
@@ -210,6 +215,7 @@ fn attributes() -> Vec<Attribute> {
             .default(FLUX_NAMESPACE)
             .description("Flux's namespace, which no tenant may use."),
         Attribute::bool("wait").default(true).description("Wait for the tenant's source and Kustomization to be ready."),
+        Attribute::bool("reconcile_on_change").default(true).description(RECONCILE_ON_CHANGE),
         Attribute::string("timeout")
             .default("5m")
             .validator(duration_validator)

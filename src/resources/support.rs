@@ -5,14 +5,16 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::context::ProviderData;
 use crate::agent::AgentError;
+use crate::flux::reconcile;
 use crate::gitlab::GitlabError;
-use crate::kube::KubeError;
 use crate::kube::engine::{ApplyOptions, EngineError, Lifecycle};
 use crate::kube::syntax::{is_data_key, is_dns_label, is_dns_subdomain};
+use crate::kube::{KubeClient, KubeError};
 
 use crate::tfplug::plan::fill_defaults;
-use crate::tfplug::{AttrPath, DiagResult, Diagnostic, Diagnostics, Schema, Value};
+use crate::tfplug::{AttrPath, Ctx, DiagResult, Diagnostic, Diagnostics, Schema, Value};
 
 /// Splits a two-part import ID at the last `sep` (project paths contain `/`, names do not
 /// contain `:`); `format` is shown in the error, e.g. `<project path>:<agent name>`.
@@ -76,6 +78,37 @@ pub const ADOPT_EXISTING: &str = "Take over objects of this resource that alread
     (destroying the resource then deletes them). Off: such an apply fails, names them and \
     applies nothing. Objects this provider applied in an earlier apply that was cut short are \
     its own and taken over either way. Namespaces never count.";
+
+/// Describes `reconcile_on_change` on the resources that apply Flux objects.
+pub const RECONCILE_ON_CHANGE: &str = "When an apply changes this resource, annotate its \
+    sources and Kustomizations `reconcile.fluxcd.io/requestedAt` so Flux acts now rather than at \
+    its next interval; with `wait`, the apply waits (within `timeout`) until each has handled \
+    that request and is Ready.";
+
+/// Asks Flux to reconcile the sources and appliers among `objects` now; with `wait`, waits
+/// until each handled the request and is Ready. A failure is reported on `timeout`.
+pub async fn reconcile_applied(
+    ctx: &Ctx<ProviderData>,
+    client: &KubeClient,
+    objects: &[serde_json::Value],
+    wait: bool,
+    timeout: &str,
+) -> DiagResult<()> {
+    let targets = reconcile::reconcilable(objects);
+    let outcome = if wait {
+        let timeout = parse_duration(timeout).unwrap_or(std::time::Duration::from_secs(300));
+        reconcile::now(client, &targets, timeout, ctx.cancelled()).await
+    } else if targets.is_empty() {
+        Ok(())
+    } else {
+        reconcile::request(client, &targets).await.map(drop)
+    };
+    outcome.map_err(|e| {
+        Diagnostic::error(e.summary(), e.detail())
+            .at(AttrPath::root().attr("timeout"))
+            .into()
+    })
+}
 
 pub fn kube_error(e: KubeError) -> Diagnostics {
     Diagnostic::error(e.summary(), e.detail()).into()
