@@ -272,6 +272,35 @@ fn signing_key_create_rotate_overlap_repair_import_and_destroy() {
     let third = s.assert_converged("password deleted", Some(&second));
     assert_ne!(third, second);
 
+    // Replacement: another prefix is another resource; the old variables and key go.
+    s.ws.write(&s.config(project, "v2", "1h").replace(
+        "kubernetes_secret",
+        "variable_prefix = \"SIGN\"\n  kubernetes_secret",
+    ));
+    assert_eq!(
+        s.ws.planned_changes(),
+        [(
+            ADDRESS.to_string(),
+            vec!["delete".to_string(), "create".to_string()]
+        )]
+    );
+    outputs.push(s.ws.apply().text());
+    let job = s.job();
+    assert!(
+        job.contains_key("SIGN_PRIVATE_KEY") && !job.contains_key("COSIGN_PRIVATE_KEY"),
+        "{:?}",
+        job.keys()
+    );
+    let replaced = s.ws.resource(ADDRESS);
+    let new_id = replaced["key_id"].as_str().expect("key_id");
+    assert_eq!(
+        s.trusted().keys().cloned().collect::<Vec<_>>(),
+        vec![format!("{new_id}.pub")]
+    );
+    s.ws.assert_no_changes();
+    s.ws.write(&s.config(project, "v2", "1h"));
+    outputs.push(s.ws.apply().text());
+
     s.ws.ok(&["state", "rm", ADDRESS]);
     outputs.push(
         s.ws.ok(&[
@@ -450,6 +479,10 @@ fn a_failure_or_kill_at_each_step_of_a_rotation_converges() {
             signed_with.push(key_id.clone());
             let trusted = s.trusted();
             assert!(trusted.contains_key(&format!("{key_id}.pub")), "{context}");
+            assert!(
+                trusted.contains_key(&format!("{current}.pub")),
+                "{context}: the key CI signed with before is trusted for the overlap"
+            );
             for name in trusted.keys() {
                 let id = name.trim_end_matches(".pub");
                 assert!(
@@ -467,4 +500,39 @@ fn a_failure_or_kill_at_each_step_of_a_rotation_converges() {
             current = key_id;
         }
     }
+}
+
+/// A rotation cut short after the new key was trusted, retried after the overlap: the old
+/// key signed until the retry switched CI, so it stays trusted for a full overlap from then.
+#[test]
+fn a_retried_rotation_gives_the_replaced_key_a_full_overlap() {
+    let s = Setup::new();
+    let project = "project = \"fleet/gitops\"";
+    s.ws.write(&s.config(project, "v1", "3s"));
+    s.ws.apply();
+    let old = s.assert_converged("create", None);
+    s.sandbox.set_faults(json!([{
+        "emulator": "gitlab", "method": "PUT",
+        "path": "/api/v4/projects/*/variables/COSIGN_PRIVATE_KEY",
+        "fault": "status", "status": 500,
+    }]));
+    s.ws.write(&s.config(project, "v2", "3s"));
+    let out = s.ws.run(&["apply", "-auto-approve", "-no-color"]);
+    assert!(!out.success(), "the fault failed the apply");
+    s.sandbox.set_faults(json!([]));
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    s.ws.write(&s.config(project, "v2", "1h"));
+    s.ws.apply();
+    let new = s.ws.resource(ADDRESS)["key_id"]
+        .as_str()
+        .expect("key_id")
+        .to_string();
+    assert_ne!(new, old);
+    let trusted = s.trusted();
+    assert!(
+        trusted.contains_key(&format!("{old}.pub")),
+        "the replaced key is still trusted: {:?}",
+        trusted.keys()
+    );
+    s.ws.assert_no_changes();
 }

@@ -9,8 +9,9 @@
 //! [`FINGERPRINT_ANNOTATION`]) beside the three values in one request, so an identity this
 //! provider wrote is told apart from one another tool wrote, which is never overwritten
 //! without `adopt_existing`. Keys are compared by SHA-256 fingerprint only: GitLab masks the
-//! comment of the keys it returns. Keys this provider adds carry [`owner::OWNER_MARKER`] in
-//! their title, so one added by a run killed before delivery is found and deleted. The
+//! comment of the keys it returns. Keys this provider adds carry the owner marker in their
+//! title, tagged with the resource's cluster and Secret ([`owner::marked_for`]), so one added
+//! by a run killed before delivery is found and deleted, and never another resource's. The
 //! private key exists only in memory between generation and delivery, and in the Secret.
 
 use std::collections::BTreeMap;
@@ -64,6 +65,9 @@ pub struct DeployKeySpec<'a> {
     pub known_hosts: &'a str,
     /// The key state names.
     pub recorded: Option<i64>,
+    /// Names this resource in the titles of the keys it adds, so two clusters' keys titled
+    /// alike in one project are told apart ([`owner::resource_tag`]).
+    pub tag: String,
     pub kube: KubeClient,
     pub secret: SecretName,
     pub reconcile: Vec<Reconciled>,
@@ -90,16 +94,21 @@ impl DeployKeySpec<'_> {
         humantime::format_rfc3339_seconds(at).to_string()
     }
 
-    /// Ours: named by state, or added by this provider under this resource's title.
+    fn marked_title(&self) -> String {
+        owner::marked_for(self.title, &self.tag)
+    }
+
+    /// Ours: named by state, or added by this resource (its tag in the title).
     fn marked_ours(&self, k: &DeployKey) -> bool {
-        Some(k.id) == self.recorded
-            || (owner::is_marked(&k.title) && owner::unmarked(&k.title) == self.title)
+        Some(k.id) == self.recorded || owner::tag_of(&k.title) == Some(self.tag.as_str())
     }
 }
 
 /// What the Secret holds, judged without revealing it.
 #[derive(Clone, Debug, Default)]
 pub struct Held {
+    /// Whether it has an `identity` at all (readable as OpenSSH or not).
+    pub identity_present: bool,
     /// The fingerprint of the key `identity` holds, when it holds a readable private key.
     pub fingerprint: Option<String>,
     /// Whether this provider wrote that identity (the annotation names its fingerprint).
@@ -258,9 +267,12 @@ pub async fn read_held(spec: &DeployKeySpec<'_>) -> Result<Held, DeployKeyError>
     let Some(identity) = secret_key_value(&secret, IDENTITY)? else {
         return Ok(Held::default());
     };
-    // An unreadable identity holds no usable key: the next apply writes a new one.
+    // An identity we cannot read (a PEM key another tool wrote) holds no key of ours.
     let Ok(public) = ssh::public_of(&identity) else {
-        return Ok(Held::default());
+        return Ok(Held {
+            identity_present: true,
+            ..Held::default()
+        });
     };
     let fingerprint = ssh::fingerprint(&public)?;
     let stated = secret["metadata"]["annotations"][FINGERPRINT_ANNOTATION].as_str();
@@ -269,6 +281,7 @@ pub async fn read_held(spec: &DeployKeySpec<'_>) -> Result<Held, DeployKeyError>
     let hosts_match = secret_key_value(&secret, KNOWN_HOSTS)?
         .is_some_and(|h| h.expose().trim() == spec.known_hosts.trim());
     Ok(Held {
+        identity_present: true,
         written_by_us: stated == Some(fingerprint.as_str()),
         fingerprint: Some(fingerprint),
         companions_in_sync: pub_matches && hosts_match,
@@ -325,7 +338,7 @@ impl Credentials for KeyRotation<'_> {
     async fn create(&self) -> Result<NewKey, DeployKeyError> {
         let s = self.spec;
         let pair = ssh::generate(s.algorithm, KEY_COMMENT)?;
-        let title = owner::marked(s.title);
+        let title = s.marked_title();
         let expires_at = s.expires_at();
         let new = NewDeployKey {
             title: &title,
@@ -431,8 +444,8 @@ async fn check_delivery(
         });
     }
     let held = read_held(spec).await?;
-    let foreign = held.fingerprint.is_some() && current_key(spec, &held, &keys).is_none();
-    if foreign && !held.written_by_us && !spec.adopt_existing {
+    let ours = held.written_by_us || current_key(spec, &held, &keys).is_some();
+    if held.identity_present && !ours && !spec.adopt_existing {
         return Err(DeployKeyError::ForeignIdentity {
             secret: format!("{}/{}", spec.secret.namespace, spec.secret.name),
             project: spec.project.to_string(),
@@ -504,6 +517,14 @@ pub async fn converge(
         repair_companions(&engine, &look.held, current)
             .await
             .map_err(early)?;
+    }
+    if let Some(id) = adopted {
+        // Marked as ours first, so it is deleted once its successor works, even by a later
+        // run should this one be cut short.
+        client
+            .rename_deploy_key(spec.project, id, &spec.marked_title())
+            .await
+            .map_err(|e| early(e.into()))?;
     }
     let goal = match want {
         Want::NewKey => Goal::Fresh {
@@ -587,7 +608,7 @@ async fn rename_if_needed(
     spec: &DeployKeySpec<'_>,
     key: DeployKey,
 ) -> Result<DeployKey, GitlabError> {
-    let title = owner::marked(spec.title);
+    let title = spec.marked_title();
     if key.title == title {
         return Ok(key);
     }

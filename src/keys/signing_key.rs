@@ -38,7 +38,7 @@ use crate::secret::Secret;
 /// Secret annotation: the keys this resource put there, each with when it stops being
 /// trusted (none for the current key).
 pub const KEYS_ANNOTATION: &str = "gitlabflux.io/signing-keys";
-/// Secret annotation: the settings an import finds nowhere else.
+/// Secret annotation (per prefix): the settings an import finds nowhere else.
 const SETTINGS_ANNOTATION: &str = "gitlabflux.io/signing-key-settings";
 /// How the description of every variable this provider writes starts.
 const DESCRIPTION_PREFIX: &str = "cosign key ";
@@ -55,6 +55,9 @@ pub struct SigningKeySpec<'a> {
     pub overlap: Duration,
     /// The key state names.
     pub recorded: Option<&'a str>,
+    /// Names this resource in the variables' descriptions, so a second resource writing the
+    /// same variables is refused rather than fought ([`owner::resource_tag`]).
+    pub tag: String,
     /// Overwrite CI variables of these names that this provider did not write.
     pub adopt_existing: bool,
     /// Opaque to this module: the resource's own record of its settings.
@@ -181,15 +184,15 @@ impl SigningKeyError {
     }
 }
 
-/// `cosign key <id> [created by terraform-provider-gitlabflux]`.
-fn description(id: &str) -> String {
-    owner::marked(&format!("{DESCRIPTION_PREFIX}{id}"))
+/// `cosign key <id> [created by terraform-provider-gitlabflux for <tag>]`.
+fn description(id: &str, tag: &str) -> String {
+    owner::marked_for(&format!("{DESCRIPTION_PREFIX}{id}"), tag)
 }
 
-/// The key id a description of ours names.
-fn described(v: &CiVariable) -> Option<String> {
+/// The key id a description this resource wrote names.
+fn described(v: &CiVariable, tag: &str) -> Option<String> {
     let text = v.description.as_deref()?;
-    if !owner::is_marked(text) {
+    if owner::tag_of(text) != Some(tag) {
         return None;
     }
     owner::unmarked(text)
@@ -219,14 +222,15 @@ impl KeyRotation<'_> {
             any: found.iter().any(Option::is_some),
             ..Signing::default()
         };
+        let tag = s.tag.as_str();
         for v in found.iter().flatten() {
-            if described(v).is_none() {
+            if described(v, tag).is_none() {
                 signing.foreign.push(v.key.clone());
             }
         }
         let ids: Vec<Option<String>> = found
             .iter()
-            .map(|v| v.as_ref().and_then(described))
+            .map(|v| v.as_ref().and_then(|v| described(v, tag)))
             .collect();
         if ids[0].is_some() && ids[0] == ids[1] {
             signing.current = ids[0].clone();
@@ -280,7 +284,7 @@ impl KeyRotation<'_> {
             labels: managed_labels("signing-key"),
             annotations: BTreeMap::from([
                 (self.annotation(), record),
-                (SETTINGS_ANNOTATION.to_string(), s.settings.clone()),
+                (settings_annotation(s), s.settings.clone()),
             ]),
         };
         let (ns, name) = (&s.secret.namespace, &s.secret.name);
@@ -299,7 +303,7 @@ impl KeyRotation<'_> {
         hidden: bool,
     ) -> Result<(), SigningKeyError> {
         let s = self.spec;
-        let description = description(id);
+        let description = description(id, &s.tag);
         let spec = VariableSpec {
             key: name,
             value,
@@ -390,13 +394,18 @@ impl Credentials for KeyRotation<'_> {
         new.key_id.clone()
     }
 
-    /// Trusts the new key (every key trusted now starts retiring), then switches CI to it.
+    /// Trusts the new key, then switches CI to it. The key CI signs with until the switch
+    /// retires `overlap` from now (even when an earlier, cut-short run set a time already: it
+    /// kept signing since); other keys keep their time.
     async fn deliver(&self, new: &CosignKeyPair) -> Result<(), SigningKeyError> {
         let retire_after =
             humantime::format_rfc3339_seconds(SystemTime::now() + self.spec.overlap).to_string();
+        let signing = self.signing().await?.current;
         let mut keys: Vec<(Trusted, String)> = self.trust().await?.keys;
         for (t, _) in keys.iter_mut() {
-            t.retire_after.get_or_insert_with(|| retire_after.clone());
+            if Some(&t.id) == signing.as_ref() || t.retire_after.is_none() {
+                t.retire_after = Some(retire_after.clone());
+            }
         }
         keys.push((
             Trusted {
@@ -499,14 +508,20 @@ fn describe_owner(owner: VariableOwner<'_>) -> String {
 /// key CI signs with (from the Secret when the variable lost it).
 async fn repair(engine: &KeyRotation<'_>) -> Result<(), SigningKeyError> {
     let signing = engine.signing().await?;
-    let Some(current) = signing.current else {
+    let Some(current) = signing.current.clone() else {
         return Ok(());
     };
     let mut trust = engine.trust().await?;
-    let public_ok = signing
-        .public
-        .as_ref()
-        .is_some_and(|(id, pem)| id == &current && cosign::key_id(pem).ok().as_ref() == Some(id));
+    let public_ok = public_matches(&signing, &current);
+    if let Some((t, _)) = trust
+        .keys
+        .iter_mut()
+        .find(|(t, _)| t.id == current && t.retire_after.is_some())
+    {
+        // It signs, so it is not retiring (a rotation that set the time was cut short).
+        t.retire_after = None;
+        engine.write_trust(&trust.keys).await?;
+    }
     if !trust.has(&current) && public_ok {
         let pem = signing.public.map(|(_, pem)| pem).unwrap_or_default();
         let trusted = Trusted {
@@ -523,6 +538,13 @@ async fn repair(engine: &KeyRotation<'_>) -> Result<(), SigningKeyError> {
             .await?;
     }
     Ok(())
+}
+
+/// Whether `PUBLIC_KEY` holds the key `current`, by its description and its content.
+fn public_matches(signing: &Signing, current: &str) -> bool {
+    signing.public.as_ref().is_some_and(|(id, pem)| {
+        id == current && cosign::key_id(pem).ok().as_deref() == Some(current)
+    })
 }
 
 /// Converges the resource: with [`Want::NewKey`] a new key replaces state's (unless CI
@@ -617,6 +639,14 @@ pub struct Inspection {
     pub public_pem: Option<String>,
 }
 
+/// Whether the key `id` is trusted with a retirement time.
+fn retiring(trust: &Trust, id: &str) -> bool {
+    trust
+        .keys
+        .iter()
+        .any(|(t, _)| t.id == id && t.retire_after.is_some())
+}
+
 /// Looks at the CI variables and the Secret; `None` when neither has the resource's keys
 /// any more (it is gone).
 pub async fn inspect(
@@ -644,15 +674,15 @@ pub async fn inspect(
             .map(|(_, p)| p)
     });
     let public_ok = signing
-        .public
-        .as_ref()
-        .is_some_and(|(id, _)| Some(id) == signing.current.as_ref());
+        .current
+        .as_deref()
+        .is_some_and(|c| public_matches(&signing, c));
     let stray = trust
         .keys
         .iter()
         .any(|(t, _)| Some(&t.id) != signing.current.as_ref() && t.retire_after.is_none());
     let status = match &signing.current {
-        Some(c) if !trust.has(c) || !public_ok => Status::OutOfSync,
+        Some(c) if !trust.has(c) || !public_ok || retiring(&trust, c) => Status::OutOfSync,
         None => Status::OutOfSync,
         Some(c) if c != recorded || stray => Status::Rotating,
         Some(_) if trust.keys.iter().any(|(t, _)| t.retirement_due()) => Status::Retiring,
@@ -677,7 +707,7 @@ pub async fn retire(
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e.into()),
         };
-        if v.as_ref().and_then(described).is_some() {
+        if v.as_ref().and_then(|v| described(v, &spec.tag)).is_some() {
             client
                 .delete_variable(spec.owner, &name, spec.environment_scope)
                 .await?;
@@ -704,34 +734,63 @@ pub async fn retire(
     Ok(())
 }
 
+/// The annotation recording a prefix's settings (prefixes may share a Secret).
+fn settings_annotation(spec: &SigningKeySpec<'_>) -> String {
+    format!("{SETTINGS_ANNOTATION}-{}", spec.prefix.to_ascii_lowercase())
+}
+
 /// Re-records the settings on the Secret (an in-place update of settings only).
 pub async fn record_settings(spec: &SigningKeySpec<'_>) -> Result<(), SigningKeyError> {
-    let annotations = BTreeMap::from([(SETTINGS_ANNOTATION.to_string(), spec.settings.clone())]);
+    let annotations = BTreeMap::from([(settings_annotation(spec), spec.settings.clone())]);
     Ok(spec
         .kube
         .annotate(&spec.secret.object(), &annotations)
         .await?)
 }
 
-/// The settings recorded on the Secret, for an import.
+/// The settings recorded on the Secret for `prefix`, for an import.
 pub async fn recorded_settings(
     kube: &KubeClient,
     secret: &SecretName,
+    prefix: &str,
 ) -> Result<Option<String>, SigningKeyError> {
     let Some(s) = kube.get(&secret.object()).await? else {
         return Ok(None);
     };
-    Ok(s["metadata"]["annotations"][SETTINGS_ANNOTATION]
+    let name = format!("{SETTINGS_ANNOTATION}-{}", prefix.to_ascii_lowercase());
+    Ok(s["metadata"]["annotations"][&name]
         .as_str()
         .map(str::to_string))
 }
 
-/// The key CI signs with, for an import: the id both secret variables name.
-pub async fn signing_key_id(
+/// For an import: the tag of the resource that wrote `<prefix>_PRIVATE_KEY`, and the key
+/// CI signs with (the id both secret variables name, under that tag).
+pub async fn find_signing(
     client: &GitlabClient,
     spec: &SigningKeySpec<'_>,
-) -> Result<Option<String>, SigningKeyError> {
-    Ok(KeyRotation { client, spec }.signing().await?.current)
+) -> Result<Option<(String, String)>, SigningKeyError> {
+    let [private, _, _] = spec.names();
+    let variable = client
+        .variable(spec.owner, &private, spec.environment_scope)
+        .await?;
+    let tag = variable
+        .and_then(|v| v.description)
+        .and_then(|d| owner::tag_of(&d).map(str::to_string));
+    let Some(tag) = tag else {
+        return Ok(None);
+    };
+    let spec = SigningKeySpec {
+        tag: tag.clone(),
+        ..spec.clone()
+    };
+    let current = KeyRotation {
+        client,
+        spec: &spec,
+    }
+    .signing()
+    .await?
+    .current;
+    Ok(current.map(|id| (tag, id)))
 }
 
 #[cfg(test)]
@@ -748,14 +807,15 @@ mod tests {
             protected: true,
             raw: true,
             environment_scope: "*".into(),
-            description: Some(description("ab12")),
+            description: Some(description("ab12", "t1")),
         };
-        assert_eq!(described(&v), Some("ab12".into()));
+        assert_eq!(described(&v, "t1"), Some("ab12".into()));
+        assert_eq!(described(&v, "t2"), None, "another resource's");
         let foreign = CiVariable {
             description: Some("cosign key ab12".into()),
             ..v
         };
-        assert_eq!(described(&foreign), None, "no marker, not ours");
+        assert_eq!(described(&foreign, "t1"), None, "no marker, not ours");
     }
 
     #[test]

@@ -106,6 +106,21 @@ struct RecordedSettings {
     adopt_existing: Option<bool>,
 }
 
+/// What state keeps beside the attributes: the tag this resource marks its keys with.
+#[derive(Default, Serialize, Deserialize)]
+struct Private {
+    tag: Option<String>,
+}
+
+impl Private {
+    fn decode(bytes: &[u8]) -> Self {
+        serde_json::from_slice(bytes).unwrap_or_default()
+    }
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
@@ -126,14 +141,22 @@ impl KeyModel {
         text.and_then(parse_duration).unwrap_or(fallback)
     }
 
-    /// The domain's view of this resource, with the key state names.
+    /// The domain's view of this resource, with the key and the tag state names (a new tag
+    /// for a resource that has none yet).
     async fn spec<'a>(
         &'a self,
         ctx: &Ctx<ProviderData>,
         recorded: Option<i64>,
+        tag: Option<&str>,
     ) -> DiagResult<DeployKeySpec<'a>> {
         let algorithm = Algorithm::parse(&self.algorithm).unwrap_or(Algorithm::Ed25519);
         let confirm = self.rotation.as_ref().map(|r| r.confirm_timeout.as_str());
+        let kube = kube_client(ctx, self.cluster.as_ref()).await?;
+        let secret = &self.kubernetes_secret;
+        let tag = tag.map_or_else(
+            || owner::resource_tag(kube.host(), &secret.namespace, &secret.name),
+            str::to_string,
+        );
         Ok(DeployKeySpec {
             project: &self.project,
             title: &self.title,
@@ -141,7 +164,8 @@ impl KeyModel {
             expires_in: Self::duration(Some(&self.expires_in), DEFAULT_EXPIRES_IN),
             known_hosts: &self.known_hosts,
             recorded,
-            kube: kube_client(ctx, self.cluster.as_ref()).await?,
+            tag,
+            kube,
             secret: SecretName {
                 namespace: self.kubernetes_secret.namespace.clone(),
                 name: self.kubernetes_secret.name.clone(),
@@ -178,6 +202,10 @@ fn due(prior: &Value, planned: &Value) -> Option<Want> {
     };
     if trigger(prior) != trigger(planned) {
         return Some(Want::NewKey);
+    }
+    // Another cluster (or new credentials for it): deliver there, a new key if it has none.
+    if changed("cluster") {
+        return Some(Want::Finish);
     }
     // Lenient views: the prior state is known, the plan may not be.
     #[derive(Deserialize)]
@@ -265,9 +293,14 @@ impl DeployKeyResource {
         mut model: KeyModel,
         want: Want,
         prior: Option<PriorKey>,
+        private: Private,
     ) -> DiagResult<NewState> {
         let recorded = prior.as_ref().map(|p| p.id);
-        let spec = model.spec(ctx, recorded).await?;
+        let spec = model.spec(ctx, recorded, private.tag.as_deref()).await?;
+        let private = Private {
+            tag: Some(spec.tag.clone()),
+        }
+        .encode();
         let outcome = deploy_key::converge(gitlab(ctx)?, &spec, want, ctx.cancelled()).await;
         drop(spec);
         let settled = match outcome {
@@ -277,7 +310,7 @@ impl DeployKeyResource {
                     .current
                     .filter(|c| recorded.is_some() && Some(*c) != recorded);
                 if let Some(successor) = successor {
-                    ctx.keep_partial_state(rotating(model, successor)?);
+                    ctx.keep_partial_state(rotating(model, successor)?.with_private(private));
                 }
                 return Err(key_error(stopped.error));
             }
@@ -285,7 +318,7 @@ impl DeployKeyResource {
         let kept = prior.filter(|p| p.id == settled.key.id && !settled.created);
         let rotated_at = kept.and_then(|p| p.rotated_at).unwrap_or_else(now_rfc3339);
         model.facts = facts(&settled, rotated_at);
-        NewState::encode(&model)
+        Ok(NewState::encode(&model)?.with_private(private))
     }
 }
 
@@ -403,8 +436,10 @@ impl Resource<ProviderData> for DeployKeyResource {
                  Crash-safe: the Secret records the fingerprint of the key it holds \
                  (annotation `gitlabflux.io/deploy-key-sha256`), so a rotation cut short is \
                  finished by the next apply (status `rotating`) rather than started again. Keys \
-                 it adds end their title with `[created by terraform-provider-gitlabflux]`, so \
-                 one added by a run killed before delivery is found and deleted. An `identity` \
+                 it adds end their title with `[created by terraform-provider-gitlabflux for \
+                 <tag>]`, the tag naming this resource (its cluster and Secret when created), so \
+                 one added by a run killed before delivery is found and deleted, and another \
+                 cluster's key titled alike is left alone. An `identity` \
                  it did not write is never overwritten, unless `adopt_existing = true`.",
             ),
         )
@@ -457,7 +492,8 @@ impl Resource<ProviderData> for DeployKeyResource {
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.settle(ctx, req.planned.decode()?, Want::NewKey, None)
+        let private = Private::default();
+        self.settle(ctx, req.planned.decode()?, Want::NewKey, None, private)
             .await
     }
 
@@ -470,7 +506,10 @@ impl Resource<ProviderData> for DeployKeyResource {
         let Some(key_id) = model.facts.deploy_key_id else {
             return Ok(None);
         };
-        let spec = model.spec(ctx, Some(key_id)).await?;
+        let private = Private::decode(&current.private);
+        let spec = model
+            .spec(ctx, Some(key_id), private.tag.as_deref())
+            .await?;
         let found = deploy_key::inspect(gitlab(ctx)?, &spec)
             .await
             .map_err(key_error)?;
@@ -488,7 +527,9 @@ impl Resource<ProviderData> for DeployKeyResource {
             model.facts.rotated_at = model.facts.rotated_at.or(Some(key.created_at));
         }
         model.facts.status = Some(found.status.as_str().into());
-        NewState::encode(&model).map(Some)
+        Ok(Some(
+            NewState::encode(&model)?.with_private(current.private),
+        ))
     }
 
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
@@ -498,28 +539,35 @@ impl Resource<ProviderData> for DeployKeyResource {
             id,
             rotated_at: prior.facts.rotated_at.clone(),
         });
+        let private = Private::decode(&req.private);
         if planned.facts.deploy_key_id.is_none() {
             let want = due(&req.prior, &req.planned).unwrap_or(Want::NewKey);
-            return self.settle(ctx, planned, want, prior_key).await;
+            return self.settle(ctx, planned, want, prior_key, private).await;
         }
         let in_place = IN_PLACE_INPUTS
             .iter()
             .any(|n| req.prior.get_attr(n) != req.planned.get_attr(n));
         if in_place {
             // Same key: rewrite the Secret or the title, and have Flux reconcile.
-            return self.settle(ctx, planned, Want::Finish, prior_key).await;
+            return self
+                .settle(ctx, planned, Want::Finish, prior_key, private)
+                .await;
         }
-        let spec = planned.spec(ctx, planned.facts.deploy_key_id).await?;
+        let tag = private.tag.as_deref();
+        let spec = planned.spec(ctx, planned.facts.deploy_key_id, tag).await?;
         deploy_key::record_settings(&spec)
             .await
             .map_err(key_error)?;
         drop(spec);
-        NewState::encode(&planned)
+        Ok(NewState::encode(&planned)?.with_private(req.private))
     }
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
         let model: KeyModel = prior.state.decode()?;
-        let spec = model.spec(ctx, model.facts.deploy_key_id).await?;
+        let private = Private::decode(&prior.private);
+        let spec = model
+            .spec(ctx, model.facts.deploy_key_id, private.tag.as_deref())
+            .await?;
         deploy_key::retire(gitlab(ctx)?, &spec)
             .await
             .map_err(key_error)
@@ -546,6 +594,10 @@ impl Resource<ProviderData> for DeployKeyResource {
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default();
         let algorithm = deploy_key::algorithm_of(&key.key).unwrap_or(DEFAULT_ALGORITHM);
+        // Keys this provider added carry the resource's tag; keep it, so they stay ours.
+        let private = Private {
+            tag: owner::tag_of(&key.title).map(str::to_string),
+        };
         let model = KeyModel {
             project,
             title: owner::unmarked(&key.title).to_string(),
@@ -571,7 +623,7 @@ impl Resource<ProviderData> for DeployKeyResource {
                 status: Some(Status::Active.as_str().into()),
             },
         };
-        NewState::encode(&model)
+        Ok(NewState::encode(&model)?.with_private(private.encode()))
     }
 }
 

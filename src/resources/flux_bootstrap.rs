@@ -144,6 +144,7 @@ impl FluxBootstrap {
         planned: &Value,
         previous: &[String],
     ) -> DiagResult<NewState> {
+        let started = std::time::Instant::now();
         let mut state = State::decode(planned)?;
         let (rendered, version) = state.inputs.render(ctx).await?;
         check_git(ctx, state.own.git_commit.as_ref()).await?;
@@ -168,7 +169,15 @@ impl FluxBootstrap {
         )
         .await?;
         if own.reconcile_on_change {
-            reconcile_applied(ctx, &client, &rendered.objects, own.wait, &own.timeout).await?;
+            reconcile_applied(
+                ctx,
+                &client,
+                &rendered.objects,
+                own.wait,
+                &own.timeout,
+                started,
+            )
+            .await?;
         }
         own.inventory = Some(inventory);
         own.manifests_sha256 = Some(rendered.sha256);

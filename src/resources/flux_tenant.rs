@@ -155,6 +155,7 @@ impl FluxTenant {
         planned: &Value,
         previous: &[String],
     ) -> DiagResult<NewState> {
+        let started = std::time::Instant::now();
         let mut state = State::decode(planned)?;
         let tenant = state.inputs.tenant()?;
         let objects = tenant::render(&tenant).map_err(tenant_error)?;
@@ -173,7 +174,7 @@ impl FluxTenant {
             .map_err(engine_error)?;
         let own = &state.own;
         if own.reconcile_on_change {
-            reconcile_applied(ctx, &client, &objects, own.wait, &own.timeout).await?;
+            reconcile_applied(ctx, &client, &objects, own.wait, &own.timeout, started).await?;
         }
         state.own.inventory = Some(inventory);
         state.own.in_sync = Some(true);

@@ -17,8 +17,8 @@ use super::support::{
     dns_label_validator, duration_validator, object_name_validator, parse_duration,
 };
 use crate::gitlab::variables::VariableOwner;
-use crate::keys::SecretName;
 use crate::keys::signing_key::{self, Settled, SigningKeyError, SigningKeySpec, Status, Want};
+use crate::keys::{SecretName, owner};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
     PlanContext, Resource, Schema, Value,
@@ -84,6 +84,21 @@ struct RecordedSettings {
     adopt_existing: Option<bool>,
 }
 
+/// What state keeps beside the attributes: the tag this resource marks its variables with.
+#[derive(Default, Serialize, Deserialize)]
+struct Private {
+    tag: Option<String>,
+}
+
+impl Private {
+    fn decode(bytes: &[u8]) -> Self {
+        serde_json::from_slice(bytes).unwrap_or_default()
+    }
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
@@ -115,17 +130,26 @@ impl KeyModel {
         parse_duration(text).unwrap_or(Duration::from_secs(168 * 3600))
     }
 
-    /// The domain's view of this resource, with the key state names.
+    /// The domain's view of this resource, with the key and the tag state names (a new tag
+    /// for a resource that has none yet).
     async fn spec<'a>(
         &'a self,
         ctx: &Ctx<ProviderData>,
         recorded: Option<&'a str>,
+        tag: Option<&str>,
     ) -> DiagResult<SigningKeySpec<'a>> {
+        let kube = kube_client(ctx, self.cluster.as_ref()).await?;
+        let secret = &self.kubernetes_secret;
+        let tag = tag.map_or_else(
+            || owner::resource_tag(kube.host(), &secret.namespace, &secret.name),
+            str::to_string,
+        );
         Ok(SigningKeySpec {
             owner: self.owner(),
             prefix: &self.variable_prefix,
             environment_scope: &self.environment_scope,
-            kube: kube_client(ctx, self.cluster.as_ref()).await?,
+            tag,
+            kube,
             secret: SecretName {
                 namespace: self.kubernetes_secret.namespace.clone(),
                 name: self.kubernetes_secret.name.clone(),
@@ -148,6 +172,10 @@ fn due(prior: &Value, planned: &Value) -> Option<Want> {
     };
     if trigger(prior) != trigger(planned) {
         return Some(Want::NewKey);
+    }
+    // Another cluster (or new credentials for it): trust the key there too.
+    if prior.get_attr("cluster") != planned.get_attr("cluster") {
+        return Some(Want::Finish);
     }
     #[derive(Deserialize)]
     struct Age {
@@ -244,9 +272,16 @@ impl SigningKeyResource {
         mut model: KeyModel,
         want: Want,
         prior: Option<PriorKey>,
+        private: Private,
     ) -> DiagResult<NewState> {
         let recorded = prior.as_ref().map(|p| p.id.clone());
-        let spec = model.spec(ctx, recorded.as_deref()).await?;
+        let spec = model
+            .spec(ctx, recorded.as_deref(), private.tag.as_deref())
+            .await?;
+        let private = Private {
+            tag: Some(spec.tag.clone()),
+        }
+        .encode();
         let outcome = signing_key::converge(gitlab(ctx)?, &spec, want, ctx.cancelled()).await;
         drop(spec);
         let settled = match outcome {
@@ -261,13 +296,14 @@ impl SigningKeyResource {
                         status: Some(Status::Rotating.as_str().into()),
                         ..KeyFacts::default()
                     };
-                    ctx.keep_partial_state(NewState::encode(&model)?);
+                    let partial = NewState::encode(&model)?.with_private(private);
+                    ctx.keep_partial_state(partial);
                 }
                 return Err(key_error(stopped.error));
             }
         };
         model.facts = facts(settled, prior);
-        NewState::encode(&model)
+        Ok(NewState::encode(&model)?.with_private(private))
     }
 }
 
@@ -354,7 +390,11 @@ impl Resource<ProviderData> for SigningKeyResource {
                  one trusted for `rotation.overlap`, so every artifact verifies throughout. The \
                  variables' descriptions name the key they hold (`cosign key <key_id> [created \
                  by terraform-provider-gitlabflux]`), which is how a rotation cut short is \
-                 found and finished. A CI job decodes the key with `echo \"$COSIGN_PRIVATE_KEY\" \
+                 found and finished; the tag in them names the resource, so a second resource \
+                 naming the same variables is refused instead of fighting over them (one key per \
+                 project or group, prefix and scope). Replacing the resource (another owner, \
+                 prefix, scope or Secret) makes a new key, and the old public key leaves with the \
+                 old resource: re-sign what is deployed. A CI job decodes the key with `echo \"$COSIGN_PRIVATE_KEY\" \
                  | base64 -d > cosign.key` and signs with `COSIGN_PASSWORD` set: see the guide \
                  \"Signed OCI artifacts\" for the whole job and the OCIRepository that verifies.",
             ),
@@ -394,7 +434,8 @@ impl Resource<ProviderData> for SigningKeyResource {
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.settle(ctx, req.planned.decode()?, Want::NewKey, None)
+        let private = Private::default();
+        self.settle(ctx, req.planned.decode()?, Want::NewKey, None, private)
             .await
     }
 
@@ -407,7 +448,10 @@ impl Resource<ProviderData> for SigningKeyResource {
         let Some(key_id) = model.facts.key_id.clone() else {
             return Ok(None);
         };
-        let spec = model.spec(ctx, Some(&key_id)).await?;
+        let private = Private::decode(&current.private);
+        let spec = model
+            .spec(ctx, Some(&key_id), private.tag.as_deref())
+            .await?;
         let found = signing_key::inspect(gitlab(ctx)?, &spec)
             .await
             .map_err(key_error)?;
@@ -419,11 +463,14 @@ impl Resource<ProviderData> for SigningKeyResource {
         if model.facts.public_key.is_none() {
             model.facts.public_key = found.public_pem;
         }
-        NewState::encode(&model).map(Some)
+        Ok(Some(
+            NewState::encode(&model)?.with_private(current.private),
+        ))
     }
 
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
         let planned: KeyModel = req.planned.decode()?;
+        let private = Private::decode(&req.private);
         if planned.facts.key_id.is_none() {
             let prior: KeyModel = req.prior.decode()?;
             let want = due(&req.prior, &req.planned).unwrap_or(Want::NewKey);
@@ -432,19 +479,23 @@ impl Resource<ProviderData> for SigningKeyResource {
                 rotated_at: prior.facts.rotated_at,
                 previous: prior.facts.previous_key_id,
             });
-            return self.settle(ctx, planned, want, prior_key).await;
+            return self.settle(ctx, planned, want, prior_key, private).await;
         }
-        let spec = planned.spec(ctx, planned.facts.key_id.as_deref()).await?;
+        let key_id = planned.facts.key_id.as_deref();
+        let spec = planned.spec(ctx, key_id, private.tag.as_deref()).await?;
         signing_key::record_settings(&spec)
             .await
             .map_err(key_error)?;
         drop(spec);
-        NewState::encode(&planned)
+        Ok(NewState::encode(&planned)?.with_private(req.private))
     }
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
         let model: KeyModel = prior.state.decode()?;
-        let spec = model.spec(ctx, model.facts.key_id.as_deref()).await?;
+        let private = Private::decode(&prior.private);
+        let spec = model
+            .spec(ctx, model.facts.key_id.as_deref(), private.tag.as_deref())
+            .await?;
         signing_key::retire(gitlab(ctx)?, &spec)
             .await
             .map_err(key_error)
@@ -453,7 +504,7 @@ impl Resource<ProviderData> for SigningKeyResource {
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
         let (path, prefix, secret) = parse_import_id(id)?;
         let kube = kube_client(ctx, None).await?;
-        let recorded = signing_key::recorded_settings(&kube, &secret)
+        let recorded = signing_key::recorded_settings(&kube, &secret, &prefix)
             .await
             .map_err(key_error)?;
         let settings: RecordedSettings = recorded
@@ -475,16 +526,16 @@ impl Resource<ProviderData> for SigningKeyResource {
             cluster: None,
             facts: KeyFacts::default(),
         };
-        let key_id = match self.signing_key_id(ctx, &model).await? {
-            Some(id) => Some(id),
+        let found = match self.find_signing(ctx, &model).await? {
+            Some(found) => Some(found),
             None => {
                 // Not a project's: a group's, or nothing.
                 model.project = None;
                 model.group = Some(path);
-                self.signing_key_id(ctx, &model).await?
+                self.find_signing(ctx, &model).await?
             }
         };
-        let Some(key_id) = key_id else {
+        let Some((tag, key_id)) = found else {
             return Err(Diagnostic::error(
                 "Signing key not found",
                 format!(
@@ -500,19 +551,21 @@ impl Resource<ProviderData> for SigningKeyResource {
             status: Some(Status::Active.as_str().into()),
             ..KeyFacts::default()
         };
-        NewState::encode(&model)
+        let private = Private { tag: Some(tag) };
+        Ok(NewState::encode(&model)?.with_private(private.encode()))
     }
 }
 
 impl SigningKeyResource {
-    /// The key the model's CI variables sign with; `None` when its owner or they are missing.
-    async fn signing_key_id(
+    /// The tag of the model's CI variables and the key they sign with; `None` when its owner
+    /// or they are missing.
+    async fn find_signing(
         &self,
         ctx: &Ctx<ProviderData>,
         model: &KeyModel,
-    ) -> DiagResult<Option<String>> {
-        let spec = model.spec(ctx, None).await?;
-        match signing_key::signing_key_id(gitlab(ctx)?, &spec).await {
+    ) -> DiagResult<Option<(String, String)>> {
+        let spec = model.spec(ctx, None, None).await?;
+        match signing_key::find_signing(gitlab(ctx)?, &spec).await {
             Ok(id) => Ok(id),
             Err(SigningKeyError::Gitlab(e)) if e.is_not_found() => Ok(None),
             Err(e) => Err(key_error(e)),

@@ -86,18 +86,21 @@ pub const RECONCILE_ON_CHANGE: &str = "When an apply changes this resource, anno
     that request and is Ready.";
 
 /// Asks Flux to reconcile the sources and appliers among `objects` now; with `wait`, waits
-/// until each handled the request and is Ready. A failure is reported on `timeout`.
+/// until each handled the request and is Ready, within what is left of `timeout` for the
+/// apply that `started`. A failure is reported on `timeout`.
 pub async fn reconcile_applied(
     ctx: &Ctx<ProviderData>,
     client: &KubeClient,
     objects: &[serde_json::Value],
     wait: bool,
     timeout: &str,
+    started: std::time::Instant,
 ) -> DiagResult<()> {
     let targets = reconcile::reconcilable(objects);
     let outcome = if wait {
         let timeout = parse_duration(timeout).unwrap_or(std::time::Duration::from_secs(300));
-        reconcile::now(client, &targets, timeout, ctx.cancelled()).await
+        let left = timeout.saturating_sub(started.elapsed());
+        reconcile::now(client, &targets, left, ctx.cancelled()).await
     } else if targets.is_empty() {
         Ok(())
     } else {
