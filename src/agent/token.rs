@@ -589,7 +589,8 @@ pub async fn inspect(
 }
 
 /// Revokes every active token of the resource (state's, the one its Secret holds, orphans
-/// of its runs) and removes the Secret when it holds nothing but our key.
+/// of its runs) and takes its key out of the Secret (the Secret too, when nothing else is in
+/// it).
 pub async fn retire(client: &GitlabClient, spec: &TokenSpec<'_>) -> Result<(), TokenError> {
     let engine = TokenRotation::new(client, spec);
     match engine.observe().await {
@@ -603,15 +604,16 @@ pub async fn retire(client: &GitlabClient, spec: &TokenSpec<'_>) -> Result<(), T
         Err(e) => return Err(e),
     }
     if let Some(d) = &spec.delivery {
-        let r = d.target.secret();
-        if let Some(secret) = d.kube.get(&r).await? {
-            let only_ours = secret["data"]
-                .as_object()
-                .is_none_or(|data| data.keys().all(|k| k == &d.target.key));
-            if only_ours {
-                d.kube.delete(&r).await?;
-            }
-        }
+        let t = &d.target;
+        let purpose = format!("key-{}", t.key);
+        d.kube
+            .release_secret_keys(
+                &t.namespace,
+                &t.name,
+                &purpose,
+                std::slice::from_ref(&t.key),
+            )
+            .await?;
     }
     Ok(())
 }

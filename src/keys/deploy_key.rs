@@ -697,23 +697,11 @@ pub async fn retire(client: &GitlabClient, spec: &DeployKeySpec<'_>) -> Result<(
         Err(DeployKeyError::Gitlab(e)) if e.is_not_found() => {}
         Err(e) => return Err(e),
     }
-    let r = spec.secret.object();
-    let Some(secret) = spec.kube.get(&r).await? else {
-        return Ok(());
-    };
-    let ours = [IDENTITY, IDENTITY_PUB, KNOWN_HOSTS];
-    let only_ours = secret["data"]
-        .as_object()
-        .is_none_or(|data| data.keys().all(|k| ours.contains(&k.as_str())));
-    if only_ours {
-        spec.kube.delete(&r).await?;
-    } else {
-        let (ns, name) = (&spec.secret.namespace, &spec.secret.name);
-        let none = BTreeMap::new();
-        spec.kube
-            .write_secret_keys(ns, name, SECRET_PURPOSE, &none, &SecretMeta::default())
-            .await?;
-    }
+    let ours = [IDENTITY, IDENTITY_PUB, KNOWN_HOSTS].map(str::to_string);
+    let (ns, name) = (&spec.secret.namespace, &spec.secret.name);
+    spec.kube
+        .release_secret_keys(ns, name, SECRET_PURPOSE, &ours)
+        .await?;
     Ok(())
 }
 

@@ -713,24 +713,12 @@ pub async fn retire(
                 .await?;
         }
     }
-    let r = spec.secret.object();
-    let Some(secret) = spec.kube.get(&r).await? else {
-        return Ok(());
-    };
     let trust = engine.trust().await?;
     let ours: Vec<String> = trust.ids().map(|id| format!("{id}.pub")).collect();
-    let only_ours = secret["data"]
-        .as_object()
-        .is_none_or(|data| data.keys().all(|k| ours.contains(k)));
-    if only_ours {
-        spec.kube.delete(&r).await?;
-    } else {
-        let none = BTreeMap::new();
-        let (ns, name) = (&spec.secret.namespace, &spec.secret.name);
-        spec.kube
-            .write_secret_keys(ns, name, &spec.purpose(), &none, &SecretMeta::default())
-            .await?;
-    }
+    let (ns, name) = (&spec.secret.namespace, &spec.secret.name);
+    spec.kube
+        .release_secret_keys(ns, name, &spec.purpose(), &ours)
+        .await?;
     Ok(())
 }
 

@@ -93,6 +93,31 @@ impl KubeClient {
                 .fold(e, |e, (value, encoded)| redact_value(e, value, encoded))
         })
     }
+
+    /// Gives up the keys written for `purpose`: the Secret is deleted when `ours` are all it
+    /// holds, else just those keys leave it (with the labels and annotations written with
+    /// them), and what others wrote stays.
+    pub async fn release_secret_keys(
+        &self,
+        namespace: &str,
+        name: &str,
+        purpose: &str,
+        ours: &[String],
+    ) -> Result<(), KubeError> {
+        let r = ObjRef::new("v1", "Secret", Some(namespace), name);
+        let Some(secret) = self.get(&r).await? else {
+            return Ok(());
+        };
+        let only_ours = secret["data"]
+            .as_object()
+            .is_none_or(|data| data.keys().all(|k| ours.contains(k)));
+        if only_ours {
+            return self.delete(&r).await;
+        }
+        let none = BTreeMap::new();
+        self.write_secret_keys(namespace, name, purpose, &none, &SecretMeta::default())
+            .await
+    }
 }
 
 /// The value of `key` in a Secret already read; `None` when the key is missing.

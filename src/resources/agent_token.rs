@@ -3,7 +3,7 @@
 //! old one). The token value is kept in state only with `expose_token = true`.
 //! Import ID: `<project path>:<agent id>:<token id>`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -12,8 +12,8 @@ use super::context::{
     ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
 };
 use super::support::{
-    data_key_validator, dns_label_validator, duration_validator, object_name_validator,
-    parse_duration,
+    data_key_validator, dns_label_validator, duration_validator, now_rfc3339,
+    object_name_validator, parse_duration, prior_status, rotation_requested,
 };
 use crate::agent::token::{
     self, Delivery, Restart, SecretTarget, Settled, Status, TokenError, TokenSpec, Want, token_hash,
@@ -114,10 +114,6 @@ impl Private {
     }
 }
 
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
 impl TokenModel {
     fn target(&self) -> Option<SecretTarget> {
         self.kubernetes_secret.as_ref().map(|s| SecretTarget {
@@ -194,55 +190,17 @@ impl TokenModel {
 /// plan's raw values, because an input still unknown at plan time counts as changed.
 fn due(prior: &Value, planned: &Value) -> Option<Want> {
     let changed = |name: &str| prior.get_attr(name) != planned.get_attr(name);
-    if ROTATING_INPUTS.iter().any(|n| changed(n)) {
+    if ROTATING_INPUTS.iter().any(|n| changed(n)) || rotation_requested(prior, planned) {
         return Some(Want::NewToken);
     }
-    let trigger = |v: &Value| {
-        v.walk(&AttrPath::root().attr("rotation").attr("trigger"))
-            .cloned()
-    };
-    if trigger(prior) != trigger(planned) {
-        return Some(Want::NewToken);
+    // Another cluster (or new credentials for it): deliver there, a new token if it has none.
+    if changed("cluster") {
+        return Some(Want::Finish);
     }
-    // Lenient views: the prior state is known, the plan may not be.
-    #[derive(Deserialize)]
-    struct Age {
-        status: Option<String>,
-        rotated_at: Option<String>,
-        created_at: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Policy {
-        rotation: Option<RotateAfter>,
-    }
-    #[derive(Deserialize)]
-    struct RotateAfter {
-        rotate_after: Option<String>,
-    }
-    let Ok(age) = prior.decode::<Age>() else {
-        return Some(Want::NewToken);
-    };
-    let finishing = match age.status.as_deref() {
-        Some(s) if s == Status::Active.as_str() => false,
-        Some(s) if s == Status::Rotating.as_str() => true,
-        _ => return Some(Want::NewToken),
-    };
-    let after = planned
-        .decode::<Policy>()
-        .ok()
-        .and_then(|p| p.rotation?.rotate_after)
-        .and_then(|s| parse_duration(&s));
-    let old = after.is_some_and(|after| {
-        age.rotated_at
-            .or(age.created_at)
-            .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age >= after)
-    });
-    if old {
-        Some(Want::NewToken)
-    } else {
-        finishing.then_some(Want::Finish)
+    match prior_status(prior).as_deref() {
+        Some(s) if s == Status::Active.as_str() => None,
+        Some(s) if s == Status::Rotating.as_str() => Some(Want::Finish),
+        _ => Some(Want::NewToken),
     }
 }
 

@@ -4,7 +4,7 @@
 //! it, then delete the old key). The private key is never in state.
 //! Import ID: `<project path>:<deploy key id>:<namespace>/<secret name>`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,8 @@ use super::context::{
     ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
 };
 use super::support::{
-    dns_label_validator, duration_validator, object_name_validator, parse_duration,
+    TagPrivate, dns_label_validator, duration_validator, now_rfc3339, object_name_validator,
+    parse_duration, prior_status, rotation_requested,
 };
 use crate::flux::reconcile::ReconcileError;
 use crate::keys::SecretName;
@@ -106,25 +107,6 @@ struct RecordedSettings {
     adopt_existing: Option<bool>,
 }
 
-/// What state keeps beside the attributes: the tag this resource marks its keys with.
-#[derive(Default, Serialize, Deserialize)]
-struct Private {
-    tag: Option<String>,
-}
-
-impl Private {
-    fn decode(bytes: &[u8]) -> Self {
-        serde_json::from_slice(bytes).unwrap_or_default()
-    }
-    fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
 impl KeyModel {
     fn settings(&self) -> String {
         let recorded = RecordedSettings {
@@ -193,57 +175,19 @@ impl KeyModel {
 /// plan's raw values, because an input still unknown at plan time counts as changed.
 fn due(prior: &Value, planned: &Value) -> Option<Want> {
     let changed = |name: &str| prior.get_attr(name) != planned.get_attr(name);
-    if ROTATING_INPUTS.iter().any(|n| changed(n)) {
-        return Some(Want::NewKey);
-    }
-    let trigger = |v: &Value| {
-        v.walk(&AttrPath::root().attr("rotation").attr("trigger"))
-            .cloned()
-    };
-    if trigger(prior) != trigger(planned) {
+    if ROTATING_INPUTS.iter().any(|n| changed(n)) || rotation_requested(prior, planned) {
         return Some(Want::NewKey);
     }
     // Another cluster (or new credentials for it): deliver there, a new key if it has none.
     if changed("cluster") {
         return Some(Want::Finish);
     }
-    // Lenient views: the prior state is known, the plan may not be.
-    #[derive(Deserialize)]
-    struct Age {
-        status: Option<String>,
-        rotated_at: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Policy {
-        rotation: Option<RotateAfter>,
-    }
-    #[derive(Deserialize)]
-    struct RotateAfter {
-        rotate_after: Option<String>,
-    }
-    let Ok(age) = prior.decode::<Age>() else {
-        return Some(Want::NewKey);
-    };
-    let finishing = match age.status.as_deref() {
-        Some(s) if s == Status::Active.as_str() => false,
-        Some(s) if s == Status::Rotating.as_str() || s == Status::SecretOutOfSync.as_str() => true,
-        _ => return Some(Want::NewKey),
-    };
-    let after = planned
-        .decode::<Policy>()
-        .ok()
-        .and_then(|p| p.rotation?.rotate_after)
-        .and_then(|s| parse_duration(&s));
-    let old = after.is_some_and(|after| {
-        age.rotated_at
-            .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age >= after)
-    });
-    if old {
-        Some(Want::NewKey)
-    } else {
-        finishing.then_some(Want::Finish)
+    match prior_status(prior).as_deref() {
+        Some(s) if s == Status::Active.as_str() => None,
+        Some(s) if s == Status::Rotating.as_str() || s == Status::SecretOutOfSync.as_str() => {
+            Some(Want::Finish)
+        }
+        _ => Some(Want::NewKey),
     }
 }
 
@@ -293,11 +237,11 @@ impl DeployKeyResource {
         mut model: KeyModel,
         want: Want,
         prior: Option<PriorKey>,
-        private: Private,
+        private: TagPrivate,
     ) -> DiagResult<NewState> {
         let recorded = prior.as_ref().map(|p| p.id);
         let spec = model.spec(ctx, recorded, private.tag.as_deref()).await?;
-        let private = Private {
+        let private = TagPrivate {
             tag: Some(spec.tag.clone()),
         }
         .encode();
@@ -492,7 +436,7 @@ impl Resource<ProviderData> for DeployKeyResource {
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        let private = Private::default();
+        let private = TagPrivate::default();
         self.settle(ctx, req.planned.decode()?, Want::NewKey, None, private)
             .await
     }
@@ -506,7 +450,7 @@ impl Resource<ProviderData> for DeployKeyResource {
         let Some(key_id) = model.facts.deploy_key_id else {
             return Ok(None);
         };
-        let private = Private::decode(&current.private);
+        let private = TagPrivate::decode(&current.private);
         let spec = model
             .spec(ctx, Some(key_id), private.tag.as_deref())
             .await?;
@@ -539,7 +483,7 @@ impl Resource<ProviderData> for DeployKeyResource {
             id,
             rotated_at: prior.facts.rotated_at.clone(),
         });
-        let private = Private::decode(&req.private);
+        let private = TagPrivate::decode(&req.private);
         if planned.facts.deploy_key_id.is_none() {
             let want = due(&req.prior, &req.planned).unwrap_or(Want::NewKey);
             return self.settle(ctx, planned, want, prior_key, private).await;
@@ -564,7 +508,7 @@ impl Resource<ProviderData> for DeployKeyResource {
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
         let model: KeyModel = prior.state.decode()?;
-        let private = Private::decode(&prior.private);
+        let private = TagPrivate::decode(&prior.private);
         let spec = model
             .spec(ctx, model.facts.deploy_key_id, private.tag.as_deref())
             .await?;
@@ -595,7 +539,7 @@ impl Resource<ProviderData> for DeployKeyResource {
             .unwrap_or_default();
         let algorithm = deploy_key::algorithm_of(&key.key).unwrap_or(DEFAULT_ALGORITHM);
         // Keys this provider added carry the resource's tag; keep it, so they stay ours.
-        let private = Private {
+        let private = TagPrivate {
             tag: owner::tag_of(&key.title).map(str::to_string),
         };
         let model = KeyModel {

@@ -5,7 +5,7 @@
 //! `overlap`. Neither the private key nor its password is ever in state.
 //! Import ID: `<project or group path>:<variable prefix>:<namespace>/<secret name>`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,8 @@ use super::context::{
     ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
 };
 use super::support::{
-    dns_label_validator, duration_validator, object_name_validator, parse_duration,
+    TagPrivate, dns_label_validator, duration_validator, now_rfc3339, object_name_validator,
+    parse_duration, prior_status, rotation_requested,
 };
 use crate::gitlab::variables::VariableOwner;
 use crate::keys::signing_key::{self, Settled, SigningKeyError, SigningKeySpec, Status, Want};
@@ -84,25 +85,6 @@ struct RecordedSettings {
     adopt_existing: Option<bool>,
 }
 
-/// What state keeps beside the attributes: the tag this resource marks its variables with.
-#[derive(Default, Serialize, Deserialize)]
-struct Private {
-    tag: Option<String>,
-}
-
-impl Private {
-    fn decode(bytes: &[u8]) -> Self {
-        serde_json::from_slice(bytes).unwrap_or_default()
-    }
-    fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
 impl KeyModel {
     fn owner(&self) -> VariableOwner<'_> {
         match (&self.project, &self.group) {
@@ -166,48 +148,14 @@ impl KeyModel {
 /// `rotate_after`; finishing when a read found a rotation cut short, a key to retire or the
 /// two halves out of step; nothing otherwise.
 fn due(prior: &Value, planned: &Value) -> Option<Want> {
-    let trigger = |v: &Value| {
-        v.walk(&AttrPath::root().attr("rotation").attr("trigger"))
-            .cloned()
-    };
-    if trigger(prior) != trigger(planned) {
+    if rotation_requested(prior, planned) {
         return Some(Want::NewKey);
     }
     // Another cluster (or new credentials for it): trust the key there too.
     if prior.get_attr("cluster") != planned.get_attr("cluster") {
         return Some(Want::Finish);
     }
-    #[derive(Deserialize)]
-    struct Age {
-        status: Option<String>,
-        rotated_at: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Policy {
-        rotation: Option<RotateAfter>,
-    }
-    #[derive(Deserialize)]
-    struct RotateAfter {
-        rotate_after: Option<String>,
-    }
-    let Ok(age) = prior.decode::<Age>() else {
-        return Some(Want::NewKey);
-    };
-    let after = planned
-        .decode::<Policy>()
-        .ok()
-        .and_then(|p| p.rotation?.rotate_after)
-        .and_then(|s| parse_duration(&s));
-    let old = after.is_some_and(|after| {
-        age.rotated_at
-            .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age >= after)
-    });
-    if old {
-        return Some(Want::NewKey);
-    }
-    match age.status.as_deref() {
+    match prior_status(prior).as_deref() {
         Some(s) if s == Status::Active.as_str() => None,
         Some(_) => Some(Want::Finish),
         None => Some(Want::NewKey),
@@ -272,13 +220,13 @@ impl SigningKeyResource {
         mut model: KeyModel,
         want: Want,
         prior: Option<PriorKey>,
-        private: Private,
+        private: TagPrivate,
     ) -> DiagResult<NewState> {
         let recorded = prior.as_ref().map(|p| p.id.clone());
         let spec = model
             .spec(ctx, recorded.as_deref(), private.tag.as_deref())
             .await?;
-        let private = Private {
+        let private = TagPrivate {
             tag: Some(spec.tag.clone()),
         }
         .encode();
@@ -434,7 +382,7 @@ impl Resource<ProviderData> for SigningKeyResource {
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        let private = Private::default();
+        let private = TagPrivate::default();
         self.settle(ctx, req.planned.decode()?, Want::NewKey, None, private)
             .await
     }
@@ -448,7 +396,7 @@ impl Resource<ProviderData> for SigningKeyResource {
         let Some(key_id) = model.facts.key_id.clone() else {
             return Ok(None);
         };
-        let private = Private::decode(&current.private);
+        let private = TagPrivate::decode(&current.private);
         let spec = model
             .spec(ctx, Some(&key_id), private.tag.as_deref())
             .await?;
@@ -470,7 +418,7 @@ impl Resource<ProviderData> for SigningKeyResource {
 
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
         let planned: KeyModel = req.planned.decode()?;
-        let private = Private::decode(&req.private);
+        let private = TagPrivate::decode(&req.private);
         if planned.facts.key_id.is_none() {
             let prior: KeyModel = req.prior.decode()?;
             let want = due(&req.prior, &req.planned).unwrap_or(Want::NewKey);
@@ -492,7 +440,7 @@ impl Resource<ProviderData> for SigningKeyResource {
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
         let model: KeyModel = prior.state.decode()?;
-        let private = Private::decode(&prior.private);
+        let private = TagPrivate::decode(&prior.private);
         let spec = model
             .spec(ctx, model.facts.key_id.as_deref(), private.tag.as_deref())
             .await?;
@@ -551,7 +499,7 @@ impl Resource<ProviderData> for SigningKeyResource {
             status: Some(Status::Active.as_str().into()),
             ..KeyFacts::default()
         };
-        let private = Private { tag: Some(tag) };
+        let private = TagPrivate { tag: Some(tag) };
         Ok(NewState::encode(&model)?.with_private(private.encode()))
     }
 }

@@ -79,6 +79,78 @@ pub const ADOPT_EXISTING: &str = "Take over objects of this resource that alread
     applies nothing. Objects this provider applied in an earlier apply that was cut short are \
     its own and taken over either way. Namespaces never count.";
 
+/// Now, as the credentials' `rotated_at`.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// Whether a rotating credential's `rotation` block asks for a new one: its `trigger`
+/// changed, or the credential (from state's `rotated_at`, else `created_at`) is older than
+/// the planned `rotate_after`. Compares the plan's raw values, because a trigger still unknown
+/// at plan time counts as changed.
+pub fn rotation_requested(prior: &Value, planned: &Value) -> bool {
+    let trigger = |v: &Value| {
+        v.walk(&AttrPath::root().attr("rotation").attr("trigger"))
+            .cloned()
+    };
+    if trigger(prior) != trigger(planned) {
+        return true;
+    }
+    #[derive(serde::Deserialize)]
+    struct Age {
+        rotated_at: Option<String>,
+        created_at: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Policy {
+        rotation: Option<RotateAfter>,
+    }
+    #[derive(serde::Deserialize)]
+    struct RotateAfter {
+        rotate_after: Option<String>,
+    }
+    let after = planned
+        .decode::<Policy>()
+        .ok()
+        .and_then(|p| p.rotation?.rotate_after)
+        .and_then(|s| parse_duration(&s));
+    let made = prior
+        .decode::<Age>()
+        .ok()
+        .and_then(|a| a.rotated_at.or(a.created_at))
+        .and_then(|t| humantime::parse_rfc3339_weak(&t).ok());
+    match (after, made) {
+        (Some(after), Some(made)) => std::time::SystemTime::now()
+            .duration_since(made)
+            .is_ok_and(|age| age >= after),
+        _ => false,
+    }
+}
+
+/// The `status` state records, as rotating resources read it to plan.
+pub fn prior_status(prior: &Value) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        status: Option<String>,
+    }
+    prior.decode::<Status>().ok().and_then(|s| s.status)
+}
+
+/// Private state of the resources that tag what they create: the tag made at create.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub struct TagPrivate {
+    pub tag: Option<String>,
+}
+
+impl TagPrivate {
+    pub fn decode(bytes: &[u8]) -> Self {
+        serde_json::from_slice(bytes).unwrap_or_default()
+    }
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 /// Describes `reconcile_on_change` on the resources that apply Flux objects.
 pub const RECONCILE_ON_CHANGE: &str = "When an apply changes this resource, annotate its \
     sources and Kustomizations `reconcile.fluxcd.io/requestedAt` so Flux acts now rather than at \
