@@ -3,6 +3,7 @@
 //! registry of resources, data sources and functions. Only the binary imports this module;
 //! everything it wires together lives below it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -14,7 +15,7 @@ use crate::gitlab::settings::{
     DEFAULT_GITLAB_URL, DEFAULT_MAX_RETRIES, MAX_RETRIES_LIMIT, normalise_base_url,
 };
 use crate::gitlab::{GitlabClient, GitlabSettings};
-use crate::kube::Clusters;
+use crate::kube::{ClusterSettings, Clusters};
 use crate::resources;
 use crate::resources::context::{
     ClusterModel, ProviderData, cluster_connection_attributes, env_nonempty, expand_home, http_url,
@@ -24,7 +25,7 @@ use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
     AttrPath, Attribute, Block, ConfigureInfo, DataSource, DiagResult, Diagnostic, Diagnostics,
-    Function, Provider, Resource, Schema, Value,
+    Function, Nesting, Provider, Resource, Schema, Value,
 };
 
 /// Registry address users write as `gitlabflux/gitlabflux`.
@@ -72,6 +73,15 @@ impl Provider for GitlabFluxProvider {
                         "Default cluster connection. Resources that touch a cluster can override \
                          it with their own `cluster` attribute.",
                     ),
+                Attribute::nested("clusters", Nesting::Map, cluster_connection_attributes())
+                    .optional()
+                    .description(
+                        "A fleet's cluster connections by name. Resources pick one with \
+                         `cluster_name`, so the credentials stay here and never enter state (an \
+                         inline `cluster` object is stored in state, its secrets included). An \
+                         entry still unknown at plan time (its cluster is created in the same \
+                         run) plans with unknown values.",
+                    ),
             ])
             .description(
                 "Declare a cluster's GitLab agent and Flux GitOps setup as code: agents shared \
@@ -89,6 +99,7 @@ impl Provider for GitlabFluxProvider {
             let path = AttrPath::root().attr("kubernetes");
             m.unwrap_or_default().settings(&path, true, &mut diags)
         });
+        let named = named_clusters(config, &mut diags);
         diags.into_result()?;
         let gitlab = match gitlab {
             Some(settings) => Some(GitlabClient::new(&settings, info.stop.clone()).map_err(
@@ -104,6 +115,7 @@ impl Provider for GitlabFluxProvider {
         Ok(ProviderData {
             gitlab,
             clusters: Clusters::new(kubernetes, info.stop.clone()),
+            named,
             distributions: Distributions::default(),
         })
     }
@@ -130,6 +142,35 @@ fn known_block<T: DeserializeOwned>(config: &Value, name: &str) -> DiagResult<Op
         Some(block) => block.decode().map(Some),
         None => Ok(Some(None)),
     }
+}
+
+/// The `clusters` map, each known entry checked; `None` while the map itself is unknown.
+fn named_clusters(
+    config: &Value,
+    diags: &mut Diagnostics,
+) -> Option<BTreeMap<String, Option<ClusterSettings>>> {
+    let clusters = match config.get_attr("clusters") {
+        None => return Some(BTreeMap::new()),
+        Some(v) if v.is_null() => return Some(BTreeMap::new()),
+        Some(Value::Map(entries)) => entries,
+        Some(_) => return None,
+    };
+    let mut named = BTreeMap::new();
+    for (name, entry) in clusters {
+        let path = AttrPath::root().attr("clusters").key(name);
+        let settings = match entry.is_wholly_known() {
+            true => match entry.decode::<ClusterModel>() {
+                Ok(model) => Some(model.settings(&path, false, diags)),
+                Err(d) => {
+                    diags.extend(d);
+                    None
+                }
+            },
+            false => None,
+        };
+        named.insert(name.clone(), settings);
+    }
+    Some(named)
 }
 
 /// The `gitlab` block.

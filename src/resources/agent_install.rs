@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::context::{
-    ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
+    ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
+    cluster_name_attribute, gitlab, kube_client,
 };
 use super::support::{
     ADOPT_EXISTING, agent_error, data_key_validator, dns_label_validator, gitlab_error,
@@ -41,6 +42,7 @@ struct InstallModel {
     rbac: String,
     adopt_existing: bool,
     cluster: Option<ClusterModel>,
+    cluster_name: Option<String>,
     token_in_sync: Option<bool>,
 }
 
@@ -86,7 +88,7 @@ impl AgentInstall {
                 .kas_external_url
                 .ok_or_else(|| agent_error(AgentError::NoAgentServer))?,
         };
-        let kube = kube_client(ctx, model.cluster.as_ref()).await?;
+        let kube = kube_client(ctx, ClusterChoice::of(&model.cluster, &model.cluster_name)).await?;
         let occasion = match creating {
             true => Occasion::Create {
                 adopt_existing: model.adopt_existing,
@@ -141,6 +143,7 @@ impl Resource<ProviderData> for AgentInstall {
                 Attribute::object("cluster", cluster_connection_attributes())
                     .optional()
                     .description("Cluster to install into, overriding the provider's `kubernetes`."),
+                cluster_name_attribute(),
                 Attribute::bool("token_in_sync")
                     .computed()
                     .description("Whether the running pods use the token now in the Secret."),
@@ -177,7 +180,7 @@ impl Resource<ProviderData> for AgentInstall {
         current: NewState,
     ) -> DiagResult<Option<NewState>> {
         let mut model: InstallModel = current.state.decode()?;
-        let kube = kube_client(ctx, model.cluster.as_ref()).await?;
+        let kube = kube_client(ctx, ClusterChoice::of(&model.cluster, &model.cluster_name)).await?;
         let spec = model.spec(model.kas_address.clone().unwrap_or_default());
         let Some((observed, in_sync)) = install::observe_live(&kube, &spec)
             .await
@@ -199,7 +202,7 @@ impl Resource<ProviderData> for AgentInstall {
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
         let model: InstallModel = prior.state.decode()?;
-        let kube = kube_client(ctx, model.cluster.as_ref()).await?;
+        let kube = kube_client(ctx, ClusterChoice::of(&model.cluster, &model.cluster_name)).await?;
         install::uninstall(&kube, &model.spec(String::new()), TIMEOUT)
             .await
             .map_err(agent_error)

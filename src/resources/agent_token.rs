@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::context::{
-    ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
+    ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
+    cluster_name_attribute, gitlab, kube_client,
 };
 use super::support::{
     data_key_validator, dns_label_validator, duration_validator, now_rfc3339,
@@ -53,6 +54,7 @@ struct TokenModel {
     expose_token: bool,
     displace_foreign_tokens: bool,
     cluster: Option<ClusterModel>,
+    cluster_name: Option<String>,
     #[serde(flatten)]
     facts: TokenFacts,
 }
@@ -139,7 +141,7 @@ impl TokenModel {
             return Ok(None);
         };
         Ok(Some(Delivery {
-            kube: kube_client(ctx, self.cluster.as_ref()).await?,
+            kube: kube_client(ctx, ClusterChoice::of(&self.cluster, &self.cluster_name)).await?,
             target,
             restarts: self
                 .restart
@@ -375,6 +377,7 @@ impl Resource<ProviderData> for AgentTokenResource {
                 Attribute::object("cluster", cluster_connection_attributes())
                     .optional()
                     .description("Cluster of `kubernetes_secret`, overriding the provider's `kubernetes`."),
+                cluster_name_attribute(),
                 Attribute::number("token_id").computed(),
                 Attribute::string("status").computed().description("`active`; `rotating` when a rotation was cut short (the next apply finishes it); `secret_out_of_sync` when the Secret lost the token."),
                 Attribute::string("created_at").computed(),
@@ -537,6 +540,7 @@ impl Resource<ProviderData> for AgentTokenResource {
             expose_token: settings.expose_token.unwrap_or(false),
             displace_foreign_tokens: settings.displace_foreign_tokens.unwrap_or(false),
             cluster: None,
+            cluster_name: None,
             facts: TokenFacts {
                 token_id: Some(token_id),
                 status: Some("active".into()),
@@ -556,7 +560,7 @@ async fn find_token_secret(
     ctx: &Ctx<ProviderData>,
     token_id: i64,
 ) -> DiagResult<(Option<SecretModel>, RecordedSettings)> {
-    let kube = match kube_client(ctx, None).await {
+    let kube = match kube_client(ctx, ClusterChoice::default()).await {
         Ok(kube) => kube,
         Err(why) => {
             // Not fatal to the import, but never silent: the next plan delivers the token
@@ -608,6 +612,7 @@ mod tests {
             expose_token: false,
             displace_foreign_tokens: false,
             cluster: None,
+            cluster_name: None,
             facts: TokenFacts {
                 token_id: Some(7),
                 status: Some("active".into()),

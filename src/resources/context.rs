@@ -20,6 +20,9 @@ pub struct ProviderData {
     pub gitlab: Option<GitlabClient>,
     /// One client per distinct cluster connection (the default and every `cluster` override).
     pub clusters: Clusters,
+    /// The provider's `clusters`, by name: `None` for the whole map while it is unknown, and
+    /// for an entry whose connection is unknown (a cluster created in the same run).
+    pub named: Option<BTreeMap<String, Option<ClusterSettings>>>,
     /// Flux distributions loaded once for every bootstrap and data source.
     pub distributions: Distributions,
 }
@@ -230,32 +233,135 @@ pub fn gitlab(ctx: &Ctx<ProviderData>) -> DiagResult<&GitlabClient> {
     })
 }
 
-/// The Kubernetes client for a resource: its `cluster` override, else the provider default.
+/// Which cluster a resource names: its inline `cluster` connection, one of the provider's
+/// `clusters` by `cluster_name`, or (neither) the provider's `kubernetes` default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClusterChoice<'a> {
+    pub cluster: Option<&'a ClusterModel>,
+    pub cluster_name: Option<&'a str>,
+}
+
+impl<'a> ClusterChoice<'a> {
+    /// A model's `cluster` and `cluster_name`.
+    pub fn of(cluster: &'a Option<ClusterModel>, cluster_name: &'a Option<String>) -> Self {
+        Self {
+            cluster: cluster.as_ref(),
+            cluster_name: cluster_name.as_deref(),
+        }
+    }
+}
+
+/// The attribute a resource names one of the provider's `clusters` with.
+pub fn cluster_name_attribute() -> Attribute {
+    Attribute::string("cluster_name").optional().description(
+        "One of the provider's `clusters` by name, instead of `cluster`: its credentials stay \
+         in the provider configuration, out of state.",
+    )
+}
+
+/// The Kubernetes client for a resource: its `cluster` override, or the provider's named
+/// cluster, else the provider default.
 pub async fn kube_client(
     ctx: &Ctx<ProviderData>,
-    cluster: Option<&ClusterModel>,
+    choice: ClusterChoice<'_>,
 ) -> DiagResult<KubeClient> {
     let path = AttrPath::root().attr("cluster");
     let mut diags = Diagnostics::new();
-    let settings = cluster.map(|c| c.settings(&path, false, &mut diags));
+    let settings = match (choice.cluster, choice.cluster_name) {
+        (Some(_), Some(_)) => {
+            return Err(Diagnostic::error(
+                "Both cluster and cluster_name",
+                "Name one of the provider's clusters with cluster_name, or give the connection \
+                 inline with cluster, not both.",
+            )
+            .at(AttrPath::root().attr("cluster_name"))
+            .into());
+        }
+        (Some(c), None) => Some(c.settings(&path, false, &mut diags)),
+        (None, Some(name)) => Some(named_cluster(ctx, name)?),
+        (None, None) => None,
+    };
     diags.into_result()?;
+    let at = if choice.cluster_name.is_some() {
+        AttrPath::root().attr("cluster_name")
+    } else {
+        path
+    };
     ctx.provider()?
         .clusters
         .client(settings.as_ref())
         .await
-        .map_err(|e| Diagnostic::error(e.summary(), e.detail()).at(path).into())
+        .map_err(|e| Diagnostic::error(e.summary(), e.detail()).at(at).into())
 }
 
-/// [`kube_client`] for a resource value that has a `cluster` attribute.
+/// Whether the connection a resource names is known (false while the provider's entry for
+/// its `cluster_name` is unknown: the cluster is created in the same run).
+pub fn connection_known(ctx: &Ctx<ProviderData>, cluster_name: Option<&str>) -> bool {
+    let Some(name) = cluster_name else {
+        return true;
+    };
+    ctx.provider()
+        .ok()
+        .and_then(|p| p.named.as_ref())
+        .is_some_and(|named| named.get(name).is_some_and(Option::is_some))
+}
+
+fn named_cluster(ctx: &Ctx<ProviderData>, name: &str) -> DiagResult<ClusterSettings> {
+    let at = AttrPath::root().attr("cluster_name");
+    let unknown = || {
+        Diagnostics::from(
+            Diagnostic::error(
+                "Cluster connection not known yet",
+                format!(
+                    "The provider's clusters[\"{name}\"] was unknown when the provider was \
+                     configured (its cluster is created in this run). Apply the cluster first, \
+                     or this resource with a later apply."
+                ),
+            )
+            .at(at.clone()),
+        )
+    };
+    let Some(named) = ctx.provider()?.named.as_ref() else {
+        return Err(unknown());
+    };
+    match named.get(name) {
+        Some(Some(settings)) => Ok(settings.clone()),
+        Some(None) => Err(unknown()),
+        None => {
+            let names: Vec<&str> = named.keys().map(String::as_str).collect();
+            Err(Diagnostic::error(
+                "No such cluster",
+                format!(
+                    "cluster_name = \"{name}\" names no entry of the provider's clusters (it has: \
+                     {}).",
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            )
+            .at(at)
+            .into())
+        }
+    }
+}
+
+/// [`kube_client`] for a resource value that has `cluster` and `cluster_name` attributes.
 pub async fn kube(ctx: &Ctx<ProviderData>, resource: &Value) -> DiagResult<KubeClient> {
-    #[derive(Deserialize)]
+    #[derive(Default, Deserialize)]
     struct WithCluster {
         cluster: Option<ClusterModel>,
+        cluster_name: Option<String>,
     }
     let with: WithCluster = if resource.is_null() {
-        WithCluster { cluster: None }
+        WithCluster::default()
     } else {
         resource.decode()?
     };
-    kube_client(ctx, with.cluster.as_ref()).await
+    let choice = ClusterChoice {
+        cluster: with.cluster.as_ref(),
+        cluster_name: with.cluster_name.as_deref(),
+    };
+    kube_client(ctx, choice).await
 }

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::context::{
-    ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
+    ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
+    cluster_name_attribute, gitlab, kube_client,
 };
 use super::support::{
     TagPrivate, dns_label_validator, duration_validator, now_rfc3339, object_name_validator,
@@ -63,6 +64,7 @@ struct KeyModel {
     reconcile: Option<Vec<ReconcileModel>>,
     adopt_existing: bool,
     cluster: Option<ClusterModel>,
+    cluster_name: Option<String>,
     #[serde(flatten)]
     facts: KeyFacts,
 }
@@ -133,7 +135,7 @@ impl KeyModel {
     ) -> DiagResult<DeployKeySpec<'a>> {
         let algorithm = Algorithm::parse(&self.algorithm).unwrap_or(Algorithm::Ed25519);
         let confirm = self.rotation.as_ref().map(|r| r.confirm_timeout.as_str());
-        let kube = kube_client(ctx, self.cluster.as_ref()).await?;
+        let kube = kube_client(ctx, ClusterChoice::of(&self.cluster, &self.cluster_name)).await?;
         let secret = &self.kubernetes_secret;
         let tag = tag.map_or_else(
             || owner::resource_tag(kube.host(), &secret.namespace, &secret.name),
@@ -364,6 +366,7 @@ impl Resource<ProviderData> for DeployKeyResource {
                 Attribute::object("cluster", cluster_connection_attributes())
                     .optional()
                     .description("Cluster of `kubernetes_secret`, overriding the provider's `kubernetes`."),
+                cluster_name_attribute(),
                 Attribute::number("deploy_key_id").computed(),
                 Attribute::string("public_key").computed().description("`<type> <base64>` of the current key (GitLab masks comments, so none is kept)."),
                 Attribute::string("fingerprint_sha256").computed().description("`SHA256:...`, as `ssh-keygen -l` shows it; keys are compared by it."),
@@ -529,7 +532,7 @@ impl Resource<ProviderData> for DeployKeyResource {
                     format!("Project {project} has no deploy key {key_id}."),
                 )
             })?;
-        let kube = kube_client(ctx, None).await?;
+        let kube = kube_client(ctx, ClusterChoice::default()).await?;
         let found = deploy_key::find_recorded(&kube, &secret)
             .await
             .map_err(key_error)?;
@@ -558,6 +561,7 @@ impl Resource<ProviderData> for DeployKeyResource {
             reconcile: settings.reconcile,
             adopt_existing: settings.adopt_existing.unwrap_or(false),
             cluster: None,
+            cluster_name: None,
             facts: KeyFacts {
                 deploy_key_id: Some(key.id),
                 public_key: Some(public_without_comment(&key.key)),
@@ -621,6 +625,7 @@ mod tests {
             reconcile: None,
             adopt_existing: false,
             cluster: None,
+            cluster_name: None,
             facts: KeyFacts {
                 deploy_key_id: Some(7),
                 public_key: Some("ssh-ed25519 AAAA".into()),

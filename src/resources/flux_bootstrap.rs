@@ -6,7 +6,10 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube};
+use super::context::{
+    ClusterModel, ProviderData, cluster_connection_attributes, cluster_name_attribute,
+    connection_known, gitlab, kube,
+};
 use super::flux_inputs::{FluxInputs, ShardingModel, flux_error, inputs_known, render_attributes};
 use super::support::{
     ADOPT_EXISTING, Model, RECONCILE_ON_CHANGE, adopt_error, duration_validator, engine_error,
@@ -36,6 +39,7 @@ struct Bootstrap {
     timeout: String,
     /// Carried through: [`kube`] reads the connection from the value itself.
     cluster: Option<ClusterModel>,
+    cluster_name: Option<String>,
     inventory: Option<Vec<String>>,
     manifests_sha256: Option<String>,
     applied_version: Option<String>,
@@ -222,6 +226,7 @@ impl Resource<ProviderData> for FluxBootstrap {
             Attribute::object("cluster", cluster_connection_attributes())
                 .optional()
                 .description("Cluster to bootstrap, overriding the provider's `kubernetes`."),
+            cluster_name_attribute(),
             Attribute::string_list("inventory").computed().description("Every object applied, as apiVersion/kind/namespace/name."),
             Attribute::string("manifests_sha256").computed().description("SHA-256 of the rendered files."),
             Attribute::string("applied_version").computed(),
@@ -242,7 +247,10 @@ impl Resource<ProviderData> for FluxBootstrap {
     }
 
     async fn modify_plan(&self, ctx: &Ctx<ProviderData>, plan: &mut PlanContext) -> DiagResult<()> {
-        if !plan.is_create() && plan.knows(&["sharding", "cluster"]) {
+        if !plan.is_create()
+            && plan.knows(&["sharding", "cluster", "cluster_name"])
+            && connection_known(ctx, planned_cluster_name(&plan.planned).as_deref())
+        {
             refuse_removing_used_shards(ctx, &plan.prior, &plan.planned).await?;
         }
         let planned = if inputs_known(plan) {
@@ -372,6 +380,15 @@ fn removed_shards(prior: &Sharded, planned: &Sharded) -> (String, Vec<String>) {
         .cloned()
         .collect();
     (before.key.clone(), removed)
+}
+
+/// The planned `cluster_name`, once known.
+fn planned_cluster_name(planned: &Value) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        cluster_name: Option<String>,
+    }
+    planned.decode::<Named>().ok().and_then(|n| n.cluster_name)
 }
 
 /// Removing a shard whose label Flux objects still carry would leave them unreconciled (no

@@ -4,7 +4,10 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, kube_client};
+use super::context::{
+    ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
+    cluster_name_attribute, kube_client,
+};
 use super::support::kube_error;
 use crate::flux::render::DEFAULT_NAMESPACE;
 use crate::flux::status;
@@ -16,6 +19,7 @@ pub struct FluxStatus;
 struct Config {
     namespace: Option<String>,
     cluster: Option<ClusterModel>,
+    cluster_name: Option<String>,
 }
 
 /// The data source's attributes: what was asked, and what was found.
@@ -23,6 +27,7 @@ struct Config {
 struct Status {
     namespace: String,
     cluster: Option<ClusterModel>,
+    cluster_name: Option<String>,
     #[serde(flatten)]
     found: status::FluxStatus,
 }
@@ -50,6 +55,7 @@ impl DataSource<ProviderData> for FluxStatus {
                     .optional()
                     .description("Flux's namespace. Default `flux-system`."),
                 Attribute::object("cluster", cluster_connection_attributes()).optional(),
+                cluster_name_attribute(),
                 Attribute::nested(
                     "controllers",
                     Nesting::List,
@@ -94,8 +100,12 @@ impl DataSource<ProviderData> for FluxStatus {
     }
 
     async fn read(&self, ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<Value> {
-        let Config { namespace, cluster } = config.decode()?;
-        let client = kube_client(ctx, cluster.as_ref()).await?;
+        let Config {
+            namespace,
+            cluster,
+            cluster_name,
+        } = config.decode()?;
+        let client = kube_client(ctx, ClusterChoice::of(&cluster, &cluster_name)).await?;
         let namespace = namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.into());
         let found = status::read(&client, &namespace)
             .await
@@ -103,6 +113,7 @@ impl DataSource<ProviderData> for FluxStatus {
         Value::encode(&Status {
             namespace,
             cluster,
+            cluster_name,
             found,
         })
     }

@@ -6,7 +6,9 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::context::{ClusterModel, ProviderData, cluster_connection_attributes, kube};
+use super::context::{
+    ClusterModel, ProviderData, cluster_connection_attributes, cluster_name_attribute, kube,
+};
 use super::flux_inputs::{SourceModel, flux_error, source_attributes};
 use super::support::{
     ADOPT_EXISTING, Model, RECONCILE_ON_CHANGE, adopt_error, duration_validator, engine_error,
@@ -55,6 +57,7 @@ struct TenantOwn {
     adopt_existing: bool,
     /// Carried through: [`kube`] reads the connection from the value itself.
     cluster: Option<ClusterModel>,
+    cluster_name: Option<String>,
     inventory: Option<Vec<String>>,
     in_sync: Option<bool>,
 }
@@ -226,6 +229,7 @@ fn attributes() -> Vec<Attribute> {
         Attribute::object("cluster", cluster_connection_attributes())
             .optional()
             .description("Cluster of the tenant, overriding the provider's `kubernetes`."),
+        cluster_name_attribute(),
         Attribute::string_list("inventory").computed().description("Every object applied, as apiVersion/kind/namespace/name."),
         Attribute::bool("in_sync").computed().description("Whether the cluster matches the tenant."),
     ]

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::context::{
-    ClusterModel, ProviderData, cluster_connection_attributes, gitlab, kube_client,
+    ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
+    cluster_name_attribute, gitlab, kube_client,
 };
 use super::support::{
     TagPrivate, dns_label_validator, duration_validator, now_rfc3339, object_name_validator,
@@ -50,6 +51,7 @@ struct KeyModel {
     rotation: Option<RotationModel>,
     adopt_existing: bool,
     cluster: Option<ClusterModel>,
+    cluster_name: Option<String>,
     #[serde(flatten)]
     facts: KeyFacts,
 }
@@ -120,7 +122,7 @@ impl KeyModel {
         recorded: Option<&'a str>,
         tag: Option<&str>,
     ) -> DiagResult<SigningKeySpec<'a>> {
-        let kube = kube_client(ctx, self.cluster.as_ref()).await?;
+        let kube = kube_client(ctx, ClusterChoice::of(&self.cluster, &self.cluster_name)).await?;
         let secret = &self.kubernetes_secret;
         let tag = tag.map_or_else(
             || owner::resource_tag(kube.host(), &secret.namespace, &secret.name),
@@ -322,6 +324,7 @@ impl Resource<ProviderData> for SigningKeyResource {
                 Attribute::object("cluster", cluster_connection_attributes())
                     .optional()
                     .description("Cluster of `kubernetes_secret`, overriding the provider's `kubernetes`."),
+                cluster_name_attribute(),
                 Attribute::string("key_id").computed().description("SHA-256 of the public key's DER, in hex; the Secret key is `<key_id>.pub`."),
                 Attribute::string("public_key").computed().description("The public key, PEM."),
                 Attribute::string("previous_key_id").computed().description("The key this one replaced (trusted until its overlap passed)."),
@@ -451,7 +454,7 @@ impl Resource<ProviderData> for SigningKeyResource {
 
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
         let (path, prefix, secret) = parse_import_id(id)?;
-        let kube = kube_client(ctx, None).await?;
+        let kube = kube_client(ctx, ClusterChoice::default()).await?;
         let recorded = signing_key::recorded_settings(&kube, &secret, &prefix)
             .await
             .map_err(key_error)?;
@@ -472,6 +475,7 @@ impl Resource<ProviderData> for SigningKeyResource {
             rotation: settings.rotation,
             adopt_existing: settings.adopt_existing.unwrap_or(false),
             cluster: None,
+            cluster_name: None,
             facts: KeyFacts::default(),
         };
         let found = match self.find_signing(ctx, &model).await? {

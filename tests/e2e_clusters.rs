@@ -1,0 +1,135 @@
+//! The provider's `clusters` map and `cluster_name`: a fleet's cluster credentials given once
+//! to the provider, named by resources, and never written to state; an entry unknown at plan
+//! time (its cluster is made in the same run) still plans.
+
+mod common;
+
+use base64::Engine as _;
+use common::agents::{fleet_config, one_line};
+use common::{SandboxProcess, Workspace, kubectl_json};
+use serde_json::Value;
+
+/// The sandbox cluster's connection, read from its kubeconfig: (server, token, CA PEM).
+fn connection(sandbox: &SandboxProcess) -> (String, String, String) {
+    let text = std::fs::read_to_string(sandbox.url("kubeconfig")).expect("kubeconfig");
+    let doc: Value = serde_yaml_ng::from_str(&text).expect("yaml");
+    let cluster = &doc["clusters"][0]["cluster"];
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(cluster["certificate-authority-data"].as_str().expect("CA"))
+        .expect("base64");
+    (
+        cluster["server"].as_str().expect("server").to_string(),
+        doc["users"][0]["user"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string(),
+        String::from_utf8(ca).expect("PEM"),
+    )
+}
+
+/// A provider with GitLab and `clusters = { prod = ... }`, and no default cluster, so only a
+/// resource that names `prod` reaches it. `prod_host` is an HCL expression.
+fn provider(sandbox: &SandboxProcess, prod_host: &str) -> String {
+    let (_, token, ca) = connection(sandbox);
+    format!(
+        r#"provider "gitlabflux" {{
+  gitlab = {{
+    base_url = "{gitlab}"
+    token    = "{gitlab_token}"
+  }}
+  clusters = {{
+    prod = {{
+      host                   = {prod_host}
+      token                  = "{token}"
+      cluster_ca_certificate = {ca:?}
+    }}
+  }}
+}}
+"#,
+        gitlab = sandbox.url("gitlab_url"),
+        gitlab_token = sandbox.url("gitlab_token"),
+    )
+}
+
+/// The agent fleet configuration, its cluster resources naming `name`, on `provider`.
+fn config(sandbox: &SandboxProcess, provider: &str, name: &str) -> String {
+    let fleet = fleet_config(sandbox, "v1");
+    let body = &fleet[fleet.find("resource \"gitlabflux_agent\"").expect("agent")..];
+    let named = format!("  cluster_name = \"{name}\"\n");
+    let body = body
+        .replace(
+            "resource \"gitlabflux_agent_install\" \"prod\" {\n",
+            &format!("resource \"gitlabflux_agent_install\" \"prod\" {{\n{named}"),
+        )
+        .replace(
+            "resource \"gitlabflux_agent_token\" \"prod\" {\n",
+            &format!("resource \"gitlabflux_agent_token\" \"prod\" {{\n{named}"),
+        );
+    format!("{provider}\n{body}")
+}
+
+#[test]
+fn named_clusters_keep_credentials_out_of_state() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let (server, token, _) = connection(&sandbox);
+    let ws = Workspace::new();
+    ws.write(&config(
+        &sandbox,
+        &provider(&sandbox, &format!("{server:?}")),
+        "prod",
+    ));
+    ws.apply();
+    ws.assert_no_changes();
+    let agentk = kubectl_json(
+        &sandbox,
+        &["get", "deploy", "-n", "gitlab-agent", "gitlab-agent"],
+    );
+    assert!(agentk.is_some(), "agentk landed in the named cluster");
+    let state = ws.state_file();
+    assert!(state.contains("\"cluster_name\": \"prod\""), "{state}");
+    assert!(!state.contains(&token), "the cluster token is not in state");
+    ws.destroy();
+}
+
+#[test]
+fn an_unknown_name_or_both_forms_are_refused_on_the_attribute() {
+    let sandbox = SandboxProcess::start(&[]);
+    let (server, _, _) = connection(&sandbox);
+    let ws = Workspace::new();
+    let provider = provider(&sandbox, &format!("{server:?}"));
+    ws.write(&config(&sandbox, &provider, "staging"));
+    let d = ws.error(&["apply", "-auto-approve"], "No such cluster");
+    let detail = one_line(d["detail"].as_str().unwrap_or_default());
+    assert!(detail.contains("it has: prod"), "{detail}");
+    assert!(
+        d["snippet"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cluster_name"),
+        "{d:#}"
+    );
+    let both = config(&sandbox, &provider, "prod").replace(
+        "  cluster_name = \"prod\"\n",
+        "  cluster_name = \"prod\"\n  cluster      = { host = \"https://elsewhere.example\" }\n",
+    );
+    ws.write(&both);
+    ws.error(&["apply", "-auto-approve"], "Both cluster and cluster_name");
+}
+
+#[test]
+fn a_cluster_made_in_the_same_run_plans_with_unknown_values() {
+    let sandbox = SandboxProcess::start(&[]);
+    let (server, _, _) = connection(&sandbox);
+    let ws = Workspace::new();
+    // The host comes from a resource not applied yet: unknown when the provider is configured.
+    let provider = provider(&sandbox, "terraform_data.cluster.output");
+    let made = format!("resource \"terraform_data\" \"cluster\" {{\n  input = {server:?}\n}}\n");
+    ws.write(&format!("{made}\n{}", config(&sandbox, &provider, "prod")));
+    let out = ws.ok(&["plan", "-no-color"]);
+    assert!(
+        out.text()
+            .contains("gitlabflux_agent_install.prod will be created"),
+        "{}",
+        out.text()
+    );
+}
