@@ -151,6 +151,11 @@ impl Workspace {
         self.dir.path()
     }
 
+    /// The environment every terraform command of this workspace runs with.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     /// Sets an environment variable for every later terraform command (and so the provider).
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);

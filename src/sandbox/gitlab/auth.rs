@@ -1,6 +1,7 @@
 //! Request authentication: `PRIVATE-TOKEN` or `Authorization: Bearer`, resolved against the
 //! hashed personal and project access tokens, plus the token-scope check GitLab applies
-//! (`read_api` tokens may only read).
+//! (`read_api` tokens may only read). The Terraform state endpoints also take HTTP Basic with
+//! the token as password, as Terraform's `backend "http"` sends it.
 
 use std::sync::Arc;
 
@@ -20,9 +21,23 @@ fn token_from(parts: &Parts) -> Option<String> {
     }
     let auth = header("authorization")?;
     let (scheme, token) = auth.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("basic") && parts.uri.path().contains("/terraform/state/") {
+        return basic_password(token.trim());
+    }
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim().to_owned())
+}
+
+/// The password of a Basic credential (`user:password`, base64).
+fn basic_password(encoded: &str) -> Option<String> {
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
 }
 
 fn insufficient_scope(required: &str) -> ApiError {

@@ -1,6 +1,7 @@
 //! GitLab REST API emulator (`/api/v4`) for the sandbox: agents and agent tokens, atomic
-//! multi-file commits, repository files, deploy keys, CI variables and project access tokens,
-//! with GitLab's status codes, error bodies, pagination and rate-limit headers.
+//! multi-file commits, repository files, deploy keys, project and group CI variables,
+//! project access tokens and GitLab-managed Terraform state with its lock, with GitLab's
+//! status codes, error bodies, pagination and rate-limit headers.
 //!
 //! State lives behind one `RwLock`; handlers take it only for synchronous work and never hold
 //! it across an `.await`. Token values are stored only as SHA-256 hashes.

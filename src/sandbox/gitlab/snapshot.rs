@@ -80,6 +80,11 @@ fn project(w: &World, p: &Project, base: &str) -> Value {
         "files": files(&p.repo),
         "commits": commits(&p.repo),
         "deploy_keys": p.deploy_keys,
+        // Serials and the lock only: a state's content may hold secrets.
+        "terraform_states": p.terraform_states.iter().map(|(name, st)| (name.clone(), json!({
+            "serials": st.versions.iter().map(|v| v.serial).collect::<Vec<_>>(),
+            "lock": st.lock.as_ref().map(|l| json!({"id": l.id, "who": l.who, "operation": l.operation})),
+        }))).collect::<serde_json::Map<String, Value>>(),
         "variables": variables,
         "access_tokens": access_tokens,
     })

@@ -85,6 +85,8 @@ pub(crate) struct Project {
     pub repo: Repository,
     pub deploy_keys: Vec<DeployKey>,
     pub variables: Vec<Variable>,
+    #[serde(default)]
+    pub terraform_states: BTreeMap<String, TerraformState>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +131,33 @@ pub(crate) struct DeployKey {
     /// What answers show instead of the key's comment: its creator's name and the host.
     #[serde(default)]
     pub masked_comment: String,
+}
+
+/// A GitLab-managed Terraform state: every version kept, and the lock when one is held.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct TerraformState {
+    pub versions: Vec<TerraformVersion>,
+    pub lock: Option<TerraformLock>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TerraformVersion {
+    pub serial: u64,
+    pub body: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// Terraform's lock document, as the lock holder sent it (`Who` is the GitLab user).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TerraformLock {
+    pub id: String,
+    pub operation: String,
+    pub info: String,
+    pub who: String,
+    pub version: String,
+    pub created: String,
+    pub path: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -270,6 +299,7 @@ impl World {
             repo,
             deploy_keys: Vec::new(),
             variables: Vec::new(),
+            terraform_states: BTreeMap::new(),
         });
         id
     }

@@ -1370,3 +1370,38 @@ mod pagination_props {
         }
     }
 }
+
+#[tokio::test]
+async fn terraform_state_answers_with_gitlabs_codes_and_honours_the_lock() {
+    let w = world();
+    let url = "/api/v4/projects/fleet%2Fgitops/terraform/state/prod";
+    assert_eq!(w.get(url).await.status, 404, "no state yet");
+    let lock = |id: &str| {
+        json!({"ID": id, "Operation": "OperationTypeApply", "Info": "", "Who": "a@b",
+               "Version": "1.11.4", "Created": "2026-12-03T00:00:00Z", "Path": ""})
+    };
+    let taken = w.post(&format!("{url}/lock"), lock("one")).await;
+    assert_eq!((taken.status, &taken.body["ID"]), (200, &json!("one")));
+    assert_eq!(taken.body["Who"], "root", "the GitLab user holds it");
+    let refused = w.post(&format!("{url}/lock"), lock("two")).await;
+    assert_eq!((refused.status, &refused.body["ID"]), (409, &json!("one")));
+    assert_eq!(w.get(url).await.status, 204, "locked, no content yet");
+    let state = json!({"version": 4, "serial": 1, "resources": []});
+    let wrong = w.post(&format!("{url}?ID=two"), state.clone()).await;
+    assert_eq!(wrong.status, 409, "only the holder writes");
+    let right = w.post(&format!("{url}?ID=one"), state.clone()).await;
+    assert_eq!(right.status, 200);
+    assert_eq!(w.get(url).await.body, state);
+    let unlock_wrong = w
+        .call("DELETE", &format!("{url}/lock?ID=two"), &w.root, None)
+        .await;
+    assert_eq!(unlock_wrong.status, 409);
+    let unlock = w
+        .call("DELETE", &format!("{url}/lock"), &w.root, Some(lock("one")))
+        .await;
+    assert_eq!(unlock.status, 200);
+    let missing = w.post(&format!("{url}/lock"), json!({"ID": "x"})).await;
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    assert_eq!(w.call("DELETE", url, &w.root, None).await.status, 200);
+    assert_eq!(w.get(url).await.status, 404);
+}

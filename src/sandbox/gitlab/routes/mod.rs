@@ -6,6 +6,7 @@ mod agents;
 mod deploy_keys;
 mod meta;
 mod repo;
+mod terraform_state;
 mod variables;
 
 pub(super) use variables::variable_json;
@@ -23,6 +24,8 @@ use super::http::{ApiError, rate_limit_headers};
 pub(super) type Emu = State<Arc<GitlabEmulator>>;
 
 const P: &str = "/api/v4/projects/{id}";
+/// The largest Terraform state accepted.
+const STATE_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 pub(super) fn router(emu: Arc<GitlabEmulator>) -> Router {
     let project = |suffix: &str| format!("{P}{suffix}");
@@ -109,6 +112,18 @@ pub(super) fn router(emu: Arc<GitlabEmulator>) -> Router {
         .route(
             &project("/access_tokens/{token_id}/rotate"),
             post(access_tokens::rotate),
+        )
+        .route(
+            &project("/terraform/state/{name}"),
+            get(terraform_state::get)
+                .post(terraform_state::update)
+                .delete(terraform_state::delete)
+                // States of a fleet grow past axum's 2 MB default.
+                .layer(axum::extract::DefaultBodyLimit::max(STATE_BODY_LIMIT)),
+        )
+        .route(
+            &project("/terraform/state/{name}/lock"),
+            post(terraform_state::lock).delete(terraform_state::unlock),
         )
         .route("/api/v4/{*rest}", any(unknown_route))
         .layer(axum::middleware::map_response_with_state(
