@@ -142,7 +142,13 @@ fn every_example_is_valid_terraform() {
     let mut files = Vec::new();
     collect_tf(&root().join("examples"), &mut files);
     assert!(files.len() >= 4, "examples found: {files:?}");
-    for file in files {
+    // Examples with modules are whole directories, checked by `every_example_directory_...`.
+    let in_module_example = |f: &Path| {
+        MODULE_EXAMPLES
+            .iter()
+            .any(|d| f.starts_with(root().join(d)))
+    };
+    for file in files.into_iter().filter(|f| !in_module_example(f)) {
         let text = std::fs::read_to_string(&file).expect("read example");
         let ws = common::Workspace::new();
         if text.contains("required_providers") {
@@ -157,6 +163,47 @@ fn every_example_is_valid_terraform() {
             file.display(),
             out.text()
         );
+    }
+}
+
+/// Examples made of a root and local modules, validated as directories.
+const MODULE_EXAMPLES: [&str; 1] = ["examples/fleet"];
+
+#[test]
+fn every_example_directory_with_modules_initialises_and_is_valid() {
+    for example in MODULE_EXAMPLES {
+        let ws = common::Workspace::with_provider_mirror();
+        copy_dir(&root().join(example), &ws.path().join("example"));
+        let dir = ws.path().join("example");
+        let run = |args: &[&str]| {
+            let mut cmd = std::process::Command::new("terraform");
+            cmd.args(args).current_dir(&dir);
+            for (k, v) in ws.env() {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().expect("run terraform");
+            assert!(
+                out.status.success(),
+                "{example}: terraform {args:?} failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["init", "-backend=false", "-input=false", "-no-color"]);
+        run(&["validate", "-no-color"]);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
     }
 }
 

@@ -28,6 +28,15 @@ use std::sync::OnceLock;
 use serde_json::Value as Json;
 
 /// The provider binary cargo built for this test run.
+/// Go's name for this machine's architecture, as provider packages are named.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
 pub fn provider_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-gitlabflux"))
 }
@@ -149,6 +158,37 @@ impl Workspace {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// A workspace that installs the built provider as a release is installed: from a
+    /// filesystem mirror in the registry's layout, so `terraform init` (modules, backends)
+    /// works, where `dev_overrides` skips installation.
+    pub fn with_provider_mirror() -> Self {
+        let mut ws = Self::new();
+        let version = env!("CARGO_PKG_VERSION");
+        let target = format!("{}_{}", std::env::consts::OS, go_arch());
+        let mirror = ws.path().join("mirror");
+        let dir = mirror
+            .join("registry.terraform.io/gitlabflux/gitlabflux")
+            .join(version)
+            .join(target);
+        std::fs::create_dir_all(&dir).expect("mirror dir");
+        std::fs::copy(
+            provider_binary(),
+            dir.join(format!("terraform-provider-gitlabflux_v{version}")),
+        )
+        .expect("copy the provider into the mirror");
+        let cli_config = ws.path().join("mirror.tfrc");
+        std::fs::write(
+            &cli_config,
+            format!(
+                "provider_installation {{\n  filesystem_mirror {{\n    path    = {:?}\n    include = [\"gitlabflux/gitlabflux\"]\n  }}\n  direct {{\n    exclude = [\"gitlabflux/gitlabflux\"]\n  }}\n}}\n",
+                mirror.display().to_string()
+            ),
+        )
+        .expect("write CLI config");
+        ws.set_env("TF_CLI_CONFIG_FILE", &cli_config.display().to_string());
+        ws
     }
 
     /// The environment every terraform command of this workspace runs with.
