@@ -366,6 +366,11 @@ impl Credentials for TokenRotation<'_> {
         matches!(error, TokenError::Gitlab(e) if e.outcome_unknown())
     }
 
+    /// The agent is gone, and its tokens with it.
+    fn issuer_gone(&self, error: &TokenError) -> bool {
+        matches!(error, TokenError::Gitlab(e) if e.is_not_found())
+    }
+
     fn id_of(&self, (token, _): &(AgentToken, Secret)) -> i64 {
         token.id
     }
@@ -592,17 +597,7 @@ pub async fn inspect(
 /// of its runs) and takes its key out of the Secret (the Secret too, when nothing else is in
 /// it).
 pub async fn retire(client: &GitlabClient, spec: &TokenSpec<'_>) -> Result<(), TokenError> {
-    let engine = TokenRotation::new(client, spec);
-    match engine.observe().await {
-        Ok(view) => {
-            for token in view.live.iter().filter(|l| l.owned) {
-                engine.revoke(&token.id).await?;
-            }
-        }
-        // The agent is gone, and its tokens with it.
-        Err(TokenError::Gitlab(e)) if e.is_not_found() => {}
-        Err(e) => return Err(e),
-    }
+    rotation::revoke_owned(&TokenRotation::new(client, spec)).await?;
     if let Some(d) = &spec.delivery {
         let t = &d.target;
         let purpose = format!("key-{}", t.key);

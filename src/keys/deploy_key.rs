@@ -357,6 +357,11 @@ impl Credentials for KeyRotation<'_> {
         matches!(error, DeployKeyError::Gitlab(e) if e.outcome_unknown())
     }
 
+    /// The project is gone, and its deploy keys with it.
+    fn issuer_gone(&self, error: &DeployKeyError) -> bool {
+        matches!(error, DeployKeyError::Gitlab(e) if e.is_not_found())
+    }
+
     fn id_of(&self, new: &NewKey) -> i64 {
         new.key.id
     }
@@ -687,16 +692,7 @@ pub async fn inspect(
 /// Deletes every key of the resource (state's, the Secret's, orphans) and removes the three
 /// keys from the Secret (the Secret too, when nothing else is left in it).
 pub async fn retire(client: &GitlabClient, spec: &DeployKeySpec<'_>) -> Result<(), DeployKeyError> {
-    let engine = KeyRotation::new(client, spec);
-    match engine.observe().await {
-        Ok(view) => {
-            for key in view.live.iter().filter(|l| l.owned) {
-                engine.revoke(&key.id).await?;
-            }
-        }
-        Err(DeployKeyError::Gitlab(e)) if e.is_not_found() => {}
-        Err(e) => return Err(e),
-    }
+    rotation::revoke_owned(&KeyRotation::new(client, spec)).await?;
     let ours = [IDENTITY, IDENTITY_PUB, KNOWN_HOSTS].map(str::to_string);
     let (ns, name) = (&spec.secret.namespace, &spec.secret.name);
     spec.kube

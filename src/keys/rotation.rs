@@ -113,6 +113,11 @@ pub trait Credentials: Send + Sync {
     async fn create(&self) -> Result<Self::New, Self::Error>;
     /// Whether a failed create may have happened all the same (its answer was lost).
     fn outcome_unknown(&self, error: &Self::Error) -> bool;
+    /// Whether a failed look means the issuer itself is gone (an agent or project deleted),
+    /// and every credential with it.
+    fn issuer_gone(&self, _error: &Self::Error) -> bool {
+        false
+    }
     fn id_of(&self, new: &Self::New) -> Self::Id;
     /// Hands the new credential to the consumer (write the Secret); afterwards it is current.
     async fn deliver(&self, new: &Self::New) -> Result<(), Self::Error>;
@@ -334,6 +339,21 @@ impl<C: Credentials> Run<'_, C> {
             self.c.revoke(&old.id).await.map_err(RotationError::Step)?;
         }
         Ok(())
+    }
+}
+
+/// Revokes every credential the resource owns (on destroy): state's, the consumer's and
+/// orphans. An issuer that is gone took its credentials with it.
+pub async fn revoke_owned<C: Credentials>(c: &C) -> Result<(), C::Error> {
+    match c.observe().await {
+        Ok(view) => {
+            for owned in view.live.iter().filter(|l| l.owned) {
+                c.revoke(&owned.id).await?;
+            }
+            Ok(())
+        }
+        Err(e) if c.issuer_gone(&e) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
