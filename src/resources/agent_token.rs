@@ -14,7 +14,7 @@ use super::context::{
 };
 use super::support::{
     data_key_validator, dns_label_validator, duration_validator, now_rfc3339,
-    object_name_validator, parse_duration, prior_status, rotation_requested,
+    object_name_validator, parse_duration, plan_credential_facts, prior_status, rotation_requested,
 };
 use crate::agent::token::{
     self, Delivery, Restart, SecretTarget, Settled, Status, TokenError, TokenSpec, Want, token_hash,
@@ -405,15 +405,11 @@ impl Resource<ProviderData> for AgentTokenResource {
         _ctx: &Ctx<ProviderData>,
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
-        if !plan.is_create() {
-            if due(&plan.prior, &plan.planned).is_some() {
-                plan.mark_unknown(&TOKEN_FACTS);
-            } else {
-                // No new token: its facts stay what they are.
-                let facts: TokenFacts = plan.prior.decode()?;
-                plan.overlay(&facts)?;
-            }
+        if plan.is_destroy() {
+            return Ok(());
         }
+        let due = !plan.is_create() && due(&plan.prior, &plan.planned).is_some();
+        plan_credential_facts::<TokenFacts>(plan, due, &TOKEN_FACTS)?;
         // Known now: without expose_token the value never reaches state.
         #[derive(Deserialize)]
         struct Exposure {

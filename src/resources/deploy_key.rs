@@ -15,7 +15,7 @@ use super::context::{
 };
 use super::support::{
     TagPrivate, dns_label_validator, duration_validator, now_rfc3339, object_name_validator,
-    parse_duration, prior_status, rotation_requested,
+    parse_duration, plan_credential_facts, prior_status, rotation_requested,
 };
 use crate::flux::reconcile::ReconcileError;
 use crate::keys::SecretName;
@@ -425,17 +425,8 @@ impl Resource<ProviderData> for DeployKeyResource {
         _ctx: &Ctx<ProviderData>,
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
-        if plan.is_create() || plan.is_destroy() {
-            return Ok(());
-        }
-        if due(&plan.prior, &plan.planned).is_some() {
-            plan.mark_unknown(&KEY_FACTS);
-        } else {
-            // No new key: its facts stay what they are.
-            let facts: KeyFacts = plan.prior.decode()?;
-            plan.overlay(&facts)?;
-        }
-        Ok(())
+        let due = due(&plan.prior, &plan.planned).is_some();
+        plan_credential_facts::<KeyFacts>(plan, due, &KEY_FACTS)
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {

@@ -16,7 +16,7 @@ use super::context::{
 };
 use super::support::{
     TagPrivate, dns_label_validator, duration_validator, now_rfc3339, object_name_validator,
-    parse_duration, prior_status, rotation_requested,
+    parse_duration, plan_credential_facts, prior_status, rotation_requested,
 };
 use crate::gitlab::variables::VariableOwner;
 use crate::keys::signing_key::{self, Settled, SigningKeyError, SigningKeySpec, Status, Want};
@@ -372,16 +372,8 @@ impl Resource<ProviderData> for SigningKeyResource {
         _ctx: &Ctx<ProviderData>,
         plan: &mut PlanContext,
     ) -> DiagResult<()> {
-        if plan.is_create() || plan.is_destroy() {
-            return Ok(());
-        }
-        if due(&plan.prior, &plan.planned).is_some() {
-            plan.mark_unknown(&KEY_FACTS);
-        } else {
-            let facts: KeyFacts = plan.prior.decode()?;
-            plan.overlay(&facts)?;
-        }
-        Ok(())
+        let due = due(&plan.prior, &plan.planned).is_some();
+        plan_credential_facts::<KeyFacts>(plan, due, &KEY_FACTS)
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {

@@ -14,7 +14,9 @@ use crate::kube::syntax::{is_data_key, is_dns_label, is_dns_subdomain};
 use crate::kube::{KubeClient, KubeError};
 
 use crate::tfplug::plan::fill_defaults;
-use crate::tfplug::{AttrPath, Ctx, DiagResult, Diagnostic, Diagnostics, Schema, Value};
+use crate::tfplug::{
+    AttrPath, Ctx, DiagResult, Diagnostic, Diagnostics, PlanContext, Schema, Value,
+};
 
 /// Splits a two-part import ID at the last `sep` (project paths contain `/`, names do not
 /// contain `:`); `format` is shown in the error, e.g. `<project path>:<agent name>`.
@@ -125,6 +127,24 @@ pub fn rotation_requested(prior: &Value, planned: &Value) -> bool {
             .is_ok_and(|age| age >= after),
         _ => false,
     }
+}
+
+/// Plans a rotating credential's computed facts (`F`, named `names`): unknown when an update
+/// is `due` to touch the credential, else what state holds, so a plan without a rotation is
+/// clean. Creates and destroys plan nothing here.
+pub fn plan_credential_facts<F>(plan: &mut PlanContext, due: bool, names: &[&str]) -> DiagResult<()>
+where
+    F: DeserializeOwned + Serialize,
+{
+    if plan.is_create() || plan.is_destroy() {
+        return Ok(());
+    }
+    if due {
+        plan.mark_unknown(names);
+        return Ok(());
+    }
+    let facts: F = plan.prior.decode()?;
+    plan.overlay(&facts)
 }
 
 /// The `status` state records, as rotating resources read it to plan.
