@@ -7,14 +7,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use terraform_provider_gitlabflux::sandbox::faults::FaultSpec;
+use terraform_provider_gitlabflux::sandbox::fleet;
 use terraform_provider_gitlabflux::sandbox::{Sandbox, SandboxOptions};
 use tokio::io::AsyncReadExt as _;
 
 const USAGE: &str = "usage: gitlabflux-sandbox serve [--listen 127.0.0.1:0] [--state-dir DIR] \
-[--simulate-controllers] [--rollout-delay DURATION] [--faults JSON|@FILE]
+[--simulate-controllers] [--rollout-delay DURATION] [--faults JSON|@FILE] [--clusters N|a,b,c]
 
 Prints one JSON line {gitlab_url, gitlab_token, kube_url, kubeconfig, admin_url, registry_url}
-once ready, then serves until SIGTERM, SIGINT or end of standard input.";
+once ready, then serves until SIGTERM, SIGINT or end of standard input.
+
+--clusters serves a fleet of independent Kubernetes APIs beside the one GitLab: N clusters
+named cluster-1 .. cluster-N, or the names given. The JSON line gains
+clusters: {name: {kube_url, context}}, and the kubeconfig one context per cluster.";
 
 fn parse(args: &[String]) -> Result<SandboxOptions, String> {
     let mut it = args.iter();
@@ -44,6 +49,9 @@ fn parse(args: &[String]) -> Result<SandboxOptions, String> {
             "--faults" => {
                 options.faults =
                     FaultSpec::parse(&value("--faults")?).map_err(|e| format!("--faults: {e}"))?
+            }
+            "--clusters" => {
+                options.clusters = fleet::parse_names(&value("--clusters")?)?;
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),

@@ -3,7 +3,8 @@
 //!
 //! - `GET /stats`, `DELETE /stats`: counts by emulator, method and route template.
 //! - `GET /faults`, `PUT /faults`, `DELETE /faults`: the fault rules (see `faults`).
-//! - `GET /gitlab/state`, `GET /kube/objects`: dumps for assertions.
+//! - `GET /gitlab/state`, `GET /kube/objects[?cluster=NAME]`: dumps for assertions (the
+//!   objects of a fleet's cluster by name; without one, of the default cluster).
 //! - `POST /gitlab/users {"username", "access_level"}`: a user with a token on group `fleet`.
 //! - `PUT /gitlab/settings {"max_ssh_key_lifetime": days or null}`: instance settings.
 //! - `GET /gitlab/job-variables?project=P&environment=E`: the variables a CI job of P
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::faults::{FaultSpec, Faults};
+use super::fleet::Clusters;
 use super::gitlab::{GitlabEmulator, InstanceSettings};
 use super::kube::KubeEmulator;
 use super::registry::RegistryEmulator;
@@ -34,6 +36,7 @@ pub struct AdminState {
     pub faults: Arc<Faults>,
     pub gitlab: Arc<GitlabEmulator>,
     pub kube: Arc<KubeEmulator>,
+    pub clusters: Clusters,
     pub registry: Arc<RegistryEmulator>,
 }
 
@@ -88,8 +91,27 @@ async fn gitlab_state(State(s): State<AdminState>) -> Json<serde_json::Value> {
     Json(s.gitlab.snapshot())
 }
 
-async fn kube_objects(State(s): State<AdminState>) -> Json<serde_json::Value> {
-    Json(json!({ "items": s.kube.objects() }))
+#[derive(Deserialize)]
+struct ObjectsQuery {
+    cluster: Option<String>,
+}
+
+async fn kube_objects(
+    State(s): State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<ObjectsQuery>,
+) -> Response {
+    let world = match q.cluster.as_deref() {
+        None => &s.kube,
+        Some(name) => match s.clusters.get(name) {
+            Some(world) => world,
+            None => {
+                let message = format!("no cluster named {name:?}");
+                return (StatusCode::NOT_FOUND, Json(json!({ "message": message })))
+                    .into_response();
+            }
+        },
+    };
+    Json(json!({ "items": world.objects() })).into_response()
 }
 
 async fn registry_state(State(s): State<AdminState>) -> Json<serde_json::Value> {

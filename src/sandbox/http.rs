@@ -187,9 +187,19 @@ async fn count(
             .get::<MatchedPath>()
             .map(MatchedPath::as_str),
     }
-    .unwrap_or("(unmatched)")
-    .to_string();
-    stats.record(emulator.name(), req.method().as_str(), &route);
+    .unwrap_or("(unmatched)");
+    let method = req.method().as_str();
+    // A fleet cluster's requests count under the route a lone cluster would match, and again
+    // under the cluster's name.
+    match route.strip_prefix(super::kube::CLUSTER_PREFIX) {
+        Some(route) if emulator == Emulator::Kube => {
+            if let Some(cluster) = super::kube::cluster_of(req.uri().path()) {
+                stats.record_cluster(cluster, method, route);
+            }
+            stats.record(emulator.name(), method, route);
+        }
+        _ => stats.record(emulator.name(), method, route),
+    }
     next.run(req).await
 }
 

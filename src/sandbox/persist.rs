@@ -1,6 +1,7 @@
 //! `--state-dir` persistence: the emulators' worlds are written to JSON files whenever they
 //! change (at most every 100 ms, atomically by rename) and on shutdown, and read back at
-//! start, so a sandbox that was killed and restarted keeps its world.
+//! start, so a sandbox that was killed and restarted keeps its world. A fleet keeps one file
+//! per cluster (`clusters/<name>.json`), so a change in one cluster rewrites only its own.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::registry::RegistryEmulator;
 
 const GITLAB_FILE: &str = "gitlab.json";
 const KUBE_FILE: &str = "kube.json";
+const CLUSTERS_DIR: &str = "clusters";
 const REGISTRY_FILE: &str = "registry.json";
 const META_FILE: &str = "sandbox.json";
 const INTERVAL: Duration = Duration::from_millis(100);
@@ -24,6 +26,15 @@ const INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Meta {
     pub kube_token: String,
+    /// A fleet's clusters in their order, each with its bearer token; empty for one cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterMeta>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMeta {
+    pub name: String,
+    pub token: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +60,8 @@ pub enum PersistError {
 pub struct Saved {
     pub meta: Meta,
     pub gitlab: serde_json::Value,
-    pub kube: serde_json::Value,
+    /// The lone cluster's world, or each fleet cluster's in `meta.clusters` order.
+    pub kube: Vec<serde_json::Value>,
     /// Absent in state directories written before the registry existed.
     pub registry: Option<serde_json::Value>,
 }
@@ -58,35 +70,60 @@ pub struct Saved {
 pub struct Worlds {
     pub meta: Meta,
     pub gitlab: Arc<GitlabEmulator>,
-    pub kube: Arc<KubeEmulator>,
     pub registry: Arc<RegistryEmulator>,
+    /// Each Kubernetes world with its file ([`kube_file`]).
+    pub kube: Vec<(PathBuf, Arc<KubeEmulator>)>,
 }
 
-/// Versions of the worlds last written, in [`Worlds::save_changed`]'s file order.
-pub type Seen = [u64; 3];
+/// Where a Kubernetes world is kept: `kube.json` for a lone cluster, `clusters/<name>.json`
+/// for a fleet's.
+pub fn kube_file(cluster: Option<&str>) -> PathBuf {
+    match cluster {
+        Some(name) => Path::new(CLUSTERS_DIR).join(format!("{name}.json")),
+        None => PathBuf::from(KUBE_FILE),
+    }
+}
+
+/// Versions of the worlds last written: GitLab, the registry, then each Kubernetes world.
+pub type Seen = Vec<u64>;
 
 impl Worlds {
     /// Writes the file of each world whose version moved since `seen`: a busy Kubernetes
     /// emulator does not rewrite the GitLab and registry files, and the reverse.
     fn save_changed(&self, dir: &Path, seen: &mut Seen) -> Result<(), PersistError> {
-        let files: [(&str, u64, &dyn Fn() -> serde_json::Value); 3] = [
-            (GITLAB_FILE, self.gitlab.version(), &|| {
-                self.gitlab.persisted()
-            }),
-            (KUBE_FILE, self.kube.version(), &|| self.kube.persisted()),
-            (REGISTRY_FILE, self.registry.version(), &|| {
-                self.registry.persisted()
-            }),
-        ];
-        for ((file, version, persisted), seen) in files.into_iter().zip(seen.iter_mut()) {
-            // The version is read before the dump: a change in between is written next time.
-            if version != *seen {
-                write_json(&dir.join(file), &persisted())?;
-                *seen = version;
-            }
+        seen.resize(2 + self.kube.len(), u64::MAX);
+        let (fixed, kube_seen) = seen.split_at_mut(2);
+        save_if_moved(
+            &dir.join(GITLAB_FILE),
+            self.gitlab.version(),
+            &mut fixed[0],
+            || self.gitlab.persisted(),
+        )?;
+        save_if_moved(
+            &dir.join(REGISTRY_FILE),
+            self.registry.version(),
+            &mut fixed[1],
+            || self.registry.persisted(),
+        )?;
+        for ((file, kube), seen) in self.kube.iter().zip(kube_seen.iter_mut()) {
+            save_if_moved(&dir.join(file), kube.version(), seen, || kube.persisted())?;
         }
         Ok(())
     }
+}
+
+fn save_if_moved(
+    path: &Path,
+    version: u64,
+    seen: &mut u64,
+    persisted: impl FnOnce() -> serde_json::Value,
+) -> Result<(), PersistError> {
+    // The version is read before the dump: a change in between is written next time.
+    if version != *seen {
+        write_json(path, &persisted())?;
+        *seen = version;
+    }
+    Ok(())
 }
 
 pub fn load(dir: &Path) -> Result<Option<Saved>, PersistError> {
@@ -94,10 +131,18 @@ pub fn load(dir: &Path) -> Result<Option<Saved>, PersistError> {
     if !meta_path.exists() {
         return Ok(None);
     }
+    let meta: Meta = read_json(&meta_path)?;
+    let kube = match meta.clusters.as_slice() {
+        [] => vec![read_json(&dir.join(KUBE_FILE))?],
+        clusters => clusters
+            .iter()
+            .map(|c| read_json(&dir.join(kube_file(Some(&c.name)))))
+            .collect::<Result<_, _>>()?,
+    };
     Ok(Some(Saved {
-        meta: read_json(&meta_path)?,
+        meta,
         gitlab: read_json(&dir.join(GITLAB_FILE))?,
-        kube: read_json(&dir.join(KUBE_FILE))?,
+        kube,
         registry: match dir.join(REGISTRY_FILE) {
             path if path.exists() => Some(read_json(&path)?),
             _ => None,
@@ -129,11 +174,14 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), PersistError> {
 
 /// Writes everything now; returns the versions written, for [`spawn`].
 pub fn save_all(dir: &Path, worlds: &Worlds) -> Result<Seen, PersistError> {
-    std::fs::create_dir_all(dir).map_err(|source| PersistError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut seen = [u64::MAX; 3];
+    let mkdir = |path: PathBuf| {
+        std::fs::create_dir_all(&path).map_err(|source| PersistError::Write { path, source })
+    };
+    mkdir(dir.to_path_buf())?;
+    if !worlds.meta.clusters.is_empty() {
+        mkdir(dir.join(CLUSTERS_DIR))?;
+    }
+    let mut seen = Seen::new();
     worlds.save_changed(dir, &mut seen)?;
     // The meta file marks a complete state directory, so it goes last.
     write_json(&dir.join(META_FILE), &worlds.meta)?;
@@ -174,10 +222,11 @@ mod tests {
         let worlds = Worlds {
             meta: Meta {
                 kube_token: "t".into(),
+                clusters: Vec::new(),
             },
             gitlab: sandbox.gitlab.clone(),
-            kube: sandbox.kube.clone(),
             registry: sandbox.registry.clone(),
+            kube: vec![(kube_file(None), sandbox.kube.clone())],
         };
         let dir = tempfile::tempdir().unwrap();
         let mut seen = save_all(dir.path(), &worlds).unwrap();

@@ -1,6 +1,7 @@
 //! Request statistics for the admin API: counts by emulator, method and route template, so
 //! tests and benchmarks can assert how many calls an operation cost (e.g. "one paginated
-//! list per 100 agents, not one GET each").
+//! list per 100 agents, not one GET each"). With many clusters, Kubernetes requests are also
+//! counted per cluster, so "so many requests per cluster" can be asserted of the worst one.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -11,12 +12,19 @@ use serde_json::{Value, json};
 pub struct Stats {
     requests: Mutex<BTreeMap<(String, String), u64>>,
     faults: Mutex<BTreeMap<(String, String), u64>>,
+    clusters: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Stats {
     /// Counts one request that reached an emulator's router, by its route template.
     pub fn record(&self, emulator: &str, method: &str, route: &str) {
         bump(&self.requests, emulator, format!("{method} {route}"));
+    }
+
+    /// Counts one Kubernetes request to a cluster of a fleet (besides [`Stats::record`]'s
+    /// total over all clusters).
+    pub fn record_cluster(&self, cluster: &str, method: &str, route: &str) {
+        bump(&self.clusters, cluster, format!("{method} {route}"));
     }
 
     /// Counts one request answered by an injected fault instead of the emulator.
@@ -29,9 +37,13 @@ impl Stats {
     }
 
     /// `{"gitlab": {"GET /api/v4/...": n}, "kube": {...}, "registry": {...},
-    /// "faults": {"gitlab": {...}}}`.
+    /// "faults": {"gitlab": {...}}, "kube_clusters": {"<cluster>": {...}}}`, the last with a
+    /// fleet only.
     pub fn snapshot(&self) -> Value {
         let mut out = json!({ "gitlab": {}, "kube": {}, "registry": {}, "faults": {} });
+        for ((cluster, key), n) in lock(&self.clusters).iter() {
+            out["kube_clusters"][cluster.as_str()][key.as_str()] = json!(n);
+        }
         for ((emulator, key), n) in lock(&self.requests).iter() {
             out[emulator.as_str()][key.as_str()] = json!(n);
         }
@@ -47,6 +59,7 @@ impl Stats {
     pub fn reset(&self) {
         lock(&self.requests).clear();
         lock(&self.faults).clear();
+        lock(&self.clusters).clear();
     }
 }
 
@@ -72,11 +85,17 @@ mod tests {
         s.record("gitlab", "GET", "/api/v4/projects/{id}");
         s.record("kube", "PATCH", "/api/v1/namespaces/{ns}");
         s.record_fault("gitlab", "POST", "/api/v4/x", "429");
+        s.record_cluster("eu-1", "GET", "/api/v1/namespaces/{ns}");
         let snap = s.snapshot();
+        assert_eq!(
+            snap["kube_clusters"]["eu-1"]["GET /api/v1/namespaces/{ns}"],
+            1
+        );
         assert_eq!(snap["gitlab"]["GET /api/v4/projects/{id}"], 2);
         assert_eq!(snap["kube"]["PATCH /api/v1/namespaces/{ns}"], 1);
         assert_eq!(snap["faults"]["gitlab"]["POST /api/v4/x -> 429"], 1);
         s.reset();
         assert_eq!(s.snapshot()["gitlab"], json!({}));
+        assert!(s.snapshot().get("kube_clusters").is_none());
     }
 }

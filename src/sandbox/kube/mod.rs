@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 pub use managed::now;
+pub use routes::{CLUSTER_PREFIX, cluster_of};
 use store::{ObjKey, State, WriteOpts};
 pub use tls::{TlsIdentity, TlsListener};
 
@@ -83,11 +84,17 @@ pub struct KubeEmulator {
     events: broadcast::Sender<ObjectEvent>,
 }
 
+/// How many object events a watcher may fall behind before its watch expires.
+const EVENT_WINDOW: usize = 256;
+
 const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 impl KubeEmulator {
     fn empty(config: KubeConfig) -> Self {
-        let (events, _) = broadcast::channel(4096);
+        // Every slot is allocated up front, for every cluster of a fleet (72 bytes each). Writes
+        // come one request at a time, so a live watcher keeps up; one further behind is told
+        // to list again.
+        let (events, _) = broadcast::channel(EVENT_WINDOW);
         Self {
             config,
             state: Mutex::new(State::new(events.clone())),
@@ -216,32 +223,51 @@ impl KubeEmulator {
 
     /// Like [`KubeEmulator::kubeconfig`], trusting `ca_pem` (see [`TlsIdentity::cert_pem`]).
     pub fn kubeconfig_with_ca(&self, server_url: &str, ca_pem: Option<&str>) -> String {
-        use base64::Engine;
-        let mut cluster = json!({ "server": server_url });
-        match ca_pem {
-            Some(pem) => {
-                cluster["certificate-authority-data"] =
-                    json!(base64::engine::general_purpose::STANDARD.encode(pem))
-            }
-            None if server_url.starts_with("https://") => {
-                cluster["insecure-skip-tls-verify"] = json!(true)
-            }
-            None => {}
-        }
-        let doc = json!({
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{ "name": "sandbox", "cluster": cluster }],
-            "users": [{ "name": "sandbox", "user": { "token": self.config.bearer_token } }],
-            "contexts": [{ "name": "sandbox", "context": { "cluster": "sandbox", "user": "sandbox", "namespace": "default" } }],
-            "current-context": "sandbox",
-        });
-        serde_yaml_ng::to_string(&doc).unwrap_or_default()
+        kubeconfig(&[("sandbox", server_url, self)], ca_pem)
+    }
+
+    /// This cluster's bearer token (each cluster of a fleet has its own).
+    pub fn bearer_token(&self) -> &str {
+        &self.config.bearer_token
+    }
+
+    /// The HTTP API of many clusters behind one listener, each under `/clusters/<name>`.
+    pub fn fleet_router(
+        clusters: Arc<std::collections::BTreeMap<String, Arc<Self>>>,
+    ) -> axum::Router {
+        routes::fleet_router(clusters)
     }
 
     /// The HTTP API (bearer-token protected).
     pub fn router(self: &Arc<Self>) -> axum::Router {
         routes::router(self.clone())
     }
+}
+
+/// Kubeconfig YAML with one context per `(name, server URL, emulator)`, its cluster and user
+/// named alike, the first current; every server trusted through `ca_pem` when given.
+pub fn kubeconfig(contexts: &[(&str, &str, &KubeEmulator)], ca_pem: Option<&str>) -> String {
+    use base64::Engine;
+    let ca = ca_pem.map(|pem| base64::engine::general_purpose::STANDARD.encode(pem));
+    let server = |url: &str| {
+        let mut cluster = json!({ "server": url });
+        match &ca {
+            Some(data) => cluster["certificate-authority-data"] = json!(data),
+            None if url.starts_with("https://") => {
+                cluster["insecure-skip-tls-verify"] = json!(true)
+            }
+            None => {}
+        }
+        cluster
+    };
+    let doc = json!({
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": contexts.iter().map(|(name, url, _)| json!({ "name": name, "cluster": server(url) })).collect::<Vec<_>>(),
+        "users": contexts.iter().map(|(name, _, emu)| json!({ "name": name, "user": { "token": emu.config.bearer_token } })).collect::<Vec<_>>(),
+        "contexts": contexts.iter().map(|(name, _, _)| json!({ "name": name, "context": { "cluster": name, "user": name, "namespace": "default" } })).collect::<Vec<_>>(),
+        "current-context": contexts.first().map_or("", |(name, _, _)| name),
+    });
+    serde_yaml_ng::to_string(&doc).unwrap_or_default()
 }
 
 fn restore_one(st: &mut State, obj: &Value) -> Result<(), KubeEmulatorError> {

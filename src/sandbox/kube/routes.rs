@@ -1,13 +1,13 @@
 //! HTTP surface: discovery documents and the REST verbs on resource paths, with route
 //! templates (`{resource}`, `{name}`, ...) so `MatchedPath` yields stable labels for stats.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State as AxState};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +26,49 @@ use super::validate::{self, MAX_BODY_BYTES};
 type Emu = Arc<KubeEmulator>;
 type Params = Query<HashMap<String, String>>;
 
+/// One cluster's API at the server's root.
 pub fn router(emu: Emu) -> Router {
+    api().layer(Extension(emu))
+}
+
+/// Many clusters behind one listener, each under `/clusters/<name>` (a path prefix kubectl and
+/// kube-rs keep from the kubeconfig's `server`, as behind Rancher's proxy): the prefix picks
+/// the cluster, and route templates stay those of [`router`] under it.
+pub fn fleet_router(clusters: Arc<BTreeMap<String, Emu>>) -> Router {
+    Router::new()
+        .nest(CLUSTER_PREFIX, api())
+        .fallback(|| async { ApiError::no_route() })
+        .layer(middleware::from_fn_with_state(clusters, select_cluster))
+}
+
+/// The route prefix of a fleet cluster's API.
+pub const CLUSTER_PREFIX: &str = "/clusters/{cluster}";
+
+/// The cluster a fleet request's path names: `/clusters/<name>/...`.
+pub fn cluster_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/clusters/")?;
+    rest.split('/').next().filter(|name| !name.is_empty())
+}
+
+/// Hands the named cluster's emulator to the API's handlers; an unknown name is a 404, as a
+/// proxy answers for a cluster it does not know.
+async fn select_cluster(
+    AxState(clusters): AxState<Arc<BTreeMap<String, Emu>>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    // A layer of the outer router runs before nesting strips the prefix from the URI.
+    match cluster_of(req.uri().path()).and_then(|name| clusters.get(name)) {
+        Some(emu) => {
+            req.extensions_mut().insert(emu.clone());
+            next.run(req).await
+        }
+        None => ApiError::no_route().into_response(),
+    }
+}
+
+/// Every route, answered by the emulator in the request's extensions.
+fn api() -> Router {
     let core = "/api/v1";
     let grp = "/apis/{group}/{version}";
     Router::new()
@@ -82,11 +124,26 @@ pub fn router(emu: Emu) -> Router {
         // The real server's request size limit; a larger body reaches the handlers as a
         // rejection they answer with the server's 413 Status (axum's own answer is plain text).
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(emu.clone(), auth))
-        .with_state(emu)
+        .layer(middleware::from_fn(auth))
 }
 
-async fn auth(AxState(emu): AxState<Emu>, req: Request, next: Next) -> Response {
+#[derive(serde::Deserialize)]
+struct GroupPath {
+    group: String,
+}
+
+#[derive(serde::Deserialize)]
+struct VersionPath {
+    version: String,
+}
+
+#[derive(serde::Deserialize)]
+struct GroupVersionPath {
+    group: String,
+    version: String,
+}
+
+async fn auth(Extension(emu): Extension<Emu>, req: Request, next: Next) -> Response {
     let want = format!("Bearer {}", emu.config.bearer_token);
     let ok = req
         .headers()
@@ -115,50 +172,50 @@ fn discovery(v: Value) -> Response {
     axum::Json(v).into_response()
 }
 
-async fn api_versions(AxState(emu): AxState<Emu>) -> Response {
+async fn api_versions(Extension(emu): Extension<Emu>) -> Response {
     discovery(emu.lock().registry.api_versions())
 }
 
-async fn core_resources(AxState(emu): AxState<Emu>) -> Response {
+async fn core_resources(Extension(emu): Extension<Emu>) -> Response {
     discovery(emu.lock().registry.resource_list("", "v1"))
 }
 
-async fn group_list(AxState(emu): AxState<Emu>) -> Response {
+async fn group_list(Extension(emu): Extension<Emu>) -> Response {
     discovery(emu.lock().registry.group_list())
 }
 
-async fn group_doc(AxState(emu): AxState<Emu>, Path(group): Path<String>) -> Response {
-    match emu.lock().registry.group(&group) {
+async fn group_doc(Extension(emu): Extension<Emu>, Path(p): Path<GroupPath>) -> Response {
+    match emu.lock().registry.group(&p.group) {
         Some(doc) => discovery(doc),
         None => ApiError::no_route().into_response(),
     }
 }
 
 async fn group_resources(
-    AxState(emu): AxState<Emu>,
-    Path((group, version)): Path<(String, String)>,
+    Extension(emu): Extension<Emu>,
+    Path(p): Path<GroupVersionPath>,
 ) -> Response {
     let reg = &emu.lock().registry;
-    if reg.has_group_version(&group, &version) {
-        discovery(reg.resource_list(&group, &version))
+    if reg.has_group_version(&p.group, &p.version) {
+        discovery(reg.resource_list(&p.group, &p.version))
     } else {
         ApiError::no_route().into_response()
     }
 }
 
-async fn openapi_index(AxState(emu): AxState<Emu>) -> Response {
+async fn openapi_index(Extension(emu): Extension<Emu>) -> Response {
     discovery(emu.lock().registry.openapi_v3_index())
 }
 
-async fn openapi_core(AxState(emu): AxState<Emu>, Path(version): Path<String>) -> Response {
-    openapi_doc(&emu, "", &version)
+async fn openapi_core(Extension(emu): Extension<Emu>, Path(p): Path<VersionPath>) -> Response {
+    openapi_doc(&emu, "", &p.version)
 }
 
 async fn openapi_group(
-    AxState(emu): AxState<Emu>,
-    Path((group, version)): Path<(String, String)>,
+    Extension(emu): Extension<Emu>,
+    Path(p): Path<GroupVersionPath>,
 ) -> Response {
-    openapi_doc(&emu, &group, &version)
+    openapi_doc(&emu, &p.group, &p.version)
 }
 
 fn openapi_doc(emu: &Emu, group: &str, version: &str) -> Response {
@@ -222,7 +279,7 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
 /// Every resource path: the route template's parameters say where it points (the core group
 /// when there is no `group`).
 async fn resource_route(
-    AxState(emu): AxState<Emu>,
+    Extension(emu): Extension<Emu>,
     Path(mut path): Path<HashMap<String, String>>,
     method: Method,
     Query(params): Params,

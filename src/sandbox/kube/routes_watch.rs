@@ -1,5 +1,7 @@
 //! `?watch=true`: a newline-delimited JSON event stream fed by the emulator's broadcast
-//! channel, enough for kubectl's wait-for-deletion and simple informers.
+//! channel, enough for kubectl's wait-for-deletion and simple informers. A watcher that falls
+//! further behind than the channel holds gets the real server's `410 Expired` ERROR event and
+//! the end of the stream, so it lists again instead of silently missing changes.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -52,6 +54,12 @@ fn line(kind: &str, rt: &ResourceType, obj: &Value) -> Bytes {
     Bytes::from(s)
 }
 
+fn expired_line() -> Bytes {
+    let mut s = json!({ "type": "ERROR", "object": ApiError::expired().body() }).to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
 pub fn watch(
     emu: &Arc<KubeEmulator>,
     rt: &ResourceType,
@@ -82,11 +90,12 @@ pub fn watch(
     };
     let deadline = tokio::time::Instant::now() + timeout;
     let head = futures_util::stream::iter(initial.into_iter().map(Ok::<Bytes, Infallible>));
-    let tail = futures_util::stream::unfold((rx, filter), move |(mut rx, filter)| async move {
+    let tail = futures_util::stream::unfold(Some((rx, filter)), move |open| async move {
+        let (mut rx, filter) = open?;
         loop {
             let ev = match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Err(_) | Ok(Err(RecvError::Closed)) => return None,
-                Ok(Err(RecvError::Lagged(_))) => continue,
+                Ok(Err(RecvError::Lagged(_))) => return Some((Ok(expired_line()), None)),
                 Ok(Ok(ev)) => ev,
             };
             let (kind, obj) = match &ev {
@@ -96,7 +105,7 @@ pub fn watch(
             };
             if filter.wants(obj) {
                 let bytes = line(kind, &filter.rt, obj);
-                return Some((Ok::<Bytes, Infallible>(bytes), (rx, filter)));
+                return Some((Ok::<Bytes, Infallible>(bytes), Some((rx, filter))));
             }
         }
     });

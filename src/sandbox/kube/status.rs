@@ -41,6 +41,11 @@ impl ApiError {
         self
     }
 
+    /// A watch that fell behind the server's event window: clients list again.
+    pub fn expired() -> Self {
+        Self::new(410, "Expired", "too old resource version")
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
