@@ -173,7 +173,7 @@ const MODULE_EXAMPLES: [&str; 1] = ["examples/fleet"];
 fn every_example_directory_with_modules_initialises_and_is_valid() {
     for example in MODULE_EXAMPLES {
         let ws = common::Workspace::with_provider_mirror();
-        copy_dir(&root().join(example), &ws.path().join("example"));
+        common::copy_dir(&root().join(example), &ws.path().join("example"));
         let dir = ws.path().join("example");
         let run = |args: &[&str]| {
             let mut cmd = std::process::Command::new("terraform");
@@ -191,19 +191,6 @@ fn every_example_directory_with_modules_initialises_and_is_valid() {
         };
         run(&["init", "-backend=false", "-input=false", "-no-color"]);
         run(&["validate", "-no-color"]);
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let path = entry.path();
-        let target = to.join(entry.file_name());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).expect("copy");
-        }
     }
 }
 

@@ -17,12 +17,18 @@ variable "kubeconfig" {
     Path of the kubeconfig with every cluster's credentials (in CI: a File variable). Only
     the path reaches Terraform: the credentials stay in the file, out of state and plan files.
   EOT
-  type = string
+  type        = string
 }
 
 variable "gitops_url" {
   type    = string
   default = "ssh://git@gitlab.example.com/fleet/gitops.git"
+}
+
+variable "flux_distribution" {
+  description = "Where Flux's manifests come from (file://, https:// or oci://); empty: the release of the module's flux_version."
+  type        = string
+  default     = ""
 }
 
 variable "tenants" {
@@ -48,12 +54,13 @@ provider "gitlabflux" {
 }
 
 module "cluster" {
-  source        = "./modules/cluster"
-  for_each      = var.clusters
-  name          = each.key
-  gitops_url    = var.gitops_url
-  tenants       = var.tenants
-  token_trigger = var.token_trigger
+  source            = "./modules/cluster"
+  for_each          = var.clusters
+  name              = each.key
+  gitops_url        = var.gitops_url
+  flux_distribution = var.flux_distribution
+  tenants           = var.tenants
+  token_trigger     = var.token_trigger
 }
 
 output "kubecontexts" {

@@ -35,6 +35,12 @@ variable "flux_version" {
   default = "2.8.5"
 }
 
+variable "flux_distribution" {
+  description = "Where Flux's manifests come from (file://, https:// or oci://); empty: the release of flux_version."
+  type        = string
+  default     = ""
+}
+
 variable "shards" {
   type    = list(string)
   default = ["shard1", "shard2"]
@@ -88,7 +94,10 @@ resource "gitlabflux_agent_token" "this" {
 
 resource "gitlabflux_flux_bootstrap" "this" {
   cluster_name = var.name
-  distribution = { version = var.flux_version }
+  distribution = {
+    version = var.flux_version
+    source  = var.flux_distribution == "" ? null : var.flux_distribution
+  }
   multitenancy = { enabled = true }
   sharding     = { shards = var.shards }
   sync = {
