@@ -108,6 +108,11 @@ where
         self.lock().remove(key);
     }
 
+    /// Forgets every key, as [`SingleFlight::invalidate`] does one.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Slot<V, E>>> {
         // Map operations cannot panic half-way in a way that matters; keep serving.
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)

@@ -219,7 +219,22 @@ fn the_fleet_example_runs_ten_clusters_from_gitlab_managed_state() {
     let stats = fleet.sandbox.stats();
     let reached = stats["kube_clusters"].as_object().map_or(0, |c| c.len());
     assert_eq!(reached, CLUSTERS, "each cluster through its own context");
+
+    // A refresh reads each cluster by kind (one list per kind, shared by the bootstrap, the
+    // tenants and the install), not object by object: 76 requests a cluster before.
+    let reset = fleet.sandbox.admin(reqwest::Method::DELETE, "/stats");
+    block_on(async { reset.send().await }).expect("reset stats");
     fleet.ws.assert_no_changes();
+    let stats = fleet.sandbox.stats();
+    for (cluster, routes) in stats["kube_clusters"].as_object().expect("per cluster") {
+        let requests: u64 = routes
+            .as_object()
+            .map_or(0, |r| r.values().filter_map(Value::as_u64).sum());
+        assert!(
+            requests <= 25,
+            "{cluster}: {requests} Kubernetes requests in one refresh: {routes}"
+        );
+    }
 
     // A drift in one cluster plans a repair of that cluster only.
     let deleted =

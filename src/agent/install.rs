@@ -223,7 +223,7 @@ pub async fn observe_live(
 ) -> Result<Option<(Observed, bool)>, AgentError> {
     let mut live = Vec::new();
     for r in object_refs(spec) {
-        match kube.get(&r).await? {
+        match kube.get_for_refresh(&r).await? {
             Some(o) => live.push(o),
             None => return Ok(None),
         }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::connect::config_for;
 use super::discovery::{DiscoveryCache, Resolved};
 use super::error::{Ctx, KubeError, classify, is_retryable, retry_after};
+use super::listed::ListedReads;
 use crate::kube::settings::ClusterSettings;
 use crate::net::{self, Backoff};
 
@@ -101,6 +102,7 @@ pub struct KubeClient {
     host: Arc<str>,
     default_namespace: Arc<str>,
     discovery: Arc<DiscoveryCache>,
+    listed: Arc<ListedReads>,
     stop: CancellationToken,
 }
 
@@ -138,6 +140,7 @@ impl KubeClient {
             host: host.into(),
             default_namespace: default_namespace.into(),
             discovery: Arc::default(),
+            listed: Arc::default(),
             stop,
         })
     }
@@ -154,6 +157,15 @@ impl KubeClient {
 
     pub fn stop_token(&self) -> &CancellationToken {
         &self.stop
+    }
+
+    /// The namespace of the connection's context, for namespaced objects given without one.
+    pub fn default_namespace(&self) -> &str {
+        &self.default_namespace
+    }
+
+    pub(crate) fn listed_reads(&self) -> &ListedReads {
+        &self.listed
     }
 
     pub(crate) fn ctx(&self, object: String, verb: &'static str) -> Ctx<'_> {
@@ -190,6 +202,7 @@ impl KubeClient {
             }
             None => {}
         }
+        self.listed.forget();
         let mut params = PatchParams::apply(manager);
         params.force = force;
         let ctx = self.ctx(r.to_string(), "apply");
@@ -228,6 +241,7 @@ impl KubeClient {
     ) -> Result<(), KubeError> {
         let mut r = r.clone();
         let (api, _) = self.api_for(&mut r).await?;
+        self.listed.forget();
         let ctx = self.ctx(r.to_string(), verb);
         let patch = Patch::Merge(patch);
         let params = PatchParams {
@@ -249,6 +263,7 @@ impl KubeClient {
             Err(KubeError::UnknownKind { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
+        self.listed.forget();
         let ctx = self.ctx(r.to_string(), "delete");
         let params = DeleteParams::background();
         match with_retries(&self.stop, &ctx, || api.delete(&r.name, &params)).await {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::wait::{needs_wait, wait_established, wait_ready};
 use super::{ApplyOptions, EngineError, bounded, inventory_id, is_crd, is_namespace};
-use crate::kube::{KubeClient, KubeError, ObjRef};
+use crate::kube::{APPLIED_LABEL, KubeClient, KubeError, ObjRef};
 use crate::net::{self, Backoff, PollError, Polled};
 
 /// 100 ms doubling up to 1 s: a kind usually appears within a second.
@@ -59,6 +59,22 @@ pub async fn apply_all(
         wait_ready(client, &targets, options.timeout, options.concurrency).await?;
     }
     Ok(inventory)
+}
+
+/// The object with [`APPLIED_LABEL`] added, so refreshes find it in one list per kind; a
+/// manifest that sets that label itself keeps its own value.
+fn stamped(object: &Value) -> Value {
+    let mut object = object.clone();
+    let (key, value) = APPLIED_LABEL;
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.entry(key).or_insert_with(|| Value::from(value));
+        }
+    }
+    object
 }
 
 fn id_of(r: &ObjRef) -> String {
@@ -129,8 +145,10 @@ async fn apply_one(
     deadline: Instant,
 ) -> Result<Value, EngineError> {
     let fresh_kind = fresh.contains(&group_kind(&item.r));
+    let stamped = stamped(item.object);
+    let stamped = &stamped;
     let look = |_| async move {
-        match client.apply(item.object, force).await {
+        match client.apply(stamped, force).await {
             Err(e @ KubeError::UnknownKind { .. }) if fresh_kind => Ok(Polled::Waiting(Some(e))),
             other => other.map(Polled::Ready),
         }

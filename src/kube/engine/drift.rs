@@ -29,7 +29,7 @@ pub async fn drift(client: &KubeClient, desired: &[Value]) -> Result<Vec<String>
             let manifest = |message: String| EngineError::Manifest { index, message };
             let r = ObjRef::of(want).map_err(|e| manifest(e.to_string()))?;
             let live = client
-                .get(&r)
+                .get_for_refresh(&r)
                 .await
                 .map_err(EngineError::kube(r.to_string()))?;
             let drifted = live

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::kube::settings::ClusterSettings;
-use crate::kube::{KubeClient, KubeError};
+use crate::kube::{APPLIED_LABEL, KubeClient, KubeError};
 use crate::sandbox::{Sandbox, SandboxOptions};
 
 const FLUX: &str = concat!(
@@ -381,6 +381,89 @@ async fn drift_detects_deletion_and_edits() {
             "apps/v1/Deployment/flux-system/kustomize-controller".to_string(),
         ]
     );
+}
+
+/// Requests to object routes (not discovery) by method, from the sandbox's stats.
+fn object_requests(sb: &Sandbox) -> BTreeMap<String, u64> {
+    let stats = sb.stats.snapshot();
+    stats["kube"]
+        .as_object()
+        .map(|routes| {
+            routes
+                .iter()
+                .filter(|(route, _)| route.contains("{resource}"))
+                .map(|(route, n)| (route.clone(), n.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_reads_each_kind_once_and_still_finds_every_object() {
+    let sb = sandbox(false).await;
+    let objects = fixture();
+    apply_all(
+        &client(&sb).await,
+        &objects,
+        &options(false, Duration::from_secs(30)),
+    )
+    .await
+    .expect("apply");
+    let kinds: std::collections::BTreeSet<(String, String)> = objects
+        .iter()
+        .map(|o| (o["apiVersion"].to_string(), o["kind"].to_string()))
+        .collect();
+
+    // A new connection, as a plan's provider process has: two owners of half the objects
+    // each, refreshing at once, share one list per kind.
+    let kube = client(&sb).await;
+    sb.stats.reset();
+    let half = |parity: usize| -> Vec<Value> {
+        objects
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == parity)
+            .map(|(_, o)| o.clone())
+            .collect()
+    };
+    let (odd, even) = (half(1), half(0));
+    let (first, second) = tokio::join!(drift(&kube, &odd), drift(&kube, &even));
+    assert_eq!(first.expect("drift"), Vec::<String>::new());
+    assert_eq!(second.expect("drift"), Vec::<String>::new());
+    let requests = object_requests(&sb);
+    let total: u64 = requests.values().sum();
+    assert!(
+        total <= kinds.len() as u64,
+        "{total} requests for {} kinds: {requests:?}",
+        kinds.len()
+    );
+    assert!(
+        requests.keys().all(|route| route.starts_with("GET ")),
+        "{requests:?}"
+    );
+
+    // An object whose label was edited away is read on its own, and is not drift: the
+    // manifest never set that label.
+    let deployments = dynamic(&kube, "apps", "v1", "Deployment", "flux-system");
+    let unlabel = json!({ "metadata": { "labels": { APPLIED_LABEL.0: null } } });
+    deployments
+        .patch(
+            "source-controller",
+            &PatchParams::default(),
+            &Patch::Merge(&unlabel),
+        )
+        .await
+        .expect("unlabel");
+    let kube = client(&sb).await;
+    sb.stats.reset();
+    assert_eq!(
+        drift(&kube, &objects).await.expect("drift"),
+        Vec::<String>::new()
+    );
+    let singles = object_requests(&sb)
+        .get("GET /apis/{group}/{version}/namespaces/{namespace}/{resource}/{name}")
+        .copied();
+    assert_eq!(singles, Some(1), "the one unlabelled object");
 }
 
 async fn add_finalizer_to_kustomization(kube: &KubeClient) {

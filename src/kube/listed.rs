@@ -1,0 +1,145 @@
+//! Refresh reads by kind: instead of one GET per object, one cluster-wide LIST per kind of
+//! the objects the apply engine stamped with [`APPLIED_LABEL`], shared by every resource of
+//! the cluster that refreshes at the same time (a bootstrap, its tenants and agentk's install
+//! read Namespaces, ServiceAccounts, Deployments ... once between them).
+//!
+//! A name the list lacks is confirmed with a GET, so an object applied before the label
+//! existed, or whose label was edited away, is still found as it is. An object is handed out
+//! once (each belongs to one owner; a second reader GETs it), so a fleet's lists shrink as its
+//! resources read them instead of holding every cluster's CRDs at once. Lists are kept briefly
+//! ([`LIST_TTL`]) and dropped on any write through the client: they serve one refresh, and
+//! what an apply reads stays fresh. A kind the credentials may not list cluster-wide is read
+//! object by object, as before.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt as _;
+use serde_json::Value;
+
+use super::{KubeClient, KubeError, ObjRef};
+use crate::single_flight::SingleFlight;
+
+/// The label the apply engine puts on every object it applies, and the refresh lists by.
+pub const APPLIED_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", super::FIELD_MANAGER);
+
+/// How long one list answers for: a refresh of hundreds of resources reads within seconds,
+/// and a plan's later reads must not see a world older than that.
+const LIST_TTL: Duration = Duration::from_secs(15);
+
+/// `(apiVersion, kind)`.
+type KindKey = (String, String);
+
+/// `(namespace, name)`.
+type Name = (Option<String>, String);
+
+/// One kind's labelled objects not yet handed out, or `None` when the kind cannot be listed
+/// with these credentials.
+struct Listed {
+    objects: Option<Mutex<HashMap<Name, Value>>>,
+    fetched: Instant,
+}
+
+impl Listed {
+    /// The object, taken out of the list; `None` when the list cannot say (never had it,
+    /// or handed it out already).
+    fn take(&self, name: &Name) -> Option<Value> {
+        let objects = self.objects.as_ref()?;
+        objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name)
+    }
+}
+
+/// The lists of one cluster connection.
+#[derive(Default)]
+pub(crate) struct ListedReads {
+    lists: SingleFlight<KindKey, Listed, KubeError>,
+}
+
+impl ListedReads {
+    /// Drops every list: something was written.
+    pub(crate) fn forget(&self) {
+        self.lists.clear();
+    }
+}
+
+impl KubeClient {
+    /// The object as a refresh sees it (see the module docs), or `None` when it does not
+    /// exist.
+    pub async fn get_for_refresh(&self, r: &ObjRef) -> Result<Option<Value>, KubeError> {
+        let resolved = self.resolve(&r.api_version, &r.kind).await?;
+        let namespace = match resolved.namespaced {
+            true => Some(
+                r.namespace
+                    .clone()
+                    .unwrap_or_else(|| self.default_namespace().to_string()),
+            ),
+            false => None,
+        };
+        let listed = self.listed(&r.api_version, &r.kind).await?;
+        match listed.take(&(namespace, r.name.clone())) {
+            Some(found) => Ok(Some(found)),
+            None => self.get(r).await,
+        }
+    }
+
+    async fn listed(&self, api_version: &str, kind: &str) -> Result<Arc<Listed>, KubeError> {
+        let key = (api_version.to_string(), kind.to_string());
+        let listed = self.list_of(key.clone()).await?;
+        if listed.fetched.elapsed() < LIST_TTL {
+            return Ok(listed);
+        }
+        self.listed_reads().lists.invalidate(&key);
+        self.list_of(key).await
+    }
+
+    async fn list_of(&self, key: KindKey) -> Result<Arc<Listed>, KubeError> {
+        let client = self.clone();
+        let fetch_key = key.clone();
+        self.listed_reads()
+            .lists
+            .get(key, move || {
+                async move {
+                    let (api_version, kind) = fetch_key;
+                    let selector = format!("{}={}", APPLIED_LABEL.0, APPLIED_LABEL.1);
+                    let objects = match client
+                        .list(&api_version, &kind, None, Some(&selector))
+                        .await
+                    {
+                        Ok(items) => Some(Mutex::new(by_name(items))),
+                        Err(KubeError::Forbidden { .. }) => None,
+                        Err(e) => return Err(e),
+                    };
+                    Ok(Arc::new(Listed {
+                        objects,
+                        fetched: Instant::now(),
+                    }))
+                }
+                .boxed()
+            })
+            .await
+    }
+}
+
+/// Indexes a list; managed fields are dropped, as no comparison reads them and they are often
+/// half of an object (a CRD's repeat its whole schema), kept for every cluster of a fleet.
+fn by_name(items: Vec<Value>) -> HashMap<Name, Value> {
+    items
+        .into_iter()
+        .filter_map(|mut item| {
+            if let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+            }
+            let meta = item.get("metadata")?;
+            let name = meta.get("name")?.as_str()?.to_string();
+            let namespace = meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            Some(((namespace, name), item))
+        })
+        .collect()
+}
