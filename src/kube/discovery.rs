@@ -5,6 +5,10 @@
 //! (single flight: an apply of thirty objects in parallel on a cold cache asks once per
 //! group-version, not once per object). A kind missing from a group-version fetched before
 //! the lookup began triggers one refresh, so CRDs registered after the first lookup are found.
+//!
+//! The core kinds the provider applies are answered without asking ([`builtin`]): their
+//! plural and scope are fixed by the Kubernetes API on every conformant cluster, and a fleet's
+//! refresh should not spend a round trip per cluster and group to learn them again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,6 +67,9 @@ impl DiscoveryCache {
             api_version,
             kind,
         };
+        if let Some(found) = builtin(api_version, kind) {
+            return Ok(found);
+        }
         let asked = Instant::now();
         let kinds = self.kinds(&lookup).await?;
         if let Some(found) = kinds.by_kind.get(kind) {
@@ -110,6 +117,67 @@ fn unknown(api_version: &str, kind: &str) -> KubeError {
     }
 }
 
+/// `(apiVersion, kind, plural, namespaced)` of the stable core kinds the provider writes.
+const BUILTIN: [(&str, &str, &str, bool); 14] = [
+    ("v1", "Namespace", "namespaces", false),
+    ("v1", "ServiceAccount", "serviceaccounts", true),
+    ("v1", "Service", "services", true),
+    ("v1", "Secret", "secrets", true),
+    ("v1", "ConfigMap", "configmaps", true),
+    ("v1", "ResourceQuota", "resourcequotas", true),
+    (
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+    ),
+    ("apps/v1", "Deployment", "deployments", true),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+    ),
+    ("rbac.authorization.k8s.io/v1", "Role", "roles", true),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+    ),
+    (
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+    ),
+    (
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+    ),
+];
+
+/// A stable core kind, addressed without discovery.
+fn builtin(api_version: &str, kind: &str) -> Option<Resolved> {
+    let (_, _, plural, namespaced) = BUILTIN
+        .iter()
+        .find(|(v, k, _, _)| *v == api_version && *k == kind)?;
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = ::kube::core::GroupVersionKind::gvk(group, version, kind);
+    Some(Resolved {
+        resource: ApiResource::from_gvk_with_plural(&gvk, plural),
+        namespaced: *namespaced,
+    })
+}
+
 /// The kinds served in `api_version`; a group-version the server does not know is an
 /// [`KubeError::UnknownKind`].
 async fn fetch(
@@ -147,4 +215,41 @@ async fn fetch(
         })
         .collect();
     Ok(Kinds { by_kind, fetched })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::KubeClient;
+    use crate::kube::settings::ClusterSettings;
+    use crate::sandbox::{Sandbox, SandboxOptions};
+
+    /// The table says what discovery says, on the emulator that mirrors the real API.
+    #[tokio::test]
+    async fn builtin_kinds_are_what_discovery_serves() {
+        let sandbox = Sandbox::start(SandboxOptions::default())
+            .await
+            .expect("sandbox");
+        let settings = ClusterSettings {
+            config_path: Some(sandbox.info.kubeconfig.clone()),
+            ..ClusterSettings::default()
+        };
+        let stop = CancellationToken::new();
+        let client = KubeClient::connect(&settings, stop.clone())
+            .await
+            .expect("client");
+        for (api_version, kind, _, _) in BUILTIN {
+            let served = fetch(client.raw(), client.host(), &stop, api_version)
+                .await
+                .expect("discovery");
+            let served = served
+                .by_kind
+                .get(kind)
+                .unwrap_or_else(|| panic!("{api_version} {kind} not served"));
+            let table = builtin(api_version, kind).expect("in the table");
+            assert_eq!(table.resource, served.resource, "{api_version} {kind}");
+            assert_eq!(table.namespaced, served.namespaced, "{api_version} {kind}");
+        }
+        sandbox.stop().await;
+    }
 }

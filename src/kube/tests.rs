@@ -235,9 +235,9 @@ async fn unreachable_host_is_reported() {
         panic!("expected Unreachable, got {err:?}");
     };
     assert_eq!(host, &format!("http://127.0.0.1:{port}"));
-    // A cold client discovers the kind first: that is the request that failed.
+    // A core kind needs no discovery: the get itself is the request that failed.
     assert_eq!(
-        request, "discover API group version v1",
+        request, "get Namespace default",
         "the error names the request"
     );
     assert!(message.to_lowercase().contains("refused"), "{message}");
@@ -337,16 +337,17 @@ async fn parallel_lookups_share_one_discovery_request() {
     let sb = sandbox().await;
     let c = client(&sb).await;
     sb.stats.reset();
-    let configmaps = (0..8).map(|i| {
-        json!({ "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": { "name": format!("cm-{i}"), "namespace": "default" } })
+    // Events: a kind the client has to discover (core kinds it writes need no discovery).
+    let events = (0..8).map(|i| {
+        json!({ "apiVersion": "v1", "kind": "Event",
+                "metadata": { "name": format!("ev-{i}"), "namespace": "default" } })
     });
-    let applies = configmaps.map(|cm| {
+    let applies = events.map(|cm| {
         let c = c.clone();
         async move { c.apply(&cm, false).await }
     });
     for applied in futures_util::future::join_all(applies).await {
-        applied.expect("configmap");
+        applied.expect("event");
     }
     let discovery = sb.stats.snapshot()["kube"]["GET /api/v1"].as_u64();
     assert_eq!(discovery, Some(1), "{:#}", sb.stats.snapshot()["kube"]);
