@@ -24,22 +24,10 @@ struct KubeApi {
 
 impl KubeApi {
     fn new(sandbox: &SandboxProcess) -> Self {
-        use base64::Engine as _;
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = kubeconfig(sandbox);
-        let ca = config["clusters"][0]["cluster"]["certificate-authority-data"]
-            .as_str()
-            .map(|b64| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .expect("base64 CA")
-            })
-            .expect("the kubeconfig carries the sandbox CA");
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("PEM CA"))
-            .build()
-            .expect("client");
+        let client = common::kube_https_client(
+            config["clusters"][0]["cluster"]["certificate-authority-data"].as_str(),
+        );
         Self {
             client,
             url: sandbox.url("kube_url"),

@@ -28,24 +28,6 @@ fn token_of(config: &Value, user: &str) -> String {
         .to_string()
 }
 
-/// An HTTPS client trusting the CA the kubeconfig carries (the same for every cluster).
-fn trusting_client(config: &Value) -> reqwest::Client {
-    use base64::Engine as _;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let ca = config["clusters"][0]["cluster"]["certificate-authority-data"]
-        .as_str()
-        .map(|b64| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .expect("base64 CA")
-        })
-        .expect("the kubeconfig carries the sandbox CA");
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("PEM CA"))
-        .build()
-        .expect("client")
-}
-
 /// kubectl against one cluster of the fleet, by its context.
 fn kubectl(sandbox: &SandboxProcess, context: &str, args: &[&str]) -> String {
     let mut all = vec!["--context", context];
@@ -130,7 +112,9 @@ fn a_fleet_is_independent_clusters_behind_one_gitlab() {
     assert!(!out.status.success(), "the CRD exists in us-1 only");
 
     // One cluster's token opens no other cluster.
-    let client = trusting_client(&config);
+    let client = common::kube_https_client(
+        config["clusters"][0]["cluster"]["certificate-authority-data"].as_str(),
+    );
     let get = |url: &str, token: &str| {
         common::block_on(async {
             client

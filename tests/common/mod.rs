@@ -813,6 +813,25 @@ pub fn http() -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// An HTTPS client for the sandbox's Kubernetes API, trusting the CA its kubeconfig carries
+/// as `certificate-authority-data` (the same for every cluster of a fleet).
+pub fn kube_https_client(ca_data: Option<&str>) -> reqwest::Client {
+    use base64::Engine as _;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = ca_data
+        .map(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("base64 CA")
+        })
+        .expect("the kubeconfig carries the sandbox CA");
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("PEM CA"))
+        .build()
+        .expect("client")
+}
+
 /// Runs `future` to completion on a runtime of its own, for tests that do not run in one.
 /// A request must be sent inside the future (`async { request.send().await }`): `send`
 /// arms the client's timeout at once, which needs the runtime.
