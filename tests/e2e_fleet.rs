@@ -237,6 +237,40 @@ fn the_fleet_example_runs_ten_clusters_from_gitlab_managed_state() {
             "{cluster}: {requests} Kubernetes requests in one refresh: {routes}"
         );
     }
+    // The agents' configuration files are checked against one tree listing, not fetched.
+    let gitlab = &stats["gitlab"];
+    assert_eq!(
+        gitlab["GET /api/v4/projects/{id}/repository/tree"], 1,
+        "{gitlab}"
+    );
+    assert!(
+        gitlab
+            .get("GET /api/v4/projects/{id}/repository/files/{file_path}")
+            .is_none(),
+        "{gitlab}"
+    );
+
+    // A configuration file edited in GitLab plans the repair of that agent only.
+    let edit = serde_json::json!({
+        "branch": "main", "commit_message": "edit by hand",
+        "actions": [{ "action": "update", "file_path": ".gitlab/agents/cluster-2/config.yaml",
+                      "content": "ci_access: {}\n" }],
+    });
+    let commit = fleet.sandbox.gitlab(
+        reqwest::Method::POST,
+        "/projects/fleet%2Fagents/repository/commits",
+    );
+    let committed = block_on(async { commit.json(&edit).send().await }).expect("commit");
+    assert_eq!(committed.status(), 201);
+    let changes = fleet.ws.planned_changes();
+    assert_eq!(
+        changes,
+        vec![(
+            "module.cluster[\"cluster-2\"].gitlabflux_agent.this".to_string(),
+            vec!["update".to_string()]
+        )]
+    );
+    fleet.plan_and_apply();
 
     // A drift in one cluster plans a repair of that cluster only.
     let deleted =

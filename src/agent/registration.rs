@@ -4,6 +4,7 @@
 
 use super::AgentError;
 use super::config::{AgentConfig, HEADER, config_file_path};
+use crate::digest::git_blob_id;
 use crate::gitlab::error::{CREATE_AGENT, Role};
 use crate::gitlab::files::{CommitMeta, WantedFile, read_text, sync_files};
 use crate::gitlab::{Agent, GitlabClient, GitlabError, Project};
@@ -218,15 +219,31 @@ async fn file_is_ours(
     Ok(text.is_some_and(|t| t.starts_with(HEADER)))
 }
 
-/// Reads an agent back: `None` when the project or the agent is gone. With `read_file`, the
-/// configuration file's current content (or `None` when it is missing).
+/// What a read learns of an agent's configuration file.
+#[derive(Clone, Copy, Debug)]
+pub enum ConfigRead<'a> {
+    /// Nothing: the file is not managed.
+    Skip,
+    /// Its content.
+    Content,
+    /// Its content, expected to be this (the last one read): checked against the directory's
+    /// tree listing, which a refresh of every agent of the project shares, and fetched only
+    /// when it differs.
+    Expect(&'a str),
+}
+
+/// The directory of every agent's configuration file.
+const AGENTS_DIR: &str = ".gitlab/agents";
+
+/// Reads an agent back: `None` when the project or the agent is gone; the configuration
+/// file's current content as `file` asks (`None` when it is missing).
 pub async fn read(
     client: &GitlabClient,
     spec: &AgentSpec<'_>,
-    read_file: bool,
+    file: ConfigRead<'_>,
 ) -> Result<Option<AgentFacts>, AgentError> {
     match project_if_present(client, spec.project).await? {
-        Some(project) => read_in(client, &project, spec, read_file).await,
+        Some(project) => read_in(client, &project, spec, file).await,
         None => Ok(None),
     }
 }
@@ -235,17 +252,25 @@ async fn read_in(
     client: &GitlabClient,
     project: &Project,
     spec: &AgentSpec<'_>,
-    read_file: bool,
+    file: ConfigRead<'_>,
 ) -> Result<Option<AgentFacts>, AgentError> {
     let path = &project.path_with_namespace;
     let Some(agent) = client.agent_by_name(path, spec.name).await? else {
         return Ok(None);
     };
-    let config_yaml = if read_file {
-        let branch = spec.config_branch.unwrap_or(&project.default_branch);
-        read_text(client, path, branch, &config_file_path(spec.name)).await?
-    } else {
-        None
+    let branch = spec.config_branch.unwrap_or(&project.default_branch);
+    let file_path = config_file_path(spec.name);
+    let config_yaml = match file {
+        ConfigRead::Skip => None,
+        ConfigRead::Content => read_text(client, path, branch, &file_path).await?,
+        ConfigRead::Expect(expected) => {
+            let blobs = client.blob_ids(path, branch, AGENTS_DIR).await?;
+            match blobs.get(&file_path) {
+                None => None,
+                Some(id) if *id == git_blob_id(expected.as_bytes()) => Some(expected.to_string()),
+                Some(_) => read_text(client, path, branch, &file_path).await?,
+            }
+        }
     };
     Ok(Some(AgentFacts {
         registration: Registration {
@@ -272,7 +297,7 @@ pub async fn lookup(
         config: None,
         adopt_existing: false,
     };
-    read_in(client, &project, &spec, true)
+    read_in(client, &project, &spec, ConfigRead::Content)
         .await?
         .ok_or_else(|| AgentError::AgentNotFound {
             project: project.path_with_namespace.clone(),

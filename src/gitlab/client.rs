@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     pub agents: Cached<String, Vec<Agent>>,
     /// Keyed by agent id, which is unique across the instance.
     pub tokens: Cached<i64, Vec<AgentToken>>,
+    /// Blob ids by path, keyed by project key, ref and directory.
+    pub trees: Cached<(String, String, String), HashMap<String, String>>,
     /// Project key -> numeric project id, learnt from responses.
     aliases: Mutex<HashMap<String, i64>>,
 }
@@ -83,6 +85,7 @@ impl GitlabClient {
                 projects: SingleFlight::new(),
                 agents: SingleFlight::new(),
                 tokens: SingleFlight::new(),
+                trees: SingleFlight::new(),
                 aliases: Mutex::new(HashMap::new()),
             }),
         })

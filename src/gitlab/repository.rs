@@ -1,14 +1,21 @@
-//! Repository files and atomic multi-file commits.
+//! Repository files, trees and atomic multi-file commits.
+//!
+//! A tree listing gives every file's git blob id, so a refresh checks a directory of files
+//! against what it expects with one request (shared and cached until this client commits),
+//! fetching only the files that differ.
 //!
 //! Commits are never repeated after an ambiguous failure: a repeated create would fail with
 //! "already exists" and a repeated update with a stale `last_commit_id`, both misleading. The
 //! next plan re-reads the files and converges instead.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use super::client::GitlabClient;
+use super::client::{GitlabClient, project_key};
 use super::error::{self, GitlabError, Missing};
 use super::transport::{decode, encode_segment};
 use super::types::{Commit, CommitAction, CommitRequest, RepoFile, RepoFileJson};
@@ -69,9 +76,75 @@ impl GitlabClient {
             "/repository/commits",
         )?;
         call.body = Some(&body);
-        let reply = self.inner.transport.send(&call).await?;
-        decode(call.op, &reply.body)
+        let sent = self.inner.transport.send(&call).await;
+        // Whatever became of the commit, trees read before it may be stale now.
+        self.inner.trees.clear();
+        decode(call.op, &sent?.body)
     }
+
+    /// The git blob id of every file under `dir` at `git_ref`, by path (one recursive,
+    /// paginated listing, shared and cached); a missing directory lists nothing.
+    pub async fn blob_ids(
+        &self,
+        project: &str,
+        git_ref: &str,
+        dir: &str,
+    ) -> Result<Arc<HashMap<String, String>>, GitlabError> {
+        let key = (project_key(project), git_ref.to_string(), dir.to_string());
+        let client = self.clone();
+        let (project, git_ref, dir) = (project.to_string(), git_ref.to_string(), dir.to_string());
+        self.inner
+            .trees
+            .get(key, move || {
+                Box::pin(async move {
+                    client
+                        .fetch_blob_ids(&project, &git_ref, &dir)
+                        .await
+                        .map(Arc::new)
+                })
+            })
+            .await
+    }
+
+    async fn fetch_blob_ids(
+        &self,
+        project: &str,
+        git_ref: &str,
+        dir: &str,
+    ) -> Result<HashMap<String, String>, GitlabError> {
+        let mut call = self.project_call(
+            error::READ_FILE,
+            Method::GET,
+            "/projects/:id/repository/tree",
+            project,
+            "/repository/tree",
+        )?;
+        call.url
+            .query_pairs_mut()
+            .append_pair("ref", git_ref)
+            .append_pair("path", dir)
+            .append_pair("recursive", "true");
+        let entries: Vec<TreeEntry> = match self.inner.transport.get_all(call).await {
+            Ok(entries) => entries,
+            // The project exists (callers look it up first): the directory or ref does not.
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.kind == "blob")
+            .map(|e| (e.path, e.id))
+            .collect())
+    }
+}
+
+/// One entry of a tree listing.
+#[derive(serde::Deserialize)]
+struct TreeEntry {
+    id: String,
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 fn repo_file(op: error::Operation, raw: RepoFileJson) -> Result<RepoFile, GitlabError> {

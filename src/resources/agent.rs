@@ -14,7 +14,7 @@ use crate::agent::config::{
     ImpersonateExtra, Logging, MAX_ENTRIES, Observability, UserAccess, UserAccessAs,
     config_file_path,
 };
-use crate::agent::registration::{self, AgentFacts, AgentSpec, Registration};
+use crate::agent::registration::{self, AgentFacts, AgentSpec, ConfigRead, Registration};
 use crate::gitlab::names::validate_agent_name;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
@@ -555,7 +555,12 @@ impl Resource<ProviderData> for Agent {
         let mut model: AgentModel = current.state.decode()?;
         let imported = current.private == IMPORTED;
         let managed = imported || model.config.is_some();
-        let Some(facts) = registration::read(gitlab(ctx)?, &model.spec(None), managed)
+        let file = match (&model.config_yaml, managed) {
+            (_, false) => ConfigRead::Skip,
+            (Some(last), true) if !imported => ConfigRead::Expect(last),
+            (_, true) => ConfigRead::Content,
+        };
+        let Some(facts) = registration::read(gitlab(ctx)?, &model.spec(None), file)
             .await
             .map_err(agent_error)?
         else {

@@ -121,11 +121,9 @@ pub(crate) struct CommitRequest {
     pub actions: Vec<Action>,
 }
 
+/// Git's blob id, as GitLab's trees list it.
 pub(crate) fn blob_id(content: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(format!("blob {}\0", content.len()).as_bytes());
-    hasher.update(content);
-    hex(&hasher.finalize()[..20])
+    crate::digest::git_blob_id(content)
 }
 
 pub(super) fn b64(bytes: &[u8]) -> String {
