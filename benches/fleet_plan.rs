@@ -1,5 +1,5 @@
 //! Fleet-scale plan benchmark: a no-change `terraform plan` (with refresh) of N clusters, one
-//! module instance each in `examples/fleet`'s shape (agent, token, agentk install, bootstrap,
+//! instance each of `examples/fleet`'s cluster module (agent, token, agentk install, bootstrap,
 //! four tenants: 8 resources), against a sandbox serving N clusters, compared with the same
 //! module and resource layout on `hashicorp/null` 2.1.2 (a do-nothing Go provider: what any
 //! plugin costs Terraform) and on `terraform_data` (Terraform alone). Shapes run alternately.
@@ -160,14 +160,18 @@ impl Shape {
         let module = root.join("modules/cluster");
         std::fs::create_dir_all(&module).expect("module dir");
         let names: Vec<String> = (1..=clusters).map(|i| format!("\"cluster-{i}\"")).collect();
-        let tenants: Vec<String> = TENANTS.iter().map(|t| format!("\"{t}\"")).collect();
+        let gitlab = &sandbox.info.gitlab_url;
+        let tenants: Vec<String> = TENANTS
+            .iter()
+            .map(|t| format!("    \"{t}\" = \"{gitlab}/{t}/deploy.git\""))
+            .collect();
         let common = format!(
-            "locals {{\n  clusters = [{}]\n  tenants  = [{}]\n}}\n",
+            "locals {{\n  clusters = [{}]\n  tenants = {{\n{}\n  }}\n}}\n",
             names.join(", "),
-            tenants.join(", ")
+            tenants.join("\n")
         );
         let (root_tf, module_tf) = match self {
-            Shape::Ours => (ours_root(sandbox), ours_module(sandbox)),
+            Shape::Ours => (ours_root(sandbox), example_module()),
             Shape::Null => (
                 plain_root("null = { source = \"hashicorp/null\", version = \"2.1.2\" }"),
                 plain_module("null_resource", "triggers"),
@@ -178,6 +182,12 @@ impl Shape {
         std::fs::write(module.join("main.tf"), module_tf).expect("module");
         root
     }
+}
+
+/// `examples/fleet`'s cluster module, as users run it.
+fn example_module() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fleet/modules/cluster/main.tf");
+    std::fs::read_to_string(path).expect("examples/fleet's cluster module")
 }
 
 fn ours_root(sandbox: &Sandbox) -> String {
@@ -198,82 +208,19 @@ provider "gitlabflux" {{
 }}
 
 module "cluster" {{
-  source   = "./modules/cluster"
-  for_each = toset(local.clusters)
-  name     = each.key
-  tenants  = local.tenants
+  source            = "./modules/cluster"
+  for_each          = toset(local.clusters)
+  name              = each.key
+  tenants           = local.tenants
+  gitops_url        = "{gitlab}/fleet/gitops.git"
+  flux_distribution = "file://{fixture}"
 }}
 "#,
         kubeconfig = sandbox.info.kubeconfig.display().to_string(),
-    )
-}
-
-/// `examples/fleet`'s cluster module, with Flux from the v2.8.5 fixture and four tenants.
-fn ours_module(sandbox: &Sandbox) -> String {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/flux/v2.8.5/gotk-components.yaml");
-    format!(
-        r#"terraform {{
-  required_providers {{
-    gitlabflux = {{ source = "gitlabflux/gitlabflux" }}
-  }}
-}}
-
-variable "name" {{ type = string }}
-variable "tenants" {{ type = list(string) }}
-
-resource "gitlabflux_agent" "this" {{
-  project = "fleet/agents"
-  name    = var.name
-  config = {{
-    ci_access = {{ projects = [{{ id = "fleet/gitops", access_as = "ci_job" }}] }}
-  }}
-}}
-
-resource "gitlabflux_agent_install" "this" {{
-  cluster_name = var.name
-  token_secret = {{ name = "gitlab-agent-token" }}
-}}
-
-resource "gitlabflux_agent_token" "this" {{
-  cluster_name = var.name
-  project      = gitlabflux_agent.this.project
-  agent_id     = gitlabflux_agent.this.agent_id
-  name         = var.name
-  kubernetes_secret = {{
-    namespace = gitlabflux_agent_install.this.namespace
-    name      = "gitlab-agent-token"
-  }}
-  restart = [{{
-    namespace = gitlabflux_agent_install.this.namespace
-    name      = gitlabflux_agent_install.this.name
-  }}]
-}}
-
-resource "gitlabflux_flux_bootstrap" "this" {{
-  cluster_name = var.name
-  distribution = {{ source = "file://{fixture}" }}
-  multitenancy = {{ enabled = true }}
-  sharding     = {{ shards = ["shard1", "shard2"] }}
-  sync = {{
-    url  = "{gitlab}/fleet/gitops.git"
-    ref  = {{ branch = "main" }}
-    path = "./clusters/${{var.name}}"
-  }}
-}}
-
-resource "gitlabflux_flux_tenant" "this" {{
-  for_each     = toset(var.tenants)
-  cluster_name = var.name
-  name         = each.key
-  namespaces   = [each.key]
-  source       = {{ url = "{gitlab}/${{each.key}}/deploy.git" }}
-  shard        = provider::gitlabflux::shard_for(each.key, ["shard1", "shard2"])
-  depends_on   = [gitlabflux_flux_bootstrap.this]
-}}
-"#,
-        fixture = fixture.display(),
         gitlab = sandbox.info.gitlab_url,
+        fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/flux/v2.8.5/gotk-components.yaml")
+            .display(),
     )
 }
 
@@ -288,7 +235,7 @@ fn plain_root(required: &str) -> String {
 }
 
 /// Four singletons (agent, token, install, bootstrap) and a `for_each` of tenants, each
-/// depending on what its counterpart in `ours_module` depends on.
+/// depending on what its counterpart in the example's module depends on.
 fn plain_module(kind: &str, argument: &str) -> String {
     let value = |v: &str| match argument {
         "triggers" => format!("{{ v = {v} }}"),
@@ -296,7 +243,7 @@ fn plain_module(kind: &str, argument: &str) -> String {
     };
     format!(
         r#"variable "name" {{ type = string }}
-variable "tenants" {{ type = list(string) }}
+variable "tenants" {{ type = map(string) }}
 
 resource "{kind}" "agent" {{
   {argument} = {agent}
@@ -315,7 +262,7 @@ resource "{kind}" "bootstrap" {{
 }}
 
 resource "{kind}" "tenant" {{
-  for_each   = toset(var.tenants)
+  for_each   = var.tenants
   {argument} = {tenant}
   depends_on = [{kind}.bootstrap]
 }}

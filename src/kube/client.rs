@@ -159,11 +159,6 @@ impl KubeClient {
         &self.stop
     }
 
-    /// The namespace of the connection's context, for namespaced objects given without one.
-    pub fn default_namespace(&self) -> &str {
-        &self.default_namespace
-    }
-
     pub(crate) fn listed_reads(&self) -> &ListedReads {
         &self.listed
     }
@@ -318,17 +313,25 @@ impl KubeClient {
     /// The API handle for `r`; fills in the context's default namespace for a namespaced
     /// kind given without one, and drops the namespace of a cluster-scoped kind.
     async fn api_for(&self, r: &mut ObjRef) -> Result<(Api<DynamicObject>, Resolved), KubeError> {
-        let resolved = self.resolve(&r.api_version, &r.kind).await?;
-        let api = if resolved.namespaced {
-            let ns = r
-                .namespace
-                .get_or_insert_with(|| self.default_namespace.to_string());
-            Api::namespaced_with(self.client.clone(), ns, &resolved.resource)
-        } else {
-            r.namespace = None;
-            Api::all_with(self.client.clone(), &resolved.resource)
+        let resolved = self.scoped(r).await?;
+        let api = match &r.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resolved.resource),
+            None => Api::all_with(self.client.clone(), &resolved.resource),
         };
         Ok((api, resolved))
+    }
+
+    /// Resolves `r`'s kind and puts its namespace as the server keys it: the context's
+    /// default for a namespaced kind given without one, none for a cluster-scoped kind.
+    pub(crate) async fn scoped(&self, r: &mut ObjRef) -> Result<Resolved, KubeError> {
+        let resolved = self.resolve(&r.api_version, &r.kind).await?;
+        if resolved.namespaced {
+            r.namespace
+                .get_or_insert_with(|| self.default_namespace.to_string());
+        } else {
+            r.namespace = None;
+        }
+        Ok(resolved)
     }
 }
 

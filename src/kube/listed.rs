@@ -70,17 +70,10 @@ impl KubeClient {
     /// The object as a refresh sees it (see the module docs), or `None` when it does not
     /// exist.
     pub async fn get_for_refresh(&self, r: &ObjRef) -> Result<Option<Value>, KubeError> {
-        let resolved = self.resolve(&r.api_version, &r.kind).await?;
-        let namespace = match resolved.namespaced {
-            true => Some(
-                r.namespace
-                    .clone()
-                    .unwrap_or_else(|| self.default_namespace().to_string()),
-            ),
-            false => None,
-        };
+        let mut scoped = r.clone();
+        self.scoped(&mut scoped).await?;
         let listed = self.listed(&r.api_version, &r.kind).await?;
-        match listed.take(&(namespace, r.name.clone())) {
+        match listed.take(&(scoped.namespace, scoped.name)) {
             Some(found) => Ok(Some(found)),
             None => self.get(r).await,
         }

@@ -43,10 +43,6 @@ impl Clusters {
         self.ordered.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.ordered.len()
-    }
-
     pub fn get(&self, name: &str) -> Option<&Arc<KubeEmulator>> {
         self.by_name.get(name)
     }

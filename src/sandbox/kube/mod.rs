@@ -226,11 +226,6 @@ impl KubeEmulator {
         kubeconfig(&[("sandbox", server_url, self)], ca_pem)
     }
 
-    /// This cluster's bearer token (each cluster of a fleet has its own).
-    pub fn bearer_token(&self) -> &str {
-        &self.config.bearer_token
-    }
-
     /// The HTTP API of many clusters behind one listener, each under `/clusters/<name>`.
     pub fn fleet_router(
         clusters: Arc<std::collections::BTreeMap<String, Arc<Self>>>,
