@@ -5,7 +5,10 @@
 //! go through kube-rs's own kubeconfig loader (CA bundles, client certificates, exec plugins,
 //! token handling) instead of a second hand-written path.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use ::kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use base64::Engine as _;
@@ -25,11 +28,9 @@ pub(crate) async fn config_for(settings: &ClusterSettings) -> Result<Config, Kub
     let (kubeconfig, context) = match (&settings.host, &settings.config_path) {
         (Some(_), _) => (synthetic_kubeconfig(settings)?, SYNTHETIC.to_string()),
         (None, Some(path)) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| KubeError::Config {
-                message: format!("cannot read the kubeconfig {}: {e}", path.display()),
-            })?;
+            let kubeconfig = parsed(path)?;
             let context = pick_context(&kubeconfig, settings, path)?;
-            (kubeconfig, context)
+            (only_context(&kubeconfig, &context), context)
         }
         (None, None) => {
             return Err(KubeError::Config {
@@ -49,6 +50,75 @@ pub(crate) async fn config_for(settings: &ClusterSettings) -> Result<Config, Kub
         })?;
     tune(&mut config);
     Ok(config)
+}
+
+/// When a kubeconfig file was parsed: its modification time and length then.
+type Stamp = (SystemTime, u64);
+
+/// Kubeconfig files parsed by this process, by path. A fleet's clusters are usually contexts
+/// of one file; parsing it once per cluster made connecting N clusters cost O(N²) (100
+/// clusters: 10,000 contexts parsed). An entry answers while the file's modification time and
+/// length are unchanged.
+static PARSED: LazyLock<Mutex<HashMap<PathBuf, Parsed>>> = LazyLock::new(Mutex::default);
+
+/// A parsed file and the stamp it was parsed at.
+type Parsed = (Stamp, Arc<Kubeconfig>);
+
+/// The kubeconfig at `path`, parsed once while the file stays the same.
+fn parsed(path: &Path) -> Result<Arc<Kubeconfig>, KubeError> {
+    let unreadable = |e: &dyn std::fmt::Display| KubeError::Config {
+        message: format!("cannot read the kubeconfig {}: {e}", path.display()),
+    };
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(&e))?;
+    let stamp = (
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        meta.len(),
+    );
+    let cached = PARSED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(path)
+        .filter(|(seen, _)| *seen == stamp)
+        .map(|(_, kubeconfig)| kubeconfig.clone());
+    if let Some(kubeconfig) = cached {
+        return Ok(kubeconfig);
+    }
+    let kubeconfig = Arc::new(Kubeconfig::read_from(path).map_err(|e| unreadable(&e))?);
+    PARSED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(path.to_path_buf(), (stamp, kubeconfig.clone()));
+    Ok(kubeconfig)
+}
+
+/// `kubeconfig` cut down to `context` with its cluster and user: kube-rs takes the file by
+/// value, and copying every context of a fleet's file per cluster would be O(N²) again.
+fn only_context(kubeconfig: &Kubeconfig, context: &str) -> Kubeconfig {
+    let named = kubeconfig.contexts.iter().find(|c| c.name == context);
+    let inner = named.and_then(|c| c.context.as_ref());
+    let cluster = inner.map(|c| c.cluster.as_str());
+    let user = inner.and_then(|c| c.user.as_deref());
+    Kubeconfig {
+        clusters: kubeconfig
+            .clusters
+            .iter()
+            .filter(|c| Some(c.name.as_str()) == cluster)
+            .cloned()
+            .collect(),
+        auth_infos: kubeconfig
+            .auth_infos
+            .iter()
+            .filter(|u| Some(u.name.as_str()) == user)
+            .cloned()
+            .collect(),
+        contexts: named.into_iter().cloned().collect(),
+        current_context: Some(context.to_string()),
+        preferences: kubeconfig.preferences.clone(),
+        extensions: kubeconfig.extensions.clone(),
+        kind: kubeconfig.kind.clone(),
+        api_version: kubeconfig.api_version.clone(),
+        other: kubeconfig.other.clone(),
+    }
 }
 
 /// Our own retry layer (stop-aware, covers connection errors and 500/502) replaces kube-rs's
@@ -199,6 +269,49 @@ mod tests {
         };
         let err = config_for(&settings).await.expect_err("bad context");
         assert!(err.detail().contains("contexts: real"), "{}", err.detail());
+    }
+
+    #[tokio::test]
+    async fn each_context_of_one_file_gets_its_own_cluster_and_user_and_edits_are_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kubeconfig");
+        let fleet = |second_server: &str| {
+            format!(
+                "apiVersion: v1\nkind: Config\n\
+                 clusters: [{{name: a, cluster: {{server: 'http://a:1'}}}}, {{name: b, cluster: {{server: '{second_server}'}}}}]\n\
+                 users: [{{name: ua, user: {{token: ta}}}}, {{name: ub, user: {{token: tb}}}}]\n\
+                 contexts: [{{name: one, context: {{cluster: a, user: ua}}}}, {{name: two, context: {{cluster: b, user: ub, namespace: n}}}}]\n"
+            )
+        };
+        std::fs::write(&path, fleet("http://b:2")).expect("write");
+        let context = |name: &str| ClusterSettings {
+            config_path: Some(path.clone()),
+            config_context: Some(name.into()),
+            ..ClusterSettings::default()
+        };
+        let one = config_for(&context("one")).await.expect("one");
+        let two = config_for(&context("two")).await.expect("two");
+        assert_eq!(one.cluster_url.to_string(), "http://a:1/");
+        assert_eq!(two.cluster_url.to_string(), "http://b:2/");
+        assert_eq!(two.default_namespace, "n");
+        let cut = only_context(&parsed(&path).expect("parsed"), "two");
+        let names = |v: Vec<&str>| v.join(",");
+        assert_eq!(
+            names(cut.clusters.iter().map(|c| c.name.as_str()).collect()),
+            "b"
+        );
+        assert_eq!(
+            names(cut.auth_infos.iter().map(|u| u.name.as_str()).collect()),
+            "ub"
+        );
+        assert_eq!(
+            names(cut.contexts.iter().map(|c| c.name.as_str()).collect()),
+            "two"
+        );
+        // A rewritten file (another length) is parsed again.
+        std::fs::write(&path, fleet("http://b-moved:2")).expect("rewrite");
+        let moved = config_for(&context("two")).await.expect("two again");
+        assert_eq!(moved.cluster_url.to_string(), "http://b-moved:2/");
     }
 
     #[tokio::test]
