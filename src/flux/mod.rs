@@ -40,6 +40,6 @@ mod testutil;
 pub use error::FluxError;
 pub use render::{
     Multitenancy, Patch, PatchKind, Ref, RenderOptions, Rendered, Scaling, Sharding, Size, Storage,
-    SyncKind, SyncSpec, Target, Verify, render, validate_options,
+    SyncKind, SyncSpec, Target, Verify, render, render_objects, validate_options,
 };
 pub use source::{Distribution, DistributionSource, Distributions, load};

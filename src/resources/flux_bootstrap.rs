@@ -301,12 +301,9 @@ impl Resource<ProviderData> for FluxBootstrap {
     ) -> DiagResult<Option<NewState>> {
         let mut state = State::decode(&current.state)?;
         let client = kube(ctx, &current.state).await?;
-        match state.inputs.render(ctx).await {
-            Ok((rendered, _)) => {
-                state.own.in_sync = match observe(&client, &rendered.objects)
-                    .await
-                    .map_err(engine_error)?
-                {
+        match state.inputs.render_objects(ctx).await {
+            Ok(objects) => {
+                state.own.in_sync = match observe(&client, &objects).await.map_err(engine_error)? {
                     Observed::Gone => return Ok(None),
                     found => Some(found == Observed::InSync),
                 };

@@ -12,7 +12,7 @@ use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::{
     Distribution, DistributionSource, FluxError, Multitenancy, Patch, PatchKind, Ref,
     RenderOptions, Rendered, Scaling, Sharding, Size, Storage, SyncKind, SyncSpec, Target, Verify,
-    render,
+    render, render_objects,
 };
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
@@ -333,6 +333,16 @@ impl FluxInputs {
             .or_else(|| self.distribution.as_ref().map(|d| d.version.clone()));
         let rendered = render(&distribution, &options).map_err(flux_error)?;
         Ok((rendered, version))
+    }
+
+    /// The objects [`Self::render`] renders, without their files: what a refresh compares.
+    pub async fn render_objects(
+        &self,
+        ctx: &Ctx<ProviderData>,
+    ) -> DiagResult<Vec<serde_json::Value>> {
+        let options = self.render_options()?;
+        let distribution = self.load(ctx).await?.map_err(flux_error)?;
+        render_objects(&distribution, &options).map_err(flux_error)
     }
 }
 

@@ -101,6 +101,26 @@ pub fn validate_options(options: &RenderOptions) -> Result<(), FluxError> {
 
 /// Renders `distribution` with `options`.
 pub fn render(distribution: &Distribution, options: &RenderOptions) -> Result<Rendered, FluxError> {
+    let stage = staged(distribution, options)?;
+    let files = files(&stage, distribution, options)?;
+    let sha256 = files_sha256(&files);
+    Ok(Rendered {
+        objects: stage.objects(),
+        files,
+        sha256,
+    })
+}
+
+/// The objects [`render`] renders, without writing them out as files: what a refresh
+/// compares with the cluster (writing a distribution's YAML is most of a render's cost).
+pub fn render_objects(
+    distribution: &Distribution,
+    options: &RenderOptions,
+) -> Result<Vec<Value>, FluxError> {
+    Ok(staged(distribution, options)?.objects())
+}
+
+fn staged(distribution: &Distribution, options: &RenderOptions) -> Result<Stage, FluxError> {
     let components = distribution.objects.clone();
     let mut stage = Stage {
         source_namespace: source_namespace(&components),
@@ -110,15 +130,7 @@ pub fn render(distribution: &Distribution, options: &RenderOptions) -> Result<Re
     for (_, transform) in PIPELINE {
         transform(&mut stage, options)?;
     }
-    let files = files(&stage, distribution, options)?;
-    let sha256 = files_sha256(&files);
-    let mut objects = stage.components;
-    objects.extend(stage.sync);
-    Ok(Rendered {
-        objects,
-        files,
-        sha256,
-    })
+    Ok(stage)
 }
 
 /// The distribution's own namespace: the name of its Namespace object.

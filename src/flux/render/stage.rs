@@ -19,6 +19,15 @@ pub struct Stage {
     pub source_namespace: String,
 }
 
+impl Stage {
+    /// Every object, in the order of the files.
+    pub fn objects(self) -> Vec<Value> {
+        let mut objects = self.components;
+        objects.extend(self.sync);
+        objects
+    }
+}
+
 /// One rendering step.
 pub type Transform = fn(&mut Stage, &RenderOptions) -> Result<(), FluxError>;
 
