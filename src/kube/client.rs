@@ -277,6 +277,63 @@ impl KubeClient {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, KubeError> {
+        let ListRequest {
+            api,
+            resolved,
+            params,
+            ctx,
+        } = self
+            .list_request(api_version, kind, namespace, label_selector)
+            .await?;
+        let list = with_retries(&self.stop, &ctx, || api.list(&params)).await?;
+        list.items
+            .into_iter()
+            .map(|o| to_json(o, &resolved))
+            .collect()
+    }
+
+    /// Like [`KubeClient::list`], but only each object's metadata (as PartialObjectMetadata),
+    /// with its `apiVersion` and `kind`: for kinds whose objects are large and whose
+    /// metadata tells enough (a CRD repeats its whole schema).
+    pub async fn list_metadata(
+        &self,
+        api_version: &str,
+        kind: &str,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, KubeError> {
+        let ListRequest {
+            api,
+            resolved,
+            params,
+            ctx,
+        } = self
+            .list_request(api_version, kind, None, label_selector)
+            .await?;
+        let list = with_retries(&self.stop, &ctx, || api.list_metadata(&params)).await?;
+        list.items
+            .into_iter()
+            .map(|o| {
+                let metadata = serde_json::to_value(o.metadata).map_err(|e| KubeError::Api {
+                    status: 0,
+                    request: format!("list {kind} metadata"),
+                    message: format!("cannot encode {kind} metadata: {e}"),
+                })?;
+                Ok(serde_json::json!({
+                    "apiVersion": resolved.resource.api_version,
+                    "kind": resolved.resource.kind,
+                    "metadata": metadata,
+                }))
+            })
+            .collect()
+    }
+
+    async fn list_request(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<ListRequest<'_>, KubeError> {
         let resolved = self.resolve(api_version, kind).await?;
         let api: Api<DynamicObject> = match namespace {
             Some(ns) if resolved.namespaced => {
@@ -293,11 +350,12 @@ impl KubeClient {
             None => format!("{kind} objects"),
         };
         let ctx = self.ctx(what, "list");
-        let list = with_retries(&self.stop, &ctx, || api.list(&params)).await?;
-        list.items
-            .into_iter()
-            .map(|o| to_json(o, &resolved))
-            .collect()
+        Ok(ListRequest {
+            api,
+            resolved,
+            params,
+            ctx,
+        })
     }
 
     pub(crate) async fn resolve(
@@ -373,6 +431,15 @@ where
         );
         net::sleep(stop, delay).await?;
     }
+}
+
+/// A list about to be sent: the kind's API, what discovery said of it, the parameters, and
+/// the context its errors are told in.
+struct ListRequest<'a> {
+    api: Api<DynamicObject>,
+    resolved: Resolved,
+    params: ListParams,
+    ctx: Ctx<'a>,
 }
 
 fn to_json(object: DynamicObject, resolved: &Resolved) -> Result<Value, KubeError> {

@@ -10,6 +10,10 @@
 //! ([`LIST_TTL`]) and dropped on any write through the client: they serve one refresh, and
 //! what an apply reads stays fresh. A kind the credentials may not list cluster-wide is read
 //! object by object, as before.
+//!
+//! A kind whose objects are large can be listed by metadata alone ([`Shape::Metadata`]): the
+//! caller then judges the object from what its metadata records (see the engine's
+//! fingerprints), and reads it in full only when that is not enough.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,8 +32,38 @@ pub const APPLIED_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", super::
 /// and a plan's later reads must not see a world older than that.
 const LIST_TTL: Duration = Duration::from_secs(15);
 
-/// `(apiVersion, kind)`.
-type KindKey = (String, String);
+/// How much of each object a refresh list carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shape {
+    Whole,
+    /// Metadata only (PartialObjectMetadata), with `apiVersion` and `kind`.
+    Metadata,
+}
+
+/// What a refresh read found of an object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Whole(Value),
+    /// `apiVersion`, `kind` and `metadata`: all a [`Shape::Metadata`] list carries.
+    Metadata(Value),
+}
+
+impl Seen {
+    pub fn object(&self) -> &Value {
+        match self {
+            Seen::Whole(object) | Seen::Metadata(object) => object,
+        }
+    }
+
+    pub fn into_object(self) -> Value {
+        match self {
+            Seen::Whole(object) | Seen::Metadata(object) => object,
+        }
+    }
+}
+
+/// `(apiVersion, kind, shape)`.
+type KindKey = (String, String, Shape);
 
 /// `(namespace, name)`.
 type Name = (Option<String>, String);
@@ -70,17 +104,36 @@ impl KubeClient {
     /// The object as a refresh sees it (see the module docs), or `None` when it does not
     /// exist.
     pub async fn get_for_refresh(&self, r: &ObjRef) -> Result<Option<Value>, KubeError> {
+        Ok(self
+            .seen_for_refresh(r, Shape::Whole)
+            .await?
+            .map(Seen::into_object))
+    }
+
+    /// The object as a refresh sees it, from a list of `shape`; an object the list lacks is
+    /// read whole.
+    pub async fn seen_for_refresh(
+        &self,
+        r: &ObjRef,
+        shape: Shape,
+    ) -> Result<Option<Seen>, KubeError> {
         let mut scoped = r.clone();
         self.scoped(&mut scoped).await?;
-        let listed = self.listed(&r.api_version, &r.kind).await?;
+        let listed = self.listed(&r.api_version, &r.kind, shape).await?;
         match listed.take(&(scoped.namespace, scoped.name)) {
-            Some(found) => Ok(Some(found)),
-            None => self.get(r).await,
+            Some(found) if shape == Shape::Metadata => Ok(Some(Seen::Metadata(found))),
+            Some(found) => Ok(Some(Seen::Whole(found))),
+            None => Ok(self.get(r).await?.map(Seen::Whole)),
         }
     }
 
-    async fn listed(&self, api_version: &str, kind: &str) -> Result<Arc<Listed>, KubeError> {
-        let key = (api_version.to_string(), kind.to_string());
+    async fn listed(
+        &self,
+        api_version: &str,
+        kind: &str,
+        shape: Shape,
+    ) -> Result<Arc<Listed>, KubeError> {
+        let key = (api_version.to_string(), kind.to_string(), shape);
         let listed = self.list_of(key.clone()).await?;
         if listed.fetched.elapsed() < LIST_TTL {
             return Ok(listed);
@@ -96,12 +149,21 @@ impl KubeClient {
             .lists
             .get(key, move || {
                 async move {
-                    let (api_version, kind) = fetch_key;
+                    let (api_version, kind, shape) = fetch_key;
                     let selector = format!("{}={}", APPLIED_LABEL.0, APPLIED_LABEL.1);
-                    let objects = match client
-                        .list(&api_version, &kind, None, Some(&selector))
-                        .await
-                    {
+                    let listed = match shape {
+                        Shape::Whole => {
+                            client
+                                .list(&api_version, &kind, None, Some(&selector))
+                                .await
+                        }
+                        Shape::Metadata => {
+                            client
+                                .list_metadata(&api_version, &kind, Some(&selector))
+                                .await
+                        }
+                    };
+                    let objects = match listed {
                         Ok(items) => Some(Mutex::new(by_name(items))),
                         Err(KubeError::Forbidden { .. }) => None,
                         Err(e) => return Err(e),

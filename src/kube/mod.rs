@@ -26,7 +26,7 @@ mod tests;
 pub use client::{FIELD_MANAGER, KubeClient, ObjRef, managed_labels};
 pub use clusters::Clusters;
 pub use error::KubeError;
-pub use listed::APPLIED_LABEL;
+pub use listed::{APPLIED_LABEL, Seen, Shape};
 pub use secrets::{SecretMeta, secret_key_value};
 pub use settings::{ClusterSettings, ExecSettings};
 pub use workload::RESTARTED_AT;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::wait::{needs_wait, wait_established, wait_ready};
-use super::{ApplyOptions, EngineError, bounded, inventory_id, is_crd, is_namespace};
+use super::{ApplyOptions, EngineError, bounded, fingerprint, inventory_id, is_crd, is_namespace};
 use crate::kube::{APPLIED_LABEL, KubeClient, KubeError, ObjRef};
 use crate::net::{self, Backoff, PollError, Polled};
 
@@ -39,6 +39,7 @@ pub async fn apply_all(
         .partition(|i| is_crd(&i.r) || is_namespace(&i.r));
     let deadline = Instant::now() + options.timeout;
     let mut stored = apply_batch(client, &first, options, &BTreeSet::new(), deadline).await?;
+    record_generations(client, &stored, options.concurrency).await?;
     let crds: Vec<&Value> = stored.iter().filter(|o| is_crd_object(o)).collect();
     let fresh: BTreeSet<GroupKind> = crds.iter().filter_map(|crd| defined_kind(crd)).collect();
     wait_established(client, &crds, options.timeout).await?;
@@ -61,10 +62,11 @@ pub async fn apply_all(
     Ok(inventory)
 }
 
-/// The object with [`APPLIED_LABEL`] added, so refreshes find it in one list per kind; a
-/// manifest that sets that label itself keeps its own value.
-fn stamped(object: &Value) -> Value {
-    let mut object = object.clone();
+/// The object with [`APPLIED_LABEL`] added, so refreshes find it in one list per kind (a
+/// manifest that sets that label itself keeps its own value), and fingerprinted when it is
+/// of a kind refreshes judge by metadata.
+fn stamped(manifest: &Value, r: &ObjRef) -> Value {
+    let mut object = manifest.clone();
     let (key, value) = APPLIED_LABEL;
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         let labels = meta
@@ -74,7 +76,28 @@ fn stamped(object: &Value) -> Value {
             labels.entry(key).or_insert_with(|| Value::from(value));
         }
     }
+    if fingerprint::fingerprinted(r) {
+        fingerprint::stamp(manifest, &mut object);
+    }
     object
+}
+
+/// Completes the fingerprints of the fingerprinted objects just applied.
+async fn record_generations(
+    client: &KubeClient,
+    stored: &[Value],
+    concurrency: usize,
+) -> Result<(), EngineError> {
+    let fingerprinted = stored
+        .iter()
+        .filter(|o| ObjRef::of(o).is_ok_and(|r| fingerprint::fingerprinted(&r)));
+    bounded(fingerprinted, concurrency, |object| async move {
+        fingerprint::record_generation(client, object)
+            .await
+            .map_err(EngineError::kube(inventory_id(object).unwrap_or_default()))
+    })
+    .await?;
+    Ok(())
 }
 
 fn id_of(r: &ObjRef) -> String {
@@ -145,7 +168,7 @@ async fn apply_one(
     deadline: Instant,
 ) -> Result<Value, EngineError> {
     let fresh_kind = fresh.contains(&group_kind(&item.r));
-    let stamped = stamped(item.object);
+    let stamped = stamped(item.object, &item.r);
     let stamped = &stamped;
     let look = |_| async move {
         match client.apply(stamped, force).await {

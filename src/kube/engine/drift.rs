@@ -3,10 +3,11 @@
 //! status, other managers' fields) are not drift: re-applying would not change them.
 
 use base64::Engine as _;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::fingerprint::{Verdict, fingerprinted, judge};
 use super::{EngineError, bounded, inventory_id};
-use crate::kube::{KubeClient, ObjRef};
+use crate::kube::{KubeClient, KubeError, ObjRef, Seen, Shape};
 
 /// Metadata the server owns; a manifest should not set these, and if it does they still
 /// differ on every cluster.
@@ -28,13 +29,9 @@ pub async fn drift(client: &KubeClient, desired: &[Value]) -> Result<Vec<String>
         |(index, want)| async move {
             let manifest = |message: String| EngineError::Manifest { index, message };
             let r = ObjRef::of(want).map_err(|e| manifest(e.to_string()))?;
-            let live = client
-                .get_for_refresh(&r)
+            let (live, drifted) = compare(client, &r, want)
                 .await
                 .map_err(EngineError::kube(r.to_string()))?;
-            let drifted = live
-                .as_ref()
-                .is_none_or(|live| !matches(&comparable(want), live));
             let id = live
                 .as_ref()
                 .and_then(inventory_id)
@@ -47,6 +44,53 @@ pub async fn drift(client: &KubeClient, desired: &[Value]) -> Result<Vec<String>
     let mut ids: Vec<String> = checked.into_iter().flatten().collect();
     ids.sort();
     Ok(ids)
+}
+
+/// What the cluster holds of `want` (at least its metadata), and whether it drifted.
+async fn compare(
+    client: &KubeClient,
+    r: &ObjRef,
+    want: &Value,
+) -> Result<(Option<Value>, bool), KubeError> {
+    let shape = if fingerprinted(r) {
+        Shape::Metadata
+    } else {
+        Shape::Whole
+    };
+    let Some(seen) = client.seen_for_refresh(r, shape).await? else {
+        return Ok((None, true));
+    };
+    if shape == Shape::Whole {
+        let live = seen.into_object();
+        let drifted = !matches(&comparable(want), &live);
+        return Ok((Some(live), drifted));
+    }
+    let metadata_matches = matches(&comparable(&metadata_of(want)), &metadata_of(seen.object()));
+    match (judge(want, seen.object(), metadata_matches), seen) {
+        (Verdict::InSync, seen) => Ok((Some(seen.into_object()), false)),
+        (Verdict::Drifted, seen) => Ok((Some(seen.into_object()), true)),
+        (Verdict::Unknown, Seen::Whole(live)) => {
+            let drifted = !matches(&comparable(want), &live);
+            Ok((Some(live), drifted))
+        }
+        // From the kind's whole list (read once, for every such object of the cluster): a
+        // cluster applied before fingerprints costs what it did before them.
+        (Verdict::Unknown, Seen::Metadata(_)) => {
+            let whole = client
+                .seen_for_refresh(r, Shape::Whole)
+                .await?
+                .map(Seen::into_object);
+            let drifted = whole
+                .as_ref()
+                .is_none_or(|whole| !matches(&comparable(want), whole));
+            Ok((whole, drifted))
+        }
+    }
+}
+
+/// Just the metadata of `object`, as an object of its own.
+fn metadata_of(object: &Value) -> Value {
+    json!({ "metadata": object.get("metadata").cloned().unwrap_or(Value::Null) })
 }
 
 /// The manifest as the server would store it, minus what is not ours to compare.

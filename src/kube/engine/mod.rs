@@ -11,6 +11,7 @@
 
 mod apply;
 mod drift;
+mod fingerprint;
 mod lifecycle;
 mod ownership;
 mod prune;

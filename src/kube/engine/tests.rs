@@ -466,6 +466,156 @@ async fn a_refresh_reads_each_kind_once_and_still_finds_every_object() {
     assert_eq!(singles, Some(1), "the one unlabelled object");
 }
 
+/// The CRDs of the fixture, as ids.
+fn crd_ids(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .filter_map(inventory_id)
+        .filter(|id| id.contains("/CustomResourceDefinition/"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crds_are_judged_by_their_fingerprint_and_edits_still_show() {
+    use super::fingerprint::{DIGEST_ANNOTATION, GENERATION_ANNOTATION, digest};
+    use crate::kube::{Seen, Shape};
+    let sb = sandbox(false).await;
+    let objects = fixture();
+    let kube = client(&sb).await;
+    apply_all(&kube, &objects, &options(false, Duration::from_secs(30)))
+        .await
+        .expect("apply");
+    let crds = crd_ids(&objects);
+    assert!(crds.len() > 10, "{crds:?}");
+
+    // Every CRD carries the digest of its manifest and the generation the apply left.
+    let gitrepos = ObjRef::new(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        "gitrepositories.source.toolkit.fluxcd.io",
+    );
+    let live = kube.get(&gitrepos).await.expect("get").expect("stored");
+    let want = objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "gitrepositories.source.toolkit.fluxcd.io")
+        .expect("in the fixture");
+    let annotations = &live["metadata"]["annotations"];
+    assert_eq!(annotations[DIGEST_ANNOTATION], json!(digest(want)));
+    assert_eq!(
+        annotations[GENERATION_ANNOTATION],
+        json!(live["metadata"]["generation"].to_string())
+    );
+
+    // A refresh reads CRDs by metadata only, and finds them in sync.
+    let kube = client(&sb).await;
+    let seen = kube
+        .seen_for_refresh(&gitrepos, Shape::Metadata)
+        .await
+        .expect("read")
+        .expect("found");
+    assert!(
+        matches!(&seen, Seen::Metadata(m) if m.get("spec").is_none()),
+        "{seen:?}"
+    );
+    let kube = client(&sb).await;
+    sb.stats.reset();
+    assert_eq!(
+        drift(&kube, &objects).await.expect("drift"),
+        Vec::<String>::new()
+    );
+    const GROUP_LISTS: &str = "GET /apis/{group}/{version}/{resource}";
+    let group_lists = object_requests(&sb).get(GROUP_LISTS).copied().unwrap_or(0);
+
+    // Edits under other managers: a spec field (the server bumps the generation) and a
+    // label the manifest sets.
+    let crd_api = |kube: &KubeClient| -> Api<DynamicObject> {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+        ));
+        Api::all_with(kube.raw().clone(), &resource)
+    };
+    let edit = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..PatchParams::default()
+    };
+    let api = crd_api(&kube);
+    api.patch(
+        "gitrepositories.source.toolkit.fluxcd.io",
+        &edit,
+        &Patch::Merge(&json!({ "spec": { "names": { "shortNames": ["edited"] } } })),
+    )
+    .await
+    .expect("edit spec");
+    api.patch(
+        "buckets.source.toolkit.fluxcd.io",
+        &edit,
+        &Patch::Merge(
+            &json!({ "metadata": { "labels": { "app.kubernetes.io/part-of": "other" } } }),
+        ),
+    )
+    .await
+    .expect("edit label");
+    let kube = client(&sb).await;
+    assert_eq!(
+        drift(&kube, &objects).await.expect("drift"),
+        vec![
+            "apiextensions.k8s.io/v1/CustomResourceDefinition/_/buckets.source.toolkit.fluxcd.io"
+                .to_string(),
+            "apiextensions.k8s.io/v1/CustomResourceDefinition/_/gitrepositories.source.toolkit.fluxcd.io"
+                .to_string(),
+        ]
+    );
+
+    // The repair (forced, as owners apply) records the new generation; the next refresh is
+    // clean, and a re-apply that changes nothing writes nothing more.
+    let owner = ApplyOptions {
+        force: true,
+        ..options(false, Duration::from_secs(30))
+    };
+    apply_all(&kube, &objects, &owner).await.expect("repair");
+    let kube = client(&sb).await;
+    assert_eq!(
+        drift(&kube, &objects).await.expect("drift"),
+        Vec::<String>::new()
+    );
+    let before = versions(&sb);
+    apply_all(&kube, &objects, &owner).await.expect("re-apply");
+    assert_eq!(versions(&sb), before, "re-apply changed nothing");
+
+    // A CRD without a fingerprint (applied before fingerprints) is read whole, from one
+    // whole list of the kind, and is no drift.
+    let strip = json!({ "metadata": { "annotations": {
+        DIGEST_ANNOTATION: null, GENERATION_ANNOTATION: null } } });
+    crd_api(&kube)
+        .patch(
+            "helmrepositories.source.toolkit.fluxcd.io",
+            &edit,
+            &Patch::Merge(&strip),
+        )
+        .await
+        .expect("strip");
+    let kube = client(&sb).await;
+    sb.stats.reset();
+    assert_eq!(
+        drift(&kube, &objects).await.expect("drift"),
+        Vec::<String>::new()
+    );
+    let requests = object_requests(&sb);
+    assert_eq!(
+        requests.get(GROUP_LISTS).copied(),
+        Some(group_lists + 1),
+        "a list per kind, and a whole list of CRDs: {requests:?}"
+    );
+    assert_eq!(
+        requests.get("GET /apis/{group}/{version}/{resource}/{name}"),
+        None,
+        "{requests:?}"
+    );
+}
+
 async fn add_finalizer_to_kustomization(kube: &KubeClient) {
     let api = dynamic(
         kube,

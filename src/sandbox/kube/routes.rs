@@ -563,15 +563,29 @@ fn list(emu: &Emu, rt: &ResourceType, ns: Option<&str>, req: &Req) -> Result<Res
         return super::routes_watch::watch(emu, rt, ns, l, f, send_initial, timeout);
     }
     let st = emu.lock();
+    let rv = st.rv.to_string();
+    if wants_metadata(req) {
+        let items: Vec<Value> = st
+            .stored(rt, ns)
+            .filter(|o| l.matches(o.pointer("/metadata/labels")) && f.matches(o))
+            .map(partial)
+            .collect();
+        drop(st);
+        let list = json!({
+            "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+            "metadata": { "resourceVersion": rv }, "items": items,
+        });
+        return Ok(axum::Json(list).into_response());
+    }
     let items: Vec<Value> = st
         .list(rt, ns)
         .filter(|o| l.matches(o.pointer("/metadata/labels")) && f.matches(o))
         .collect();
+    drop(st);
     let list = json!({
         "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
-        "metadata": { "resourceVersion": st.rv.to_string() }, "items": items,
+        "metadata": { "resourceVersion": rv }, "items": items,
     });
-    drop(st);
     Ok(respond(rt, list, req, true))
 }
 
@@ -606,13 +620,34 @@ fn delete_collection(
     Ok(axum::Json(list).into_response())
 }
 
-/// JSON, or a `meta.k8s.io/v1` Table when the client asks for one (kubectl get does).
-fn respond(rt: &ResourceType, v: Value, req: &Req, is_list: bool) -> Response {
-    let accept = req
-        .headers
+fn accept(req: &Req) -> &str {
+    req.headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Whether the client asked for `meta.k8s.io/v1` PartialObjectMetadata (a metadata-only
+/// read: kube-rs's `get_metadata`/`list_metadata`, controllers' metadata informers).
+fn wants_metadata(req: &Req) -> bool {
+    accept(req).contains("as=PartialObjectMetadata")
+}
+
+/// An object as PartialObjectMetadata: its metadata, as the API server sends it.
+fn partial(object: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+        "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+/// JSON, a `meta.k8s.io/v1` Table when the client asks for one (kubectl get does), or
+/// PartialObjectMetadata.
+fn respond(rt: &ResourceType, v: Value, req: &Req, is_list: bool) -> Response {
+    if wants_metadata(req) && !is_list {
+        return axum::Json(partial(&v)).into_response();
+    }
+    let accept = accept(req);
     if !accept.contains("as=Table") {
         return axum::Json(v).into_response();
     }

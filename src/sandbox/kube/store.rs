@@ -147,11 +147,21 @@ impl State {
         rt: &'a ResourceType,
         ns: Option<&'a str>,
     ) -> impl Iterator<Item = Value> + 'a {
+        self.stored(rt, ns).map(move |o| Self::render(rt, o))
+    }
+
+    /// The stored objects a list of `rt` in `ns` covers, unrendered: for answers that need
+    /// only part of each (metadata-only lists) and should not copy the rest.
+    pub fn stored<'a>(
+        &'a self,
+        rt: &'a ResourceType,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
         self.objects
             .iter()
             .filter(move |(k, _)| k.group == rt.group && k.kind == rt.kind)
             .filter(move |(k, _)| ns.is_none_or(|n| !rt.namespaced || k.namespace == n))
-            .map(move |(_, o)| Self::render(rt, o))
+            .map(|(_, o)| o)
     }
 
     fn emit(&self, ev: ObjectEvent) {

@@ -1011,6 +1011,50 @@ async fn tables_for_kubectl_get() {
     assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 }
 
+/// A GET with an `Accept` header, answered as JSON.
+async fn get_as(app: &axum::Router, uri: &str, accept: &str) -> Value {
+    let req = Request::builder()
+        .uri(uri)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("accept", accept)
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    serde_json::from_slice(
+        &axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn metadata_only_reads_as_partial_object_metadata() {
+    let (_, app) = emu();
+    apply(&app, DEPLOY, "alice", false, &deploy(2, "nginx:1")).await;
+    let list = get_as(
+        &app,
+        "/apis/apps/v1/namespaces/default/deployments",
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    )
+    .await;
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+    let item = &list["items"][0];
+    assert_eq!(item["kind"], "PartialObjectMetadata");
+    assert_eq!(item["metadata"]["name"], "web");
+    assert_eq!(item["metadata"]["generation"], 1);
+    assert!(item.get("spec").is_none(), "{item}");
+    let one = get_as(
+        &app,
+        DEPLOY,
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+    )
+    .await;
+    assert_eq!(one["kind"], "PartialObjectMetadata");
+    assert!(one.get("spec").is_none(), "{one}");
+}
+
 #[tokio::test]
 async fn delete_collection_by_label() {
     let (_, app) = emu();
