@@ -237,7 +237,9 @@ fn the_fleet_example_runs_ten_clusters_from_gitlab_managed_state() {
             "{cluster}: {requests} Kubernetes requests in one refresh: {routes}"
         );
     }
-    // The agents' configuration files are checked against one tree listing, not fetched.
+    // The agents' configuration files are checked against one tree listing, not fetched;
+    // their tokens come from one GraphQL query, not a list per agent: at most five GitLab
+    // requests for the whole fleet.
     let gitlab = &stats["gitlab"];
     assert_eq!(
         gitlab["GET /api/v4/projects/{id}/repository/tree"], 1,
@@ -248,6 +250,25 @@ fn the_fleet_example_runs_ten_clusters_from_gitlab_managed_state() {
             .get("GET /api/v4/projects/{id}/repository/files/{file_path}")
             .is_none(),
         "{gitlab}"
+    );
+    assert_eq!(gitlab["POST /api/graphql"], 1, "{gitlab}");
+    assert!(
+        gitlab
+            .get("GET /api/v4/projects/{id}/cluster_agents/{agent_id}/tokens")
+            .is_none(),
+        "{gitlab}"
+    );
+    // Terraform's own state backend requests are not the provider's.
+    let total: u64 = gitlab.as_object().map_or(0, |routes| {
+        routes
+            .iter()
+            .filter(|(route, _)| !route.contains("/terraform/state/"))
+            .filter_map(|(_, n)| n.as_u64())
+            .sum()
+    });
+    assert!(
+        total <= 5,
+        "{total} GitLab requests in one refresh: {gitlab}"
     );
 
     // A configuration file edited in GitLab plans the repair of that agent only.

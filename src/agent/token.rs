@@ -290,8 +290,11 @@ impl<'a> TokenRotation<'a> {
         })
     }
 
-    /// Whether GitLab saw a token used, asked one by one (the list has no `last_used_at`).
+    /// Whether GitLab saw a token used, asked one by one when the list did not tell.
     async fn details(&self, t: &AgentToken) -> Result<AgentToken, TokenError> {
+        if t.last_used_known {
+            return Ok(t.clone());
+        }
         let s = self.spec;
         Ok(self
             .client

@@ -12,7 +12,7 @@
 //! would count against GitLab's limit of two active tokens.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -132,17 +132,31 @@ impl GitlabClient {
         };
         let outcome = self.inner.transport.send_allow_404(&call).await;
         self.invalidate_agents(project);
-        self.inner.tokens.invalidate(&id);
+        self.tokens_changed(id);
         outcome.map(|_| ())
     }
 
-    /// The agent's active tokens (one paginated list, shared and cached). The list has no
-    /// `last_used_at`; use [`GitlabClient::agent_token`] for that.
+    /// The agent's active tokens: from the project's one GraphQL read of every agent's
+    /// tokens (with `last_used_at`), else (GraphQL cannot tell, or this client changed the
+    /// agent's tokens since) one paginated REST list, shared and cached, which has no
+    /// `last_used_at`: see [`GitlabClient::agent_token`] for that.
     pub async fn agent_tokens(
         &self,
         project: &str,
         agent_id: i64,
     ) -> Result<Arc<Vec<AgentToken>>, GitlabError> {
+        let written = self
+            .inner
+            .tokens_written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&agent_id);
+        if !written
+            && let Some(by_agent) = self.tokens_by_agent(project).await?
+            && let Some(tokens) = by_agent.get(&agent_id)
+        {
+            return Ok(Arc::new(tokens.clone()));
+        }
         let client = self.clone();
         let owned = project.to_string();
         self.inner
@@ -181,7 +195,11 @@ impl GitlabClient {
     ) -> Result<Option<AgentToken>, GitlabError> {
         let call = self.token_call(error::READ_TOKEN, Method::GET, project, agent_id, token_id)?;
         match self.inner.transport.send_allow_404(&call).await? {
-            Some(reply) => decode(call.op, &reply.body).map(Some),
+            Some(reply) => {
+                let mut token: AgentToken = decode(call.op, &reply.body)?;
+                token.last_used_known = true;
+                Ok(Some(token))
+            }
             None => Ok(None),
         }
     }
@@ -205,7 +223,7 @@ impl GitlabClient {
             self.pause_before_repost(error::CREATE_TOKEN, attempt)
                 .await?;
             let outcome = self.post_token(project, agent_id, &body).await;
-            self.inner.tokens.invalidate(&agent_id);
+            self.tokens_changed(agent_id);
             match outcome {
                 Ok(created) => return Ok(created),
                 Err(e) if e.maybe_applied() => {
@@ -298,8 +316,19 @@ impl GitlabClient {
             token_id,
         )?;
         let outcome = self.inner.transport.send_allow_404(&call).await;
-        self.inner.tokens.invalidate(&agent_id);
+        self.tokens_changed(agent_id);
         outcome.map(|_| ())
+    }
+
+    /// Forgets what this client read of the agent's tokens, the project-wide GraphQL read
+    /// included (for this agent only: the others' tokens did not change).
+    fn tokens_changed(&self, agent_id: i64) {
+        self.inner.tokens.invalidate(&agent_id);
+        self.inner
+            .tokens_written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(agent_id);
     }
 
     fn token_call<'a>(
@@ -378,6 +407,7 @@ mod tests {
             status: "active".into(),
             created_at: String::new(),
             last_used_at: None,
+            last_used_known: false,
             agent_id: 1,
         }
     }

@@ -5,7 +5,7 @@
 //! GitLab's API. Caches key on the argument as given (paths case-folded) and learn which id
 //! and path name the same project, so a write through either form invalidates both.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -14,6 +14,7 @@ use reqwest::{Method, Url};
 use tokio_util::sync::CancellationToken;
 
 use super::error::{self, GitlabError, Missing, Operation};
+use super::graphql::TokensByAgent;
 use super::transport::{Call, Replay, Transport, decode, encode_segment};
 use super::types::{Agent, AgentToken, Metadata, Project};
 use crate::gitlab::settings::GitlabSettings;
@@ -36,6 +37,11 @@ pub(crate) struct Inner {
     pub agents: Cached<String, Vec<Agent>>,
     /// Keyed by agent id, which is unique across the instance.
     pub tokens: Cached<i64, Vec<AgentToken>>,
+    /// Every agent's active tokens from one GraphQL read, keyed by project key.
+    pub agent_tokens_graphql: Cached<String, Option<Arc<TokensByAgent>>>,
+    /// Agents whose tokens this client changed: the project's GraphQL read is older than
+    /// that, so their tokens are read through REST from then on.
+    pub tokens_written: Mutex<HashSet<i64>>,
     /// Blob ids by path, keyed by project key, ref and directory.
     pub trees: Cached<(String, String, String), HashMap<String, String>>,
     /// Project key -> numeric project id, learnt from responses.
@@ -85,6 +91,8 @@ impl GitlabClient {
                 projects: SingleFlight::new(),
                 agents: SingleFlight::new(),
                 tokens: SingleFlight::new(),
+                agent_tokens_graphql: SingleFlight::new(),
+                tokens_written: Mutex::new(HashSet::new()),
                 trees: SingleFlight::new(),
                 aliases: Mutex::new(HashMap::new()),
             }),

@@ -7,6 +7,7 @@ mod client;
 pub mod deploy_keys;
 pub mod error;
 pub mod files;
+mod graphql;
 pub mod names;
 mod repository;
 pub mod settings;

@@ -857,3 +857,81 @@ async fn variables_are_written_per_scope_hidden_when_asked_and_settled_after_a_l
         "the other scope is untouched"
     );
 }
+
+const GRAPHQL: &str = "POST /api/graphql";
+const TOKENS_GET: &str = "GET /api/v4/projects/{id}/cluster_agents/{agent_id}/tokens";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleets_agent_tokens_come_from_one_graphql_read_per_hundred_agents() {
+    let _shared = LOG_CAPTURE.read().await;
+    let sb = sandbox().await;
+    let writer = client(&sb);
+    let mut agents = Vec::new();
+    for i in 0..150 {
+        let agent = writer
+            .create_agent(PROJECT, &format!("a{i:03}"))
+            .await
+            .expect("agent");
+        let (token, secret) = writer
+            .create_agent_token(PROJECT, agent.id, "tf", "")
+            .await
+            .expect("token");
+        if i % 2 == 0 {
+            assert!(sb.gitlab.mark_agent_token_used(secret.expose()));
+        }
+        agents.push((agent.id, token.id));
+    }
+
+    // A refresh: every agent's tokens at once, as Terraform's concurrent reads ask.
+    sb.stats.reset();
+    let gl = client(&sb);
+    let reads = agents.iter().map(|(agent, _)| {
+        let (gl, agent) = (gl.clone(), *agent);
+        tokio::spawn(async move { gl.agent_tokens(PROJECT, agent).await })
+    });
+    let found = futures_util::future::join_all(reads).await;
+    for (i, ((_, token), read)) in agents.iter().zip(found).enumerate() {
+        let tokens = read.expect("joined").expect("read");
+        assert_eq!(tokens.iter().map(|t| t.id).collect::<Vec<_>>(), [*token]);
+        assert_eq!(tokens[0].last_used_at.is_some(), i % 2 == 0, "agent {i}");
+        assert_eq!(tokens[0].last_used_known, i % 2 == 0, "agent {i}");
+    }
+    assert_eq!(
+        (requests(&sb, GRAPHQL), requests(&sb, TOKENS_GET)),
+        (2, 0),
+        "two pages of at most 100 agents, no per-agent list"
+    );
+
+    // After this client revokes an agent's token, that agent's tokens are read again
+    // (through REST); the others still come from the one read.
+    sb.stats.reset();
+    let (agent, token) = agents[0];
+    gl.revoke_agent_token(PROJECT, agent, token)
+        .await
+        .expect("revoke");
+    assert!(
+        gl.agent_tokens(PROJECT, agent)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let other = gl.agent_tokens(PROJECT, agents[1].0).await.expect("read");
+    assert_eq!(other.len(), 1);
+    assert_eq!((requests(&sb, GRAPHQL), requests(&sb, TOKENS_GET)), (0, 1));
+
+    // GraphQL failing: REST answers, and GraphQL is not asked again for each agent.
+    inject(
+        &sb,
+        vec![rule("POST", "/api/graphql", None, status(500, None))],
+    );
+    sb.stats.reset();
+    let (gl, _stop) = client_with(&sb, &sb.info.gitlab_token, 0);
+    for (agent, token) in &agents[1..3] {
+        let tokens = gl.agent_tokens(PROJECT, *agent).await.expect("read");
+        assert_eq!(tokens.iter().map(|t| t.id).collect::<Vec<_>>(), [*token]);
+    }
+    assert_eq!(
+        (faults(&sb, "/api/graphql"), requests(&sb, TOKENS_GET)),
+        (1, 2)
+    );
+}

@@ -153,6 +153,10 @@ pub struct AgentToken {
     pub created_at: String,
     #[serde(default)]
     pub last_used_at: Option<String>,
+    /// Whether `last_used_at` can be relied on as it is: the single-token read tells it,
+    /// REST's token list leaves it out, and GraphQL's read is kept too long to say "unused".
+    #[serde(skip)]
+    pub last_used_known: bool,
     pub agent_id: i64,
 }
 

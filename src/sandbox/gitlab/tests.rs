@@ -1405,3 +1405,156 @@ async fn terraform_state_answers_with_gitlabs_codes_and_honours_the_lock() {
     assert_eq!(w.call("DELETE", url, &w.root, None).await.status, 200);
     assert_eq!(w.get(url).await.status, 404);
 }
+
+// ---- GraphQL ----
+
+impl World {
+    async fn graphql(&self, token: &str, query: &str, variables: Value) -> Resp {
+        let body = json!({ "query": query, "variables": variables });
+        self.call("POST", "/api/graphql", token, Some(body)).await
+    }
+}
+
+#[tokio::test]
+async fn graphql_serves_agents_with_their_active_tokens_in_pages() {
+    let w = world();
+    let mut agents = Vec::new();
+    for name in ["b", "a", "c"] {
+        agents.push((name, w.create_agent(name).await));
+    }
+    let tokens =
+        |agent: u64| format!("/api/v4/projects/fleet%2Fagents/cluster_agents/{agent}/tokens");
+    let (_, b) = agents[0];
+    let first = w.post(&tokens(b), json!({"name": "old"})).await;
+    let second = w
+        .post(&tokens(b), json!({"name": "new", "description": "d"}))
+        .await;
+    let revoked = w.post(&tokens(agents[1].1), json!({"name": "gone"})).await;
+    let revoked_id = revoked.body["id"].as_u64().expect("id");
+    w.call(
+        "DELETE",
+        &format!("{}/{revoked_id}", tokens(agents[1].1)),
+        &w.root,
+        None,
+    )
+    .await;
+    assert!(
+        w.emu
+            .mark_agent_token_used(first.body["token"].as_str().expect("value"))
+    );
+
+    let query = "query($path: ID!, $after: String) {
+      project(fullPath: $path) {
+        clusterAgents(first: 2, after: $after) {
+          count
+          pageInfo { hasNextPage endCursor }
+          nodes { __typename id name ...Tokens }
+        }
+      }
+    }
+    fragment Tokens on ClusterAgent {
+      active: tokens { nodes { id name description status lastUsedAt createdAt } }
+    }";
+    let page = w
+        .graphql(&w.root, query, json!({ "path": "fleet/agents" }))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let connection = &page.body["data"]["project"]["clusterAgents"];
+    assert_eq!(connection["count"], 3);
+    assert_eq!(connection["pageInfo"]["hasNextPage"], true);
+    let names: Vec<&str> = connection["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["a", "b"], "ordered by name");
+    let b_node = &connection["nodes"][1];
+    assert_eq!(b_node["__typename"], "ClusterAgent");
+    assert_eq!(b_node["id"], format!("gid://gitlab/Clusters::Agent/{b}"));
+    let b_tokens = b_node["active"]["nodes"].as_array().expect("tokens");
+    // Most recently used first; ids are global ids; statuses GitLab's enum.
+    assert_eq!(b_tokens.len(), 2);
+    assert_eq!(
+        b_tokens[0]["id"],
+        format!("gid://gitlab/Clusters::AgentToken/{}", first.body["id"])
+    );
+    assert!(b_tokens[0]["lastUsedAt"].is_string());
+    assert_eq!(b_tokens[1]["name"], "new");
+    assert_eq!(b_tokens[1]["description"], "d");
+    assert_eq!(b_tokens[1]["status"], "ACTIVE");
+    assert!(b_tokens[1]["lastUsedAt"].is_null());
+    assert_eq!(
+        connection["nodes"][0]["active"]["nodes"],
+        json!([]),
+        "revoked tokens are not listed"
+    );
+    let _ = second;
+
+    let cursor = connection["pageInfo"]["endCursor"].clone();
+    let next = w
+        .graphql(
+            &w.root,
+            query,
+            json!({ "path": "fleet/agents", "after": cursor }),
+        )
+        .await;
+    let connection = &next.body["data"]["project"]["clusterAgents"];
+    assert_eq!(connection["nodes"][0]["name"], "c");
+    assert_eq!(connection["pageInfo"]["hasNextPage"], false);
+}
+
+#[tokio::test]
+async fn graphql_refuses_as_gitlab_does() {
+    let w = world();
+    w.create_agent("a").await;
+    let agents = "{ project(fullPath: \"fleet/agents\") { clusterAgents { nodes { name } } } }";
+
+    // A field the schema lacks fails the whole query.
+    let r = w
+        .graphql(
+            &w.root,
+            "{ project(fullPath: \"fleet/agents\") { clusterAgents { nodes { nome } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.get("data").is_none(), "{}", r.body);
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        "Field 'nome' doesn't exist on type 'ClusterAgent'"
+    );
+    assert_eq!(r.body["errors"][0]["extensions"]["code"], "undefinedField");
+    let r = w.graphql(&w.root, "{ project(fullPath: ", json!({})).await;
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Parse error")),
+        "{}",
+        r.body
+    );
+
+    // Projects the caller cannot see are null; below Developer, agents are not listed.
+    let outsider = w.emu.create_user_with_token("outsider", 0);
+    let r = w.graphql(&outsider, agents, json!({})).await;
+    assert_eq!(r.body["data"]["project"], Value::Null);
+    let r = w.graphql("", agents, json!({})).await;
+    assert_eq!(r.body["data"]["project"], Value::Null, "anonymous");
+    let reporter = w.emu.create_user_with_token("reporter", 20);
+    let r = w.graphql(&reporter, agents, json!({})).await;
+    assert_eq!(
+        r.body["data"]["project"]["clusterAgents"]["nodes"],
+        json!([])
+    );
+    let developer = w.emu.create_user_with_token("dev", 30);
+    let r = w.graphql(&developer, agents, json!({})).await;
+    assert_eq!(
+        r.body["data"]["project"]["clusterAgents"]["nodes"],
+        json!([{ "name": "a" }])
+    );
+
+    // A bad token is 401; mutations are not served.
+    assert_eq!(w.graphql("glpat-nope", agents, json!({})).await.status, 401);
+    let r = w.graphql(&w.root, "mutation { x }", json!({})).await;
+    assert!(r.body["errors"][0]["message"].is_string(), "{}", r.body);
+}

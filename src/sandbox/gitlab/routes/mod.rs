@@ -4,6 +4,7 @@
 mod access_tokens;
 mod agents;
 mod deploy_keys;
+mod graphql;
 mod meta;
 mod repo;
 mod terraform_state;
@@ -125,6 +126,7 @@ pub(super) fn router(emu: Arc<GitlabEmulator>) -> Router {
             &project("/terraform/state/{name}/lock"),
             post(terraform_state::lock).delete(terraform_state::unlock),
         )
+        .route("/api/graphql", post(graphql::query))
         .route("/api/v4/{*rest}", any(unknown_route))
         .layer(axum::middleware::map_response_with_state(
             emu.clone(),
