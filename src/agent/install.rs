@@ -249,7 +249,9 @@ async fn secret_token_hash(
     name: &str,
     key: &str,
 ) -> Result<Option<String>, AgentError> {
-    let value = kube.read_secret_key(&spec.namespace, name, key).await?;
+    let value = kube
+        .read_recent_secret_key(&spec.namespace, name, key)
+        .await?;
     Ok(value.map(|v| token_hash(v.expose())))
 }
 

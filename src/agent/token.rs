@@ -268,7 +268,9 @@ impl<'a> TokenRotation<'a> {
 
     /// The token whose value the Secret holds, by the label and hash written with it.
     async fn read_held(&self, d: &Delivery) -> Result<Option<(i64, String)>, TokenError> {
-        let Some(secret) = d.kube.get(&d.target.secret()).await? else {
+        // Shared with the install's read of the same Secret in a refresh; any write through
+        // this client (a delivery) drops it, so an apply reads what it wrote.
+        let Some(secret) = d.kube.get_recent(&d.target.secret()).await? else {
             return Ok(None);
         };
         let meta = &secret["metadata"];

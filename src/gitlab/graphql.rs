@@ -116,9 +116,12 @@ impl GitlabClient {
                     .into_iter()
                     .map(|t| t.into_token(agent_id))
                     .collect::<Option<Vec<_>>>();
-                let Some(listed) = listed else {
+                let Some(mut listed) = listed else {
                     return Ok(None);
                 };
+                // In REST's order (oldest first), not GraphQL's (most recently used first):
+                // callers that pick among tokens pick the same either way.
+                listed.sort_by_key(|t| t.id);
                 tokens.insert(agent_id, listed);
             }
             match agents.page_info {

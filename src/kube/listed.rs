@@ -87,16 +87,24 @@ impl Listed {
     }
 }
 
-/// The lists of one cluster connection.
+/// One object read whole, and when.
+struct Recent {
+    object: Option<Value>,
+    fetched: Instant,
+}
+
+/// The lists of one cluster connection, and the single objects read recently.
 #[derive(Default)]
 pub(crate) struct ListedReads {
     lists: SingleFlight<KindKey, Listed, KubeError>,
+    recent: SingleFlight<ObjRef, Recent, KubeError>,
 }
 
 impl ListedReads {
-    /// Drops every list: something was written.
+    /// Drops every list and recent read: something was written.
     pub(crate) fn forget(&self) {
         self.lists.clear();
+        self.recent.clear();
     }
 }
 
@@ -125,6 +133,38 @@ impl KubeClient {
             Some(found) => Ok(Some(Seen::Whole(found))),
             None => Ok(self.get(r).await?.map(Seen::Whole)),
         }
+    }
+
+    /// The object, read with one GET shared by every reader within [`LIST_TTL`] and until
+    /// this client writes: for an object that more than one resource reads (an agent token's
+    /// Secret: the token checks the value it holds, the install the value it mounts), where
+    /// a list of its kind would be too much (Secrets are not listed: most are not ours).
+    pub async fn get_recent(&self, r: &ObjRef) -> Result<Option<Value>, KubeError> {
+        let mut scoped = r.clone();
+        self.scoped(&mut scoped).await?;
+        let recent = self.recent_of(scoped.clone()).await?;
+        if recent.fetched.elapsed() < LIST_TTL {
+            return Ok(recent.object.clone());
+        }
+        self.listed_reads().recent.invalidate(&scoped);
+        Ok(self.recent_of(scoped).await?.object.clone())
+    }
+
+    async fn recent_of(&self, r: ObjRef) -> Result<Arc<Recent>, KubeError> {
+        let client = self.clone();
+        let fetch = r.clone();
+        self.listed_reads()
+            .recent
+            .get(r, move || {
+                async move {
+                    Ok(Arc::new(Recent {
+                        object: client.get(&fetch).await?,
+                        fetched: Instant::now(),
+                    }))
+                }
+                .boxed()
+            })
+            .await
     }
 
     async fn listed(

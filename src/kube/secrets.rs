@@ -40,6 +40,21 @@ impl KubeClient {
         }
     }
 
+    /// Like [`KubeClient::read_secret_key`], from a read shared with other readers of the
+    /// same Secret (see [`KubeClient::get_recent`]).
+    pub async fn read_recent_secret_key(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<Secret>, KubeError> {
+        let r = ObjRef::new("v1", "Secret", Some(namespace), name);
+        match self.get_recent(&r).await? {
+            Some(object) => secret_key_value(&object, key),
+            None => Ok(None),
+        }
+    }
+
     /// Sets `data.<key>` of Secret `namespace/name` (creating it if needed) by server-side
     /// apply, leaving other keys and their managers untouched. `meta`'s labels and
     /// annotations are applied in the same request, so they never describe another value.

@@ -646,3 +646,37 @@ async fn stopping_cancels_requests_and_waits() {
     assert_eq!(err, KubeError::Cancelled);
     assert_eq!(c.get(&default_ns()).await, Err(KubeError::Cancelled));
 }
+
+#[tokio::test]
+async fn recent_reads_are_shared_until_this_client_writes() {
+    let sb = sandbox().await;
+    let c = client(&sb).await;
+    let meta = crate::kube::SecretMeta::default();
+    c.write_secret_key("default", "token", "t", &Secret::new("one"), &meta)
+        .await
+        .expect("write");
+    let secret_gets = |sb: &Sandbox| {
+        sb.stats.snapshot()["kube"]["GET /api/v1/namespaces/{namespace}/{resource}/{name}"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    sb.stats.reset();
+    let (first, second) = tokio::join!(
+        c.read_recent_secret_key("default", "token", "t"),
+        c.read_recent_secret_key("default", "token", "t"),
+    );
+    assert_eq!(first.expect("read"), Some(Secret::new("one")));
+    assert_eq!(second.expect("read"), Some(Secret::new("one")));
+    assert_eq!(secret_gets(&sb), 1, "two readers, one GET");
+    // A write through the client drops it: what an apply reads is what it wrote.
+    c.write_secret_key("default", "token", "t", &Secret::new("two"), &meta)
+        .await
+        .expect("rewrite");
+    assert_eq!(
+        c.read_recent_secret_key("default", "token", "t")
+            .await
+            .expect("read"),
+        Some(Secret::new("two"))
+    );
+    assert_eq!(secret_gets(&sb), 2);
+}
