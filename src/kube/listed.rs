@@ -135,10 +135,10 @@ impl KubeClient {
         }
     }
 
-    /// The object, read with one GET shared by every reader within [`LIST_TTL`] and until
-    /// this client writes: for an object that more than one resource reads (an agent token's
-    /// Secret: the token checks the value it holds, the install the value it mounts), where
-    /// a list of its kind would be too much (Secrets are not listed: most are not ours).
+    /// The object, read with one GET shared by every reader for as long as a list is kept
+    /// and until this client writes: for an object that more than one resource reads (an
+    /// agent token's Secret: the token checks the value it holds, the install the value it
+    /// mounts), where a list of its kind would be too much (most Secrets are not ours).
     pub async fn get_recent(&self, r: &ObjRef) -> Result<Option<Value>, KubeError> {
         let mut scoped = r.clone();
         self.scoped(&mut scoped).await?;

@@ -8,6 +8,11 @@
 //! of everything applied, so later plans can prune, detect drift and destroy without the
 //! manifests at hand. [`Lifecycle`] puts these together for every resource that owns its
 //! objects that way.
+//!
+//! What the engine leaves on the objects it applies serves the refresh: the
+//! `app.kubernetes.io/managed-by=gitlabflux` label (one list per kind finds them), and on
+//! CRDs a fingerprint (manifest digest and applied generation, see `fingerprint`) so they are
+//! judged by their metadata instead of being read whole.
 
 mod apply;
 mod drift;
