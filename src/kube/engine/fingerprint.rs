@@ -8,9 +8,12 @@
 //! `metadata.generation` beside it ([`GENERATION_ANNOTATION`]). The API server bumps a CRD's
 //! generation on every change to anything but its metadata and status, so a refresh that
 //! finds the digest of the desired manifest, the generation it recorded, and the manifest's
-//! own labels and annotations knows the object is as applied. An object without the two
-//! annotations (applied before they existed, or stripped since) is read whole and compared
-//! field by field, as every other object is.
+//! own labels and annotations knows the object is as applied. Another digest means another
+//! manifest is wanted: drift. Another generation means someone changed the object since;
+//! whether that is drift (a field the manifest sets) or not (a field only they set, such as
+//! a CA bundle injected into a conversion webhook) takes reading it whole and comparing
+//! field by field, as every other object is, and so does an object without the two
+//! annotations (applied before they existed, or stripped since).
 
 use std::collections::BTreeMap;
 
@@ -73,7 +76,7 @@ pub async fn record_generation(client: &KubeClient, stored: &Value) -> Result<()
 pub enum Verdict {
     InSync,
     Drifted,
-    /// The metadata carries no fingerprint: compare the whole object.
+    /// No fingerprint, or changed since it was taken: compare the whole object.
     Unknown,
 }
 
@@ -86,13 +89,14 @@ pub fn judge(want: &Value, live: &Value, metadata_matches: bool) -> Verdict {
     ) else {
         return Verdict::Unknown;
     };
+    if digest_seen != digest(want) || !metadata_matches {
+        return Verdict::Drifted;
+    }
     let generation = live.pointer("/metadata/generation").and_then(Value::as_i64);
-    let as_applied =
-        digest_seen == digest(want) && generation.is_some_and(|g| g.to_string() == generation_seen);
-    if as_applied && metadata_matches {
+    if generation.is_some_and(|g| g.to_string() == generation_seen) {
         Verdict::InSync
     } else {
-        Verdict::Drifted
+        Verdict::Unknown
     }
 }
 
@@ -111,17 +115,17 @@ mod tests {
     }
 
     #[test]
-    fn in_sync_only_with_the_same_digest_and_the_recorded_generation() {
+    fn in_sync_with_the_same_digest_and_generation_drifted_with_another_digest() {
         let want = json!({ "kind": "CustomResourceDefinition", "spec": { "group": "b" } });
         let stamped = json!({ DIGEST_ANNOTATION: digest(&want), GENERATION_ANNOTATION: "3" });
         assert_eq!(
             judge(&want, &crd(3, stamped.clone()), true),
             Verdict::InSync
         );
-        // Edited since: the server bumped the generation.
+        // Changed since: the server bumped the generation; only the whole object tells how.
         assert_eq!(
             judge(&want, &crd(4, stamped.clone()), true),
-            Verdict::Drifted
+            Verdict::Unknown
         );
         // Another manifest is wanted now.
         let other = json!({ "kind": "CustomResourceDefinition", "spec": { "group": "c" } });

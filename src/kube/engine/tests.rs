@@ -527,8 +527,9 @@ async fn crds_are_judged_by_their_fingerprint_and_edits_still_show() {
     const GROUP_LISTS: &str = "GET /apis/{group}/{version}/{resource}";
     let group_lists = object_requests(&sb).get(GROUP_LISTS).copied().unwrap_or(0);
 
-    // Edits under other managers: a spec field (the server bumps the generation) and a
-    // label the manifest sets.
+    // Edits under other managers: a spec field the manifest sets (the server bumps the
+    // generation), a label the manifest sets, and a spec field only the editor sets (the
+    // generation moves too, but the whole object shows it is no drift).
     let crd_api = |kube: &KubeClient| -> Api<DynamicObject> {
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
             "apiextensions.k8s.io",
@@ -558,6 +559,25 @@ async fn crds_are_judged_by_their_fingerprint_and_edits_still_show() {
     )
     .await
     .expect("edit label");
+    api.patch(
+        "helmcharts.source.toolkit.fluxcd.io",
+        &edit,
+        &Patch::Merge(&json!({ "spec": { "names": { "categories": ["extra"] } } })),
+    )
+    .await
+    .expect("add a field");
+    let helmcharts = ObjRef::new(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        "helmcharts.source.toolkit.fluxcd.io",
+    );
+    let changed = kube.get(&helmcharts).await.expect("get").expect("stored");
+    assert_ne!(
+        json!(changed["metadata"]["generation"].to_string()),
+        changed["metadata"]["annotations"][GENERATION_ANNOTATION],
+        "the server bumped the generation past the recorded one"
+    );
     let kube = client(&sb).await;
     assert_eq!(
         drift(&kube, &objects).await.expect("drift"),
