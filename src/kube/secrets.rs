@@ -34,10 +34,7 @@ impl KubeClient {
         key: &str,
     ) -> Result<Option<Secret>, KubeError> {
         let r = ObjRef::new("v1", "Secret", Some(namespace), name);
-        match self.get(&r).await? {
-            Some(object) => secret_key_value(&object, key),
-            None => Ok(None),
-        }
+        key_of(self.get(&r).await?, key)
     }
 
     /// Like [`KubeClient::read_secret_key`], from a read shared with other readers of the
@@ -49,10 +46,7 @@ impl KubeClient {
         key: &str,
     ) -> Result<Option<Secret>, KubeError> {
         let r = ObjRef::new("v1", "Secret", Some(namespace), name);
-        match self.get_recent(&r).await? {
-            Some(object) => secret_key_value(&object, key),
-            None => Ok(None),
-        }
+        key_of(self.get_recent(&r).await?, key)
     }
 
     /// Sets `data.<key>` of Secret `namespace/name` (creating it if needed) by server-side
@@ -133,6 +127,11 @@ impl KubeClient {
         self.write_secret_keys(namespace, name, purpose, &none, &SecretMeta::default())
             .await
     }
+}
+
+/// `key` of a Secret read, if there is one.
+fn key_of(found: Option<Value>, key: &str) -> Result<Option<Secret>, KubeError> {
+    found.map_or(Ok(None), |object| secret_key_value(&object, key))
 }
 
 /// The value of `key` in a Secret already read; `None` when the key is missing.
