@@ -634,6 +634,35 @@ async fn crds_are_judged_by_their_fingerprint_and_edits_still_show() {
         None,
         "{requests:?}"
     );
+
+    // That is also where an apply killed between a CRD's apply and the record of its
+    // generation leaves it: the next apply completes the fingerprint, and the refresh after
+    // it reads CRDs by metadata again.
+    apply_all(&kube, &objects, &owner).await.expect("re-apply");
+    let helmrepos = ObjRef::new(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        "helmrepositories.source.toolkit.fluxcd.io",
+    );
+    let completed = kube.get(&helmrepos).await.expect("get").expect("stored");
+    let annotations = &completed["metadata"]["annotations"];
+    assert!(
+        annotations[DIGEST_ANNOTATION].is_string()
+            && annotations[GENERATION_ANNOTATION].is_string(),
+        "{annotations}"
+    );
+    let kube = client(&sb).await;
+    sb.stats.reset();
+    assert_eq!(
+        drift(&kube, &objects).await.expect("drift"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        object_requests(&sb).get(GROUP_LISTS).copied(),
+        Some(group_lists),
+        "no whole list of CRDs"
+    );
 }
 
 async fn add_finalizer_to_kustomization(kube: &KubeClient) {
