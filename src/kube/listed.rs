@@ -16,14 +16,16 @@
 //! fingerprints), and reads it in full only when that is not enough.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::{KubeClient, KubeError, ObjRef};
-use crate::single_flight::SingleFlight;
+use crate::single_flight::{Fetch, SingleFlight};
 
 /// The label the apply engine puts on every object it applies, and the refresh lists by.
 pub const APPLIED_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", super::FIELD_MANAGER);
@@ -72,16 +74,13 @@ type Name = (Option<String>, String);
 /// with these credentials. Objects wait as JSON text: a fleet's refresh lists every
 /// cluster's kinds as its first resources read, and holds each object until its owner does,
 /// and text takes a fraction of the memory of a parsed tree.
-struct Listed {
-    objects: Option<Mutex<HashMap<Name, Box<[u8]>>>>,
-    fetched: Instant,
-}
+struct Listed(Option<Mutex<HashMap<Name, Box<[u8]>>>>);
 
 impl Listed {
     /// The object, taken out of the list; `None` when the list cannot say (never had it,
     /// or handed it out already).
     fn take(&self, name: &Name) -> Option<Value> {
-        let objects = self.objects.as_ref()?;
+        let objects = self.0.as_ref()?;
         let text = objects
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -90,17 +89,46 @@ impl Listed {
     }
 }
 
-/// One object read whole, and when.
-struct Recent {
-    object: Option<Value>,
+/// A read, and when it was made.
+struct Kept<V> {
+    value: V,
     fetched: Instant,
+}
+
+/// `cache`'s read of `key`, made again by `fetch` when older than [`LIST_TTL`]: reads serve
+/// one refresh, and a plan's later reads must not see an older world.
+async fn kept<K, V>(
+    cache: &SingleFlight<K, Kept<V>, KubeError>,
+    key: K,
+    fetch: impl Fn() -> BoxFuture<'static, Result<V, KubeError>>,
+) -> Result<Arc<Kept<V>>, KubeError>
+where
+    K: Eq + Hash + Clone,
+    V: Send + Sync + 'static,
+{
+    let start = || -> Fetch<Kept<V>, KubeError> {
+        let read = fetch();
+        async move {
+            Ok(Arc::new(Kept {
+                value: read.await?,
+                fetched: Instant::now(),
+            }))
+        }
+        .boxed()
+    };
+    let found = cache.get(key.clone(), start).await?;
+    if found.fetched.elapsed() < LIST_TTL {
+        return Ok(found);
+    }
+    cache.invalidate(&key);
+    cache.get(key, start).await
 }
 
 /// The lists of one cluster connection, and the single objects read recently.
 #[derive(Default)]
 pub(crate) struct ListedReads {
-    lists: SingleFlight<KindKey, Listed, KubeError>,
-    recent: SingleFlight<ObjRef, Recent, KubeError>,
+    lists: SingleFlight<KindKey, Kept<Listed>, KubeError>,
+    recent: SingleFlight<ObjRef, Kept<Option<Value>>, KubeError>,
 }
 
 impl ListedReads {
@@ -131,7 +159,7 @@ impl KubeClient {
         let mut scoped = r.clone();
         self.scoped(&mut scoped).await?;
         let listed = self.listed(&r.api_version, &r.kind, shape).await?;
-        match listed.take(&(scoped.namespace, scoped.name)) {
+        match listed.value.take(&(scoped.namespace, scoped.name)) {
             Some(found) if shape == Shape::Metadata => Ok(Some(Seen::Metadata(found))),
             Some(found) => Ok(Some(Seen::Whole(found))),
             None => Ok(self.get(r).await?.map(Seen::Whole)),
@@ -145,29 +173,13 @@ impl KubeClient {
     pub async fn get_recent(&self, r: &ObjRef) -> Result<Option<Value>, KubeError> {
         let mut scoped = r.clone();
         self.scoped(&mut scoped).await?;
-        let recent = self.recent_of(scoped.clone()).await?;
-        if recent.fetched.elapsed() < LIST_TTL {
-            return Ok(recent.object.clone());
-        }
-        self.listed_reads().recent.invalidate(&scoped);
-        Ok(self.recent_of(scoped).await?.object.clone())
-    }
-
-    async fn recent_of(&self, r: ObjRef) -> Result<Arc<Recent>, KubeError> {
-        let client = self.clone();
-        let fetch = r.clone();
-        self.listed_reads()
-            .recent
-            .get(r, move || {
-                async move {
-                    Ok(Arc::new(Recent {
-                        object: client.get(&fetch).await?,
-                        fetched: Instant::now(),
-                    }))
-                }
-                .boxed()
-            })
-            .await
+        let (client, fetch) = (self.clone(), scoped.clone());
+        let read = kept(&self.listed_reads().recent, scoped, move || {
+            let (client, r) = (client.clone(), fetch.clone());
+            async move { client.get(&r).await }.boxed()
+        })
+        .await?;
+        Ok(read.value.clone())
     }
 
     async fn listed(
@@ -175,50 +187,33 @@ impl KubeClient {
         api_version: &str,
         kind: &str,
         shape: Shape,
-    ) -> Result<Arc<Listed>, KubeError> {
+    ) -> Result<Arc<Kept<Listed>>, KubeError> {
         let key = (api_version.to_string(), kind.to_string(), shape);
-        let listed = self.list_of(key.clone()).await?;
-        if listed.fetched.elapsed() < LIST_TTL {
-            return Ok(listed);
-        }
-        self.listed_reads().lists.invalidate(&key);
-        self.list_of(key).await
+        let (client, fetch_key) = (self.clone(), key.clone());
+        kept(&self.listed_reads().lists, key, move || {
+            let (client, (api_version, kind, shape)) = (client.clone(), fetch_key.clone());
+            async move { client.labelled(&api_version, &kind, shape).await }.boxed()
+        })
+        .await
     }
 
-    async fn list_of(&self, key: KindKey) -> Result<Arc<Listed>, KubeError> {
-        let client = self.clone();
-        let fetch_key = key.clone();
-        self.listed_reads()
-            .lists
-            .get(key, move || {
-                async move {
-                    let (api_version, kind, shape) = fetch_key;
-                    let selector = format!("{}={}", APPLIED_LABEL.0, APPLIED_LABEL.1);
-                    let listed = match shape {
-                        Shape::Whole => {
-                            client
-                                .list(&api_version, &kind, None, Some(&selector))
-                                .await
-                        }
-                        Shape::Metadata => {
-                            client
-                                .list_metadata(&api_version, &kind, Some(&selector))
-                                .await
-                        }
-                    };
-                    let objects = match listed {
-                        Ok(items) => Some(Mutex::new(by_name(items))),
-                        Err(KubeError::Forbidden { .. }) => None,
-                        Err(e) => return Err(e),
-                    };
-                    Ok(Arc::new(Listed {
-                        objects,
-                        fetched: Instant::now(),
-                    }))
-                }
-                .boxed()
-            })
-            .await
+    /// The kind's objects bearing [`APPLIED_LABEL`], in `shape`.
+    async fn labelled(
+        &self,
+        api_version: &str,
+        kind: &str,
+        shape: Shape,
+    ) -> Result<Listed, KubeError> {
+        let selector = format!("{}={}", APPLIED_LABEL.0, APPLIED_LABEL.1);
+        let listed = match shape {
+            Shape::Whole => self.list(api_version, kind, None, Some(&selector)).await,
+            Shape::Metadata => self.list_metadata(api_version, kind, Some(&selector)).await,
+        };
+        match listed {
+            Ok(items) => Ok(Listed(Some(Mutex::new(by_name(items))))),
+            Err(KubeError::Forbidden { .. }) => Ok(Listed(None)),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -466,6 +466,15 @@ async fn a_refresh_reads_each_kind_once_and_still_finds_every_object() {
     assert_eq!(singles, Some(1), "the one unlabelled object");
 }
 
+fn crd_ref(name: &str) -> ObjRef {
+    ObjRef::new(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        name,
+    )
+}
+
 /// The CRDs of the fixture, as ids.
 fn crd_ids(objects: &[Value]) -> Vec<String> {
     objects
@@ -489,12 +498,7 @@ async fn crds_are_judged_by_their_fingerprint_and_edits_still_show() {
     assert!(crds.len() > 10, "{crds:?}");
 
     // Every CRD carries the digest of its manifest and the generation the apply left.
-    let gitrepos = ObjRef::new(
-        "apiextensions.k8s.io/v1",
-        "CustomResourceDefinition",
-        None,
-        "gitrepositories.source.toolkit.fluxcd.io",
-    );
+    let gitrepos = crd_ref("gitrepositories.source.toolkit.fluxcd.io");
     let live = kube.get(&gitrepos).await.expect("get").expect("stored");
     let want = objects
         .iter()
@@ -566,12 +570,7 @@ async fn crds_are_judged_by_their_fingerprint_and_edits_still_show() {
     )
     .await
     .expect("add a field");
-    let helmcharts = ObjRef::new(
-        "apiextensions.k8s.io/v1",
-        "CustomResourceDefinition",
-        None,
-        "helmcharts.source.toolkit.fluxcd.io",
-    );
+    let helmcharts = crd_ref("helmcharts.source.toolkit.fluxcd.io");
     let changed = kube.get(&helmcharts).await.expect("get").expect("stored");
     assert_ne!(
         json!(changed["metadata"]["generation"].to_string()),
@@ -639,12 +638,7 @@ async fn crds_are_judged_by_their_fingerprint_and_edits_still_show() {
     // generation leaves it: the next apply completes the fingerprint, and the refresh after
     // it reads CRDs by metadata again.
     apply_all(&kube, &objects, &owner).await.expect("re-apply");
-    let helmrepos = ObjRef::new(
-        "apiextensions.k8s.io/v1",
-        "CustomResourceDefinition",
-        None,
-        "helmrepositories.source.toolkit.fluxcd.io",
-    );
+    let helmrepos = crd_ref("helmrepositories.source.toolkit.fluxcd.io");
     let completed = kube.get(&helmrepos).await.expect("get").expect("stored");
     let annotations = &completed["metadata"]["annotations"];
     assert!(

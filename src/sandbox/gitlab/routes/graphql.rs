@@ -19,7 +19,7 @@
 //! (`gid://gitlab/Clusters::Agent/7`); a field the schema lacks fails the whole query with
 //! `undefinedField`; a token with `read_api` may query. Mutations are not served.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -462,8 +462,6 @@ impl<'w, 'q> Run<'w, 'q> {
                 fields
                     .iter()
                     .map(|(k, v)| (k.to_string(), self.json(v)))
-                    .collect::<BTreeMap<_, _>>()
-                    .into_iter()
                     .collect(),
             ),
         }
