@@ -166,6 +166,17 @@ impl KubeClient {
         }
     }
 
+    /// Lists the kind in `shape` as [`Self::seen_for_refresh`] will, and keeps the list for
+    /// the reads that follow.
+    pub async fn list_for_refresh(
+        &self,
+        api_version: &str,
+        kind: &str,
+        shape: Shape,
+    ) -> Result<(), KubeError> {
+        self.listed(api_version, kind, shape).await.map(drop)
+    }
+
     /// The object, read with one GET shared by every reader for as long as a list is kept
     /// and until this client writes: for an object that more than one resource reads (an
     /// agent token's Secret: the token checks the value it holds, the install the value it

@@ -680,3 +680,42 @@ async fn recent_reads_are_shared_until_this_client_writes() {
     );
     assert_eq!(secret_gets(&sb), 2);
 }
+
+/// However many reads wait at once, one client sends a cluster at most a couple at a time,
+/// and so opens about as many connections: each would otherwise idle in the pool, TLS
+/// session and buffers kept, for the provider's life.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_opens_a_few_connections_however_many_reads_wait() {
+    let sb = sandbox().await;
+    let c = client(&sb).await;
+    // Slow answers, so that the reads overlap.
+    sb.faults.replace(FaultSpec {
+        rules: vec![FaultRule {
+            emulator: "kube".into(),
+            method: "GET".into(),
+            path: "/api/v1/namespaces/default/configmaps/*".into(),
+            probability: 1.0,
+            times: None,
+            when: When::Before,
+            fault: Fault::Latency { latency_ms: 20 },
+        }],
+    });
+    sb.stats.reset();
+    let c = &c;
+    let names: Vec<String> = (0..16).map(|i| format!("absent-{i}")).collect();
+    let reads = names
+        .iter()
+        .map(|name| ObjRef::new("v1", "ConfigMap", Some("default"), name.as_str()))
+        .map(|r| async move { c.get(&r).await });
+    for found in futures_util::future::join_all(reads).await {
+        assert_eq!(found.expect("read"), None);
+    }
+    let stats = sb.stats.snapshot();
+    let opened = stats["connections"]["kube"].as_u64().unwrap_or(0);
+    // A connection can be opened while the last one is on its way back to the pool.
+    let bound = 2 * super::client::IN_FLIGHT as u64;
+    assert!(
+        (1..=bound).contains(&opened),
+        "{opened} connections: {stats}"
+    );
+}

@@ -20,7 +20,7 @@ use crate::flux::objects::shard_users;
 use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::{FluxError, Rendered, validate_options};
 use crate::gitlab::{GitlabError, Missing};
-use crate::kube::engine::{Lifecycle, Observed, observe};
+use crate::kube::engine::{Lifecycle, Observed, observe, parse_inventory_id, read_ahead};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
     PlanContext, Resource, Schema, Value,
@@ -301,6 +301,13 @@ impl Resource<ProviderData> for FluxBootstrap {
     ) -> DiagResult<Option<NewState>> {
         let mut state = State::decode(&current.state)?;
         let client = kube(ctx, &current.state).await?;
+        // The lists first, the render after them: the render is then compared as soon as it
+        // exists, instead of waiting on the network beside the render of every other
+        // bootstrap refreshing at the time.
+        let applied = state.own.inventory.iter().flatten();
+        read_ahead(&client, applied.filter_map(|id| parse_inventory_id(id)))
+            .await
+            .map_err(engine_error)?;
         match state.inputs.render_objects(ctx).await {
             Ok(objects) => {
                 state.own.in_sync = match observe(&client, &objects).await.map_err(engine_error)? {

@@ -69,6 +69,7 @@ pub fn serve(
                 },
             };
             let _ = stream.set_nodelay(true);
+            stats.record_connection(emulator.name());
             let (router, stats, faults, shutdown, tls) = (
                 router.clone(),
                 stats.clone(),

@@ -13,6 +13,8 @@ pub struct Stats {
     requests: Mutex<BTreeMap<(String, String), u64>>,
     faults: Mutex<BTreeMap<(String, String), u64>>,
     clusters: Mutex<BTreeMap<(String, String), u64>>,
+    /// Connections accepted, by emulator: what a client's pool opened.
+    connections: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl Stats {
@@ -27,6 +29,11 @@ impl Stats {
         bump(&self.clusters, cluster, format!("{method} {route}"));
     }
 
+    /// Counts one connection an emulator accepted.
+    pub fn record_connection(&self, emulator: &str) {
+        bump(&self.connections, "connections", emulator.to_string());
+    }
+
     /// Counts one request answered by an injected fault instead of the emulator.
     pub fn record_fault(&self, emulator: &str, method: &str, path: &str, fault: &str) {
         bump(
@@ -37,10 +44,14 @@ impl Stats {
     }
 
     /// `{"gitlab": {"GET /api/v4/...": n}, "kube": {...}, "registry": {...},
-    /// "faults": {"gitlab": {...}}, "kube_clusters": {"<cluster>": {...}}}`, the last with a
-    /// fleet only.
+    /// "faults": {"gitlab": {...}}, "connections": {"kube": n, ...},
+    /// "kube_clusters": {"<cluster>": {...}}}`, the last with a fleet only.
     pub fn snapshot(&self) -> Value {
-        let mut out = json!({ "gitlab": {}, "kube": {}, "registry": {}, "faults": {} });
+        let mut out =
+            json!({ "gitlab": {}, "kube": {}, "registry": {}, "faults": {}, "connections": {} });
+        for ((_, emulator), n) in lock(&self.connections).iter() {
+            out["connections"][emulator.as_str()] = json!(n);
+        }
         for ((cluster, key), n) in lock(&self.clusters).iter() {
             out["kube_clusters"][cluster.as_str()][key.as_str()] = json!(n);
         }
@@ -60,6 +71,7 @@ impl Stats {
         lock(&self.requests).clear();
         lock(&self.faults).clear();
         lock(&self.clusters).clear();
+        lock(&self.connections).clear();
     }
 }
 

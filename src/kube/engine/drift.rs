@@ -2,6 +2,8 @@
 //! fields the manifest sets. Fields the manifest leaves out (defaults, server-set metadata,
 //! status, other managers' fields) are not drift: re-applying would not change them.
 
+use std::collections::HashSet;
+
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -46,17 +48,51 @@ pub async fn drift(client: &KubeClient, desired: &[Value]) -> Result<Vec<String>
     Ok(ids)
 }
 
+/// Lists the kinds of `objects` as [`drift`] will read them, without reading any object.
+/// An owner that renders what it compares reads ahead with what it applied last (its
+/// inventory), then renders and compares with no network wait in between: a fleet's refresh
+/// otherwise holds one render per bootstrap waiting on its lists.
+pub async fn read_ahead(
+    client: &KubeClient,
+    objects: impl IntoIterator<Item = ObjRef>,
+) -> Result<(), EngineError> {
+    let kinds: HashSet<(String, String, Shape)> = objects
+        .into_iter()
+        .map(|r| {
+            let shape = shape_of(&r);
+            (r.api_version, r.kind, shape)
+        })
+        .collect();
+    bounded(
+        kinds,
+        super::DEFAULT_CONCURRENCY,
+        |(api_version, kind, shape)| async move {
+            client
+                .list_for_refresh(&api_version, &kind, shape)
+                .await
+                .map_err(EngineError::kube(format!("{kind} objects")))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// How a refresh lists objects like `r`.
+fn shape_of(r: &ObjRef) -> Shape {
+    if fingerprinted(r) {
+        Shape::Metadata
+    } else {
+        Shape::Whole
+    }
+}
+
 /// What the cluster holds of `want` (at least its metadata), and whether it drifted.
 async fn compare(
     client: &KubeClient,
     r: &ObjRef,
     want: &Value,
 ) -> Result<(Option<Value>, bool), KubeError> {
-    let shape = if fingerprinted(r) {
-        Shape::Metadata
-    } else {
-        Shape::Whole
-    };
+    let shape = shape_of(r);
     let Some(seen) = client.seen_for_refresh(r, shape).await? else {
         return Ok((None, true));
     };

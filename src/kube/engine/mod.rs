@@ -35,7 +35,7 @@ use serde_json::Value;
 use super::{KubeClient, KubeError, ObjRef};
 
 pub use apply::apply_all;
-pub use drift::drift;
+pub use drift::{drift, read_ahead};
 pub use lifecycle::{Lifecycle, Observed, observe};
 pub use ownership::foreign;
 pub use prune::prune;

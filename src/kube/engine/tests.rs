@@ -466,6 +466,42 @@ async fn a_refresh_reads_each_kind_once_and_still_finds_every_object() {
     assert_eq!(singles, Some(1), "the one unlabelled object");
 }
 
+/// An owner that reads ahead with its inventory finds every list kept when it compares: the
+/// render it compares is then never held across a network wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_reading_ahead_a_compare_sends_nothing() {
+    let sb = sandbox(false).await;
+    let objects = fixture();
+    apply_all(
+        &client(&sb).await,
+        &objects,
+        &options(false, Duration::from_secs(30)),
+    )
+    .await
+    .expect("apply");
+    let inventory: Vec<String> = objects.iter().filter_map(inventory_id).collect();
+
+    let kube = client(&sb).await;
+    sb.stats.reset();
+    let refs = inventory.iter().filter_map(|id| parse_inventory_id(id));
+    read_ahead(&kube, refs).await.expect("read ahead");
+    let ahead = object_requests(&sb);
+    assert!(!ahead.is_empty());
+    assert!(
+        ahead
+            .keys()
+            .all(|route| route.starts_with("GET ") && !route.ends_with("{name}")),
+        "lists only: {ahead:?}"
+    );
+
+    sb.stats.reset();
+    assert_eq!(
+        drift(&kube, &objects).await.expect("drift"),
+        Vec::<String>::new()
+    );
+    assert_eq!(object_requests(&sb), BTreeMap::new());
+}
+
 fn crd_ref(name: &str) -> ObjRef {
     ObjRef::new(
         "apiextensions.k8s.io/v1",
