@@ -553,4 +553,9 @@ fn print_requests(stats: &Value, clusters: usize) {
         "Kubernetes requests per cluster: min {min}, max {max} ({} of {clusters} clusters asked)",
         per_cluster.len()
     );
+    println!(
+        "connections opened: Kubernetes {}, GitLab {}",
+        stats["connections"]["kube"].as_u64().unwrap_or(0),
+        stats["connections"]["gitlab"].as_u64().unwrap_or(0)
+    );
 }
