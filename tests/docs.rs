@@ -110,6 +110,27 @@ fn docs_match_the_schemas() {
     );
 }
 
+/// Descriptions written as multi-line strings once carried their source indentation into
+/// the docs (and into what editors show on hover); a missing part must not leave its space.
+#[test]
+fn no_page_carries_stray_whitespace() {
+    let mut stray = Vec::new();
+    for (path, page) in expected_pages() {
+        let mut in_code = false;
+        for (number, line) in page.lines().enumerate() {
+            if line.starts_with("```") {
+                in_code = !in_code;
+                continue;
+            }
+            let text = line.trim_start();
+            if !in_code && (text.contains("  ") || text != text.trim_end()) {
+                stray.push(format!("{}:{}: {line:?}", path.display(), number + 1));
+            }
+        }
+    }
+    assert!(stray.is_empty(), "stray whitespace:\n{}", stray.join("\n"));
+}
+
 #[test]
 fn no_page_outlives_its_schema() {
     let expected: std::collections::BTreeSet<PathBuf> =

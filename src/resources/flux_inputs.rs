@@ -150,7 +150,9 @@ fn sharding_attribute() -> Attribute {
                 .default(DEFAULT_KEY)
                 .description("Label that assigns Flux objects to a shard."),
             Attribute::string_list("shards").required().description(
-                "Shard names. Each gets its own source-, kustomize- and helm-controller (and image                  controllers when installed) named `<controller>-<shard>`. A shard is only removed                  once no Flux object carries its label.",
+                "Shard names. Each gets its own source-, kustomize- and helm-controller (and image \
+                 controllers when installed) named `<controller>-<shard>`. A shard is only \
+                 removed once no Flux object carries its label.",
             ),
             Attribute::string("storage")
                 .default("ephemeral")
@@ -172,7 +174,9 @@ fn scaling_attribute() -> Attribute {
                 .optional()
                 .validator(validators::one_of(&Size::NAMES))
                 .description(
-                    "Flux Operator cluster-size preset: `small` (5 workers, 512Mi), `medium` (10, 1Gi)                      or `large` (20, 3Gi), with the operator's exact flags and resources.",
+                    "Flux Operator cluster-size preset: `small` (5 workers, 512Mi), `medium` \
+                     (10, 1Gi) or `large` (20, 3Gi), with the operator's exact flags and \
+                     resources.",
                 ),
             Attribute::number("concurrent").optional().validator(validators::int_between(1, 100_000)).description("`--concurrent` of source-, kustomize- and helm-controller."),
             Attribute::string("requeue_dependency").optional().description("`--requeue-dependency`, e.g. `5s`."),

@@ -142,17 +142,16 @@ fn write_attributes(
             if a.deprecated {
                 flags.push("Deprecated".into());
             }
-            let _ = write!(
-                out,
-                "- `{}` ({}) {}",
-                a.name,
-                flags.join(", "),
-                a.description
-            );
+            // One space between the parts a line has: no stray space for a part left out.
+            let mut parts = vec![format!("- `{}` ({})", a.name, flags.join(", "))];
+            let description = a.description.trim();
+            if !description.is_empty() {
+                parts.push(description.to_string());
+            }
             if let Some(default) = &a.default
                 && let Some(json) = default.to_plain_json()
             {
-                let _ = write!(out, " Defaults to `{json}`.");
+                parts.push(format!("Defaults to `{json}`."));
             }
             if let AttrType::Nested(n) = &a.ty {
                 let child = if anchor.is_empty() {
@@ -160,9 +159,10 @@ fn write_attributes(
                 } else {
                     format!("{anchor}--{}", a.name)
                 };
-                let _ = write!(out, " (see [below for nested schema](#{child}))");
+                parts.push(format!("(see [below for nested schema](#{child}))"));
                 nested.push((child, n.attributes.clone()));
             }
+            out.push_str(&parts.join(" "));
             out.push('\n');
         }
         out.push('\n');
@@ -231,6 +231,6 @@ mod tests {
         assert!(page.contains("### Read-Only\n\n- `id` (String) The ID."));
         assert!(page.contains("(see [below for nested schema](#nestedatt--cfg))"));
         assert!(page.contains("### Nested Schema for `cfg`"));
-        assert!(page.contains("- `n` (Number)  Defaults to `1`."));
+        assert!(page.contains("- `n` (Number) Defaults to `1`.\n"));
     }
 }
