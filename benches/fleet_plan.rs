@@ -112,6 +112,10 @@ fn main() {
 
     if args.hold {
         env.print_shell(&[&ours, &null, &data]);
+        println!(
+            "sandbox admin API (GET /stats, DELETE /stats): {}",
+            sandbox.info.admin_url
+        );
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         runtime.block_on(sandbox.stop());
         return;
