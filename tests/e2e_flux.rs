@@ -8,7 +8,8 @@ mod common;
 use base64::Engine as _;
 use common::{
     SandboxProcess, Workspace, block_on, flux_controller_args as controller_args,
-    flux_fixture as fixture, flux_fixture_path, kubectl, kubectl_json, provider_block,
+    flux_fixture as fixture, flux_fixture_of, flux_fixture_path, kubectl, kubectl_json,
+    provider_block,
 };
 use serde_json::Value;
 use sha2::Digest as _;
@@ -208,6 +209,185 @@ fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
             .any(|k| k.starts_with("clusters/prod/flux-system/")),
         "{files:?}"
     );
+}
+
+/// A locked-down, sharded bootstrap of Flux `version` with `extra` components.
+fn versioned_config(sandbox: &SandboxProcess, version: &str, extra: &str) -> String {
+    format!(
+        r#"{provider}
+resource "gitlabflux_flux_bootstrap" "this" {{
+  distribution     = {{ source = "{fixture}" }}
+  components_extra = [{extra}]
+  multitenancy     = {{ enabled = true }}
+  sharding         = {{ shards = ["shard1"] }}
+  sync             = {GIT_SYNC}
+  timeout          = "30s"
+}}
+"#,
+        provider = provider_block(sandbox),
+        fixture = flux_fixture_of(version),
+    )
+}
+
+/// The image a Deployment of the `version` fixture runs.
+fn fixture_image(version: &str, deployment: &str) -> String {
+    let path = flux_fixture_of(version);
+    let text = std::fs::read_to_string(path.trim_start_matches("file://")).expect("fixture");
+    let objects =
+        terraform_provider_gitlabflux::flux::manifest::parse_documents(&text).expect("parses");
+    objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == deployment)
+        .and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str())
+        .expect("image")
+        .to_string()
+}
+
+/// Flux 2.8.5 upgraded in place to 2.9.4 with the image controllers: the new images and the
+/// 9292 webhook policy arrive, nothing kept is pruned, every controller carries exactly its
+/// lockdown flags, and sharding shards what the Flux Operator shards.
+#[test]
+fn flux_2_9_upgrades_in_place_locked_down_and_sharded() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let ws = Workspace::new();
+    ws.write(&versioned_config(&sandbox, "v2.8.5", ""));
+    ws.apply();
+    ws.assert_no_changes();
+    let requested = handled_request(&sync_object(
+        &sandbox,
+        "kustomizations.kustomize.toolkit.fluxcd.io",
+    ));
+
+    let images = r#""image-reflector-controller", "image-automation-controller""#;
+    ws.write(&versioned_config(&sandbox, "v2.9.4", images));
+    ws.assert_only_change("gitlabflux_flux_bootstrap.this", "update");
+    ws.apply();
+    ws.assert_no_changes();
+    let state = ws.resource("gitlabflux_flux_bootstrap.this");
+    assert_eq!(state["applied_version"], "v2.9.4");
+
+    // The new images, the 9292 webhook policy; the sync objects and CRDs are still there.
+    for controller in [
+        "source-controller",
+        "kustomize-controller",
+        "image-reflector-controller",
+    ] {
+        let deployment = common::flux_deployment(&sandbox, controller);
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+            fixture_image("v2.9.4", controller).as_str()
+        );
+    }
+    let policy = kubectl_json(
+        &sandbox,
+        &[
+            "get",
+            "networkpolicy",
+            "-n",
+            "flux-system",
+            "allow-webhooks",
+        ],
+    )
+    .expect("allow-webhooks");
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], 9292);
+    assert!(
+        kubectl_json(
+            &sandbox,
+            &["get", "crd", "gitrepositories.source.toolkit.fluxcd.io"]
+        )
+        .is_some()
+    );
+    let ks = sync_object(&sandbox, "kustomizations.kustomize.toolkit.fluxcd.io");
+    assert_ne!(
+        handled_request(&ks),
+        requested,
+        "the upgrade was reconciled"
+    );
+
+    // Lockdown, exactly once per flag, on each controller and its shard.
+    let once = |args: &[String], flag: &str| args.iter().filter(|a| *a == flag).count() == 1;
+    let none = |args: &[String], prefix: &str| !args.iter().any(|a| a.starts_with(prefix));
+    for name in ["kustomize-controller", "kustomize-controller-shard1"] {
+        let args = controller_args(&sandbox, name);
+        for flag in [
+            "--no-cross-namespace-refs=true",
+            "--no-remote-bases=true",
+            "--default-service-account=default",
+        ] {
+            assert!(once(&args, flag), "{flag} in {name}: {args:?}");
+        }
+    }
+    for name in ["helm-controller", "helm-controller-shard1"] {
+        let args = controller_args(&sandbox, name);
+        assert!(
+            once(&args, "--no-cross-namespace-refs=true"),
+            "{name}: {args:?}"
+        );
+        assert!(
+            once(&args, "--default-service-account=default"),
+            "{name}: {args:?}"
+        );
+        assert!(none(&args, "--no-remote-bases"), "{name}: {args:?}");
+    }
+    for name in [
+        "notification-controller",
+        "image-reflector-controller",
+        "image-reflector-controller-shard1",
+        "image-automation-controller",
+        "image-automation-controller-shard1",
+    ] {
+        let args = controller_args(&sandbox, name);
+        assert!(
+            once(&args, "--no-cross-namespace-refs=true"),
+            "{name}: {args:?}"
+        );
+        assert!(none(&args, "--default-service-account"), "{name}: {args:?}");
+        assert!(none(&args, "--no-remote-bases"), "{name}: {args:?}");
+    }
+    for name in ["source-controller", "source-controller-shard1"] {
+        let args = controller_args(&sandbox, name);
+        assert!(none(&args, "--no-cross-namespace-refs"), "{name}: {args:?}");
+    }
+
+    // What the Flux Operator shards for 2.9 with these components: all but notification.
+    let selector = "--watch-label-selector=!sharding.fluxcd.io/key";
+    for controller in [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+        "image-reflector-controller",
+        "image-automation-controller",
+    ] {
+        assert!(
+            once(&controller_args(&sandbox, controller), selector),
+            "{controller}"
+        );
+        let shard = controller_args(&sandbox, &format!("{controller}-shard1"));
+        assert!(
+            once(
+                &shard,
+                "--watch-label-selector=sharding.fluxcd.io/key=shard1"
+            ),
+            "{controller}: {shard:?}"
+        );
+    }
+    assert!(
+        kubectl_json(
+            &sandbox,
+            &[
+                "get",
+                "deploy",
+                "-n",
+                "flux-system",
+                "notification-controller-shard1"
+            ]
+        )
+        .is_none()
+    );
+    assert!(none(
+        &controller_args(&sandbox, "notification-controller"),
+        "--watch-label-selector"
+    ));
 }
 
 /// The sync object of `kind` (plural.group) in flux-system.

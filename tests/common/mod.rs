@@ -702,10 +702,17 @@ pub fn flux_fixture_path(name: &str) -> PathBuf {
 
 /// The Flux v2.8.5 fixture as a distribution source (read in place, never copied).
 pub fn flux_fixture() -> String {
-    format!(
-        "file://{}",
-        flux_fixture_path("gotk-components.yaml").display()
-    )
+    flux_fixture_of("v2.8.5")
+}
+
+/// The fixture of one Flux version (`v2.8.5`, `v2.9.4`: real `flux bootstrap` outputs, the
+/// latter with the image controllers) as a distribution source.
+pub fn flux_fixture_of(version: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/flux")
+        .join(version)
+        .join("gotk-components.yaml");
+    format!("file://{}", path.display())
 }
 
 /// The real `kubectl` against one cluster.

@@ -1,5 +1,6 @@
 //! The stages that do what `flux install`'s own flags do: component selection
-//! (`--components`, `--components-extra`), network policies, namespace, image registry and
+//! (`--components`, `--components-extra`, with the feature gate source-watcher's consumers
+//! need), network policies, namespace, image registry and
 //! pull secret, tolerations, log level and cluster domain. Each one validates its own option
 //! and is a no-op when the option is unset, so the default render reproduces the
 //! distribution.
@@ -37,7 +38,47 @@ pub fn select_components(stage: &mut Stage, options: &RenderOptions) -> Result<(
     stage.components.retain(|object| {
         manifest::component(object).is_none_or(|c| selected.iter().any(|s| s == c))
     });
+    if selected.iter().any(|c| c == SOURCE_WATCHER) {
+        gate_external_artifacts(stage);
+    }
     Ok(())
+}
+
+const SOURCE_WATCHER: &str = "source-watcher";
+/// The controllers that consume source-watcher's ExternalArtifacts, behind this gate.
+const EXTERNAL_ARTIFACT_CONSUMERS: [&str; 2] = ["kustomize-controller", "helm-controller"];
+const EXTERNAL_ARTIFACT_GATE: &str = "ExternalArtifact";
+const FEATURE_GATES_FLAG: &str = "--feature-gates";
+
+/// Turns the ExternalArtifact gate on in kustomize- and helm-controller, as `flux install`
+/// does when it installs source-watcher. A gate the distribution already sets, either way,
+/// is kept as it is; other gates of the flag stay beside it.
+fn gate_external_artifacts(stage: &mut Stage) {
+    let consumers = stage.components.iter_mut().filter(|o| {
+        manifest::is_deployment(o)
+            && manifest::component(o).is_some_and(|c| EXTERNAL_ARTIFACT_CONSUMERS.contains(&c))
+    });
+    for deployment in consumers {
+        if let Some(args) = manifest::args_mut(deployment) {
+            add_feature_gate(args, EXTERNAL_ARTIFACT_GATE);
+        }
+    }
+}
+
+/// `gate=true` added to the controller's `--feature-gates` flag, or a flag of its own.
+fn add_feature_gate(args: &mut Vec<Value>, gate: &str) {
+    let prefix = format!("{FEATURE_GATES_FLAG}=");
+    let current = args
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|a| a.strip_prefix(&prefix))
+        .map(str::to_string);
+    let gates = match current {
+        Some(gates) if gates.split(',').any(|g| g.split('=').next() == Some(gate)) => return,
+        Some(gates) if !gates.is_empty() => format!("{gates},{gate}=true"),
+        _ => format!("{gate}=true"),
+    };
+    manifest::set_flag(args, FEATURE_GATES_FLAG, &gates);
 }
 
 pub fn network_policy(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError> {
@@ -405,6 +446,49 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    /// What `flux install` does beside source-watcher: its consumers get the gate, once, and
+    /// a gate the distribution sets is left as it is.
+    #[test]
+    fn source_watcher_gates_external_artifacts_in_its_consumers() {
+        let gate = "--feature-gates=ExternalArtifact=true".to_string();
+        let with_watcher = RenderOptions {
+            components_extra: vec!["source-watcher".into()],
+            ..options()
+        };
+        let rendered = render(&fixture_with_extras(), &with_watcher).unwrap();
+        for consumer in ["kustomize-controller", "helm-controller"] {
+            let args = deployment_args(&rendered.objects, consumer);
+            assert_eq!(args.iter().filter(|a| **a == gate).count(), 1, "{args:?}");
+        }
+        for other in [
+            "source-controller",
+            "notification-controller",
+            "source-watcher",
+        ] {
+            let args = deployment_args(&rendered.objects, other);
+            assert!(
+                !args.iter().any(|a| a.starts_with("--feature-gates")),
+                "{args:?}"
+            );
+        }
+        let without = render(&fixture_with_extras(), &options()).unwrap();
+        let args = deployment_args(&without.objects, "kustomize-controller");
+        assert!(
+            !args.iter().any(|a| a.starts_with("--feature-gates")),
+            "{args:?}"
+        );
+
+        let mut args = vec![json!("--feature-gates=OOMWatch=true")];
+        add_feature_gate(&mut args, "ExternalArtifact");
+        assert_eq!(
+            args,
+            vec![json!("--feature-gates=OOMWatch=true,ExternalArtifact=true")]
+        );
+        let mut args = vec![json!("--feature-gates=ExternalArtifact=false")];
+        add_feature_gate(&mut args, "ExternalArtifact");
+        assert_eq!(args, vec![json!("--feature-gates=ExternalArtifact=false")]);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Horizontal sharding of the Flux controllers, rendered the way the Flux Operator builds
 //! it: the main source-, kustomize- and helm-controller (and the image controllers when the
-//! distribution ships them) ignore sharded objects (`--watch-label-selector=!<key>`), and each
-//! shard gets a copy named `<controller>-<shard>` that watches only its own objects
-//! (`--watch-label-selector=<key>=<shard>`), with its own `app` label and pod selector.
-//! source-controller shards get their own Service and advertise it in `--storage-adv-addr`,
-//! so the artifacts they serve are fetched from the right pod.
+//! distribution ships them, and source-watcher from Flux 2.9 on) ignore sharded objects
+//! (`--watch-label-selector=!<key>`), and each shard gets a copy named `<controller>-<shard>`
+//! that watches only its own objects (`--watch-label-selector=<key>=<shard>`), with its own
+//! `app` label and pod selector. Shards of the controllers that serve artifacts
+//! (source-controller, source-watcher) get their own Service and advertise it in
+//! `--storage-adv-addr`, so the artifacts they serve are fetched from the right pod.
 //!
 //! Copies are made of Deployments and the source-controller Service only: cluster roles,
 //! service accounts, network policies and quotas are shared with the main controllers, and
@@ -42,6 +43,32 @@ pub const SHARDABLE: [&str; 5] = [
     "image-automation-controller",
 ];
 
+/// Sharded when the distribution is Flux 2.9 or later (the Flux Operator's rule; before,
+/// source-watcher took no watch label selector).
+const SHARDABLE_FROM_2_9: [&str; 1] = ["source-watcher"];
+
+/// Controllers that serve artifacts from a Service of their name.
+const SERVES_ARTIFACTS: [&str; 2] = [SOURCE_CONTROLLER, "source-watcher"];
+
+/// Whether `deployment` gets shard copies.
+fn shardable(deployment: &Value) -> bool {
+    match manifest::component(deployment) {
+        Some(c) if SHARDABLE.contains(&c) => true,
+        Some(c) if SHARDABLE_FROM_2_9.contains(&c) => flux_2_9_or_later(deployment),
+        _ => false,
+    }
+}
+
+/// From the object's `app.kubernetes.io/version` label (`v2.9.4`); unlabelled is older.
+fn flux_2_9_or_later(object: &Value) -> bool {
+    let Some(version) = manifest::label(object, "app.kubernetes.io/version") else {
+        return false;
+    };
+    let mut parts = version.trim_start_matches('v').split('.');
+    let mut next = || parts.next().and_then(|p| p.parse::<u64>().ok());
+    matches!((next(), next()), (Some(major), Some(minor)) if (major, minor) >= (2, 9))
+}
+
 fn invalid(attribute: &'static str, message: String) -> FluxError {
     FluxError::InvalidOption { attribute, message }
 }
@@ -51,7 +78,7 @@ fn invalid(attribute: &'static str, message: String) -> FluxError {
 pub(super) fn validate(sharding: &Sharding, controllers: &[String]) -> Result<(), FluxError> {
     let longest_controller = controllers
         .iter()
-        .filter(|c| SHARDABLE.contains(&c.as_str()))
+        .filter(|c| SHARDABLE.contains(&c.as_str()) || SHARDABLE_FROM_2_9.contains(&c.as_str()))
         .map(String::len)
         .max()
         .unwrap_or(0);
@@ -117,8 +144,7 @@ pub fn apply(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError
         .components
         .iter()
         .enumerate()
-        .filter(|(_, o)| manifest::is_deployment(o))
-        .filter(|(_, o)| manifest::component(o).is_some_and(|c| SHARDABLE.contains(&c)))
+        .filter(|(_, o)| manifest::is_deployment(o) && shardable(o))
         .map(|(index, _)| index)
         .collect();
     let controllers: Vec<String> = sharded
@@ -136,23 +162,28 @@ pub fn apply(stage: &mut Stage, options: &RenderOptions) -> Result<(), FluxError
         .iter()
         .map(|&i| stage.components[i].clone())
         .collect();
-    let service = stage
+    let services: Vec<Value> = stage
         .components
         .iter()
-        .find(|o| manifest::kind(o) == "Service" && manifest::name(o) == SOURCE_CONTROLLER)
-        .cloned();
+        .filter(|o| manifest::kind(o) == "Service")
+        .filter(|o| SERVES_ARTIFACTS.contains(&manifest::name(o)))
+        .cloned()
+        .collect();
     for shard in &sharding.shards {
         for template in &templates {
             let copy = shard_deployment(template, shard, sharding);
-            if manifest::name(template) == SOURCE_CONTROLLER {
-                if let Some(service) = &service {
-                    stage.components.push(shard_service(service, shard));
-                }
-                if let Storage::Persistent { size, class } = &sharding.storage {
-                    stage
-                        .components
-                        .push(shard_claim(template, shard, size, class.as_deref()));
-                }
+            let served = services
+                .iter()
+                .find(|service| manifest::name(service) == manifest::name(template));
+            if let Some(service) = served {
+                stage.components.push(shard_service(service, shard));
+            }
+            if manifest::name(template) == SOURCE_CONTROLLER
+                && let Storage::Persistent { size, class } = &sharding.storage
+            {
+                stage
+                    .components
+                    .push(shard_claim(template, shard, size, class.as_deref()));
             }
             stage.components.push(copy);
         }
@@ -197,8 +228,8 @@ fn shard_deployment(template: &Value, shard: &str, sharding: &Sharding) -> Value
     if let Some(args) = manifest::args_mut(&mut copy) {
         let selector = format!("{}={shard}", sharding.key);
         manifest::set_flag(args, SELECTOR_FLAG, &selector);
-        if original == SOURCE_CONTROLLER {
-            advertise(args, &name);
+        if SERVES_ARTIFACTS.contains(&original.as_str()) {
+            advertise(args, &original, &name);
         }
     }
     if original == SOURCE_CONTROLLER && matches!(sharding.storage, Storage::Persistent { .. }) {
@@ -209,14 +240,16 @@ fn shard_deployment(template: &Value, shard: &str, sharding: &Sharding) -> Value
 
 /// Points `--storage-adv-addr` at the shard's Service, keeping the namespace and domain
 /// the main controller advertises.
-fn advertise(args: &mut Vec<Value>, service: &str) {
+fn advertise(args: &mut Vec<Value>, controller: &str, service: &str) {
     let prefix = format!("{STORAGE_ADDR_FLAG}=");
     let current = args
         .iter()
         .filter_map(Value::as_str)
         .find_map(|a| a.strip_prefix(&prefix))
-        .unwrap_or("source-controller.$(RUNTIME_NAMESPACE).svc.cluster.local.")
-        .to_string();
+        .map_or_else(
+            || format!("{controller}.$(RUNTIME_NAMESPACE).svc.cluster.local."),
+            str::to_string,
+        );
     let host_rest = current
         .split_once('.')
         .map_or(String::new(), |(_, rest)| format!(".{rest}"));
@@ -325,6 +358,7 @@ pub fn layout(deployments: &[Value]) -> Layout {
 mod tests {
     use super::*;
     use crate::flux::render::{Multitenancy, render};
+    use crate::flux::source::Distribution;
     use crate::flux::testutil::{deployment_args, find, fixture, fixture_with_extras, pod_spec};
 
     fn two_shards() -> Sharding {
@@ -563,6 +597,77 @@ mod tests {
                 .iter()
                 .any(|d| d.starts_with("notification-controller-"))
         );
+    }
+
+    /// The extended fixture as Flux `version` ships it, source-watcher with its Service.
+    fn with_source_watcher(version: &str) -> Distribution {
+        let base = fixture_with_extras();
+        let service = find(&base.objects, "Service", SOURCE_CONTROLLER).expect("service");
+        let watcher_service: Value = serde_json::from_str(
+            &service
+                .to_string()
+                .replace(SOURCE_CONTROLLER, "source-watcher"),
+        )
+        .expect("valid");
+        let mut objects = base.objects.clone();
+        objects.push(watcher_service);
+        let text = manifest::to_documents(&objects)
+            .expect("serialisable")
+            .replace("v2.8.5", version);
+        Distribution::from_manifests(text).expect("parses")
+    }
+
+    /// As the Flux Operator does: source-watcher is sharded from Flux 2.9 on, and its
+    /// shards serve their artifacts from a Service of their own.
+    #[test]
+    fn source_watcher_is_sharded_from_flux_2_9() {
+        let options = RenderOptions {
+            components_extra: vec!["source-watcher".into()],
+            sharding: Some(two_shards()),
+            ..RenderOptions::default()
+        };
+        let before = render(&with_source_watcher("v2.8.5"), &options)
+            .unwrap()
+            .objects;
+        let deployments = names(&before, "Deployment");
+        assert!(!deployments.iter().any(|d| d.starts_with("source-watcher-")));
+        let args = deployment_args(&before, "source-watcher");
+        assert!(
+            !args.iter().any(|a| a.starts_with(SELECTOR_FLAG)),
+            "{args:?}"
+        );
+
+        let objects = render(&with_source_watcher("v2.9.4"), &options)
+            .unwrap()
+            .objects;
+        let args = deployment_args(&objects, "source-watcher");
+        assert!(
+            args.contains(&format!("{SELECTOR_FLAG}=!{DEFAULT_KEY}")),
+            "{args:?}"
+        );
+        for shard in ["shard1", "shard2"] {
+            let name = format!("source-watcher-{shard}");
+            let args = deployment_args(&objects, &name);
+            assert!(
+                args.contains(&format!("{SELECTOR_FLAG}={DEFAULT_KEY}={shard}")),
+                "{args:?}"
+            );
+            assert!(
+                args.contains(&format!(
+                    "{STORAGE_ADDR_FLAG}={name}.$(RUNTIME_NAMESPACE).svc.cluster.local."
+                )),
+                "{args:?}"
+            );
+            let service = find(&objects, "Service", &name).expect("the shard's Service");
+            assert_eq!(service["spec"]["selector"]["app"], name.as_str());
+        }
+        assert!(flux_2_9_or_later(
+            &json!({"metadata": {"labels": {"app.kubernetes.io/version": "v2.10.0"}}})
+        ));
+        assert!(!flux_2_9_or_later(
+            &json!({"metadata": {"labels": {"app.kubernetes.io/version": "v2.8.5"}}})
+        ));
+        assert!(!flux_2_9_or_later(&json!({"metadata": {}})));
     }
 
     #[test]
