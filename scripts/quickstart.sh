@@ -25,8 +25,8 @@ use_local_provider
 mkdir "$work/tf"
 cp examples/quickstart/*.tf "$work/tf/"
 # Nothing can be downloaded here: Flux comes from a local distribution (FLUX_DISTRIBUTION, a
-# file:// path), by default the v2.8.5 manifests beside this repository when present.
-fixture="$PWD/../shared/fixtures/flux/v2.8.5/gotk-components.yaml"
+# file:// path), by default the v2.9.4 manifests beside this repository when present.
+fixture="$PWD/../shared/fixtures/flux/v2.9.4/gotk-components.yaml"
 if [ -z "${FLUX_DISTRIBUTION:-}" ] && [ -f "$fixture" ]; then
   FLUX_DISTRIBUTION="file://$fixture"
 fi

@@ -16,7 +16,7 @@ variable "gitlab_known_hosts" {
 }
 
 resource "gitlabflux_flux_bootstrap" "prod" {
-  distribution = { version = "2.8.5" }
+  distribution = { version = "2.9.4" }
   multitenancy = { enabled = true }
   sync = {
     url         = "ssh://git@gitlab.example.com/fleet/gitops.git"

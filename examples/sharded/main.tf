@@ -16,7 +16,7 @@ variable "kubeconfig" {
 
 variable "flux_distribution" {
   type        = string
-  description = "Where to read the Flux manifests, e.g. file:///opt/flux/v2.8.5/install.yaml."
+  description = "Where to read the Flux manifests, e.g. file:///opt/flux/v2.9.4/install.yaml."
 }
 
 variable "shards" {

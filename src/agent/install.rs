@@ -15,8 +15,11 @@ use super::token::{TOKEN_HASH_ANNOTATION, token_hash};
 use crate::kube::engine::{Lifecycle, inventory_id};
 use crate::kube::{KubeClient, ObjRef, managed_labels};
 
+/// A GitLab 19 agentk: GitLab supports an agent of its own minor version and the ones next
+/// to it, so a pinned default trails the instance at most a few minors; `image` follows the
+/// instance exactly where that matters.
 pub const DEFAULT_IMAGE: &str =
-    "registry.gitlab.com/gitlab-org/cluster-integration/gitlab-agent/agentk:v18.5.0";
+    "registry.gitlab.com/gitlab-org/cluster-integration/gitlab-agent/agentk:v19.4.1";
 const CONTAINER: &str = "agent";
 const TOKEN_MOUNT: &str = "/etc/agentk/secrets";
 

@@ -19,7 +19,7 @@ use crate::tfplug::{
     AttrPath, Attribute, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting, PlanContext,
 };
 
-pub const DEFAULT_VERSION: &str = "2.8.5";
+pub const DEFAULT_VERSION: &str = "2.9.4";
 
 /// Attributes describing what to render (everything but cluster, git_commit and lifecycle).
 pub fn render_attributes() -> Vec<Attribute> {
@@ -35,7 +35,7 @@ pub fn render_attributes() -> Vec<Attribute> {
                 Attribute::string("registry").optional().description("Registry to pull controller images from (a mirror)."),
                 Attribute::string("source").optional().description(
                     "Where to read the manifests: a `file://` path or `http(s)://` URL of an install.yaml / \
-                     gotk-components.yaml, or an OCI artifact such as `oci://ghcr.io/fluxcd/flux-manifests:v2.8.5` \
+                     gotk-components.yaml, or an OCI artifact such as `oci://ghcr.io/fluxcd/flux-manifests:v2.9.4` \
                      (a `flux push artifact` of a directory holding one of those files; private registries use the \
                      Docker config's `auths`, loopback registries plain HTTP). Default: the GitHub release asset of `version`.",
                 ),

@@ -2,13 +2,13 @@
 # the bootstrap manifests committed next to it in one commit.
 resource "gitlabflux_flux_bootstrap" "prod" {
   distribution = {
-    version = "2.8.5"
+    version = "2.9.4"
     # The release's OCI artifact (or a mirror of it in your GitLab registry), pinned by its
     # manifest digest:
-    # source = "oci://ghcr.io/fluxcd/flux-manifests:v2.8.5"
+    # source = "oci://ghcr.io/fluxcd/flux-manifests:v2.9.4"
     # sha256 = "sha256:..."
     # Air-gapped: a mirrored install.yaml, pinned by its SHA-256.
-    # source = "file:///opt/flux/v2.8.5/install.yaml"
+    # source = "file:///opt/flux/v2.9.4/install.yaml"
     # sha256 = "..."
   }
   multitenancy = {

@@ -32,7 +32,7 @@ variable "gitops_url" {
 
 variable "flux_version" {
   type    = string
-  default = "2.8.5"
+  default = "2.9.4"
 }
 
 variable "flux_distribution" {
