@@ -243,9 +243,10 @@ fn fixture_image(version: &str, deployment: &str) -> String {
         .to_string()
 }
 
-/// Flux 2.8.5 upgraded in place to 2.9.4 with the image controllers: the new images and the
-/// 9292 webhook policy arrive, nothing kept is pruned, every controller carries exactly its
-/// lockdown flags, and sharding shards what the Flux Operator shards.
+/// Flux 2.8.5 upgraded in place to 2.9.4 with the image controllers: refused at plan while
+/// notification objects are stored as v1beta2, then the new images and the 9292 webhook
+/// policy arrive, nothing kept is pruned, every controller carries exactly its lockdown flags,
+/// and sharding shards what the Flux Operator shards.
 #[test]
 fn flux_2_9_upgrades_in_place_locked_down_and_sharded() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
@@ -258,8 +259,41 @@ fn flux_2_9_upgrades_in_place_locked_down_and_sharded() {
         "kustomizations.kustomize.toolkit.fluxcd.io",
     ));
 
+    // Alerts still stored as v1beta2, which 2.9 no longer serves: refused at plan, with the
+    // way out, and nothing applied; once migrated (as `flux migrate` leaves the CRD), planned.
+    let stored_versions = |versions: &str| {
+        let status = format!(r#"{{"status":{{"storedVersions":{versions}}}}}"#);
+        kubectl(
+            &sandbox,
+            &[
+                "patch",
+                "crd",
+                "alerts.notification.toolkit.fluxcd.io",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &status,
+            ],
+        );
+    };
+    stored_versions(r#"["v1beta2","v1beta3"]"#);
     let images = r#""image-reflector-controller", "image-automation-controller""#;
     ws.write(&versioned_config(&sandbox, "v2.9.4", images));
+    let refused = ws.assert_plan_error_at(
+        "Notification objects are still stored as v1beta2",
+        "distribution",
+    );
+    let detail = refused["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("alerts.notification.toolkit.fluxcd.io") && detail.contains("flux migrate"),
+        "{detail}"
+    );
+    assert_eq!(
+        common::flux_deployment(&sandbox, "source-controller")["spec"]["template"]["spec"]["containers"]
+            [0]["image"],
+        fixture_image("v2.8.5", "source-controller").as_str()
+    );
+    stored_versions(r#"["v1beta3"]"#);
     ws.assert_only_change("gitlabflux_flux_bootstrap.this", "update");
     ws.apply();
     ws.assert_no_changes();

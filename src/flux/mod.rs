@@ -18,7 +18,8 @@
 //! [`tenant`] renders a tenant's namespaces, RBAC and sync; [`reconcile`] asks Flux to
 //! reconcile now and waits until it has; [`placement`]
 //! places names on shards (the `shard_for` function's public rendezvous-hashing contract);
-//! [`objects`] finds Flux objects in a live cluster and [`status`] reports how Flux is doing there. Shared by all of them: [`manifest`] (the
+//! [`objects`] finds Flux objects in a live cluster and [`status`] reports how Flux is doing there;
+//! [`upgrade`] knows what a cluster must be rid of before a release that drops an API version. Shared by all of them: [`manifest`] (the
 //! untyped object model, YAML in and out), [`interval`] and the Kubernetes naming rules of [`crate::kube::syntax`] (input checks) and
 //! [`error`]. Distributions are fetched with the crate's one HTTP client ([`crate::net`]).
 
@@ -33,6 +34,7 @@ pub mod render;
 pub mod source;
 pub mod status;
 pub mod tenant;
+pub mod upgrade;
 
 #[cfg(test)]
 mod testutil;

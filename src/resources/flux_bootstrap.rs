@@ -18,6 +18,7 @@ use super::support::{
 use crate::flux::commit::{CommitTarget, check_target, commit_files};
 use crate::flux::objects::shard_users;
 use crate::flux::render::shards::DEFAULT_KEY;
+use crate::flux::upgrade::{DROPPED_IN_2_9, is_2_9_or_later, stored_in_dropped_version};
 use crate::flux::{FluxError, Rendered, validate_options};
 use crate::gitlab::{GitlabError, Missing};
 use crate::kube::engine::{Lifecycle, Observed, observe, parse_inventory_id, read_ahead};
@@ -68,9 +69,10 @@ impl Bootstrap {
 /// mismatched pin, a bad artifact or a bad option fails `plan` in CI rather than the apply.
 /// A source that cannot be reached is only a warning here: another resource may create it
 /// during the apply, or only the apply's runner may reach it.
-async fn check_renders(ctx: &Ctx<ProviderData>, inputs: &FluxInputs) -> DiagResult<()> {
+/// Renders at plan what the apply would; the Flux version rendered, when it could be.
+async fn check_renders(ctx: &Ctx<ProviderData>, inputs: &FluxInputs) -> DiagResult<Option<String>> {
     match inputs.load(ctx).await? {
-        Ok(_) => inputs.render(ctx).await.map(drop),
+        Ok(_) => inputs.render(ctx).await.map(|(_, version)| version),
         Err(e @ (FluxError::Unreachable { .. } | FluxError::Io { .. })) => {
             ctx.warn(
                 Diagnostic::warning(
@@ -82,7 +84,7 @@ async fn check_renders(ctx: &Ctx<ProviderData>, inputs: &FluxInputs) -> DiagResu
                 )
                 .at(AttrPath::root().attr("distribution").attr("source")),
             );
-            Ok(())
+            Ok(None)
         }
         Err(e) => Err(flux_error(e)),
     }
@@ -265,7 +267,14 @@ impl Resource<ProviderData> for FluxBootstrap {
         if let Some(inputs) = &planned
             && !unchanged
         {
-            check_renders(ctx, inputs).await?;
+            let version = check_renders(ctx, inputs).await?;
+            if !plan.is_create()
+                && version.as_deref().is_some_and(is_2_9_or_later)
+                && plan.knows(&["cluster", "cluster_name"])
+                && connection_known(ctx, planned_cluster_name(&plan.planned).as_deref())
+            {
+                refuse_upgrade_over_dropped_versions(ctx, &plan.prior, &plan.planned).await?;
+            }
         }
         if plan.is_create() || !plan.planned.is_wholly_known() {
             return Ok(());
@@ -436,6 +445,44 @@ async fn refuse_removing_used_shards(
         );
     }
     diags.into_result()
+}
+
+/// Refuses, at plan, an upgrade to Flux 2.9 of a cluster that still stores notification
+/// objects as `v1beta2`: the API server would refuse the new CRDs halfway through the apply.
+async fn refuse_upgrade_over_dropped_versions(
+    ctx: &Ctx<ProviderData>,
+    prior: &Value,
+    planned: &Value,
+) -> DiagResult<()> {
+    let applied: Bootstrap = prior.decode()?;
+    if applied
+        .applied_version
+        .as_deref()
+        .is_some_and(is_2_9_or_later)
+    {
+        return Ok(());
+    }
+    let client = kube(ctx, planned).await?;
+    let stored = stored_in_dropped_version(&client)
+        .await
+        .map_err(kube_error)?;
+    if stored.is_empty() {
+        return Ok(());
+    }
+    Err(Diagnostic::error(
+        format!("Notification objects are still stored as {DROPPED_IN_2_9}"),
+        format!(
+            "Flux 2.9 no longer serves notification.toolkit.fluxcd.io/{DROPPED_IN_2_9}, and this \
+             cluster still stores objects in it (status.storedVersions of {}). The API server \
+             would refuse the new CRDs and leave the upgrade half-applied. Migrate first: \
+             `flux migrate` rewrites the stored objects to the versions Flux serves (Alert and \
+             Provider v1beta3, Receiver v1), and `flux migrate -f <path>` (Flux CLI 2.9.4 or \
+             later) the manifests kept in Git; then plan again.",
+            stored.join(", ")
+        ),
+    )
+    .at(AttrPath::root().attr("distribution"))
+    .into())
 }
 
 #[cfg(test)]

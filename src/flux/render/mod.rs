@@ -19,11 +19,11 @@
 //! - this file: the pipeline that runs the stages in order and writes the files.
 //!
 //! Stages import [`options`], [`stage`] and the Flux-wide helpers ([`crate::flux::manifest`],
-//! [`crate::flux::syntax`], [`crate::flux::interval`], and [`crate::flux::placement`] for
-//! shard names); none imports the pipeline or another stage (their tests render through
-//! [`render`]). Outside the pipeline, [`crate::flux::tenant`] reuses the [`sync`] stage's
-//! source object and checks, and [`crate::flux::status`] reads live shards back with
-//! [`shards::layout`].
+//! [`crate::kube::syntax`], [`crate::flux::interval`], [`crate::flux::placement`] for shard
+//! names, and [`crate::flux::upgrade::is_2_9_or_later`] for what changed in 2.9); none
+//! imports the pipeline or another stage (their tests render through [`render`]). Outside
+//! the pipeline, [`crate::flux::tenant`] reuses the [`sync`] stage's source object and
+//! checks, and [`crate::flux::status`] reads live shards back with [`shards::layout`].
 
 pub mod install;
 pub mod lockdown;

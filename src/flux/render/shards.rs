@@ -23,6 +23,7 @@ use super::stage::Stage;
 use crate::flux::error::FluxError;
 use crate::flux::manifest;
 use crate::flux::placement::{ShardError, check_shards};
+use crate::flux::upgrade::is_2_9_or_later;
 use crate::kube::syntax::{is_dns_subdomain, is_label_key, is_quantity};
 
 /// The label Flux objects carry to be reconciled by a shard.
@@ -61,12 +62,7 @@ fn shardable(deployment: &Value) -> bool {
 
 /// From the object's `app.kubernetes.io/version` label (`v2.9.4`); unlabelled is older.
 fn flux_2_9_or_later(object: &Value) -> bool {
-    let Some(version) = manifest::label(object, "app.kubernetes.io/version") else {
-        return false;
-    };
-    let mut parts = version.trim_start_matches('v').split('.');
-    let mut next = || parts.next().and_then(|p| p.parse::<u64>().ok());
-    matches!((next(), next()), (Some(major), Some(minor)) if (major, minor) >= (2, 9))
+    manifest::label(object, "app.kubernetes.io/version").is_some_and(is_2_9_or_later)
 }
 
 fn invalid(attribute: &'static str, message: String) -> FluxError {

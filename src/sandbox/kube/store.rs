@@ -394,23 +394,31 @@ impl State {
             .cloned()
             .unwrap_or_else(|| json!(managed::now()));
         let cond = |t: &str, reason: &str, msg: &str| json!({ "type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg });
-        let storage: Vec<Value> = obj
-            .pointer("/spec/versions")
-            .and_then(Value::as_array)
-            .map(|vs| {
-                vs.iter()
-                    .filter(|v| v.get("storage") == Some(&json!(true)))
-                    .filter_map(|v| v.get("name").cloned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let stored = stored_versions(obj);
+        let served = |version: &Value| {
+            obj.pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .is_some_and(|vs| vs.iter().any(|v| v.get("name") == Some(version)))
+        };
+        // As the real server: a version objects may still be stored in cannot leave the CRD
+        // until someone (`flux migrate`, `kube-storage-version-migrator`) rewrites them and
+        // takes it out of `status.storedVersions`.
+        if let Some(index) = stored.iter().position(|v| !served(v)) {
+            return Err(ApiError::invalid(
+                subject(rt, name),
+                &rt.kind,
+                &format!("status.storedVersions[{index}]"),
+                stored[index].as_str().unwrap_or_default(),
+                "must appear in spec.versions",
+            ));
+        }
         obj["status"] = json!({
             "acceptedNames": accepted,
             "conditions": [
                 cond("NamesAccepted", "NoConflicts", "no conflicts found"),
                 cond("Established", "InitialNamesAccepted", "the initial names have been accepted"),
             ],
-            "storedVersions": storage,
+            "storedVersions": stored,
         });
         Ok(())
     }
@@ -754,4 +762,27 @@ pub fn validate_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
             why,
         ))
     }
+}
+
+/// A CRD's `status.storedVersions` after this write: those it had (kept by a spec write, set
+/// by a status write) and its storage version, as the real server accumulates them.
+fn stored_versions(crd: &Value) -> Vec<Value> {
+    let mut stored: Vec<Value> = crd
+        .pointer("/status/storedVersions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let storage = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("storage") == Some(&json!(true)))
+        .filter_map(|v| v.get("name").cloned());
+    for version in storage {
+        if !stored.contains(&version) {
+            stored.push(version);
+        }
+    }
+    stored
 }

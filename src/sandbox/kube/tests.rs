@@ -1111,6 +1111,60 @@ async fn main_resource_writes_ignore_deployment_status() {
     assert_eq!(obj["status"]["readyReplicas"], 9);
 }
 
+/// As the real server: a CRD remembers every version it stored objects in, and refuses to
+/// stop serving one until that version leaves `status.storedVersions`.
+#[tokio::test]
+async fn a_crd_keeps_its_stored_versions_and_cannot_drop_one_still_stored() {
+    let (_, app) = emu();
+    let with_versions = |versions: &[(&str, bool)]| -> String {
+        let mut c: Value = serde_json::from_str(&crd(false)).unwrap();
+        let template = c["spec"]["versions"][0].clone();
+        c["spec"]["versions"] = versions
+            .iter()
+            .map(|(name, storage)| {
+                let mut v = template.clone();
+                v["name"] = json!(name);
+                v["storage"] = json!(storage);
+                v
+            })
+            .collect();
+        c.to_string()
+    };
+    let (code, obj) = apply(&app, CRD, "alice", false, &with_versions(&[("v1", true)])).await;
+    assert_eq!(code, 201, "{obj}");
+    assert_eq!(obj["status"]["storedVersions"], json!(["v1"]));
+    let both = with_versions(&[("v1", false), ("v2", true)]);
+    let (code, obj) = apply(&app, CRD, "alice", false, &both).await;
+    assert_eq!(code, 200, "{obj}");
+    assert_eq!(obj["status"]["storedVersions"], json!(["v1", "v2"]));
+
+    let only_v2 = with_versions(&[("v2", true)]);
+    let (code, st) = apply(&app, CRD, "alice", false, &only_v2).await;
+    assert_eq!(code, 422, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("status.storedVersions[0]"),
+        "{st}"
+    );
+
+    // Migrated: the stored version list is trimmed through the status subresource.
+    let status = json!({ "status": { "storedVersions": ["v2"] } }).to_string();
+    let (code, obj) = call(
+        &app,
+        "PATCH",
+        &format!("{CRD}/status"),
+        Some("application/merge-patch+json"),
+        &status,
+    )
+    .await;
+    assert_eq!(code, 200, "{obj}");
+    let (code, obj) = apply(&app, CRD, "alice", false, &only_v2).await;
+    assert_eq!(code, 200, "{obj}");
+    assert_eq!(obj["status"]["storedVersions"], json!(["v2"]));
+}
+
 #[tokio::test]
 async fn crd_with_wrong_name_is_invalid() {
     let (_, app) = emu();
