@@ -244,7 +244,8 @@ fn fixture_image(version: &str, deployment: &str) -> String {
 }
 
 /// Flux 2.8.5 upgraded in place to 2.9.4 with the image controllers: refused at plan while
-/// notification objects are stored as v1beta2, then the new images and the 9292 webhook
+/// notification objects are stored as v1beta2, warned of Kustomizations that substitute
+/// variables, then the new images and the 9292 webhook
 /// policy arrive, nothing kept is pruned, every controller carries exactly its lockdown flags,
 /// and sharding shards what the Flux Operator shards.
 #[test]
@@ -294,6 +295,36 @@ fn flux_2_9_upgrades_in_place_locked_down_and_sharded() {
         fixture_image("v2.8.5", "source-controller").as_str()
     );
     stored_versions(r#"["v1beta3"]"#);
+
+    // A Kustomization that substitutes variables is named in a warning: 2.9 makes that strict.
+    let apps = ws.path().join("apps.json");
+    let kustomization = serde_json::json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": { "name": "apps", "namespace": "flux-system" },
+        "spec": { "interval": "10m", "path": "./apps", "prune": true,
+            "sourceRef": { "kind": "GitRepository", "name": "flux-system" },
+            "postBuild": { "substitute": { "cluster": "prod" } } }
+    });
+    std::fs::write(&apps, kustomization.to_string()).expect("manifest");
+    kubectl(&sandbox, &["apply", "-f", &apps.display().to_string()]);
+    let plan = ws.run(&["plan", "-json", "-no-color"]);
+    let warning = plan
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|m| m["diagnostic"].clone())
+        .find(|d| {
+            d["severity"] == "warning"
+                && d["summary"].as_str().is_some_and(|s| s.contains("strict"))
+        })
+        .unwrap_or_else(|| panic!("no strict-substitution warning:\n{}", plan.text()));
+    assert!(
+        warning["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("flux-system/apps"),
+        "{warning:#}"
+    );
     ws.assert_only_change("gitlabflux_flux_bootstrap.this", "update");
     ws.apply();
     ws.assert_no_changes();

@@ -1,7 +1,9 @@
-//! What a bootstrap checks before it moves a cluster across a Flux release that drops an API
-//! version. Flux 2.9 serves `notification.toolkit.fluxcd.io` without `v1beta2` (Alert and
-//! Provider keep `v1beta3`, Receiver `v1`), and the API server refuses a CRD that drops a
-//! version objects are still stored in: the upgrade would stop half-applied.
+//! What a bootstrap checks before it moves a cluster across Flux 2.9:
+//! - 2.9 serves `notification.toolkit.fluxcd.io` without `v1beta2` (Alert and Provider keep
+//!   `v1beta3`, Receiver `v1`), and the API server refuses a CRD that drops a version objects
+//!   are still stored in: the upgrade would stop half-applied;
+//! - kustomize-controller 2.9 makes post-build substitution strict: a `${var}` with neither a
+//!   value nor a default fails the Kustomization instead of becoming empty.
 
 use serde_json::Value;
 
@@ -47,6 +49,47 @@ pub async fn stored_in_dropped_version(client: &KubeClient) -> Result<Vec<String
     Ok(stored)
 }
 
+/// The Kustomizations (`namespace/name`) that substitute variables after their build, which
+/// strict substitution may fail; none where Kustomizations are not served yet.
+pub async fn substituting_kustomizations(client: &KubeClient) -> Result<Vec<String>, KubeError> {
+    let listed = client
+        .list(
+            "kustomize.toolkit.fluxcd.io/v1",
+            "Kustomization",
+            None,
+            None,
+        )
+        .await;
+    let items = match listed {
+        Err(KubeError::UnknownKind { .. }) => return Ok(Vec::new()),
+        other => other?,
+    };
+    let mut names: Vec<String> = items
+        .iter()
+        .filter(|ks| substitutes(ks))
+        .map(|ks| {
+            let meta = &ks["metadata"];
+            format!(
+                "{}/{}",
+                meta["namespace"].as_str().unwrap_or_default(),
+                meta["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn substitutes(kustomization: &Value) -> bool {
+    let post_build = &kustomization["spec"]["postBuild"];
+    let set = |field: &str| match &post_build[field] {
+        Value::Object(map) => !map.is_empty(),
+        Value::Array(list) => !list.is_empty(),
+        _ => false,
+    };
+    set("substitute") || set("substituteFrom")
+}
+
 fn stores_dropped(crd: &Value) -> bool {
     crd.pointer("/status/storedVersions")
         .and_then(Value::as_array)
@@ -66,6 +109,17 @@ mod tests {
         for older in ["v2.8.5", "2.1.0", "v1.99.0", "", "main", "v2"] {
             assert!(!is_2_9_or_later(older), "{older}");
         }
+    }
+
+    #[test]
+    fn a_kustomization_substitutes_when_it_names_values_or_their_sources() {
+        let ks = |post_build: Value| json!({ "spec": { "postBuild": post_build } });
+        assert!(substitutes(&ks(json!({ "substitute": { "env": "prod" } }))));
+        assert!(substitutes(&ks(
+            json!({ "substituteFrom": [{ "kind": "ConfigMap", "name": "vars" }] })
+        )));
+        assert!(!substitutes(&ks(json!({ "substitute": {} }))));
+        assert!(!substitutes(&json!({ "spec": { "path": "./" } })));
     }
 
     #[test]

@@ -18,7 +18,9 @@ use super::support::{
 use crate::flux::commit::{CommitTarget, check_target, commit_files};
 use crate::flux::objects::shard_users;
 use crate::flux::render::shards::DEFAULT_KEY;
-use crate::flux::upgrade::{DROPPED_IN_2_9, is_2_9_or_later, stored_in_dropped_version};
+use crate::flux::upgrade::{
+    DROPPED_IN_2_9, is_2_9_or_later, stored_in_dropped_version, substituting_kustomizations,
+};
 use crate::flux::{FluxError, Rendered, validate_options};
 use crate::gitlab::{GitlabError, Missing};
 use crate::kube::engine::{Lifecycle, Observed, observe, parse_inventory_id, read_ahead};
@@ -273,7 +275,7 @@ impl Resource<ProviderData> for FluxBootstrap {
                 && plan.knows(&["cluster", "cluster_name"])
                 && connection_known(ctx, planned_cluster_name(&plan.planned).as_deref())
             {
-                refuse_upgrade_over_dropped_versions(ctx, &plan.prior, &plan.planned).await?;
+                check_upgrade_to_2_9(ctx, &plan.prior, &plan.planned).await?;
             }
         }
         if plan.is_create() || !plan.planned.is_wholly_known() {
@@ -447,9 +449,10 @@ async fn refuse_removing_used_shards(
     diags.into_result()
 }
 
-/// Refuses, at plan, an upgrade to Flux 2.9 of a cluster that still stores notification
-/// objects as `v1beta2`: the API server would refuse the new CRDs halfway through the apply.
-async fn refuse_upgrade_over_dropped_versions(
+/// What an upgrade to Flux 2.9 meets, told at plan: a warning naming the Kustomizations strict
+/// post-build substitution may fail, and an error while notification objects are still
+/// stored as `v1beta2` (the API server would refuse the new CRDs halfway through the apply).
+async fn check_upgrade_to_2_9(
     ctx: &Ctx<ProviderData>,
     prior: &Value,
     planned: &Value,
@@ -463,6 +466,25 @@ async fn refuse_upgrade_over_dropped_versions(
         return Ok(());
     }
     let client = kube(ctx, planned).await?;
+    let substituting = substituting_kustomizations(&client)
+        .await
+        .map_err(kube_error)?;
+    if !substituting.is_empty() {
+        ctx.warn(
+            Diagnostic::warning(
+                "Post-build substitution turns strict with Flux 2.9",
+                format!(
+                    "kustomize-controller 2.9 fails a Kustomization whose post-build variable \
+                     has neither a value nor a default (`${{var}}` instead of \
+                     `${{var:=default}}`), where 2.8 left it empty. These Kustomizations \
+                     substitute variables: {}. Check that every variable their manifests use \
+                     is set or has a default before the upgrade reaches them.",
+                    substituting.join(", ")
+                ),
+            )
+            .at(AttrPath::root().attr("distribution")),
+        );
+    }
     let stored = stored_in_dropped_version(&client)
         .await
         .map_err(kube_error)?;

@@ -398,17 +398,23 @@ fn object_requests(sb: &Sandbox) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refresh_reads_each_kind_once_and_still_finds_every_object() {
-    let sb = sandbox(false).await;
+/// The Flux fixture, applied to `sb` without waiting for readiness.
+async fn applied_fixture(sb: &Sandbox) -> Vec<Value> {
     let objects = fixture();
     apply_all(
-        &client(&sb).await,
+        &client(sb).await,
         &objects,
         &options(false, Duration::from_secs(30)),
     )
     .await
     .expect("apply");
+    objects
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_reads_each_kind_once_and_still_finds_every_object() {
+    let sb = sandbox(false).await;
+    let objects = applied_fixture(&sb).await;
     let kinds: std::collections::BTreeSet<(String, String)> = objects
         .iter()
         .map(|o| (o["apiVersion"].to_string(), o["kind"].to_string()))
@@ -471,14 +477,7 @@ async fn a_refresh_reads_each_kind_once_and_still_finds_every_object() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_reading_ahead_a_compare_sends_nothing() {
     let sb = sandbox(false).await;
-    let objects = fixture();
-    apply_all(
-        &client(&sb).await,
-        &objects,
-        &options(false, Duration::from_secs(30)),
-    )
-    .await
-    .expect("apply");
+    let objects = applied_fixture(&sb).await;
     let inventory: Vec<String> = objects.iter().filter_map(inventory_id).collect();
 
     let kube = client(&sb).await;
