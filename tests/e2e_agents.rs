@@ -661,3 +661,51 @@ resource "gitlabflux_agent_install" "prod" {{
     assert_ne!(image(&sandbox), "agentk:helm", "taken over");
     ws.assert_no_changes();
 }
+
+/// Flux 2.9 admits only the webhook receiver's port: a receiver URL that names another
+/// Service port is told of when the configuration is validated, on that attribute.
+#[test]
+fn a_receiver_url_flux_2_9_would_block_is_warned_of() {
+    let sandbox = SandboxProcess::start(&[]);
+    let ws = Workspace::new();
+    let config = |url: &str| {
+        format!(
+            r#"{provider}
+resource "gitlabflux_agent" "prod" {{
+  project = "fleet/agents"
+  name    = "prod"
+  config = {{
+    flux = {{ webhook_receiver_url = "{url}" }}
+  }}
+}}
+"#,
+            provider = provider_block(&sandbox)
+        )
+    };
+    let warnings = |url: &str| -> Vec<serde_json::Value> {
+        ws.write(&config(url));
+        let out = ws.ok(&["validate", "-json", "-no-color"]);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+        report["diagnostics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["severity"] == "warning")
+            .filter(|d| {
+                d["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("webhook receiver URL"))
+            })
+            .cloned()
+            .collect()
+    };
+    let blocked = warnings("http://notification-controller.flux-system.svc.cluster.local/hook/x");
+    let note = blocked.first().expect("the receiver note");
+    assert_eq!(note["address"], "gitlabflux_agent.prod", "{note:#}");
+    assert!(
+        note["detail"].as_str().unwrap_or_default().contains("9292"),
+        "{note:#}"
+    );
+    let admitted = warnings("http://webhook-receiver.flux-system.svc.cluster.local/hook/x");
+    assert!(admitted.is_empty(), "{admitted:#?}");
+}

@@ -155,6 +155,26 @@ pub struct Flux {
     pub webhook_receiver_url: Option<String>,
 }
 
+/// The port Flux 2.9's `allow-webhooks` NetworkPolicy admits to notification-controller: its
+/// webhook receiver. The `webhook-receiver` Service forwards its port 80 there.
+pub const FLUX_RECEIVER_PORT: u16 = 9292;
+const RECEIVER_SERVICE: &str = "webhook-receiver";
+
+/// Whether `url` reaches Flux's webhook receiver through what Flux 2.9's network policy still
+/// admits: the `webhook-receiver` Service, or port [`FLUX_RECEIVER_PORT`] itself. An address
+/// outside the cluster (an ingress, say) also passes when it names that port; anything else
+/// may be an in-cluster Service port the policy now blocks.
+pub fn reaches_flux_receiver(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let service = parsed
+        .host_str()
+        .and_then(|host| host.split('.').next())
+        .is_some_and(|first| first == RECEIVER_SERVICE);
+    service || parsed.port() == Some(FLUX_RECEIVER_PORT)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentConfigError {
     #[error("the agent configuration file is not valid YAML for an agent: {0}")]
@@ -262,5 +282,23 @@ mod tests {
     #[test]
     fn unknown_keys_are_reported() {
         assert!(AgentConfig::parse("ci_access:\n  projectz: []\n").is_err());
+    }
+
+    #[test]
+    fn only_the_receiver_service_or_its_port_reach_flux_2_9s_receiver() {
+        for url in [
+            "http://webhook-receiver.flux-system.svc.cluster.local/hook/abc",
+            "http://webhook-receiver.flux-system/hook/abc",
+            "http://10.0.0.7:9292/hook/abc",
+        ] {
+            assert!(reaches_flux_receiver(url), "{url}");
+        }
+        for url in [
+            "http://notification-controller.flux-system.svc.cluster.local/hook/abc",
+            "http://webhook-receiver-old.flux-system/hook/abc",
+            "not a url",
+        ] {
+            assert!(!reaches_flux_receiver(url), "{url}");
+        }
     }
 }

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::context::{ProviderData, gitlab};
 use super::support::{agent_error, split_import_id};
 use crate::agent::config::{
-    AccessAs, AgentConfig, CiAccess, CiAccessEntry, Empty, Flux, IdEntry, Impersonate,
-    ImpersonateExtra, Logging, MAX_ENTRIES, Observability, UserAccess, UserAccessAs,
-    config_file_path,
+    AccessAs, AgentConfig, CiAccess, CiAccessEntry, Empty, FLUX_RECEIVER_PORT, Flux, IdEntry,
+    Impersonate, ImpersonateExtra, Logging, MAX_ENTRIES, Observability, UserAccess, UserAccessAs,
+    config_file_path, reaches_flux_receiver,
 };
 use crate::agent::registration::{self, AgentFacts, AgentSpec, ConfigRead, Registration};
 use crate::gitlab::names::validate_agent_name;
@@ -130,9 +130,17 @@ fn config_attribute() -> Attribute {
                 .optional()],
             )
             .optional(),
-            Attribute::object("flux", vec![Attribute::string("webhook_receiver_url").optional()])
-                .optional()
-                .description("Receiver the agent notifies on push, for immediate Flux reconciliation."),
+            Attribute::object(
+                "flux",
+                vec![Attribute::string("webhook_receiver_url").optional().description(
+                    "Flux's webhook receiver, e.g. \
+                     `http://webhook-receiver.flux-system.svc.cluster.local/hook/<path>`: from \
+                     Flux 2.9 on, the network policy admits only its port 9292, which that \
+                     Service forwards to.",
+                )],
+            )
+            .optional()
+            .description("Receiver the agent notifies on push, for immediate Flux reconciliation."),
         ],
     )
     .optional()
@@ -204,6 +212,24 @@ struct ObservabilityModel {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct FluxModel {
     webhook_receiver_url: Option<String>,
+}
+
+/// Why a receiver URL may stop working with Flux 2.9, and what to point it at instead.
+fn receiver_note(url: &str) -> Diagnostic {
+    Diagnostic::warning(
+        "The webhook receiver URL may be blocked from Flux 2.9 on",
+        format!(
+            "Flux 2.9's allow-webhooks NetworkPolicy admits only TCP {FLUX_RECEIVER_PORT} to \
+             notification-controller, its webhook receiver; {url:?} names neither the \
+             webhook-receiver Service (which forwards to it) nor that port. Use \
+             http://webhook-receiver.<flux namespace>.svc.cluster.local/hook/<path> so the \
+             agent's pushes still reach Flux."
+        ),
+    )
+    .at(AttrPath::root()
+        .attr("config")
+        .attr("flux")
+        .attr("webhook_receiver_url"))
 }
 
 /// Absent and empty lists are the same in the file; in the model, empty reads as absent so
@@ -484,7 +510,7 @@ impl Resource<ProviderData> for Agent {
         )
     }
 
-    async fn validate(&self, _ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<()> {
+    async fn validate(&self, ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<()> {
         // Only `config`, once known: defaults are not applied to a configuration yet, and
         // other attributes (often the project) may still be unknown.
         #[derive(Deserialize)]
@@ -494,6 +520,12 @@ impl Resource<ProviderData> for Agent {
         if config.knows(&["config"]) {
             let model: ConfigOnly = config.decode()?;
             agent_config(model.config.as_ref())?;
+            let receiver = model.config.as_ref().and_then(|c| c.flux.as_ref());
+            if let Some(url) = receiver.and_then(|f| f.webhook_receiver_url.as_deref())
+                && !reaches_flux_receiver(url)
+            {
+                ctx.warn(receiver_note(url));
+            }
         }
         Ok(())
     }

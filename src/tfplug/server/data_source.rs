@@ -10,12 +10,16 @@ pub(super) async fn validate_data_resource_config<P: Provider>(
     server: &PluginServer<P>,
     req: pb::validate_data_resource_config::Request,
 ) -> pb::validate_data_resource_config::Response {
-    let diagnostics = diagnostics_of("ValidateDataResourceConfig", &req.type_name, async {
+    // Warnings a validation pushes (a setting that works but may not do what was meant)
+    // travel with its errors.
+    let ctx = server.ctx();
+    let mut diagnostics = diagnostics_of("ValidateDataResourceConfig", &req.type_name, async {
         let entry = server.data_source(&req.type_name)?;
         let config = entry.checked_config(req.config.as_ref(), true)?;
-        entry.item.validate(&server.ctx(), &config).await
+        entry.item.validate(&ctx, &config).await
     })
     .await;
+    diagnostics.extend(convert::diagnostics(ctx.take_warnings()));
     pb::validate_data_resource_config::Response { diagnostics }
 }
 

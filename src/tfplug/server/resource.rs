@@ -20,12 +20,16 @@ pub(super) async fn validate_resource_config<P: Provider>(
         .client_capabilities
         .as_ref()
         .is_some_and(|c| c.write_only_attributes_allowed);
-    let diagnostics = diagnostics_of("ValidateResourceConfig", &req.type_name, async {
+    // Warnings a validation pushes (a setting that works but may not do what was meant)
+    // travel with its errors.
+    let ctx = server.ctx();
+    let mut diagnostics = diagnostics_of("ValidateResourceConfig", &req.type_name, async {
         let entry = server.resource(&req.type_name)?;
         let config = entry.checked_config(req.config.as_ref(), write_only_allowed)?;
-        entry.item.validate(&server.ctx(), &config).await
+        entry.item.validate(&ctx, &config).await
     })
     .await;
+    diagnostics.extend(convert::diagnostics(ctx.take_warnings()));
     pb::validate_resource_config::Response { diagnostics }
 }
 
