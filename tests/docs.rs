@@ -158,7 +158,6 @@ fn collect_md(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-#[test]
 fn every_example_is_valid_terraform() {
     let mut files = Vec::new();
     collect_tf(&root().join("examples"), &mut files);
@@ -190,14 +189,13 @@ fn every_example_is_valid_terraform() {
 /// Examples made of a root and local modules, validated as directories.
 const MODULE_EXAMPLES: [&str; 1] = ["examples/fleet"];
 
-#[test]
 fn every_example_directory_with_modules_initialises_and_is_valid() {
     for example in MODULE_EXAMPLES {
         let ws = common::Workspace::with_provider_mirror();
         common::copy_dir(&root().join(example), &ws.path().join("example"));
         let dir = ws.path().join("example");
         let run = |args: &[&str]| {
-            let mut cmd = std::process::Command::new("terraform");
+            let mut cmd = common::terraform::command();
             cmd.args(args).current_dir(&dir);
             for (k, v) in ws.env() {
                 cmd.env(k, v);
@@ -225,3 +223,8 @@ fn collect_tf(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+on_both_terraforms!(
+    every_example_is_valid_terraform,
+    every_example_directory_with_modules_initialises_and_is_valid,
+);

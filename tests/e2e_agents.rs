@@ -9,7 +9,6 @@ use common::{
     Provider, SandboxProcess, Workspace, block_on, kubectl, kubectl_json, provider_block,
 };
 
-#[test]
 fn agent_install_and_token_apply_rotate_repair_and_destroy() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let mut ws = Workspace::new();
@@ -210,7 +209,6 @@ fn agent_install_and_token_apply_rotate_repair_and_destroy() {
     );
 }
 
-#[test]
 fn imports_reproduce_a_no_change_plan() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let source = Workspace::new();
@@ -246,7 +244,6 @@ fn imports_reproduce_a_no_change_plan() {
     target.assert_no_changes();
 }
 
-#[test]
 fn bad_inputs_give_attribute_diagnostics_and_create_nothing() {
     let sandbox = SandboxProcess::start(&[]);
     let ws = Workspace::new();
@@ -377,7 +374,6 @@ resource "gitlabflux_agent" "no_branch" {{
     );
 }
 
-#[test]
 fn the_data_source_finds_an_agent() {
     let sandbox = SandboxProcess::start(&[]);
     let ws = Workspace::new();
@@ -410,7 +406,6 @@ output "found" {{
     );
 }
 
-#[test]
 fn expose_token_keeps_the_value_in_state_only_when_asked() {
     let sandbox = SandboxProcess::start(&[]);
     let ws = Workspace::new();
@@ -489,7 +484,6 @@ resource "gitlabflux_agent_token" "prod" {{
     )
 }
 
-#[test]
 fn a_destination_that_cannot_take_the_token_fails_before_any_token_exists() {
     let sandbox = SandboxProcess::start(&[]);
     let ws = Workspace::new();
@@ -533,7 +527,6 @@ fn a_destination_that_cannot_take_the_token_fails_before_any_token_exists() {
     );
 }
 
-#[test]
 fn an_agent_registered_elsewhere_is_taken_over_only_when_asked() {
     let sandbox = SandboxProcess::start(&[]);
     let ws = Workspace::new();
@@ -603,7 +596,6 @@ resource "gitlabflux_agent" "legacy" {{
     ws.assert_no_changes();
 }
 
-#[test]
 fn an_agentk_installed_by_something_else_is_taken_over_only_when_asked() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let ws = Workspace::new();
@@ -664,7 +656,6 @@ resource "gitlabflux_agent_install" "prod" {{
 
 /// Flux 2.9 admits only the webhook receiver's port: a receiver URL that names another
 /// Service port is told of when the configuration is validated, on that attribute.
-#[test]
 fn a_receiver_url_flux_2_9_would_block_is_warned_of() {
     let sandbox = SandboxProcess::start(&[]);
     let ws = Workspace::new();
@@ -709,3 +700,15 @@ resource "gitlabflux_agent" "prod" {{
     let admitted = warnings("http://webhook-receiver.flux-system.svc.cluster.local/hook/x");
     assert!(admitted.is_empty(), "{admitted:#?}");
 }
+
+on_both_terraforms!(
+    agent_install_and_token_apply_rotate_repair_and_destroy,
+    imports_reproduce_a_no_change_plan,
+    bad_inputs_give_attribute_diagnostics_and_create_nothing,
+    the_data_source_finds_an_agent,
+    expose_token_keeps_the_value_in_state_only_when_asked,
+    a_destination_that_cannot_take_the_token_fails_before_any_token_exists,
+    an_agent_registered_elsewhere_is_taken_over_only_when_asked,
+    an_agentk_installed_by_something_else_is_taken_over_only_when_asked,
+    a_receiver_url_flux_2_9_would_block_is_warned_of,
+);

@@ -68,7 +68,6 @@ fn config(sandbox: &SandboxProcess, provider: &str, name: &str) -> String {
     format!("{provider}\n{body}")
 }
 
-#[test]
 fn named_clusters_keep_credentials_out_of_state() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let (server, token, _) = connection(&sandbox);
@@ -91,7 +90,6 @@ fn named_clusters_keep_credentials_out_of_state() {
     ws.destroy();
 }
 
-#[test]
 fn an_unknown_name_or_both_forms_are_refused_on_the_attribute() {
     let sandbox = SandboxProcess::start(&[]);
     let (server, _, _) = connection(&sandbox);
@@ -116,7 +114,6 @@ fn an_unknown_name_or_both_forms_are_refused_on_the_attribute() {
     ws.error(&["apply", "-auto-approve"], "Both cluster and cluster_name");
 }
 
-#[test]
 fn a_cluster_made_in_the_same_run_plans_with_unknown_values() {
     let sandbox = SandboxProcess::start(&[]);
     let (server, _, _) = connection(&sandbox);
@@ -133,3 +130,9 @@ fn a_cluster_made_in_the_same_run_plans_with_unknown_values() {
         out.text()
     );
 }
+
+on_both_terraforms!(
+    named_clusters_keep_credentials_out_of_state,
+    an_unknown_name_or_both_forms_are_refused_on_the_attribute,
+    a_cluster_made_in_the_same_run_plans_with_unknown_values,
+);

@@ -229,7 +229,6 @@ fn install_git_repository(sandbox: &SandboxProcess) {
     );
 }
 
-#[test]
 fn deploy_key_create_rotate_repair_import_and_destroy() {
     let mut s = Setup::new(&[]);
     s.ws.log_trace();
@@ -379,7 +378,6 @@ fn deploy_key_create_rotate_repair_import_and_destroy() {
     s.assert_no_private_key_in(&outputs);
 }
 
-#[test]
 fn bad_inputs_give_attribute_diagnostics_and_add_no_key() {
     let s = Setup::new(&[]);
     let hosts = s.known_hosts();
@@ -492,7 +490,6 @@ fn bad_inputs_give_attribute_diagnostics_and_add_no_key() {
     assert_eq!(keys.len(), 1, "within the limit: {keys:#?}");
 }
 
-#[test]
 fn an_identity_written_by_another_tool_is_replaced_only_when_asked() {
     let s = Setup::new(&[]);
     let put_identity = |identity: &str| {
@@ -564,7 +561,6 @@ fn an_identity_written_by_another_tool_is_replaced_only_when_asked() {
     s.assert_converged("adopted: the foreign key deleted, ours the only one");
 }
 
-#[test]
 fn two_clusters_keys_titled_alike_in_one_project_leave_each_other_alone() {
     let s = Setup::new(&[]);
     let hosts = s.known_hosts();
@@ -607,7 +603,6 @@ fn two_clusters_keys_titled_alike_in_one_project_leave_each_other_alone() {
 /// Breaks each step of a rotation (an error, a lost answer, or `kill -9` while the request
 /// is held), then applies again: the retry converges on one key of ours, in GitLab, the
 /// Secret and state, with no further rotation.
-#[test]
 fn a_failure_or_kill_at_each_step_of_a_rotation_converges() {
     let s = Setup::new(&[]);
     let hosts = s.known_hosts();
@@ -686,3 +681,11 @@ fn a_failure_or_kill_at_each_step_of_a_rotation_converges() {
 fn key_creates(sandbox: &SandboxProcess) -> u64 {
     sandbox.stats()["gitlab"][KEYS_CREATE].as_u64().unwrap_or(0)
 }
+
+on_both_terraforms!(
+    deploy_key_create_rotate_repair_import_and_destroy,
+    bad_inputs_give_attribute_diagnostics_and_add_no_key,
+    an_identity_written_by_another_tool_is_replaced_only_when_asked,
+    two_clusters_keys_titled_alike_in_one_project_leave_each_other_alone,
+    a_failure_or_kill_at_each_step_of_a_rotation_converges,
+);

@@ -142,7 +142,6 @@ fn rule(emulator: &str, method: &str, path: &str, fault: Value) -> Value {
     rule
 }
 
-#[test]
 fn a_rotation_failing_after_delivery_is_finished_by_the_next_apply() {
     let drill = Drill::new();
     let token = format!("{TOKENS}/*");
@@ -189,7 +188,6 @@ fn a_rotation_failing_after_delivery_is_finished_by_the_next_apply() {
     }
 }
 
-#[test]
 fn a_kill_at_each_step_of_a_rotation_converges() {
     let drill = Drill::new();
     let token = format!("{TOKENS}/*");
@@ -229,7 +227,6 @@ fn a_kill_at_each_step_of_a_rotation_converges() {
     }
 }
 
-#[test]
 fn a_lost_create_answer_leaves_no_orphan() {
     let drill = Drill::new();
     let creates = drill.token_creates();
@@ -254,7 +251,6 @@ fn a_lost_create_answer_leaves_no_orphan() {
     assert_eq!(revoked_unused, 1, "the orphan was revoked: {tokens:?}");
 }
 
-#[test]
 fn an_unconfirmed_rotation_is_finished_not_started_again() {
     let drill = Drill::new();
     let sandbox = &drill.sandbox;
@@ -317,7 +313,6 @@ fn foreign_token(sandbox: &SandboxProcess, agent_id: i64, name: &str) -> i64 {
     created["id"].as_i64().expect("token id")
 }
 
-#[test]
 fn foreign_tokens_are_displaced_only_with_the_opt_in() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let ws = Workspace::new();
@@ -371,7 +366,6 @@ fn foreign_tokens_are_displaced_only_with_the_opt_in() {
     ws.assert_no_changes();
 }
 
-#[test]
 fn a_kill_while_registering_the_agent_converges_to_one_agent() {
     for when in ["before", "after"] {
         let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
@@ -404,3 +398,12 @@ fn a_kill_while_registering_the_agent_converges_to_one_agent() {
         ws.assert_no_changes();
     }
 }
+
+on_both_terraforms!(
+    a_rotation_failing_after_delivery_is_finished_by_the_next_apply,
+    a_kill_at_each_step_of_a_rotation_converges,
+    a_lost_create_answer_leaves_no_orphan,
+    an_unconfirmed_rotation_is_finished_not_started_again,
+    foreign_tokens_are_displaced_only_with_the_opt_in,
+    a_kill_while_registering_the_agent_converges_to_one_agent,
+);

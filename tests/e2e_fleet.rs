@@ -157,7 +157,6 @@ fn cluster_tokens(sandbox: &SandboxProcess) -> Vec<String> {
         .collect()
 }
 
-#[test]
 fn the_fleet_example_runs_ten_clusters_from_gitlab_managed_state() {
     let fleet = Fleet::start();
     fleet.plan_and_apply();
@@ -346,3 +345,5 @@ fn the_fleet_example_runs_ten_clusters_from_gitlab_managed_state() {
     assert_eq!(windows.as_array().map(Vec::len), Some(0), "{windows}");
     fleet.ws.assert_no_changes();
 }
+
+on_both_terraforms!(the_fleet_example_runs_ten_clusters_from_gitlab_managed_state,);

@@ -35,7 +35,6 @@ resource "gitlabflux_flux_bootstrap" "this" {{
 const GIT_SYNC: &str = r#"{ url = "https://gitlab.example.com/fleet/gitops.git", ref = { branch = "main" }, path = "./clusters/prod" }"#;
 const OCI_SYNC: &str = r#"{ kind = "OCIRepository", url = "oci://registry.example.com/fleet/manifests", ref = { tag = "latest" }, path = "./", verify = { secret_name = "cosign-pub" } }"#;
 
-#[test]
 fn bootstrap_locks_down_commits_repairs_switches_and_destroys() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let (_, commits_before) = sandbox.gitlab_repo("fleet/gitops");
@@ -248,7 +247,6 @@ fn fixture_image(version: &str, deployment: &str) -> String {
 /// variables, then the new images and the 9292 webhook
 /// policy arrive, nothing kept is pruned, every controller carries exactly its lockdown flags,
 /// and sharding shards what the Flux Operator shards.
-#[test]
 fn flux_2_9_upgrades_in_place_locked_down_and_sharded() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let ws = Workspace::new();
@@ -468,7 +466,6 @@ fn handled_request(object: &Value) -> Option<String> {
         .then(|| requested.to_string())
 }
 
-#[test]
 fn reconcile_on_change_can_be_turned_off() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let ws = Workspace::new();
@@ -482,7 +479,6 @@ fn reconcile_on_change_can_be_turned_off() {
     ws.assert_no_changes();
 }
 
-#[test]
 fn destroy_can_keep_the_namespace() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let ws = Workspace::new();
@@ -502,7 +498,6 @@ fn destroy_can_keep_the_namespace() {
     );
 }
 
-#[test]
 fn a_flux_installed_by_something_else_is_taken_over_only_when_asked() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     // Flux installed by hand, as `flux install` or `kubectl apply` would leave it.
@@ -554,7 +549,6 @@ fn a_flux_installed_by_something_else_is_taken_over_only_when_asked() {
     ws.assert_no_changes();
 }
 
-#[test]
 fn bad_inputs_point_at_the_attribute_and_apply_nothing() {
     let sandbox = SandboxProcess::start(&[]);
     let apply = ["apply", "-auto-approve"];
@@ -642,7 +636,6 @@ fn bad_inputs_point_at_the_attribute_and_apply_nothing() {
     assert!(kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_none());
 }
 
-#[test]
 fn the_manifests_data_source_renders_without_a_cluster() {
     let ws = Workspace::new();
     ws.write(&format!(
@@ -722,7 +715,6 @@ fn registry_pulls(sandbox: &SandboxProcess) -> u64 {
         .sum()
 }
 
-#[test]
 fn bootstrap_from_an_oci_artifact_in_a_private_registry() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let (host, digest) = push_fixture_artifact(&sandbox);
@@ -820,3 +812,14 @@ fn bootstrap_from_an_oci_artifact_in_a_private_registry() {
     ws.destroy();
     assert!(kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_none());
 }
+
+on_both_terraforms!(
+    bootstrap_locks_down_commits_repairs_switches_and_destroys,
+    flux_2_9_upgrades_in_place_locked_down_and_sharded,
+    reconcile_on_change_can_be_turned_off,
+    destroy_can_keep_the_namespace,
+    a_flux_installed_by_something_else_is_taken_over_only_when_asked,
+    bad_inputs_point_at_the_attribute_and_apply_nothing,
+    the_manifests_data_source_renders_without_a_cluster,
+    bootstrap_from_an_oci_artifact_in_a_private_registry,
+);

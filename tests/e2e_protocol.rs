@@ -28,7 +28,6 @@ fn store_count(store: &std::path::Path) -> usize {
     std::fs::read_dir(store).expect("store").count()
 }
 
-#[test]
 fn widget_lifecycle_create_read_update_replace_destroy() {
     let (ws, store) = widget_workspace();
     ws.write(
@@ -129,7 +128,6 @@ resource "gitlabflux_test_widget" "w" {
     assert_eq!(store_count(&store), 0);
 }
 
-#[test]
 fn widget_import_reproduces_a_no_change_plan() {
     let (source, store) = widget_workspace();
     let config = r#"
@@ -175,7 +173,6 @@ resource "gitlabflux_test_widget" "w" {
     );
 }
 
-#[test]
 fn widget_drift_is_planned_and_repaired() {
     let (ws, store) = widget_workspace();
     ws.write(r#"resource "gitlabflux_test_widget" "w" { name = "drift" }"#);
@@ -202,7 +199,6 @@ fn widget_drift_is_planned_and_repaired() {
     ws.assert_no_changes();
 }
 
-#[test]
 fn unknown_values_flow_between_resources() {
     let (ws, _store) = widget_workspace();
     ws.write(
@@ -230,7 +226,6 @@ resource "gitlabflux_test_widget" "b" {
     ws.assert_no_changes();
 }
 
-#[test]
 fn sensitive_and_write_only_values_stay_out_of_plans_state_and_logs() {
     let (mut ws, store) = widget_workspace();
     let log = ws.log_trace();
@@ -294,7 +289,6 @@ resource "gitlabflux_test_widget" "w" {
     ws.assert_no_changes();
 }
 
-#[test]
 fn state_is_upgraded_across_a_schema_version_bump() {
     let (mut ws, _store) = widget_workspace();
     ws.set_env("GITLABFLUX_TEST_WIDGET_SCHEMA_VERSION", "0");
@@ -328,7 +322,6 @@ resource "gitlabflux_test_widget" "w" {
     assert!(instance["attributes"].get("flavor").is_none());
 }
 
-#[test]
 fn bad_inputs_get_attribute_diagnostics_and_create_nothing() {
     let (ws, store) = widget_workspace();
     ws.write(
@@ -362,7 +355,6 @@ resource "gitlabflux_test_widget" "w" {
     assert_eq!(store_count(&store), 0, "nothing created");
 }
 
-#[test]
 fn a_panicking_handler_becomes_a_diagnostic() {
     let (ws, store) = widget_workspace();
     ws.write(r#"resource "gitlabflux_test_widget" "w" { name = "panic-please" }"#);
@@ -378,7 +370,6 @@ fn a_panicking_handler_becomes_a_diagnostic() {
     assert_eq!(store_count(&store), 0);
 }
 
-#[test]
 fn functions_work_through_terraform() {
     let ws = Workspace::new();
     ws.write(
@@ -426,7 +417,6 @@ output "context" {
     assert!(text.contains("the list of shards is empty"), "{text}");
 }
 
-#[test]
 fn provider_configuration_errors_point_at_the_attribute() {
     let (mut ws, store) = widget_workspace();
     let provider = Provider::default()
@@ -459,3 +449,38 @@ resource "gitlabflux_test_widget" "w" {{ name = "cfg" }}
     assert!(!ws.state_file().contains("glpat-env-canary"));
     assert_eq!(store_count(&store), 1);
 }
+
+/// Each run drives the Terraform it is named after, through the provider.
+fn the_terraform_under_test_is_the_one_named() {
+    let ws = Workspace::new();
+    ws.write("");
+    let report = ws.json(&["version", "-json"]);
+    let version = report["terraform_version"].as_str().expect("version");
+    let (major, minor) = {
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    };
+    match common::terraform::under_test() {
+        common::terraform::Terraform::V1_15 => assert_eq!(version, "1.15.5"),
+        common::terraform::Terraform::Machine => {
+            assert!(
+                (major, minor) >= (1, 11),
+                "the machine's terraform is {version}"
+            )
+        }
+    }
+}
+
+on_both_terraforms!(
+    the_terraform_under_test_is_the_one_named,
+    widget_lifecycle_create_read_update_replace_destroy,
+    widget_import_reproduces_a_no_change_plan,
+    widget_drift_is_planned_and_repaired,
+    unknown_values_flow_between_resources,
+    sensitive_and_write_only_values_stay_out_of_plans_state_and_logs,
+    state_is_upgraded_across_a_schema_version_bump,
+    bad_inputs_get_attribute_diagnostics_and_create_nothing,
+    a_panicking_handler_becomes_a_diagnostic,
+    functions_work_through_terraform,
+    provider_configuration_errors_point_at_the_attribute,
+);

@@ -141,7 +141,6 @@ fn assert_controller_set(sandbox: &SandboxProcess, shards: &[&str]) {
     assert_eq!(names(&services), expected_services);
 }
 
-#[test]
 fn shards_tenants_placement_and_shard_removal() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let ws = Workspace::new();
@@ -421,7 +420,6 @@ resource "gitlabflux_flux_tenant" "x" {{
     assert!(kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_none());
 }
 
-#[test]
 fn bad_sharding_scaling_and_tenant_inputs_point_at_the_attribute() {
     let sandbox = SandboxProcess::start(&[]);
     let bootstrap = |block: &str| {
@@ -485,3 +483,8 @@ fn bad_sharding_scaling_and_tenant_inputs_point_at_the_attribute() {
     assert!(kubectl_json(&sandbox, &["get", "ns", "flux-system"]).is_none());
     assert!(kubectl_json(&sandbox, &["get", "ns", "team-a"]).is_none());
 }
+
+on_both_terraforms!(
+    shards_tenants_placement_and_shard_removal,
+    bad_sharding_scaling_and_tenant_inputs_point_at_the_attribute,
+);

@@ -214,7 +214,6 @@ fn shown_variables(sandbox: &SandboxProcess, path: &str) -> Vec<Value> {
     block_on(async { request.send().await.expect("GET").json().await }).expect("json")
 }
 
-#[test]
 fn signing_key_create_rotate_overlap_repair_import_and_destroy() {
     let mut s = Setup::new();
     s.ws.log_trace();
@@ -320,7 +319,6 @@ fn signing_key_create_rotate_overlap_repair_import_and_destroy() {
     s.assert_no_secret_in(&outputs);
 }
 
-#[test]
 fn group_variables_reach_the_group_projects_jobs() {
     let s = Setup::new();
     s.ws.write(&s.config("group = \"fleet\"", "v1", "168h"));
@@ -335,7 +333,6 @@ fn group_variables_reach_the_group_projects_jobs() {
     );
 }
 
-#[test]
 fn bad_inputs_give_attribute_diagnostics_and_write_nothing() {
     let s = Setup::new();
     let both = "project = \"fleet/gitops\"\n  group = \"fleet\"";
@@ -401,7 +398,6 @@ fn bad_inputs_give_attribute_diagnostics_and_write_nothing() {
 
 /// Breaks each step of a rotation (an error, or `kill -9` while the request is held), then
 /// applies again: the retry converges on one signing key, trusted, in CI and in state.
-#[test]
 fn a_failure_or_kill_at_each_step_of_a_rotation_converges() {
     let s = Setup::new();
     let project = "project = \"fleet/gitops\"";
@@ -504,7 +500,6 @@ fn a_failure_or_kill_at_each_step_of_a_rotation_converges() {
 
 /// A rotation cut short after the new key was trusted, retried after the overlap: the old
 /// key signed until the retry switched CI, so it stays trusted for a full overlap from then.
-#[test]
 fn a_retried_rotation_gives_the_replaced_key_a_full_overlap() {
     let s = Setup::new();
     let project = "project = \"fleet/gitops\"";
@@ -536,3 +531,11 @@ fn a_retried_rotation_gives_the_replaced_key_a_full_overlap() {
     );
     s.ws.assert_no_changes();
 }
+
+on_both_terraforms!(
+    signing_key_create_rotate_overlap_repair_import_and_destroy,
+    group_variables_reach_the_group_projects_jobs,
+    bad_inputs_give_attribute_diagnostics_and_write_nothing,
+    a_failure_or_kill_at_each_step_of_a_rotation_converges,
+    a_retried_rotation_gives_the_replaced_key_a_full_overlap,
+);

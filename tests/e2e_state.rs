@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{SandboxProcess, Workspace, block_on};
@@ -54,7 +54,6 @@ fn state_record(sandbox: &SandboxProcess, name: &str) -> Value {
     gitops["terraform_states"][name].clone()
 }
 
-#[test]
 fn the_http_backend_keeps_state_and_its_lock_in_gitlab() {
     let sandbox = SandboxProcess::start(&[]);
     let ws = Workspace::new();
@@ -108,7 +107,6 @@ fn the_http_backend_keeps_state_and_its_lock_in_gitlab() {
     ws.assert_no_changes();
 }
 
-#[test]
 fn two_applies_at_once_the_second_fails_on_the_lock_and_changes_nothing() {
     let sandbox = SandboxProcess::start(&[]);
     let ws = Workspace::new();
@@ -119,7 +117,7 @@ fn two_applies_at_once_the_second_fails_on_the_lock_and_changes_nothing() {
 
     // The first apply holds the lock for its whole (slow) run.
     ws.write_raw(&config(&sandbox, "fleet", "v2", 4));
-    let mut first = Command::new("terraform");
+    let mut first = common::terraform::command();
     first
         .args(["apply", "-auto-approve", "-no-color", "-input=false"])
         .current_dir(ws.path())
@@ -164,3 +162,8 @@ fn two_applies_at_once_the_second_fails_on_the_lock_and_changes_nothing() {
     assert_eq!(state_record(&sandbox, "fleet")["lock"], Value::Null);
     ws.assert_no_changes();
 }
+
+on_both_terraforms!(
+    the_http_backend_keeps_state_and_its_lock_in_gitlab,
+    two_applies_at_once_the_second_fails_on_the_lock_and_changes_nothing,
+);

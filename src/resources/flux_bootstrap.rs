@@ -70,8 +70,8 @@ impl Bootstrap {
 /// Loads and renders at plan time (the cache makes the apply's second load free), so a
 /// mismatched pin, a bad artifact or a bad option fails `plan` in CI rather than the apply.
 /// A source that cannot be reached is only a warning here: another resource may create it
-/// during the apply, or only the apply's runner may reach it.
-/// Renders at plan what the apply would; the Flux version rendered, when it could be.
+/// during the apply, or only the apply's runner may reach it. Returns the Flux version
+/// rendered, when there was a render.
 async fn check_renders(ctx: &Ctx<ProviderData>, inputs: &FluxInputs) -> DiagResult<Option<String>> {
     match inputs.load(ctx).await? {
         Ok(_) => inputs.render(ctx).await.map(|(_, version)| version),

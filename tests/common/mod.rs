@@ -1,7 +1,8 @@
 //! The shared harness of the integration tests:
 //!
-//! - [`Workspace`]: the real `terraform` binary run against the provider built by
-//!   `cargo test`, through `dev_overrides` in a private `TF_CLI_CONFIG_FILE`, in a temporary
+//! - [`Workspace`]: the real Terraform run against the provider built by `cargo test`
+//!   (the machine's `terraform`, or 1.15.5 from [`terraform`]; [`on_both_terraforms!`] runs a
+//!   test on each), through `dev_overrides` in a private `TF_CLI_CONFIG_FILE`, in a temporary
 //!   directory per workspace, with plan, state and diagnostic readers.
 //! - [`provider_block`] and [`Provider`]: the `provider "gitlabflux"` block, for a sandbox
 //!   (its GitLab and its cluster) with settings added or overridden where a test needs them.
@@ -20,12 +21,44 @@
 #![allow(dead_code)]
 
 pub mod agents;
+pub mod terraform;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value as Json;
+
+/// Declares each listed test twice, as `on_terraform_1_11::<name>` (the machine's
+/// `terraform`) and `on_terraform_1_15::<name>` (Terraform 1.15.5): the listed functions
+/// are the tests' bodies, without a `#[test]` of their own.
+#[macro_export]
+macro_rules! on_both_terraforms {
+    ($($test:ident),+ $(,)?) => {
+        mod on_terraform_1_11 {
+            $(
+                #[test]
+                fn $test() {
+                    $crate::common::terraform::run_on(
+                        $crate::common::terraform::Terraform::Machine,
+                        super::$test,
+                    )
+                }
+            )+
+        }
+        mod on_terraform_1_15 {
+            $(
+                #[test]
+                fn $test() {
+                    $crate::common::terraform::run_on(
+                        $crate::common::terraform::Terraform::V1_15,
+                        super::$test,
+                    )
+                }
+            )+
+        }
+    };
+}
 
 /// The provider binary cargo built for this test run.
 /// Go's name for this machine's architecture, as provider packages are named.
@@ -223,7 +256,7 @@ impl Workspace {
     }
 
     pub fn run(&self, args: &[&str]) -> TfOutput {
-        let mut cmd = Command::new("terraform");
+        let mut cmd = terraform::command();
         cmd.args(args).current_dir(self.path());
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -249,7 +282,7 @@ impl Workspace {
     /// fault holding that request, seen in the sandbox's stats). Panics if it never arrives.
     pub fn apply_killed_when(&self, arrived: impl Fn() -> bool) {
         use std::os::unix::process::CommandExt as _;
-        let mut cmd = Command::new("terraform");
+        let mut cmd = terraform::command();
         cmd.args(["apply", "-auto-approve", "-no-color"])
             .current_dir(self.path())
             .stdout(std::process::Stdio::null())

@@ -7,7 +7,7 @@
 //! (source-controller, source-watcher) get their own Service and advertise it in
 //! `--storage-adv-addr`, so the artifacts they serve are fetched from the right pod.
 //!
-//! Copies are made of Deployments and the source-controller Service only: cluster roles,
+//! Copies are made of Deployments and those Services only: cluster roles,
 //! service accounts, network policies and quotas are shared with the main controllers, and
 //! notification-controller is never sharded. Copies carry the annotation
 //! `sharding.fluxcd.io/role: shard`, as the operator's do.
