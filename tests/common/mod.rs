@@ -35,23 +35,21 @@ use serde_json::Value as Json;
 #[macro_export]
 macro_rules! on_both_terraforms {
     ($($test:ident),+ $(,)?) => {
-        mod on_terraform_1_11 {
+        $crate::on_terraform!(on_terraform_1_11, Machine, $($test),+);
+        $crate::on_terraform!(on_terraform_1_15, V1_15, $($test),+);
+    };
+}
+
+/// A module `$module` of tests, each running its body on the Terraform `$version`.
+#[macro_export]
+macro_rules! on_terraform {
+    ($module:ident, $version:ident, $($test:ident),+) => {
+        mod $module {
             $(
                 #[test]
                 fn $test() {
                     $crate::common::terraform::run_on(
-                        $crate::common::terraform::Terraform::Machine,
-                        super::$test,
-                    )
-                }
-            )+
-        }
-        mod on_terraform_1_15 {
-            $(
-                #[test]
-                fn $test() {
-                    $crate::common::terraform::run_on(
-                        $crate::common::terraform::Terraform::V1_15,
+                        $crate::common::terraform::Terraform::$version,
                         super::$test,
                     )
                 }
