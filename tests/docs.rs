@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use terraform_provider_gitlabflux::provider::GitlabFluxProvider;
 use terraform_provider_gitlabflux::resources::TEST_ONLY_PREFIX;
 use terraform_provider_gitlabflux::tfplug::Provider;
-use terraform_provider_gitlabflux::tfplug::docs::{PageKind, function_page, schema_page};
+use terraform_provider_gitlabflux::tfplug::docs::{
+    PageExamples, PageKind, function_page, schema_page,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -37,8 +39,10 @@ fn expected_pages() -> Vec<(PathBuf, String)> {
             PageKind::Provider,
             p.type_name(),
             &p.schema(),
-            example(&examples.join("provider/provider.tf")).as_deref(),
-            None,
+            PageExamples {
+                usage: example(&examples.join("provider/provider.tf")).as_deref(),
+                ..PageExamples::default()
+            },
         ),
     )];
     for r in p
@@ -54,8 +58,11 @@ fn expected_pages() -> Vec<(PathBuf, String)> {
                 PageKind::Resource,
                 r.type_name(),
                 &r.schema(),
-                example(&dir.join("resource.tf")).as_deref(),
-                example(&dir.join("import.sh")).as_deref(),
+                PageExamples {
+                    usage: example(&dir.join("resource.tf")).as_deref(),
+                    notes: read_optional(&dir.join("notes.md")).as_deref(),
+                    import: example(&dir.join("import.sh")).as_deref(),
+                },
             ),
         ));
     }
@@ -68,8 +75,10 @@ fn expected_pages() -> Vec<(PathBuf, String)> {
                 PageKind::DataSource,
                 d.type_name(),
                 &d.schema(),
-                example(&dir.join("data-source.tf")).as_deref(),
-                None,
+                PageExamples {
+                    usage: example(&dir.join("data-source.tf")).as_deref(),
+                    ..PageExamples::default()
+                },
             ),
         ));
     }

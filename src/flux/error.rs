@@ -43,6 +43,14 @@ pub enum FluxError {
         index: usize,
         message: String,
     },
+    /// One field of an element of a list attribute, such as a receiver resource's kind.
+    #[error("invalid {attribute}[{index}].{field}: {message}")]
+    InvalidElementField {
+        attribute: &'static str,
+        index: usize,
+        field: &'static str,
+        message: String,
+    },
     #[error("invalid {attribute}: {message}")]
     InvalidOption {
         attribute: &'static str,
@@ -77,6 +85,11 @@ impl FluxError {
                 ..
             } => "Invalid tenant namespace",
             Self::InvalidElement { .. } => "Invalid Flux option",
+            Self::InvalidElementField {
+                attribute: "resources",
+                ..
+            } => "Invalid receiver resource",
+            Self::InvalidElementField { .. } => "Invalid Flux option",
             Self::InvalidOption { .. } => "Invalid Flux option",
             Self::Serialize { .. } => "Cannot render the Flux manifests",
         }

@@ -15,7 +15,8 @@
 //!    deleted in; rendering keeps the order of its files and sorts nothing for applying.
 //!
 //! Beside that flow: [`commit`] keeps a bootstrap's rendered files in a GitLab repository;
-//! [`tenant`] renders a tenant's namespaces, RBAC and sync; [`reconcile`] asks Flux to
+//! [`tenant`] renders a tenant's namespaces, RBAC and sync; [`receiver`] a `generic-oidc`
+//! Receiver that GitLab CI jobs trigger with their ID tokens; [`reconcile`] asks Flux to
 //! reconcile now and waits until it has; [`placement`]
 //! places names on shards (the `shard_for` function's public rendezvous-hashing contract);
 //! [`objects`] finds Flux objects in a live cluster and [`status`] reports how Flux is doing there;
@@ -29,6 +30,7 @@ pub mod interval;
 pub mod manifest;
 pub mod objects;
 pub mod placement;
+pub mod receiver;
 pub mod reconcile;
 pub mod render;
 pub mod source;

@@ -488,6 +488,12 @@ pub fn flux_error(e: FluxError) -> Diagnostics {
         FluxError::InvalidElement {
             attribute, index, ..
         } => Some(attribute_path(attribute).index(*index as i64)),
+        FluxError::InvalidElementField {
+            attribute,
+            index,
+            field,
+            ..
+        } => Some(attribute_path(attribute).index(*index as i64).attr(field)),
         FluxError::InvalidOption { attribute, .. } => Some(attribute_path(attribute)),
         _ => None,
     };

@@ -17,6 +17,7 @@ mod deploy_key;
 mod flux_bootstrap;
 mod flux_inputs;
 mod flux_manifests;
+mod flux_receiver;
 mod flux_status;
 mod flux_tenant;
 mod shard_for;
@@ -37,6 +38,7 @@ pub fn all() -> Vec<Arc<dyn Resource<ProviderData>>> {
         Arc::new(signing_key::SigningKeyResource),
         Arc::new(flux_bootstrap::FluxBootstrap),
         Arc::new(flux_tenant::FluxTenant),
+        Arc::new(flux_receiver::FluxReceiver),
         #[cfg(feature = "test-resources")]
         Arc::new(test_widget::TestWidget),
     ]

@@ -10,6 +10,11 @@
 //! - `GET /gitlab/job-variables?project=P&environment=E`: the variables a CI job of P
 //!   would receive, hidden values included: the one place the sandbox reveals them, to
 //!   play the job that uses them.
+//! - `POST /gitlab/ci/id-token {"project", "ref", "audience", "environment"?}`: the ID token
+//!   GitLab gives a CI job of `project` running on branch `ref` whose `id_tokens:` entry asks
+//!   for `audience` (as `{"token"}`), to play a pipeline.
+//! - `POST /hook/<digest>[?cluster=NAME]`: Flux's webhook receiver in that cluster (see
+//!   `receivers`), which a CI job calls with its ID token.
 //! - `GET /registry/state`: repositories, tags and digests of the OCI registry.
 //! - `PUT /registry/settings {"anonymous_pull": bool}`: whether pulls need credentials.
 
@@ -25,8 +30,9 @@ use serde_json::json;
 
 use super::faults::{FaultSpec, Faults};
 use super::fleet::Clusters;
-use super::gitlab::{GitlabEmulator, InstanceSettings};
+use super::gitlab::{CiJob, GitlabEmulator, InstanceSettings};
 use super::kube::KubeEmulator;
+use super::receivers;
 use super::registry::RegistryEmulator;
 use super::stats::Stats;
 
@@ -38,6 +44,8 @@ pub struct AdminState {
     pub kube: Arc<KubeEmulator>,
     pub clusters: Clusters,
     pub registry: Arc<RegistryEmulator>,
+    /// The simulated notification-controller's client for OIDC discovery.
+    pub http: reqwest::Client,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -49,6 +57,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/gitlab/users", post(create_user))
         .route("/gitlab/settings", axum::routing::put(gitlab_settings))
         .route("/gitlab/job-variables", get(job_variables))
+        .route("/gitlab/ci/id-token", post(id_token))
+        .route("/hook/{digest}", post(receive_hook))
         .route("/kube/objects", get(kube_objects))
         .route("/registry/state", get(registry_state))
         .route("/registry/settings", axum::routing::put(registry_settings))
@@ -96,22 +106,56 @@ struct ObjectsQuery {
     cluster: Option<String>,
 }
 
+impl AdminState {
+    /// The cluster a query names (a fleet's by name; without one, the default cluster), or
+    /// the 404 for a name the sandbox does not serve.
+    fn world(&self, cluster: Option<&str>) -> Result<&Arc<KubeEmulator>, Box<Response>> {
+        match cluster {
+            None => Ok(&self.kube),
+            Some(name) => self.clusters.get(name).ok_or_else(|| {
+                let message = format!("no cluster named {name:?}");
+                Box::new(
+                    (StatusCode::NOT_FOUND, Json(json!({ "message": message }))).into_response(),
+                )
+            }),
+        }
+    }
+}
+
 async fn kube_objects(
     State(s): State<AdminState>,
     axum::extract::Query(q): axum::extract::Query<ObjectsQuery>,
 ) -> Response {
-    let world = match q.cluster.as_deref() {
-        None => &s.kube,
-        Some(name) => match s.clusters.get(name) {
-            Some(world) => world,
-            None => {
-                let message = format!("no cluster named {name:?}");
-                return (StatusCode::NOT_FOUND, Json(json!({ "message": message })))
-                    .into_response();
-            }
-        },
+    match s.world(q.cluster.as_deref()) {
+        Ok(world) => Json(json!({ "items": world.objects() })).into_response(),
+        Err(answer) => *answer,
+    }
+}
+
+async fn receive_hook(
+    State(s): State<AdminState>,
+    axum::extract::Path(digest): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ObjectsQuery>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let world = match s.world(q.cluster.as_deref()) {
+        Ok(world) => world,
+        Err(answer) => return *answer,
     };
-    Json(json!({ "items": world.objects() })).into_response()
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let path = format!("/hook/{digest}");
+    receivers::handle(world, &s.http, &path, authorization)
+        .await
+        .into_response()
+}
+
+async fn id_token(State(s): State<AdminState>, Json(job): Json<CiJob>) -> Response {
+    match s.gitlab.issue_id_token(&job) {
+        Ok(token) => Json(json!({ "token": token })).into_response(),
+        Err(message) => bad_request(&message),
+    }
 }
 
 async fn registry_state(State(s): State<AdminState>) -> Json<serde_json::Value> {

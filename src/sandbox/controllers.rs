@@ -16,6 +16,8 @@
 //!   A GitRepository with an `ssh://` URL into a sandbox project whose Secret holds an
 //!   `identity` authenticates like GitLab's SSH server would: it is Ready only while that key
 //!   is an unexpired deploy key of the project.
+//! - `generic-oidc` Receivers become Ready with their `webhookPath`; calls to it are handled
+//!   by [`receivers`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::gitlab::GitlabEmulator;
 use super::kube::{KubeEmulator, ObjectRef, now};
+use super::receivers;
 
 /// agentk keeps its connection up; GitLab refreshes `last_used_at` now and then. The only
 /// timed work: everything else reacts to object events.
@@ -41,6 +44,7 @@ const SOURCE_KINDS: [(&str, &str); 5] = [
     ("source.toolkit.fluxcd.io/v1", "HelmRepository"),
     ("source.toolkit.fluxcd.io/v1", "Bucket"),
 ];
+const RECEIVER_API: &str = "notification.toolkit.fluxcd.io/v1";
 const APPLIER_KINDS: [(&str, &str); 2] = [
     ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
     ("helm.toolkit.fluxcd.io/v2", "HelmRelease"),
@@ -330,6 +334,29 @@ fn reconcile_flux(kube: &KubeEmulator, gitlab: &GitlabEmulator) {
             }
         }
     }
+    for receiver in kube.list(RECEIVER_API, "Receiver") {
+        set_status_if_changed(kube, &receiver, receiver_status(&receiver));
+    }
+}
+
+/// A `generic-oidc` Receiver is served at its hook path (see [`receivers`]); the sandbox
+/// serves no other type.
+fn receiver_status(receiver: &Value) -> Value {
+    if receiver["spec"]["type"] != "generic-oidc" {
+        return not_ready_status(
+            receiver,
+            "UnsupportedType",
+            "the sandbox simulates generic-oidc receivers only",
+        );
+    }
+    let meta = &receiver["metadata"];
+    let path = receivers::hook_path(
+        meta["name"].as_str().unwrap_or_default(),
+        meta["namespace"].as_str().unwrap_or_default(),
+    );
+    let mut status = ready_status(receiver, &format!("Receiver initialized for path: {path}"));
+    status["webhookPath"] = json!(path);
+    status
 }
 
 /// Why GitLab's SSH server would refuse a GitRepository's identity; `None` when it would

@@ -12,6 +12,7 @@ pub mod gitlab;
 pub mod http;
 pub mod kube;
 pub mod persist;
+pub mod receivers;
 pub mod registry;
 pub mod stats;
 
@@ -101,12 +102,17 @@ pub enum SandboxError {
     RestoreRegistry(String),
     #[error("cannot create the Kubernetes API certificate: {0}")]
     Tls(String),
+    #[error("cannot build the simulated controllers' HTTP client: {0}")]
+    HttpClient(String),
     #[error("cannot write the kubeconfig {path}: {source}")]
     Kubeconfig {
         path: PathBuf,
         source: std::io::Error,
     },
 }
+
+/// How long the simulated notification-controller waits for an issuer's discovery.
+const RECEIVER_DISCOVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running sandbox. Dropping it without [`Sandbox::stop`] stops serving but skips the
 /// final state save.
@@ -242,6 +248,8 @@ impl Sandbox {
                     kube: kube.clone(),
                     clusters: clusters.clone(),
                     registry: registry.clone(),
+                    http: crate::net::http_client(false, RECEIVER_DISCOVERY_TIMEOUT, None)
+                        .map_err(|e| SandboxError::HttpClient(e.to_string()))?,
                 }),
                 shutdown.clone(),
             ),

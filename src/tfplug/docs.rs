@@ -15,14 +15,19 @@ pub enum PageKind {
     DataSource,
 }
 
+/// The hand-written parts of a page, each placed where the registry layout expects it.
+#[derive(Clone, Copy, Default)]
+pub struct PageExamples<'a> {
+    /// Terraform configuration under "Example Usage".
+    pub usage: Option<&'a str>,
+    /// Markdown after the usage example: what a configuration alone cannot show.
+    pub notes: Option<&'a str>,
+    /// A shell session under "Import".
+    pub import: Option<&'a str>,
+}
+
 /// A page for the provider, a resource or a data source.
-pub fn schema_page(
-    kind: PageKind,
-    name: &str,
-    schema: &Schema,
-    example: Option<&str>,
-    import: Option<&str>,
-) -> String {
+pub fn schema_page(kind: PageKind, name: &str, schema: &Schema, examples: PageExamples) -> String {
     let (title, heading) = match kind {
         PageKind::Provider => (format!("{name} Provider"), format!("{name} Provider")),
         PageKind::Resource => (format!("{name} Resource"), format!("{name} (Resource)")),
@@ -33,12 +38,15 @@ pub fn schema_page(
     };
     let mut out = front_matter(&title, &schema.block.description);
     let _ = write!(out, "# {heading}\n\n{}\n\n", schema.block.description);
-    if let Some(example) = example {
+    if let Some(example) = examples.usage {
         let _ = write!(
             out,
             "## Example Usage\n\n```terraform\n{}\n```\n\n",
             example.trim_end()
         );
+    }
+    if let Some(notes) = examples.notes {
+        let _ = write!(out, "{}\n\n", notes.trim());
     }
     out.push_str("## Schema\n\n");
     let mut nested = Vec::new();
@@ -53,7 +61,7 @@ pub fn schema_page(
             write_attributes(&mut out, &attrs, &anchor, &mut nested);
         }
     }
-    if let Some(import) = import {
+    if let Some(import) = examples.import {
         let _ = write!(
             out,
             "## Import\n\nImport is supported using the following syntax:\n\n```shell\n{}\n```\n",
@@ -222,9 +230,13 @@ mod tests {
             PageKind::Resource,
             "x_thing",
             &schema,
-            Some("resource \"x_thing\" \"a\" {}"),
-            None,
+            PageExamples {
+                usage: Some("resource \"x_thing\" \"a\" {}"),
+                notes: Some("## Notes\n\nWhat a configuration cannot show."),
+                import: None,
+            },
         );
+        assert!(page.contains("```\n\n## Notes\n\nWhat a configuration cannot show.\n\n## Schema"));
         assert!(page.starts_with("---\npage_title: \"x_thing Resource\""));
         assert!(page.contains("### Required\n\n- `name` (String) The name."));
         assert!(page.contains("- `token` (String, Sensitive) A token."));

@@ -25,6 +25,26 @@ const SERVER_METADATA: [&str; 7] = [
 
 /// The inventory ids of drifted objects, sorted.
 pub async fn drift(client: &KubeClient, desired: &[Value]) -> Result<Vec<String>, EngineError> {
+    let mut ids: Vec<String> = differences(client, desired)
+        .await?
+        .into_iter()
+        .map(|found| found.id)
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// A desired object that the cluster lacks or holds otherwise.
+pub(super) struct Difference {
+    pub id: String,
+    pub missing: bool,
+}
+
+/// Each drifted object of `desired`, in no particular order.
+pub(super) async fn differences(
+    client: &KubeClient,
+    desired: &[Value],
+) -> Result<Vec<Difference>, EngineError> {
     let checked = bounded(
         desired.iter().enumerate(),
         super::DEFAULT_CONCURRENCY,
@@ -39,13 +59,14 @@ pub async fn drift(client: &KubeClient, desired: &[Value]) -> Result<Vec<String>
                 .and_then(inventory_id)
                 .or_else(|| inventory_id(want))
                 .ok_or_else(|| manifest("apiVersion, kind or metadata.name is missing".into()))?;
-            Ok(drifted.then_some(id))
+            Ok(drifted.then_some(Difference {
+                id,
+                missing: live.is_none(),
+            }))
         },
     )
     .await?;
-    let mut ids: Vec<String> = checked.into_iter().flatten().collect();
-    ids.sort();
-    Ok(ids)
+    Ok(checked.into_iter().flatten().collect())
 }
 
 /// Lists the kinds of `objects` as [`drift`] will read them, without reading any object.

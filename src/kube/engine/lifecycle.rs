@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{
-    ApplyOptions, DEFAULT_CONCURRENCY, EngineError, apply_and_prune, drift, foreign, teardown,
-};
+use super::drift::differences;
+use super::{ApplyOptions, DEFAULT_CONCURRENCY, EngineError, apply_and_prune, foreign, teardown};
 use crate::kube::KubeClient;
 
 /// How an owner's objects are applied and removed.
@@ -34,10 +33,10 @@ pub enum Observed {
 }
 
 impl Observed {
-    fn of(desired: usize, drifted: usize) -> Self {
+    fn of(desired: usize, missing: usize, drifted: usize) -> Self {
         match drifted {
             0 => Self::InSync,
-            n if n == desired => Self::Gone,
+            _ if missing == desired => Self::Gone,
             _ => Self::Drifted,
         }
     }
@@ -103,8 +102,9 @@ impl Lifecycle {
 
 /// Compares `desired` with the cluster.
 pub async fn observe(client: &KubeClient, desired: &[Value]) -> Result<Observed, EngineError> {
-    let drifted = drift(client, desired).await?;
-    Ok(Observed::of(desired.len(), drifted.len()))
+    let drifted = differences(client, desired).await?;
+    let missing = drifted.iter().filter(|d| d.missing).count();
+    Ok(Observed::of(desired.len(), missing, drifted.len()))
 }
 
 #[cfg(test)]
@@ -113,10 +113,13 @@ mod tests {
 
     #[test]
     fn gone_only_when_nothing_is_left() {
-        assert_eq!(Observed::of(3, 0), Observed::InSync);
-        assert_eq!(Observed::of(3, 2), Observed::Drifted);
-        assert_eq!(Observed::of(3, 3), Observed::Gone);
+        assert_eq!(Observed::of(3, 0, 0), Observed::InSync);
+        assert_eq!(Observed::of(3, 2, 2), Observed::Drifted);
+        assert_eq!(Observed::of(3, 3, 3), Observed::Gone);
+        // Edited is not gone, however few objects the owner has.
+        assert_eq!(Observed::of(3, 2, 3), Observed::Drifted);
+        assert_eq!(Observed::of(1, 0, 1), Observed::Drifted);
         // An owner that renders nothing has nothing to lose.
-        assert_eq!(Observed::of(0, 0), Observed::InSync);
+        assert_eq!(Observed::of(0, 0, 0), Observed::InSync);
     }
 }

@@ -67,8 +67,10 @@ fn checker(object: &Value) -> Option<Check> {
     if kind == "Deployment" && api_version == "apps/v1" {
         return Some(readiness::deployment);
     }
-    // A suspended Flux object is never reconciled, so it would never become Ready.
-    let flux = FLUX_GROUPS.iter().any(|g| api_version.starts_with(g));
+    // A suspended Flux object is never reconciled, so it would never become Ready. Of the
+    // notification kinds only Receivers report readiness (Alerts and Providers are static).
+    let receiver = kind == "Receiver" && api_version.starts_with("notification.toolkit.fluxcd.io/");
+    let flux = receiver || FLUX_GROUPS.iter().any(|g| api_version.starts_with(g));
     (flux && object["spec"]["suspend"] != true).then_some(readiness::flux as Check)
 }
 

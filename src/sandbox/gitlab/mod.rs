@@ -1,19 +1,22 @@
 //! GitLab REST API emulator (`/api/v4`) for the sandbox: agents and agent tokens, atomic
 //! multi-file commits, repository files, deploy keys, project and group CI variables,
-//! project access tokens and GitLab-managed Terraform state with its lock, with GitLab's
-//! status codes, error bodies, pagination and rate-limit headers.
+//! project access tokens, GitLab-managed Terraform state with its lock, and CI jobs' OIDC ID
+//! tokens with their discovery endpoints, with GitLab's status codes, error bodies,
+//! pagination and rate-limit headers.
 //!
 //! State lives behind one `RwLock`; handlers take it only for synchronous work and never hold
 //! it across an `.await`. Token values are stored only as SHA-256 hashes.
 
 mod auth;
 mod http;
+mod id_tokens;
 mod keys;
 mod paths;
 mod repository;
 mod routes;
 mod snapshot;
 mod state;
+pub use id_tokens::CiJob;
 pub use state::InstanceSettings;
 #[cfg(test)]
 mod tests;
@@ -71,6 +74,8 @@ pub struct GitlabEmulator {
     running: Mutex<HashMap<String, Vec<String>>>,
     /// Tokens revoked while pods still ran them: each is a window without a valid credential.
     revoked_while_running: Mutex<Vec<u64>>,
+    /// Signs CI jobs' ID tokens; made on first use.
+    id_token_key: std::sync::OnceLock<id_tokens::IdTokenKey>,
 }
 
 impl GitlabEmulator {
@@ -110,6 +115,7 @@ impl GitlabEmulator {
             rate: Mutex::new((0, 0)),
             running: Mutex::new(HashMap::new()),
             revoked_while_running: Mutex::new(Vec::new()),
+            id_token_key: std::sync::OnceLock::new(),
         })
     }
 

@@ -214,6 +214,33 @@ impl KubeEmulator {
         Ok(())
     }
 
+    /// Sets one annotation as `manager` would with an update, the way Flux's CLI and
+    /// notification-controller request a reconcile.
+    pub fn annotate(
+        &self,
+        r: &ObjectRef,
+        key: &str,
+        value: &str,
+        manager: &str,
+    ) -> Result<(), KubeEmulatorError> {
+        let mut st = self.lock();
+        let rt = st
+            .registry
+            .by_kind(&r.api_version, &r.kind)
+            .cloned()
+            .ok_or_else(|| {
+                KubeEmulatorError::UnknownKind(format!("{}/{}", r.api_version, r.kind))
+            })?;
+        let mut obj = st.get(&rt, r.namespace.as_deref(), &r.name)?;
+        obj["metadata"]["annotations"][key] = json!(value);
+        let opts = WriteOpts {
+            manager: manager.into(),
+            ..Default::default()
+        };
+        st.update(&rt, r.namespace.as_deref(), &r.name, obj, false, &opts)?;
+        Ok(())
+    }
+
     /// Kubeconfig YAML pointing at `server_url` with this emulator's token, context `sandbox`.
     /// For an `https` URL without a CA the certificate is not verified: kubectl sends bearer
     /// tokens over TLS only, so HTTPS is required for the real kubectl to authenticate.

@@ -28,6 +28,23 @@ pub(super) async fn metadata(State(emu): Emu, _caller: Caller) -> ApiResult {
     }))
 }
 
+/// OpenID Connect discovery, public as on GitLab: relying parties verify CI ID tokens here.
+pub(super) async fn openid_configuration(State(emu): Emu) -> ApiResult {
+    ok(emu.openid_configuration())
+}
+
+pub(super) async fn json_web_keys(State(emu): Emu) -> ApiResult {
+    emu.json_web_keys().map_or_else(
+        |e| {
+            Err(ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "message": e }),
+            ))
+        },
+        ok,
+    )
+}
+
 pub(super) async fn current_user(State(emu): Emu, caller: Caller) -> ApiResult {
     let base = &emu.config().base_url;
     let user = emu.read(|w| w.user(caller.user_id).map(|u| user_json(u, base, true)));

@@ -127,6 +127,11 @@ pub(super) fn router(emu: Arc<GitlabEmulator>) -> Router {
             post(terraform_state::lock).delete(terraform_state::unlock),
         )
         .route("/api/graphql", post(graphql::query))
+        .route(
+            "/.well-known/openid-configuration",
+            get(meta::openid_configuration),
+        )
+        .route("/oauth/discovery/keys", get(meta::json_web_keys))
         .route("/api/v4/{*rest}", any(unknown_route))
         .layer(axum::middleware::map_response_with_state(
             emu.clone(),

@@ -1,0 +1,3 @@
+# <namespace>/<name> of the Receiver; only generic-oidc receivers in the shape this resource
+# writes can be imported
+terraform import gitlabflux_flux_receiver.apps flux-system/apps-ci
