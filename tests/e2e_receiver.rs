@@ -97,13 +97,16 @@ fn id_token(sandbox: &SandboxProcess, project: &str, branch: &str, audience: &st
 
 /// Calls the receiver at `path` as a pipeline would; the status and body.
 fn call_hook(sandbox: &SandboxProcess, path: &str, token: &str) -> (u16, String) {
+    call(sandbox, path, Some(token))
+}
+
+fn call(sandbox: &SandboxProcess, path: &str, token: Option<&str>) -> (u16, String) {
     block_on(async {
-        let answer = sandbox
-            .admin(reqwest::Method::POST, path)
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("hook");
+        let mut request = sandbox.admin(reqwest::Method::POST, path);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().await.expect("hook");
         (
             answer.status().as_u16(),
             answer.text().await.unwrap_or_default(),
@@ -165,7 +168,7 @@ fn a_pipeline_triggers_a_reconcile_through_the_receiver() {
             "validations": [
                 { "expression": r#"claims.project_path in ["fleet/gitops"]"#,
                   "message": "the pipeline's project may not trigger this receiver" },
-                { "expression": r#"claims.ref in ["main","feature"]"#,
+                { "expression": r#"claims.ref_path in ["refs/heads/main","refs/heads/feature"]"#,
                   "message": "the pipeline's branch or tag may not trigger this receiver" },
                 { "expression": r#"claims.ref_protected == "true""#,
                   "message": "the pipeline does not run on a protected branch or tag" },
@@ -190,7 +193,7 @@ fn a_pipeline_triggers_a_reconcile_through_the_receiver() {
         "the controller serves it there"
     );
 
-    // Refused: another project, an unprotected branch, another audience, no token at all.
+    // Refused: another project, an unprotected branch, another audience, no real token, none.
     let before = requested_at(&sandbox);
     for (token, why) in [
         (
@@ -216,6 +219,8 @@ fn a_pipeline_triggers_a_reconcile_through_the_receiver() {
         assert_eq!(status, 400, "{why}: {body}");
         assert!(body.contains(why), "{why}: {body}");
     }
+    let (status, body) = call(&sandbox, &path, None);
+    assert_eq!((status, body.as_str()), (400, "missing bearer token"));
     assert_eq!(
         requested_at(&sandbox),
         before,
@@ -259,8 +264,10 @@ fn a_pipeline_triggers_a_reconcile_through_the_receiver() {
         expressions(&live).last().map(String::as_str),
         Some(r#"has(claims.environment) && claims.environment in ["production"]"#)
     );
+    let token = id_token(&sandbox, "fleet/gitops", "main", "notification-controller");
     let (status, body) = call_hook(&sandbox, &path, &token);
     assert_eq!(status, 400, "a job without the environment: {body}");
+    assert!(body.contains("environment"), "{body}");
     ws.assert_no_changes();
 
     // Drift: a validation loosened in the cluster is put back; a deleted receiver re-made.
@@ -323,6 +330,7 @@ fn a_pipeline_triggers_a_reconcile_through_the_receiver() {
         .expect("path")
         .to_string();
     assert_ne!(new_path, path);
+    let token = id_token(&sandbox, "fleet/gitops", "main", "notification-controller");
     assert_eq!(call_hook(&sandbox, &new_path, &token).0, 200);
 
     ws.write(&config(&sandbox, "v2.9.4", ""));

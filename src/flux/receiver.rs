@@ -46,7 +46,9 @@ pub struct ClaimRules {
     /// `project_path` is one of these (at least one is required: GitLab issues tokens to
     /// every project on the instance).
     pub projects: Vec<String>,
-    /// `ref` (the branch or tag) is one of these; any when empty.
+    /// Branch names (`main`) or full refs (`refs/tags/v1.2.0`) the pipeline may run on,
+    /// matched against `ref_path` so a tag cannot pass for a branch of the same name; any
+    /// when empty.
     pub refs: Vec<String>,
     /// `ref_protected` is `"true"`.
     pub protected_only: bool,
@@ -83,7 +85,9 @@ pub struct Validation {
 }
 
 const PROJECT_CLAIM: &str = "claims.project_path in ";
-const REF_CLAIM: &str = "claims.ref in ";
+const REF_CLAIM: &str = "claims.ref_path in ";
+const BRANCH_PREFIX: &str = "refs/heads/";
+const TAG_PREFIX: &str = "refs/tags/";
 const PROTECTED_RULE: &str = "claims.ref_protected == \"true\"";
 const ENVIRONMENT_CLAIM: &str = "has(claims.environment) && claims.environment in ";
 
@@ -113,8 +117,9 @@ pub fn validations(rules: &ClaimRules) -> Vec<Validation> {
         message: "the pipeline's project may not trigger this receiver".into(),
     }];
     if !rules.refs.is_empty() {
+        let paths: Vec<String> = rules.refs.iter().map(|r| ref_path(r)).collect();
         out.push(Validation {
-            expression: format!("{REF_CLAIM}{}", cel_list(&rules.refs)),
+            expression: format!("{REF_CLAIM}{}", cel_list(&paths)),
             message: "the pipeline's branch or tag may not trigger this receiver".into(),
         });
     }
@@ -132,6 +137,20 @@ pub fn validations(rules: &ClaimRules) -> Vec<Validation> {
         });
     }
     out
+}
+
+/// A branch name as its full ref; a full ref as it is.
+fn ref_path(reference: &str) -> String {
+    if reference.starts_with("refs/") {
+        reference.to_string()
+    } else {
+        format!("{BRANCH_PREFIX}{reference}")
+    }
+}
+
+/// The `refs` entry a full ref was written from.
+fn ref_entry(path: &str) -> String {
+    path.strip_prefix(BRANCH_PREFIX).unwrap_or(path).to_string()
 }
 
 fn invalid(attribute: &'static str, message: String) -> FluxError {
@@ -186,6 +205,14 @@ fn validate_rules(rules: &ClaimRules) -> Result<(), FluxError> {
         for (index, value) in values.iter().enumerate() {
             let message = if value.trim().is_empty() {
                 "may not be empty".to_string()
+            } else if attribute == "refs"
+                && value.starts_with("refs/")
+                && !(value.starts_with(BRANCH_PREFIX) || value.starts_with(TAG_PREFIX))
+            {
+                format!(
+                    "{value:?} is neither a branch name nor a full branch or tag ref \
+                     (refs/heads/<branch>, refs/tags/<tag>)"
+                )
             } else if attribute == "projects" && !is_project_path(value) {
                 format!(
                     "{value:?} is not a project path: give it as GitLab's ID tokens carry it in \
@@ -352,13 +379,23 @@ fn observe_rules(validations: Option<&Vec<Value>>) -> Result<ClaimRules, String>
             let literal = expression.strip_prefix(prefix)?;
             Some(serde_json::from_str(literal).map_err(|e| format!("{expression:?}: {e}")))
         };
+        let twice = || Err(format!("it repeats the rule {expression:?}"));
         if let Some(projects) = list(PROJECT_CLAIM) {
+            if !rules.projects.is_empty() {
+                return twice();
+            }
             rules.projects = projects?;
         } else if let Some(refs) = list(REF_CLAIM) {
-            rules.refs = refs?;
+            if !rules.refs.is_empty() {
+                return twice();
+            }
+            rules.refs = refs?.iter().map(|r| ref_entry(r)).collect();
         } else if let Some(environments) = list(ENVIRONMENT_CLAIM) {
+            if !rules.environments.is_empty() {
+                return twice();
+            }
             rules.environments = environments?;
-        } else if expression == PROTECTED_RULE {
+        } else if expression == PROTECTED_RULE && !rules.protected_only {
             rules.protected_only = true;
         } else {
             return Err(format!(
@@ -452,7 +489,7 @@ mod tests {
             expressions,
             [
                 r#"claims.project_path in ["fleet/gitops"]"#,
-                r#"claims.ref in ["main"]"#,
+                r#"claims.ref_path in ["refs/heads/main"]"#,
                 r#"claims.ref_protected == "true""#,
                 r#"has(claims.environment) && claims.environment in ["production"]"#,
             ]
@@ -473,7 +510,10 @@ mod tests {
         let expression = object["spec"]["oidcProviders"][0]["validations"][1]["expression"]
             .as_str()
             .expect("expression");
-        assert_eq!(expression, r#"claims.ref in ["a\" || true || \"b"]"#);
+        assert_eq!(
+            expression,
+            r#"claims.ref_path in ["refs/heads/a\" || true || \"b"]"#
+        );
     }
 
     #[test]
@@ -482,6 +522,7 @@ mod tests {
             receiver().rules,
             ClaimRules {
                 projects: vec!["a/b".into(), "a/c/d".into()],
+                refs: vec!["main".into(), "refs/tags/v1.0.0".into()],
                 ..ClaimRules::default()
             },
         ] {
@@ -497,6 +538,9 @@ mod tests {
     #[test]
     fn a_receiver_made_elsewhere_is_not_read_as_ours() {
         let mut object = render(&receiver()).expect("renders");
+        let validations = &mut object["spec"]["oidcProviders"][0]["validations"];
+        validations[1] = validations[0].clone();
+        assert!(observe(&object).is_err(), "a rule given twice");
         object["spec"]["oidcProviders"][0]["validations"][0]["expression"] = json!("true");
         assert!(observe(&object).is_err());
         object["spec"]["type"] = json!("github");

@@ -19,7 +19,7 @@ use crate::flux::receiver::{
     self, ClaimRules, DEFAULT_AUDIENCE, RECEIVER_API, Receiver, Target, supports_oidc, webhook_path,
 };
 use crate::kube::engine::{Lifecycle, Observed, inventory_id, observe};
-use crate::kube::{KubeClient, ObjRef};
+use crate::kube::{KubeClient, KubeError, ObjRef};
 use crate::tfplug::{
     ApplyRequest, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting, NewState,
     PlanContext, Resource, Schema, Value,
@@ -129,10 +129,15 @@ impl ReceiverOwn {
     }
 }
 
-/// Refuses a cluster whose Flux has no `generic-oidc` receivers; `plan_time` lets a cluster
-/// without Flux yet pass (the bootstrap may come in the same apply).
+/// Refuses a cluster whose Flux has no `generic-oidc` receivers. At plan, a cluster without
+/// Flux yet (its bootstrap may come in the same apply) or whose CRDs these credentials may
+/// not read passes: the apply checks again.
 async fn require_oidc_receivers(client: &KubeClient, plan_time: bool) -> DiagResult<()> {
-    let why = match supports_oidc(client).await.map_err(kube_error)? {
+    let supported = match supports_oidc(client).await {
+        Err(KubeError::Forbidden { .. }) if plan_time => return Ok(()),
+        found => found.map_err(kube_error)?,
+    };
+    let why = match supported {
         Some(true) => return Ok(()),
         None if plan_time => return Ok(()),
         None => "Flux is not installed in this cluster: it has no Receiver CRD.",
@@ -145,8 +150,8 @@ async fn require_oidc_receivers(client: &KubeClient, plan_time: bool) -> DiagRes
         "Flux cannot serve this receiver",
         format!(
             "{why} generic-oidc receivers come with notification-controller v1.9, in Flux \
-             2.9. Upgrade the bootstrap's distribution.version to v2.9.4 or later, or apply \
-             Flux first (depends_on the bootstrap)."
+             2.9. Upgrade the cluster's Flux to v2.9.4 or later first (an upgrade in the same \
+             configuration: apply it with -target on the bootstrap, then the receiver)."
         ),
     )
     .into())
@@ -203,7 +208,7 @@ fn attributes() -> Vec<Attribute> {
             .description("Projects whose pipelines may trigger the receiver, as the `project_path` claim carries them (`group/subgroup/project`). At least one: GitLab issues ID tokens to every project on the instance."),
         Attribute::string_list("refs")
             .optional()
-            .description("Branches or tags (the `ref` claim) allowed to trigger it. Default: any."),
+            .description("Branches (`main`) or full refs (`refs/tags/v1.2.0`) whose pipelines may trigger it, matched against the `ref_path` claim so a tag cannot pass for a branch of the same name. Default: any."),
         Attribute::bool("protected_only")
             .default(true)
             .description("Accept only pipelines on protected branches or tags (`ref_protected`)."),

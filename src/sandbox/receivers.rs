@@ -378,11 +378,13 @@ mod tests {
         let provider = json!({ "validations": validations(&rules).iter().map(|v| json!({
             "expression": v.expression, "message": v.message })).collect::<Vec<_>>() });
         let allowed = json!({ "project_path": "fleet/gitops", "ref": "main",
+            "ref_path": "refs/heads/main", "ref_type": "branch",
             "ref_protected": "true", "environment": "production" });
         assert_eq!(cel_failures(&provider, &allowed), Ok(vec![]));
         for (claim, value) in [
             ("project_path", json!("fleet/agents")),
-            ("ref", json!("feature")),
+            ("ref_path", json!("refs/heads/feature")),
+            ("ref_path", json!("refs/tags/main")),
             ("ref_protected", json!("false")),
             ("environment", json!("staging")),
             ("environment", Value::Null),

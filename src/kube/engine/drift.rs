@@ -8,6 +8,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::fingerprint::{Verdict, fingerprinted, judge};
+use super::ownership::shows_another_owner;
 use super::{EngineError, bounded, inventory_id};
 use crate::kube::{KubeClient, KubeError, ObjRef, Seen, Shape};
 
@@ -37,6 +38,7 @@ pub async fn drift(client: &KubeClient, desired: &[Value]) -> Result<Vec<String>
 /// A desired object that the cluster lacks or holds otherwise.
 pub(super) struct Difference {
     pub id: String,
+    /// Absent, or present as another owner's object.
     pub missing: bool,
 }
 
@@ -59,10 +61,10 @@ pub(super) async fn differences(
                 .and_then(inventory_id)
                 .or_else(|| inventory_id(want))
                 .ok_or_else(|| manifest("apiVersion, kind or metadata.name is missing".into()))?;
-            Ok(drifted.then_some(Difference {
-                id,
-                missing: live.is_none(),
-            }))
+            // An object of the same name that something else made is not ours to update:
+            // to the owner it is as missing as a deleted one.
+            let missing = live.as_ref().is_none_or(shows_another_owner);
+            Ok(drifted.then_some(Difference { id, missing }))
         },
     )
     .await?;

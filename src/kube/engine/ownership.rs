@@ -42,6 +42,12 @@ pub async fn foreign(client: &KubeClient, desired: &[Value]) -> Result<Vec<Strin
 
 /// Whether our field manager ever applied the object (an update by patch, such as a
 /// restart, does not make it ours).
+/// A live object that shows another owner: its managed fields (when read with them) have no
+/// apply of ours. An object recreated by something else after ours was deleted is one.
+pub(super) fn shows_another_owner(live: &Value) -> bool {
+    live["metadata"]["managedFields"].is_array() && !applied_by_us(live)
+}
+
 fn applied_by_us(live: &Value) -> bool {
     live["metadata"]["managedFields"]
         .as_array()

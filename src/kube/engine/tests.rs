@@ -383,6 +383,52 @@ async fn drift_detects_deletion_and_edits() {
     );
 }
 
+/// An owner's single object edited is drifted (the next apply repairs it); deleted, or
+/// deleted and made again by another manager, it is gone: the owner plans a create, whose
+/// claim refuses what it did not make.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_object_is_drifted_and_one_remade_by_another_is_gone() {
+    let sb = sandbox(false).await;
+    let kube = client(&sb).await;
+    let config = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "owned", "namespace": "default" },
+        "data": { "key": "ours" },
+    });
+    let objects = vec![config.clone()];
+    apply_all(&kube, &objects, &options(false, Duration::from_secs(30)))
+        .await
+        .expect("apply");
+    assert_eq!(
+        observe(&kube, &objects).await.expect("observe"),
+        Observed::InSync
+    );
+
+    let mut edited = config.clone();
+    edited["data"]["key"] = json!("edited");
+    kube.apply_as(&edited, "kubectl-edit", true)
+        .await
+        .expect("edit");
+    assert_eq!(
+        observe(&kube, &objects).await.expect("observe"),
+        Observed::Drifted
+    );
+
+    let r = ObjRef::of(&config).expect("ref");
+    kube.delete(&r).await.expect("delete");
+    assert_eq!(
+        observe(&kube, &objects).await.expect("observe"),
+        Observed::Gone
+    );
+    kube.apply_as(&edited, "someone-else", true)
+        .await
+        .expect("remade");
+    assert_eq!(
+        observe(&kube, &objects).await.expect("observe"),
+        Observed::Gone
+    );
+}
+
 /// Requests to object routes (not discovery) by method, from the sandbox's stats.
 fn object_requests(sb: &Sandbox) -> BTreeMap<String, u64> {
     let stats = sb.stats.snapshot();
