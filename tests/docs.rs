@@ -62,6 +62,7 @@ fn expected_pages() -> Vec<(PathBuf, String)> {
                     usage: example(&dir.join("resource.tf")).as_deref(),
                     notes: read_optional(&dir.join("notes.md")).as_deref(),
                     import: example(&dir.join("import.sh")).as_deref(),
+                    import_by_identity: example(&dir.join("import-by-identity.tf")).as_deref(),
                 },
             ),
         ));
@@ -178,7 +179,9 @@ fn every_example_is_valid_terraform() {
             .any(|d| f.starts_with(root().join(d)))
     };
     for file in files.into_iter().filter(|f| !in_module_example(f)) {
-        let text = std::fs::read_to_string(&file).expect("read example");
+        let Some(text) = example_text(&file) else {
+            continue;
+        };
         let ws = common::Workspace::new();
         if text.contains("required_providers") {
             ws.write_raw(&text);
@@ -194,6 +197,23 @@ fn every_example_is_valid_terraform() {
         );
     }
 }
+
+/// An example as it is validated: an import by identity beside the resource it imports,
+/// and only on a Terraform that has identity (1.12+); `None` where it cannot be validated.
+fn example_text(file: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).expect("read example");
+    if file.file_name().is_none_or(|n| n != IDENTITY_EXAMPLE) {
+        return Some(text);
+    }
+    if common::terraform::under_test() == common::terraform::Terraform::Machine {
+        return None;
+    }
+    let resource = file.with_file_name("resource.tf");
+    let resource = std::fs::read_to_string(&resource).expect("the resource example beside it");
+    Some(format!("{resource}\n{text}"))
+}
+
+const IDENTITY_EXAMPLE: &str = "import-by-identity.tf";
 
 /// Examples made of a root and local modules, validated as directories.
 const MODULE_EXAMPLES: [&str; 1] = ["examples/fleet"];

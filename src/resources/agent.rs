@@ -18,8 +18,9 @@ use crate::agent::registration::{self, AgentFacts, AgentSpec, ConfigRead, Regist
 use crate::gitlab::names::validate_agent_name;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
-    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting,
-    NewState, PlanContext, Resource, Schema, Type, Value,
+    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics,
+    IdentityAttribute, IdentitySchema, Nesting, NewState, PlanContext, Resource, Schema, Type,
+    Value,
 };
 
 pub struct Agent;
@@ -449,6 +450,18 @@ impl Agent {
 impl Resource<ProviderData> for Agent {
     fn type_name(&self) -> &'static str {
         "gitlabflux_agent"
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(IdentitySchema {
+            version: 0,
+            attributes: vec![
+                IdentityAttribute::string("project", &["project"])
+                    .description("Path of the project that holds the agent."),
+                IdentityAttribute::string("name", &["name"]).description("Agent name."),
+            ],
+            import_id: |parts| parts.join(":"),
+        })
     }
 
     fn schema(&self) -> Schema {

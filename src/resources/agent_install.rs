@@ -20,7 +20,8 @@ use crate::agent::AgentError;
 use crate::agent::install::{self, DEFAULT_IMAGE, InstallSpec, Occasion, Rbac};
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
-    ApplyRequest, Attribute, Block, Ctx, DiagResult, NewState, PlanContext, Resource, Schema,
+    ApplyRequest, Attribute, Block, Ctx, DiagResult, IdentityAttribute, IdentitySchema, NewState,
+    PlanContext, Resource, Schema,
 };
 
 pub struct AgentInstall;
@@ -108,6 +109,19 @@ impl AgentInstall {
 impl Resource<ProviderData> for AgentInstall {
     fn type_name(&self) -> &'static str {
         "gitlabflux_agent_install"
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(IdentitySchema {
+            version: 0,
+            attributes: vec![
+                IdentityAttribute::string("namespace", &["namespace"])
+                    .description("Namespace of agentk."),
+                IdentityAttribute::string("name", &["name"])
+                    .description("Name of agentk's Deployment."),
+            ],
+            import_id: |parts| parts.join("/"),
+        })
     }
 
     fn schema(&self) -> Schema {

@@ -22,8 +22,8 @@ use crate::agent::token::{
 use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
-    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting,
-    NewState, PlanContext, Resource, Schema, Value,
+    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics,
+    IdentityAttribute, IdentitySchema, Nesting, NewState, PlanContext, Resource, Schema, Value,
 };
 
 pub struct AgentTokenResource;
@@ -319,6 +319,20 @@ fn warn_displaced(ctx: &Ctx<ProviderData>, settled: &Settled) {
 impl Resource<ProviderData> for AgentTokenResource {
     fn type_name(&self) -> &'static str {
         "gitlabflux_agent_token"
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(IdentitySchema {
+            version: 0,
+            attributes: vec![
+                IdentityAttribute::string("project", &["project"])
+                    .description("Project of the agent."),
+                IdentityAttribute::number("agent_id", &["agent_id"]).description("The agent's ID."),
+                IdentityAttribute::number("token_id", &["token_id"])
+                    .description("The current token's ID; a rotation moves it to the new token."),
+            ],
+            import_id: |parts| parts.join(":"),
+        })
     }
 
     fn schema(&self) -> Schema {

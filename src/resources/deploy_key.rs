@@ -26,8 +26,8 @@ use crate::keys::owner;
 use crate::keys::ssh::{self, Algorithm};
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
-    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting,
-    NewState, PlanContext, Resource, Schema, Value,
+    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics,
+    IdentityAttribute, IdentitySchema, Nesting, NewState, PlanContext, Resource, Schema, Value,
 };
 
 pub struct DeployKeyResource;
@@ -302,6 +302,26 @@ fn rotating(mut model: KeyModel, successor: i64) -> DiagResult<NewState> {
 impl Resource<ProviderData> for DeployKeyResource {
     fn type_name(&self) -> &'static str {
         "gitlabflux_deploy_key"
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(IdentitySchema {
+            version: 0,
+            attributes: vec![
+                IdentityAttribute::string("project", &["project"])
+                    .description("Project of the deploy key."),
+                IdentityAttribute::number("deploy_key_id", &["deploy_key_id"])
+                    .description("The current key's ID; a rotation moves it to the new key."),
+                IdentityAttribute::string("secret_namespace", &["kubernetes_secret", "namespace"])
+                    .description("Namespace of the Flux Git Secret holding the private key."),
+                IdentityAttribute::string("secret_name", &["kubernetes_secret", "name"])
+                    .description("Name of that Secret."),
+            ],
+            import_id: |parts| match parts {
+                [project, id, namespace, name] => format!("{project}:{id}:{namespace}/{name}"),
+                _ => parts.join(":"),
+            },
+        })
     }
 
     fn schema(&self) -> Schema {

@@ -25,8 +25,8 @@ use crate::flux::{FluxError, Rendered, validate_options};
 use crate::gitlab::{GitlabError, Missing};
 use crate::kube::engine::{Lifecycle, Observed, observe, parse_inventory_id, read_ahead};
 use crate::tfplug::{
-    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
-    PlanContext, Resource, Schema, Value,
+    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics,
+    IdentityAttribute, IdentitySchema, NewState, PlanContext, Resource, Schema, Value,
 };
 
 pub struct FluxBootstrap;
@@ -201,6 +201,17 @@ impl Resource<ProviderData> for FluxBootstrap {
         "gitlabflux_flux_bootstrap"
     }
 
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(IdentitySchema {
+            version: 0,
+            attributes: vec![
+                IdentityAttribute::string("namespace", &["namespace"])
+                    .description("The namespace Flux runs in."),
+            ],
+            import_id: |parts| parts.concat(),
+        })
+    }
+
     fn schema(&self) -> Schema {
         let mut attributes = render_attributes();
         attributes.extend([
@@ -319,6 +330,11 @@ impl Resource<ProviderData> for FluxBootstrap {
         read_ahead(&client, applied.filter_map(|id| parse_inventory_id(id)))
             .await
             .map_err(engine_error)?;
+        // Just imported: the state knows only the namespace, and its other inputs are the
+        // schema's defaults, not what runs. The plan against the configuration re-applies it.
+        if state.own.inventory.is_none() {
+            return Ok(Some(NewState::encode(&state)?));
+        }
         match state.inputs.render_objects(ctx).await {
             Ok(objects) => {
                 state.own.in_sync = match observe(&client, &objects).await.map_err(engine_error)? {

@@ -21,8 +21,8 @@ use crate::flux::receiver::{
 use crate::kube::engine::{Lifecycle, Observed, inventory_id, observe};
 use crate::kube::{KubeClient, KubeError, ObjRef};
 use crate::tfplug::{
-    ApplyRequest, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting, NewState,
-    PlanContext, Resource, Schema, Value,
+    ApplyRequest, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, IdentityAttribute,
+    IdentitySchema, Nesting, NewState, PlanContext, Resource, Schema, Value,
 };
 
 pub struct FluxReceiver;
@@ -247,6 +247,18 @@ fn attributes() -> Vec<Attribute> {
 impl Resource<ProviderData> for FluxReceiver {
     fn type_name(&self) -> &'static str {
         "gitlabflux_flux_receiver"
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(IdentitySchema {
+            version: 0,
+            attributes: vec![
+                IdentityAttribute::string("namespace", &["namespace"])
+                    .description("Namespace of the Receiver."),
+                IdentityAttribute::string("name", &["name"]).description("Receiver name."),
+            ],
+            import_id: |parts| parts.join("/"),
+        })
     }
 
     fn schema(&self) -> Schema {

@@ -21,8 +21,8 @@ use crate::flux::tenant::{self, DEFAULT_CLUSTER_ROLE, Tenant};
 use crate::kube::KubeClient;
 use crate::kube::engine::{Lifecycle, Observed, inventory_id, observe};
 use crate::tfplug::{
-    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
-    PlanContext, Resource, Schema, Value,
+    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics,
+    IdentityAttribute, IdentitySchema, NewState, PlanContext, Resource, Schema, Value,
 };
 
 pub struct FluxTenant;
@@ -239,6 +239,18 @@ fn attributes() -> Vec<Attribute> {
 impl Resource<ProviderData> for FluxTenant {
     fn type_name(&self) -> &'static str {
         "gitlabflux_flux_tenant"
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(IdentitySchema {
+            version: 0,
+            attributes: vec![
+                IdentityAttribute::string("namespace", &["namespaces", "0"])
+                    .description("The tenant's first namespace, which holds its Kustomization."),
+                IdentityAttribute::string("name", &["name"]).description("Tenant name."),
+            ],
+            import_id: |parts| parts.join("/"),
+        })
     }
 
     fn schema(&self) -> Schema {

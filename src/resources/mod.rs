@@ -58,3 +58,80 @@ pub fn functions() -> Vec<Arc<dyn Function>> {
         Arc::new(agent_kubecontext::AgentKubecontext),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tfplug::Type;
+
+    /// The type at `path` of a state of type `ty`.
+    fn type_at<'a>(ty: &'a Type, path: &[&str]) -> Option<&'a Type> {
+        path.iter().try_fold(ty, |at, step| match at {
+            Type::Object(object) => object.attributes.get(*step),
+            Type::List(element) if step.parse::<usize>().is_ok() => Some(element.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// Every resource has an identity, and each identity attribute reads a state attribute
+    /// of its own type: a renamed attribute cannot leave the identity reading nothing.
+    #[test]
+    fn every_identity_reads_state_attributes_of_its_type() {
+        for resource in all() {
+            if resource.type_name().starts_with(TEST_ONLY_PREFIX) {
+                continue;
+            }
+            let name = resource.type_name();
+            let identity = resource
+                .identity_schema()
+                .unwrap_or_else(|| panic!("{name} has no identity"));
+            let state = resource.schema().value_type();
+            for attribute in &identity.attributes {
+                assert_eq!(
+                    type_at(&state, attribute.state_path),
+                    Some(&attribute.ty),
+                    "{name}.{}",
+                    attribute.name
+                );
+            }
+        }
+    }
+
+    /// The identities whose import ID is not their parts joined: each names its object as
+    /// the resource's documented import ID does.
+    #[test]
+    fn composite_identities_stand_for_their_import_ids() {
+        use crate::tfplug::Value;
+        let identity = |pairs: &[(&str, Value)]| {
+            Value::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            )
+        };
+        let text = |s: &str| Value::String(s.into());
+        let deploy_key = deploy_key::DeployKeyResource
+            .identity_schema()
+            .expect("identity");
+        let id = deploy_key.import_id_of(&identity(&[
+            ("project", text("fleet/gitops")),
+            ("deploy_key_id", Value::from(12_i64)),
+            ("secret_namespace", text("flux-system")),
+            ("secret_name", text("flux-system")),
+        ]));
+        assert_eq!(id.expect("id"), "fleet/gitops:12:flux-system/flux-system");
+        let signing_key = signing_key::SigningKeyResource
+            .identity_schema()
+            .expect("identity");
+        let id = signing_key.import_id_of(&identity(&[
+            ("project", Value::Null),
+            ("group", text("team-a")),
+            ("variable_prefix", text("COSIGN")),
+            ("secret_namespace", text("team-a")),
+            ("secret_name", text("cosign-keys")),
+            ("key_id", Value::Null),
+        ]));
+        assert_eq!(id.expect("id"), "team-a:COSIGN:team-a/cosign-keys");
+    }
+}

@@ -22,8 +22,8 @@ use crate::gitlab::variables::VariableOwner;
 use crate::keys::signing_key::{self, Settled, SigningKeyError, SigningKeySpec, Status, Want};
 use crate::keys::{SecretName, owner};
 use crate::tfplug::{
-    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics, NewState,
-    PlanContext, Resource, Schema, Value,
+    ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics,
+    IdentityAttribute, IdentitySchema, NewState, PlanContext, Resource, Schema, Value,
 };
 
 pub struct SigningKeyResource;
@@ -276,6 +276,38 @@ fn facts(settled: Settled, prior: Option<PriorKey>) -> KeyFacts {
 impl Resource<ProviderData> for SigningKeyResource {
     fn type_name(&self) -> &'static str {
         "gitlabflux_signing_key"
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(IdentitySchema {
+            version: 0,
+            attributes: vec![
+                IdentityAttribute::string("project", &["project"])
+                    .optional_for_import()
+                    .description("Project holding the CI/CD variables (or give `group`)."),
+                IdentityAttribute::string("group", &["group"])
+                    .optional_for_import()
+                    .description("Group holding the CI/CD variables (or give `project`)."),
+                IdentityAttribute::string("variable_prefix", &["variable_prefix"])
+                    .description("Prefix of the CI/CD variables."),
+                IdentityAttribute::string("secret_namespace", &["kubernetes_secret", "namespace"])
+                    .description("Namespace of the Secret holding the public keys."),
+                IdentityAttribute::string("secret_name", &["kubernetes_secret", "name"])
+                    .description("Name of that Secret."),
+                IdentityAttribute::string("key_id", &["key_id"])
+                    .optional_for_import()
+                    .description(
+                        "Fingerprint of the current key; a rotation moves it. Found by the import.",
+                    ),
+            ],
+            import_id: |parts| match parts {
+                [project, group, prefix, namespace, name, _] => {
+                    let owner = if project.is_empty() { group } else { project };
+                    format!("{owner}:{prefix}:{namespace}/{name}")
+                }
+                _ => parts.join(":"),
+            },
+        })
     }
 
     fn schema(&self) -> Schema {

@@ -2,6 +2,7 @@
 //! models. Nothing else touches the generated structs' field layout.
 
 use super::diag::{Diagnostic, Diagnostics, Severity};
+use super::identity::IdentitySchema;
 use super::proto::tfplugin6 as pb;
 use super::resource::{FunctionSignature, Parameter};
 use super::schema::{AttrType, Attribute, Block, NestedBlock, Nesting, Schema};
@@ -86,6 +87,32 @@ pub fn attribute_path(path: &AttrPath) -> pb::AttributePath {
             })
             .collect(),
     }
+}
+
+/// An identity schema as the protocol carries it.
+pub fn identity_schema(s: &IdentitySchema) -> pb::ResourceIdentitySchema {
+    use pb::resource_identity_schema::IdentityAttribute as Attr;
+    pb::ResourceIdentitySchema {
+        version: s.version,
+        identity_attributes: s
+            .attributes
+            .iter()
+            .map(|a| Attr {
+                name: a.name.to_string(),
+                r#type: a.ty.to_json_bytes(),
+                required_for_import: a.required_for_import,
+                optional_for_import: !a.required_for_import,
+                description: a.description.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// Identity data, from a value of the identity's type.
+pub fn identity_data(identity: &Value, ty: &Type) -> Result<pb::ResourceIdentityData, Diagnostics> {
+    Ok(pb::ResourceIdentityData {
+        identity_data: Some(encode_dynamic(identity, ty, "identity")?),
+    })
 }
 
 pub fn schema(s: &Schema) -> pb::Schema {

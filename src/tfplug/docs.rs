@@ -24,6 +24,8 @@ pub struct PageExamples<'a> {
     pub notes: Option<&'a str>,
     /// A shell session under "Import".
     pub import: Option<&'a str>,
+    /// An `import {}` block by identity (Terraform 1.12+), after the shell session.
+    pub import_by_identity: Option<&'a str>,
 }
 
 /// A page for the provider, a resource or a data source.
@@ -66,6 +68,14 @@ pub fn schema_page(kind: PageKind, name: &str, schema: &Schema, examples: PageEx
             out,
             "## Import\n\nImport is supported using the following syntax:\n\n```shell\n{}\n```\n",
             import.trim_end()
+        );
+    }
+    if let Some(block) = examples.import_by_identity {
+        let _ = write!(
+            out,
+            "\nWith Terraform 1.12 or later, an `import` block can name the resource by its \
+             identity instead:\n\n```terraform\n{}\n```\n",
+            block.trim_end()
         );
     }
     out
@@ -234,6 +244,7 @@ mod tests {
                 usage: Some("resource \"x_thing\" \"a\" {}"),
                 notes: Some("## Notes\n\nWhat a configuration cannot show."),
                 import: None,
+                import_by_identity: None,
             },
         );
         assert!(page.contains("```\n\n## Notes\n\nWhat a configuration cannot show.\n\n## Schema"));

@@ -4,7 +4,7 @@
 //! sources, ephemeral resources and functions into a go-plugin process that Terraform and
 //! OpenTofu can drive. Layers, bottom up:
 //! - [`value`]: cty types and values with the msgpack/JSON wire codecs;
-//! - [`schema`], [`diag`]: what resources declare and how they report problems;
+//! - [`schema`], [`identity`], [`diag`]: what resources declare and how they report problems;
 //! - [`plan`]: schema-driven defaults, computed values, RequiresReplace, write-only rules;
 //! - [`resource`]: the traits a provider implements, and [`model`]: typed models over values;
 //! - `server`, `serve`, `tls`, `logging`: the gRPC service, handshake, AutoMTLS and hclog output.
@@ -13,6 +13,7 @@ pub mod client;
 pub mod convert;
 pub mod diag;
 pub mod docs;
+pub mod identity;
 pub mod logging;
 pub mod model;
 pub mod plan;
@@ -25,6 +26,7 @@ pub mod tls;
 pub mod value;
 
 pub use diag::{DiagResult, Diagnostic, Diagnostics};
+pub use identity::{IdentityAttribute, IdentitySchema};
 pub use resource::{
     ApplyRequest, ConfigureInfo, Ctx, DataSource, EphemeralResource, Function, FunctionError,
     FunctionSignature, MoveRequest, NewState, Opened, Parameter, PlanContext, Provider, Resource,

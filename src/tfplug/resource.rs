@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::diag::{DiagResult, Diagnostic, Diagnostics};
+use super::identity::IdentitySchema;
 use super::schema::Schema;
 use super::value::{AttrPath, Type, Value, decode_json_lenient};
 
@@ -165,6 +166,10 @@ pub trait Resource<D: Send + Sync + 'static>: Send + Sync + 'static {
     /// The full resource type name, e.g. `gitlabflux_agent`.
     fn type_name(&self) -> &'static str;
     fn schema(&self) -> Schema;
+    /// The resource's identity (Terraform 1.12+); `None` for a resource without one.
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        None
+    }
 
     /// Cross-attribute checks; per-attribute validators run before this.
     async fn validate(&self, _ctx: &Ctx<D>, _config: &Value) -> DiagResult<()> {

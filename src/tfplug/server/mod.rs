@@ -27,6 +27,7 @@ use tracing::Instrument as _;
 
 use super::convert::{self, decode_dynamic};
 use super::diag::{DiagResult, Diagnostic, Diagnostics};
+use super::identity::IdentitySchema;
 use super::plan;
 use super::proto::tfplugin6 as pb;
 use super::resource::{Ctx, DataSource, EphemeralResource, Function, Provider, Resource};
@@ -38,12 +39,27 @@ struct Entry<T: ?Sized> {
     item: Arc<T>,
     schema: Schema,
     ty: Type,
+    /// A resource's identity and its value type.
+    identity: Option<(IdentitySchema, Type)>,
 }
 
 impl<T: ?Sized> Entry<T> {
     fn new(item: Arc<T>, schema: Schema) -> Self {
         let ty = schema.value_type();
-        Self { item, schema, ty }
+        Self {
+            item,
+            schema,
+            ty,
+            identity: None,
+        }
+    }
+
+    fn with_identity(mut self, identity: Option<IdentitySchema>) -> Self {
+        self.identity = identity.map(|i| {
+            let ty = i.value_type();
+            (i, ty)
+        });
+        self
     }
 
     /// Decodes a configuration and runs the schema's validators and write-only rules on it.
@@ -56,6 +72,18 @@ impl<T: ?Sized> Entry<T> {
         let mut diags = Diagnostics::new();
         plan::validate_config(&self.schema.block, &config, write_only_allowed, &mut diags);
         diags.into_result().map(|()| config)
+    }
+
+    /// The identity of a resource in `state`, for a response: none for a resource without
+    /// identity or a null state.
+    fn identity_of(&self, state: &Value) -> DiagResult<Option<pb::ResourceIdentityData>> {
+        let Some((identity, ty)) = &self.identity else {
+            return Ok(None);
+        };
+        match identity.of_state(state) {
+            Value::Null => Ok(None),
+            value => convert::identity_data(&value, ty).map(Some),
+        }
     }
 
     /// A state a handler produced, ready to answer with: conformed to the schema's type
@@ -91,7 +119,10 @@ impl<P: Provider> PluginServer<P> {
         let resources = provider
             .resources()
             .into_iter()
-            .map(|r| (r.type_name(), Entry::new(r.clone(), r.schema())))
+            .map(|r| {
+                let entry = Entry::new(r.clone(), r.schema()).with_identity(r.identity_schema());
+                (r.type_name(), entry)
+            })
             .collect();
         let data_sources = provider
             .data_sources()
@@ -320,6 +351,20 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         req: Request<pb::upgrade_resource_state::Request>,
     ) -> RpcResult<pb::upgrade_resource_state::Response> {
         reply(resource::upgrade_resource_state(self, req.into_inner()).await)
+    }
+
+    async fn get_resource_identity_schemas(
+        &self,
+        _req: Request<pb::get_resource_identity_schemas::Request>,
+    ) -> RpcResult<pb::get_resource_identity_schemas::Response> {
+        reply(schema::get_resource_identity_schemas(self))
+    }
+
+    async fn upgrade_resource_identity(
+        &self,
+        req: Request<pb::upgrade_resource_identity::Request>,
+    ) -> RpcResult<pb::upgrade_resource_identity::Response> {
+        reply(resource::upgrade_resource_identity(self, req.into_inner()).await)
     }
 
     async fn configure_provider(

@@ -1,5 +1,7 @@
 //! The managed-resource RPCs: ValidateResourceConfig, UpgradeResourceState, ReadResource,
-//! PlanResourceChange, ApplyResourceChange, ImportResourceState and MoveResourceState.
+//! PlanResourceChange, ApplyResourceChange, ImportResourceState, MoveResourceState and
+//! UpgradeResourceIdentity. Every answer that carries a state carries the identity derived
+//! from it.
 
 use super::{Entry, PluginServer, diagnostics_of, guarded, respond, split};
 use crate::tfplug::convert::{self, decode_dynamic, encode_dynamic};
@@ -116,6 +118,7 @@ async fn read<P: Provider>(
     };
     Ok(pb::read_resource::Response {
         new_state: Some(encode_dynamic(&new.state, &entry.ty, "refreshed state")?),
+        new_identity: entry.identity_of(&new.state)?,
         private: new.private,
         diagnostics: convert::diagnostics(ctx.take_warnings()),
         ..Default::default()
@@ -162,10 +165,25 @@ async fn plan<P: Provider>(
             .iter()
             .map(convert::attribute_path)
             .collect(),
+        planned_identity: entry.identity_of(planned_identity_source(entry, &plan_ctx))?,
         planned_private: plan_ctx.planned_private,
         diagnostics: convert::diagnostics(ctx.take_warnings()),
         ..Default::default()
     })
+}
+
+/// The state whose identity a plan announces. Terraform takes unknown identity parts on a
+/// create or replace only; an update that will change a part (a rotation's new credential
+/// id) announces the identity it starts from, and the apply answers the new one.
+fn planned_identity_source<'a, D: Send + Sync + 'static>(
+    entry: &Entry<dyn Resource<D>>,
+    plan: &'a PlanContext,
+) -> &'a Value {
+    if plan.prior.is_null() || identity_known(entry, &plan.planned) {
+        &plan.planned
+    } else {
+        &plan.prior
+    }
 }
 
 pub(super) async fn apply_resource_change<P: Provider>(
@@ -222,6 +240,7 @@ async fn apply<P: Provider>(
     };
     Ok(pb::apply_resource_change::Response {
         new_state: Some(encode_dynamic(&new.state, &entry.ty, "new state")?),
+        new_identity: entry.identity_of(&new.state)?,
         private: new.private,
         diagnostics: convert::diagnostics(ctx.take_warnings()),
         ..Default::default()
@@ -243,6 +262,7 @@ fn partial_failure<D: Send + Sync + 'static>(
     diagnostics.extend(errors);
     Ok(pb::apply_resource_change::Response {
         new_state: Some(encode_dynamic(&state, &entry.ty, "partial state")?),
+        new_identity: entry.identity_of(&state)?,
         private: partial.private,
         diagnostics: convert::diagnostics(diagnostics),
         ..Default::default()
@@ -256,7 +276,8 @@ pub(super) async fn import_resource_state<P: Provider>(
     let result = guarded("ImportResourceState", &req.type_name, async {
         let entry = server.resource(&req.type_name)?;
         let ctx = server.ctx();
-        let imported = entry.item.import(&ctx, &req.id).await?;
+        let id = import_id(entry, &req)?;
+        let imported = entry.item.import(&ctx, &id).await?;
         let mut state = imported.state.conform(&entry.ty).map_err(|e| {
             Diagnostic::error(
                 "Provider produced an invalid value",
@@ -273,7 +294,11 @@ pub(super) async fn import_resource_state<P: Provider>(
                     "imported state",
                 )?),
                 private: imported.private,
-                identity: None,
+                // Read completes an imported state; its identity is complete when the
+                // import found every part of it.
+                identity: entry
+                    .identity_of(&state)?
+                    .filter(|_| identity_known(entry, &state)),
             },
             ctx.take_warnings(),
         ))
@@ -289,6 +314,66 @@ pub(super) async fn import_resource_state<P: Provider>(
             diagnostics: convert::diagnostics(d),
             ..Default::default()
         },
+    }
+}
+
+/// The import ID of a request: its `id`, or the one its identity stands for
+/// (`import { identity = { ... } }`).
+fn import_id<D: Send + Sync + 'static>(
+    entry: &Entry<dyn Resource<D>>,
+    req: &pb::import_resource_state::Request,
+) -> DiagResult<String> {
+    let identity = req.identity.as_ref().and_then(|i| i.identity_data.as_ref());
+    let (Some(data), Some((schema, ty))) = (identity, &entry.identity) else {
+        return Ok(req.id.clone());
+    };
+    if !req.id.is_empty() {
+        return Ok(req.id.clone());
+    }
+    let value = decode_dynamic(Some(data), ty, "import identity")?;
+    schema.import_id_of(&value)
+}
+
+fn identity_known<D: Send + Sync + 'static>(entry: &Entry<dyn Resource<D>>, state: &Value) -> bool {
+    entry
+        .identity
+        .as_ref()
+        .is_some_and(|(schema, _)| schema.of_state(state).is_wholly_known())
+}
+
+/// Reads stored identity data: identities have had one version so far, so only that one.
+pub(super) async fn upgrade_resource_identity<P: Provider>(
+    server: &PluginServer<P>,
+    req: pb::upgrade_resource_identity::Request,
+) -> pb::upgrade_resource_identity::Response {
+    let result = guarded("UpgradeResourceIdentity", &req.type_name, async {
+        let entry = server.resource(&req.type_name)?;
+        let Some((schema, ty)) = &entry.identity else {
+            return Err(Diagnostic::error(
+                "Resource has no identity",
+                format!("{} declares no identity to upgrade.", req.type_name),
+            )
+            .into());
+        };
+        if req.version != schema.version {
+            return Err(Diagnostic::error(
+                "Unknown identity version",
+                format!(
+                    "The stored identity of this {} has version {}; this provider knows                      version {}. Upgrade the provider, or remove the resource from state and                      import it again.",
+                    req.type_name, req.version, schema.version
+                ),
+            )
+            .into());
+        }
+        let raw = req.raw_identity.unwrap_or_default();
+        let value = decode_state(&raw.json, ty)?;
+        convert::identity_data(&value, ty).map(Some)
+    })
+    .await;
+    let (upgraded_identity, diagnostics) = split(result);
+    pb::upgrade_resource_identity::Response {
+        upgraded_identity,
+        diagnostics,
     }
 }
 
@@ -313,6 +398,7 @@ pub(super) async fn move_resource_state<P: Provider>(
             .await?;
         Ok(pb::move_resource_state::Response {
             target_state: Some(encode_dynamic(&moved.state, &entry.ty, "moved state")?),
+            target_identity: entry.identity_of(&moved.state)?,
             target_private: moved.private,
             ..Default::default()
         })

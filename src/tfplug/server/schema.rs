@@ -94,3 +94,21 @@ pub(super) fn get_functions<P: Provider>(server: &PluginServer<P>) -> pb::get_fu
         diagnostics: Vec::new(),
     }
 }
+
+/// Every resource's identity schema (Terraform 1.12+ asks beside the provider schema).
+pub(super) fn get_resource_identity_schemas<P: Provider>(
+    server: &PluginServer<P>,
+) -> pb::get_resource_identity_schemas::Response {
+    let identity_schemas = server
+        .resources
+        .iter()
+        .filter_map(|(name, entry)| {
+            let (identity, _) = entry.identity.as_ref()?;
+            Some((name.to_string(), convert::identity_schema(identity)))
+        })
+        .collect();
+    pb::get_resource_identity_schemas::Response {
+        identity_schemas,
+        diagnostics: Vec::new(),
+    }
+}

@@ -1,0 +1,6 @@
+# Terraform 1.12+: import Flux by its identity, the namespace it runs in. The import
+# records the namespace only; the next apply re-applies this configuration in place.
+import {
+  to       = gitlabflux_flux_bootstrap.prod
+  identity = { namespace = "flux-system" }
+}

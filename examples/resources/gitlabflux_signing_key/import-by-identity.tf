@@ -1,0 +1,10 @@
+# Terraform 1.12+: import the signing key by its identity (give project or group).
+import {
+  to = gitlabflux_signing_key.team_a
+  identity = {
+    project          = "team-a/deploy"
+    variable_prefix  = "COSIGN"
+    secret_namespace = "team-a"
+    secret_name      = "cosign-keys"
+  }
+}

@@ -1,0 +1,184 @@
+//! Resource identity (Terraform 1.12+), on Terraform 1.15: every resource reports its
+//! identity in state, and `import { to, identity = { ... } }` brings what another
+//! configuration made (or what was made by hand) under management with a clean plan.
+
+mod common;
+
+use common::agents::fleet_config;
+use common::{SandboxProcess, Workspace, block_on, flux_fixture_of, provider_block};
+use serde_json::{Value, json};
+
+/// The agent fleet plus Flux 2.9.4 with a tenant and a receiver.
+fn config(sandbox: &SandboxProcess) -> String {
+    format!(
+        r#"{fleet}
+resource "gitlabflux_flux_bootstrap" "this" {{
+  distribution = {{ source = "{fixture}" }}
+  multitenancy = {{ enabled = true }}
+  sync = {{ url = "https://gitlab.example.com/fleet/gitops.git", ref = {{ branch = "main" }} }}
+  timeout = "30s"
+}}
+
+resource "gitlabflux_flux_tenant" "team_a" {{
+  name       = "team-a"
+  namespaces = ["team-a"]
+  source     = {{ url = "https://gitlab.example.com/team-a/deploy.git" }}
+  depends_on = [gitlabflux_flux_bootstrap.this]
+}}
+
+resource "gitlabflux_flux_receiver" "ci" {{
+  name       = "gitlab-ci"
+  projects   = ["fleet/gitops"]
+  resources  = [{{ kind = "GitRepository", name = "flux-system" }}]
+  depends_on = [gitlabflux_flux_bootstrap.this]
+}}
+"#,
+        fleet = fleet_config(sandbox, "v1"),
+        fixture = flux_fixture_of("v2.9.4"),
+    )
+}
+
+/// Each resource's identity as `terraform show -json` reports it.
+fn identities(ws: &Workspace) -> Vec<(String, Value)> {
+    let state = ws.json(&["show", "-json"]);
+    state["values"]["root_module"]["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| {
+            let address = r["address"].as_str().expect("address").to_string();
+            (address, r["identity"].clone())
+        })
+        .collect()
+}
+
+fn import_block(address: &str, identity: &Value) -> String {
+    let fields: Vec<String> = identity
+        .as_object()
+        .expect("identity object")
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    format!(
+        "import {{\n  to = {address}\n  identity = {{ {} }}\n}}\n",
+        fields.join(", ")
+    )
+}
+
+/// Identities are in state after apply and refresh; a second configuration imports every
+/// resource by identity alone and converges. The bootstrap's import records its namespace
+/// only (what Flux was installed from cannot be read back), so the first apply re-applies
+/// the configuration to it in place; every other resource imports with no change.
+fn every_resource_is_imported_by_identity() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let source = Workspace::new();
+    source.write(&config(&sandbox));
+    source.apply();
+    source.ok(&["refresh", "-no-color"]);
+    let found = identities(&source);
+    let agent_id = source.resource("gitlabflux_agent.prod")["agent_id"].clone();
+    let token_id = source.resource("gitlabflux_agent_token.prod")["token_id"].clone();
+    let expected = [
+        (
+            "gitlabflux_agent.prod",
+            json!({ "project": "fleet/agents", "name": "prod" }),
+        ),
+        (
+            "gitlabflux_agent_install.prod",
+            json!({ "namespace": "gitlab-agent", "name": "gitlab-agent" }),
+        ),
+        (
+            "gitlabflux_agent_token.prod",
+            json!({ "project": "fleet/agents", "agent_id": agent_id, "token_id": token_id }),
+        ),
+        (
+            "gitlabflux_flux_bootstrap.this",
+            json!({ "namespace": "flux-system" }),
+        ),
+        (
+            "gitlabflux_flux_receiver.ci",
+            json!({ "namespace": "flux-system", "name": "gitlab-ci" }),
+        ),
+        (
+            "gitlabflux_flux_tenant.team_a",
+            json!({ "namespace": "team-a", "name": "team-a" }),
+        ),
+    ];
+    for (address, identity) in &expected {
+        let reported = found
+            .iter()
+            .find(|(a, _)| a == address)
+            .map(|(_, i)| i.clone());
+        assert_eq!(reported.as_ref(), Some(identity), "{address}");
+    }
+
+    let target = Workspace::new();
+    let imports: String = expected
+        .iter()
+        .map(|(address, identity)| import_block(address, identity))
+        .collect();
+    target.write(&format!("{}\n{imports}", config(&sandbox)));
+    let out = target.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        out.stdout
+            .contains("6 imported, 0 added, 1 changed, 0 destroyed")
+            && out
+                .stdout
+                .contains("gitlabflux_flux_bootstrap.this: Modifying..."),
+        "{}",
+        out.text()
+    );
+    target.assert_no_changes();
+    assert_eq!(identities(&target).len(), expected.len());
+}
+
+/// An agent registered by hand, with its config file committed by hand, is imported by
+/// identity and plans clean.
+fn an_agent_made_by_hand_is_imported_by_identity() {
+    let sandbox = SandboxProcess::start(&[]);
+    let status = block_on(async {
+        sandbox
+            .gitlab(
+                reqwest::Method::POST,
+                "/projects/fleet%2Fagents/cluster_agents",
+            )
+            .json(&json!({ "name": "legacy" }))
+            .send()
+            .await
+            .expect("register by hand")
+            .status()
+    });
+    assert!(status.is_success(), "{status}");
+    let ws = Workspace::new();
+    ws.write(&format!(
+        r#"{}
+resource "gitlabflux_agent" "legacy" {{
+  project = "fleet/agents"
+  name    = "legacy"
+}}
+
+import {{
+  to       = gitlabflux_agent.legacy
+  identity = {{ project = "fleet/agents", name = "legacy" }}
+}}
+"#,
+        provider_block(&sandbox)
+    ));
+    let out = ws.ok(&["plan", "-no-color"]);
+    assert!(
+        out.stdout
+            .contains("1 to import, 0 to add, 0 to change, 0 to destroy"),
+        "{}",
+        out.text()
+    );
+    ws.apply();
+    ws.assert_no_changes();
+}
+
+on_terraform!(
+    on_terraform_1_15,
+    V1_15,
+    every_resource_is_imported_by_identity,
+    an_agent_made_by_hand_is_imported_by_identity
+);
