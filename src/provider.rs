@@ -25,7 +25,7 @@ use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
     AttrPath, Attribute, Block, ConfigureInfo, DataSource, DiagResult, Diagnostic, Diagnostics,
-    Function, Nesting, Provider, Resource, Schema, Value,
+    Function, ListResource, Nesting, Provider, Resource, Schema, Value,
 };
 
 /// Registry address users write as `gitlabflux/gitlabflux`.
@@ -130,6 +130,10 @@ impl Provider for GitlabFluxProvider {
 
     fn functions(&self) -> Vec<Arc<dyn Function>> {
         resources::functions()
+    }
+
+    fn list_resources(&self) -> Vec<Arc<dyn ListResource<ProviderData>>> {
+        resources::list_resources()
     }
 }
 

@@ -83,6 +83,22 @@ fn expected_pages() -> Vec<(PathBuf, String)> {
             ),
         ));
     }
+    for l in p.list_resources() {
+        let dir = examples.join("list-resources").join(l.type_name());
+        let short = l.type_name().trim_start_matches("gitlabflux_");
+        pages.push((
+            PathBuf::from(format!("docs/list-resources/{short}.md")),
+            schema_page(
+                PageKind::ListResource,
+                l.type_name(),
+                &l.schema(),
+                PageExamples {
+                    usage: example(&dir.join(QUERY_EXAMPLE)).as_deref(),
+                    ..PageExamples::default()
+                },
+            ),
+        ));
+    }
     for f in p.functions() {
         let example = example(
             &examples
@@ -214,6 +230,33 @@ fn example_text(file: &Path) -> Option<String> {
 }
 
 const IDENTITY_EXAMPLE: &str = "import-by-identity.tf";
+const QUERY_EXAMPLE: &str = "list-resource.tfquery.hcl";
+
+/// Every list resource's query example is a valid query (Terraform 1.14+ reads
+/// `.tfquery.hcl` files; `validate -query` checks them).
+fn every_query_example_is_valid() {
+    let dir = root().join("examples/list-resources");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir)
+        .expect("list-resources examples")
+        .flatten()
+    {
+        let query = entry.path().join(QUERY_EXAMPLE);
+        let text = std::fs::read_to_string(&query).expect("query example");
+        let ws = common::Workspace::new();
+        ws.write("provider \"gitlabflux\" {}\n");
+        std::fs::write(ws.path().join(QUERY_EXAMPLE), text).expect("write query");
+        let out = ws.run(&["validate", "-query", "-no-color"]);
+        assert!(
+            out.success(),
+            "{} is not valid:\n{}",
+            query.display(),
+            out.text()
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, GitlabFluxProvider.list_resources().len());
+}
 
 /// Examples made of a root and local modules, validated as directories.
 const MODULE_EXAMPLES: [&str; 1] = ["examples/fleet"];
@@ -257,3 +300,4 @@ on_both_terraforms!(
     every_example_is_valid_terraform,
     every_example_directory_with_modules_initialises_and_is_valid,
 );
+on_terraform!(on_terraform_1_15_only, V1_15, every_query_example_is_valid);

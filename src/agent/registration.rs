@@ -305,6 +305,22 @@ pub async fn lookup(
         })
 }
 
+/// The project's path and the names of its agents, for `terraform query`.
+pub async fn agent_names(
+    client: &GitlabClient,
+    project_ref: &str,
+) -> Result<(String, Vec<String>), AgentError> {
+    let project = project(client, project_ref).await?;
+    let path = project.path_with_namespace;
+    let names = client
+        .agents(&path)
+        .await?
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
+    Ok((path, names))
+}
+
 /// Deletes the registration and, when `delete_file`, the configuration file (in one commit;
 /// none when the file is already gone). A project that is gone leaves nothing to do.
 pub async fn remove(

@@ -598,6 +598,20 @@ pub async fn inspect(
     Ok(Some(Inspection { recorded, status }))
 }
 
+/// The ids of an agent's active tokens, for `terraform query`.
+pub async fn active_token_ids(
+    client: &GitlabClient,
+    project: &str,
+    agent_id: i64,
+) -> Result<Vec<i64>, TokenError> {
+    let tokens = client.agent_tokens(project, agent_id).await?;
+    Ok(tokens
+        .iter()
+        .filter(|t| t.status == "active")
+        .map(|t| t.id)
+        .collect())
+}
+
 /// Revokes every active token of the resource (state's, the one its Secret holds, orphans
 /// of its runs) and takes its key out of the Secret (the Secret too, when nothing else is in
 /// it).

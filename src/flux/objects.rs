@@ -99,6 +99,30 @@ pub async fn served_shards(
     Ok(layout(&deployments).shards.into_keys().collect())
 }
 
+/// The tenants in the cluster, as (namespace, name) of their Kustomizations: those that carry
+/// the tenant label with their own name, as tenants are rendered.
+pub async fn tenants(client: &KubeClient) -> Result<Vec<(String, String)>, KubeError> {
+    let kustomizations = client
+        .list(
+            "kustomize.toolkit.fluxcd.io/v1",
+            "Kustomization",
+            None,
+            Some(TENANT_LABEL),
+        )
+        .await?;
+    let mut found: Vec<(String, String)> = kustomizations
+        .iter()
+        .filter_map(|k| {
+            let meta = &k["metadata"];
+            let name = meta["name"].as_str()?;
+            (meta["labels"][TENANT_LABEL] == name)
+                .then(|| Some((meta["namespace"].as_str()?.to_string(), name.to_string())))?
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 /// The objects a tenant is read back from (its Kustomization, the source that names, its
 /// namespaces and reconciler RoleBinding); `None` when there is no such Kustomization.
 pub async fn live_tenant(

@@ -206,7 +206,7 @@ fn due(prior: &Value, planned: &Value) -> Option<Want> {
     }
 }
 
-fn token_error(e: TokenError) -> Diagnostics {
+pub(super) fn token_error(e: TokenError) -> Diagnostics {
     let d = Diagnostic::error(e.summary(), e.detail());
     match e {
         TokenError::NotConfirmed(_) => {

@@ -4,14 +4,16 @@
 
 use std::sync::Arc;
 
-use crate::tfplug::{DataSource, Function, Resource};
+use crate::tfplug::{DataSource, Function, ListResource, Resource};
 use context::ProviderData;
 
 mod agent;
 mod agent_data;
 mod agent_install;
 mod agent_kubecontext;
+mod agent_list;
 mod agent_token;
+mod agent_token_list;
 pub(crate) mod context;
 mod deploy_key;
 mod flux_bootstrap;
@@ -20,6 +22,7 @@ mod flux_manifests;
 mod flux_receiver;
 mod flux_status;
 mod flux_tenant;
+mod flux_tenant_list;
 mod shard_for;
 mod signing_key;
 pub(crate) mod support;
@@ -49,6 +52,15 @@ pub fn data_sources() -> Vec<Arc<dyn DataSource<ProviderData>>> {
         Arc::new(agent_data::AgentData),
         Arc::new(flux_manifests::FluxManifests),
         Arc::new(flux_status::FluxStatus),
+    ]
+}
+
+/// The list resources (`terraform query`), each named after the resource it finds objects for.
+pub fn list_resources() -> Vec<Arc<dyn ListResource<ProviderData>>> {
+    vec![
+        Arc::new(agent_list::AgentList),
+        Arc::new(agent_token_list::AgentTokenList),
+        Arc::new(flux_tenant_list::FluxTenantList),
     ]
 }
 

@@ -13,6 +13,7 @@ pub enum PageKind {
     Provider,
     Resource,
     DataSource,
+    ListResource,
 }
 
 /// The hand-written parts of a page, each placed where the registry layout expects it.
@@ -36,6 +37,10 @@ pub fn schema_page(kind: PageKind, name: &str, schema: &Schema, examples: PageEx
         PageKind::DataSource => (
             format!("{name} Data Source"),
             format!("{name} (Data Source)"),
+        ),
+        PageKind::ListResource => (
+            format!("{name} List Resource"),
+            format!("{name} (List Resource)"),
         ),
     };
     let mut out = front_matter(&title, &schema.block.description);

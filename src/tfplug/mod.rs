@@ -28,8 +28,9 @@ pub mod value;
 pub use diag::{DiagResult, Diagnostic, Diagnostics};
 pub use identity::{IdentityAttribute, IdentitySchema};
 pub use resource::{
-    ApplyRequest, ConfigureInfo, Ctx, DataSource, EphemeralResource, Function, FunctionError,
-    FunctionSignature, MoveRequest, NewState, Opened, Parameter, PlanContext, Provider, Resource,
+    ApplyRequest, ConfigureInfo, Ctx, DataSource, EphemeralResource, Found, Function,
+    FunctionError, FunctionSignature, ListResource, MoveRequest, NewState, Opened, Parameter,
+    PlanContext, Provider, Resource,
 };
 pub use schema::{Attribute, Block, Nesting, Schema};
 pub use serve::{ServeOptions, serve};

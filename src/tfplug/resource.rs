@@ -106,6 +106,9 @@ pub trait Provider: Send + Sync + 'static {
     fn functions(&self) -> Vec<Arc<dyn Function>> {
         Vec::new()
     }
+    fn list_resources(&self) -> Vec<Arc<dyn ListResource<Self::Data>>> {
+        Vec::new()
+    }
 }
 
 /// State plus the provider's opaque private data for one resource instance.
@@ -213,6 +216,30 @@ pub trait Resource<D: Send + Sync + 'static>: Send + Sync + 'static {
         )
         .into())
     }
+}
+
+/// One remote object a list resource found, by the import ID of the managed resource of the
+/// same type name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// What `terraform query` shows for it.
+    pub display_name: String,
+    pub import_id: String,
+}
+
+/// A list resource (Terraform 1.14+, `terraform query`): finds the remote objects that the
+/// managed resource of the same type name could manage. The server imports and reads each
+/// one through that resource, so results carry the identity and state it would hold.
+#[async_trait]
+pub trait ListResource<D: Send + Sync + 'static>: Send + Sync + 'static {
+    /// The managed resource's type name.
+    fn type_name(&self) -> &'static str;
+    /// The attributes of the query's `config` block.
+    fn schema(&self) -> Schema;
+    async fn validate(&self, _ctx: &Ctx<D>, _config: &Value) -> DiagResult<()> {
+        Ok(())
+    }
+    async fn list(&self, ctx: &Ctx<D>, config: &Value) -> DiagResult<Vec<Found>>;
 }
 
 /// Decodes JSON state against a type, with a diagnostic that names the problem.

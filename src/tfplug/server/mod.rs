@@ -10,6 +10,7 @@
 mod data_source;
 mod ephemeral;
 mod function;
+mod list;
 mod provider;
 mod resource;
 mod schema;
@@ -30,7 +31,9 @@ use super::diag::{DiagResult, Diagnostic, Diagnostics};
 use super::identity::IdentitySchema;
 use super::plan;
 use super::proto::tfplugin6 as pb;
-use super::resource::{Ctx, DataSource, EphemeralResource, Function, Provider, Resource};
+use super::resource::{
+    Ctx, DataSource, EphemeralResource, Function, ListResource, Provider, Resource,
+};
 use super::schema::Schema;
 use super::value::{Type, Value};
 
@@ -108,6 +111,7 @@ pub struct PluginServer<P: Provider> {
     data_sources: HashMap<&'static str, Entry<dyn DataSource<P::Data>>>,
     ephemeral: HashMap<&'static str, Entry<dyn EphemeralResource<P::Data>>>,
     functions: HashMap<&'static str, Arc<dyn Function>>,
+    list_resources: HashMap<&'static str, Entry<dyn ListResource<P::Data>>>,
     configured: RwLock<Option<Arc<P::Data>>>,
     stop: CancellationToken,
     /// Built once: Terraform asks for the schema on every run, often several times.
@@ -139,6 +143,11 @@ impl<P: Provider> PluginServer<P> {
             .into_iter()
             .map(|f| (f.name(), f))
             .collect();
+        let list_resources = provider
+            .list_resources()
+            .into_iter()
+            .map(|l| (l.type_name(), Entry::new(l.clone(), l.schema())))
+            .collect();
         let provider_schema = provider.schema();
         let mut server = Self {
             provider: Entry::new(Arc::new(provider), provider_schema),
@@ -146,6 +155,7 @@ impl<P: Provider> PluginServer<P> {
             data_sources,
             ephemeral,
             functions,
+            list_resources,
             configured: RwLock::new(None),
             stop: CancellationToken::new(),
             schema_response: Default::default(),
@@ -169,6 +179,12 @@ impl<P: Provider> PluginServer<P> {
         self.data_sources
             .get(type_name)
             .ok_or_else(|| unknown_type("data source", type_name))
+    }
+
+    fn list_resource(&self, type_name: &str) -> DiagResult<&Entry<dyn ListResource<P::Data>>> {
+        self.list_resources
+            .get(type_name)
+            .ok_or_else(|| unknown_type("list resource", type_name))
     }
 
     fn ephemeral_resource(
@@ -351,6 +367,21 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         req: Request<pb::upgrade_resource_state::Request>,
     ) -> RpcResult<pb::upgrade_resource_state::Response> {
         reply(resource::upgrade_resource_state(self, req.into_inner()).await)
+    }
+
+    async fn validate_list_resource_config(
+        &self,
+        req: Request<pb::validate_list_resource_config::Request>,
+    ) -> RpcResult<pb::validate_list_resource_config::Response> {
+        reply(list::validate_list_resource_config(self, req.into_inner()).await)
+    }
+
+    async fn list_resource(
+        &self,
+        req: Request<pb::list_resource::Request>,
+    ) -> RpcResult<tonic::codegen::BoxStream<pb::list_resource::Event>> {
+        let events = list::list_resource(self, req.into_inner()).await;
+        reply(Box::pin(tokio_stream::iter(events.into_iter().map(Ok))))
     }
 
     async fn get_resource_identity_schemas(

@@ -165,24 +165,27 @@ async fn plan<P: Provider>(
             .iter()
             .map(convert::attribute_path)
             .collect(),
-        planned_identity: entry.identity_of(planned_identity_source(entry, &plan_ctx))?,
+        planned_identity: planned_identity(entry, &plan_ctx)?,
         planned_private: plan_ctx.planned_private,
         diagnostics: convert::diagnostics(ctx.take_warnings()),
         ..Default::default()
     })
 }
 
-/// The state whose identity a plan announces. Terraform takes unknown identity parts on a
-/// create or replace only; an update that will change a part (a rotation's new credential
-/// id) announces the identity it starts from, and the apply answers the new one.
-fn planned_identity_source<'a, D: Send + Sync + 'static>(
+/// The identity a plan announces: the planned state's when it is wholly known, else (an
+/// update that will move a rotating id) the one it starts from, else none. Terraform
+/// accepts unknown parts on a create, but cannot render such a plan as JSON
+/// (`terraform show -json` fails), so a create announces its identity only once known.
+fn planned_identity<D: Send + Sync + 'static>(
     entry: &Entry<dyn Resource<D>>,
-    plan: &'a PlanContext,
-) -> &'a Value {
-    if plan.prior.is_null() || identity_known(entry, &plan.planned) {
-        &plan.planned
+    plan: &PlanContext,
+) -> DiagResult<Option<pb::ResourceIdentityData>> {
+    if identity_known(entry, &plan.planned) {
+        entry.identity_of(&plan.planned)
+    } else if identity_known(entry, &plan.prior) {
+        entry.identity_of(&plan.prior)
     } else {
-        &plan.prior
+        Ok(None)
     }
 }
 
@@ -277,22 +280,12 @@ pub(super) async fn import_resource_state<P: Provider>(
         let entry = server.resource(&req.type_name)?;
         let ctx = server.ctx();
         let id = import_id(entry, &req)?;
-        let imported = entry.item.import(&ctx, &id).await?;
-        let mut state = imported.state.conform(&entry.ty).map_err(|e| {
-            Diagnostic::error(
-                "Provider produced an invalid value",
-                format!("The imported state does not match the schema: {e}. This is a bug in the provider."),
-            )
-        })?;
-        plan::fill_defaults(&entry.schema.block, &mut state);
+        let imported = imported(entry, &ctx, &id).await?;
+        let state = imported.state;
         Ok((
             pb::import_resource_state::ImportedResource {
                 type_name: req.type_name.clone(),
-                state: Some(encode_dynamic(
-                    &state,
-                    &entry.ty,
-                    "imported state",
-                )?),
+                state: Some(encode_dynamic(&state, &entry.ty, "imported state")?),
                 private: imported.private,
                 // Read completes an imported state; its identity is complete when the
                 // import found every part of it.
@@ -315,6 +308,30 @@ pub(super) async fn import_resource_state<P: Provider>(
             ..Default::default()
         },
     }
+}
+
+/// What a resource's import of `id` gives, conformed to its schema with the defaults set
+/// (the lifecycle settings an import cannot see).
+pub(super) async fn imported<D: Send + Sync + 'static>(
+    entry: &Entry<dyn Resource<D>>,
+    ctx: &Ctx<D>,
+    id: &str,
+) -> DiagResult<NewState> {
+    let imported = entry.item.import(ctx, id).await?;
+    let mut state = imported.state.conform(&entry.ty).map_err(|e| {
+        Diagnostic::error(
+            "Provider produced an invalid value",
+            format!(
+                "The imported state does not match the schema: {e}. This is a bug in the \
+                 provider."
+            ),
+        )
+    })?;
+    plan::fill_defaults(&entry.schema.block, &mut state);
+    Ok(NewState {
+        state,
+        private: imported.private,
+    })
 }
 
 /// The import ID of a request: its `id`, or the one its identity stands for

@@ -32,6 +32,9 @@ pub(super) fn build_response<P: Provider>(
         ephemeral_resource_schemas: schemas(
             &mut server.ephemeral.iter().map(|(k, e)| (k, &e.schema)),
         ),
+        list_resource_schemas: schemas(
+            &mut server.list_resources.iter().map(|(k, e)| (k, &e.schema)),
+        ),
         functions: function_definitions(server),
         server_capabilities: Some(server_capabilities()),
         ..Default::default()
@@ -76,6 +79,13 @@ pub(super) fn get_metadata<P: Provider>(server: &PluginServer<P>) -> pb::get_met
             .keys()
             .map(|n| gm::FunctionMetadata {
                 name: n.to_string(),
+            })
+            .collect(),
+        list_resources: server
+            .list_resources
+            .keys()
+            .map(|n| gm::ListResourceMetadata {
+                type_name: n.to_string(),
             })
             .collect(),
         ..Default::default()
