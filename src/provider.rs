@@ -24,8 +24,8 @@ use crate::resources::context::{
 use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
-    AttrPath, Attribute, Block, ConfigureInfo, DataSource, DiagResult, Diagnostic, Diagnostics,
-    Function, ListResource, Nesting, Provider, Resource, Schema, Value,
+    Action, AttrPath, Attribute, Block, ConfigureInfo, DataSource, DiagResult, Diagnostic,
+    Diagnostics, Function, ListResource, Nesting, Provider, Resource, Schema, Value,
 };
 
 /// Registry address users write as `gitlabflux/gitlabflux`.
@@ -134,6 +134,10 @@ impl Provider for GitlabFluxProvider {
 
     fn list_resources(&self) -> Vec<Arc<dyn ListResource<ProviderData>>> {
         resources::list_resources()
+    }
+
+    fn actions(&self) -> Vec<Arc<dyn Action<ProviderData>>> {
+        resources::actions()
     }
 }
 

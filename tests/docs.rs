@@ -99,6 +99,22 @@ fn expected_pages() -> Vec<(PathBuf, String)> {
             ),
         ));
     }
+    for a in p.actions() {
+        let dir = examples.join("actions").join(a.type_name());
+        let short = a.type_name().trim_start_matches("gitlabflux_");
+        pages.push((
+            PathBuf::from(format!("docs/actions/{short}.md")),
+            schema_page(
+                PageKind::Action,
+                a.type_name(),
+                &a.schema(),
+                PageExamples {
+                    usage: example(&dir.join("action.tf")).as_deref(),
+                    ..PageExamples::default()
+                },
+            ),
+        ));
+    }
     for f in p.functions() {
         let example = example(
             &examples
@@ -214,15 +230,18 @@ fn every_example_is_valid_terraform() {
     }
 }
 
-/// An example as it is validated: an import by identity beside the resource it imports,
-/// and only on a Terraform that has identity (1.12+); `None` where it cannot be validated.
+/// An example as it is validated: an import by identity beside the resource it imports;
+/// `None` on a Terraform older than what the example uses (identity 1.12, actions 1.14).
 fn example_text(file: &Path) -> Option<String> {
     let text = std::fs::read_to_string(file).expect("read example");
-    if file.file_name().is_none_or(|n| n != IDENTITY_EXAMPLE) {
-        return Some(text);
-    }
-    if common::terraform::under_test() == common::terraform::Terraform::Machine {
+    let identity = file.file_name().is_some_and(|n| n == IDENTITY_EXAMPLE);
+    // Actions came with Terraform 1.14, identity with 1.12.
+    let newer = identity || file.starts_with(root().join("examples/actions"));
+    if newer && common::terraform::under_test() == common::terraform::Terraform::Machine {
         return None;
+    }
+    if !identity {
+        return Some(text);
     }
     let resource = file.with_file_name("resource.tf");
     let resource = std::fs::read_to_string(&resource).expect("the resource example beside it");

@@ -598,6 +598,51 @@ pub async fn inspect(
     Ok(Some(Inspection { recorded, status }))
 }
 
+/// A rotation on demand (the `gitlabflux_agent_token_rotate` action), with a resource's
+/// guarantees: the token the Secret holds now (the one agentk runs, whatever state says) is
+/// replaced by a new one, which is delivered, rolled out and confirmed in use before the old
+/// one is revoked. The settings a resource recorded on the Secret are kept. Returns the
+/// replaced token's id with the outcome.
+pub async fn rotate_now(
+    client: &GitlabClient,
+    spec: &TokenSpec<'_>,
+    stop: &CancellationToken,
+) -> Result<(Option<i64>, Settled), Stopped> {
+    let early = |error: TokenError| Stopped {
+        current: None,
+        error,
+    };
+    let mut spec = spec.clone();
+    if let Some(d) = &mut spec.delivery
+        && let Some(recorded) = recorded_settings(&d.kube, &d.target)
+            .await
+            .map_err(|e| early(e.into()))?
+    {
+        d.settings = recorded;
+    }
+    let replaced = TokenRotation::new(client, &spec)
+        .observe()
+        .await
+        .map_err(early)?
+        .current;
+    spec.recorded = replaced;
+    let settled = converge(client, &spec, Want::NewToken, stop).await?;
+    Ok((replaced, settled))
+}
+
+/// The settings recorded on a delivered Secret, if any.
+async fn recorded_settings(
+    kube: &KubeClient,
+    target: &SecretTarget,
+) -> Result<Option<String>, KubeError> {
+    let secret = kube.get(&target.secret()).await?;
+    Ok(secret.and_then(|s| {
+        s["metadata"]["annotations"][SETTINGS_ANNOTATION]
+            .as_str()
+            .map(str::to_string)
+    }))
+}
+
 /// The ids of an agent's active tokens, for `terraform query`.
 pub async fn active_token_ids(
     client: &GitlabClient,

@@ -140,12 +140,25 @@ pub async fn wait(
     timeout: Duration,
     stop: &CancellationToken,
 ) -> Result<(), ReconcileError> {
+    wait_reporting(kube, request, timeout, stop, &|_| {}).await
+}
+
+/// [`wait`], telling `done` of each object as it finishes.
+pub async fn wait_reporting(
+    kube: &KubeClient,
+    request: &Request,
+    timeout: Duration,
+    stop: &CancellationToken,
+    done: &(dyn Fn(&ObjRef) + Send + Sync),
+) -> Result<(), ReconcileError> {
     let deadline = Instant::now() + timeout;
     let look = |left: Vec<usize>| async move {
         let mut still = Vec::new();
         for index in left {
             if pending_reason(kube, request, index).await?.is_some() {
                 still.push(index);
+            } else {
+                done(&request.objects[index]);
             }
         }
         Ok(Polled::unless_left(still))

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::tfplug::{DataSource, Function, ListResource, Resource};
+use crate::tfplug::{Action, DataSource, Function, ListResource, Resource};
 use context::ProviderData;
 
 mod agent;
@@ -14,6 +14,7 @@ mod agent_kubecontext;
 mod agent_list;
 mod agent_token;
 mod agent_token_list;
+mod agent_token_rotate;
 pub(crate) mod context;
 mod deploy_key;
 mod flux_bootstrap;
@@ -23,6 +24,7 @@ mod flux_receiver;
 mod flux_status;
 mod flux_tenant;
 mod flux_tenant_list;
+mod reconcile_action;
 mod shard_for;
 mod signing_key;
 pub(crate) mod support;
@@ -61,6 +63,14 @@ pub fn list_resources() -> Vec<Arc<dyn ListResource<ProviderData>>> {
         Arc::new(agent_list::AgentList),
         Arc::new(agent_token_list::AgentTokenList),
         Arc::new(flux_tenant_list::FluxTenantList),
+    ]
+}
+
+/// The actions (Terraform 1.14+).
+pub fn actions() -> Vec<Arc<dyn Action<ProviderData>>> {
+    vec![
+        Arc::new(reconcile_action::ReconcileAction),
+        Arc::new(agent_token_rotate::AgentTokenRotate),
     ]
 }
 

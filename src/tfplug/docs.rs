@@ -14,6 +14,7 @@ pub enum PageKind {
     Resource,
     DataSource,
     ListResource,
+    Action,
 }
 
 /// The hand-written parts of a page, each placed where the registry layout expects it.
@@ -42,6 +43,7 @@ pub fn schema_page(kind: PageKind, name: &str, schema: &Schema, examples: PageEx
             format!("{name} List Resource"),
             format!("{name} (List Resource)"),
         ),
+        PageKind::Action => (format!("{name} Action"), format!("{name} (Action)")),
     };
     let mut out = front_matter(&title, &schema.block.description);
     let _ = write!(out, "# {heading}\n\n{}\n\n", schema.block.description);

@@ -28,9 +28,9 @@ pub mod value;
 pub use diag::{DiagResult, Diagnostic, Diagnostics};
 pub use identity::{IdentityAttribute, IdentitySchema};
 pub use resource::{
-    ApplyRequest, ConfigureInfo, Ctx, DataSource, EphemeralResource, Found, Function,
+    Action, ApplyRequest, ConfigureInfo, Ctx, DataSource, EphemeralResource, Found, Function,
     FunctionError, FunctionSignature, ListResource, MoveRequest, NewState, Opened, Parameter,
-    PlanContext, Provider, Resource,
+    PlanContext, Progress, Provider, Resource,
 };
 pub use schema::{Attribute, Block, Nesting, Schema};
 pub use serve::{ServeOptions, serve};

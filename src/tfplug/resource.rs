@@ -109,6 +109,9 @@ pub trait Provider: Send + Sync + 'static {
     fn list_resources(&self) -> Vec<Arc<dyn ListResource<Self::Data>>> {
         Vec::new()
     }
+    fn actions(&self) -> Vec<Arc<dyn Action<Self::Data>>> {
+        Vec::new()
+    }
 }
 
 /// State plus the provider's opaque private data for one resource instance.
@@ -240,6 +243,39 @@ pub trait ListResource<D: Send + Sync + 'static>: Send + Sync + 'static {
         Ok(())
     }
     async fn list(&self, ctx: &Ctx<D>, config: &Value) -> DiagResult<Vec<Found>>;
+}
+
+/// Where an action's progress goes while it runs: each message reaches Terraform's output
+/// as it is reported.
+#[derive(Clone)]
+pub struct Progress(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl Progress {
+    pub(crate) fn new(sender: tokio::sync::mpsc::UnboundedSender<String>) -> Self {
+        Self(sender)
+    }
+
+    /// A line of progress. Terraform stopped listening only when the action is over, so a
+    /// message it no longer takes is dropped.
+    pub fn report(&self, message: impl Into<String>) {
+        let _ = self.0.send(message.into());
+    }
+}
+
+/// An action (Terraform 1.14+): an operation run on demand (`terraform apply -invoke`) or by
+/// a resource's `action_trigger`, which reports progress and changes no resource state.
+#[async_trait]
+pub trait Action<D: Send + Sync + 'static>: Send + Sync + 'static {
+    fn type_name(&self) -> &'static str;
+    fn schema(&self) -> Schema;
+    async fn validate(&self, _ctx: &Ctx<D>, _config: &Value) -> DiagResult<()> {
+        Ok(())
+    }
+    /// Checks at plan what can be checked before anything runs.
+    async fn plan(&self, _ctx: &Ctx<D>, _config: &Value) -> DiagResult<()> {
+        Ok(())
+    }
+    async fn invoke(&self, ctx: &Ctx<D>, config: &Value, progress: &Progress) -> DiagResult<()>;
 }
 
 /// Decodes JSON state against a type, with a diagnostic that names the problem.

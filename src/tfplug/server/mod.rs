@@ -7,6 +7,7 @@
 //! behaviour: decoding requests, running the schema-driven rules of `plan`, dispatching to the
 //! provider's items and encoding the answers.
 
+mod action;
 mod data_source;
 mod ephemeral;
 mod function;
@@ -32,7 +33,7 @@ use super::identity::IdentitySchema;
 use super::plan;
 use super::proto::tfplugin6 as pb;
 use super::resource::{
-    Ctx, DataSource, EphemeralResource, Function, ListResource, Provider, Resource,
+    Action, Ctx, DataSource, EphemeralResource, Function, ListResource, Provider, Resource,
 };
 use super::schema::Schema;
 use super::value::{Type, Value};
@@ -112,6 +113,7 @@ pub struct PluginServer<P: Provider> {
     ephemeral: HashMap<&'static str, Entry<dyn EphemeralResource<P::Data>>>,
     functions: HashMap<&'static str, Arc<dyn Function>>,
     list_resources: HashMap<&'static str, Entry<dyn ListResource<P::Data>>>,
+    actions: HashMap<&'static str, Entry<dyn Action<P::Data>>>,
     configured: RwLock<Option<Arc<P::Data>>>,
     stop: CancellationToken,
     /// Built once: Terraform asks for the schema on every run, often several times.
@@ -148,6 +150,11 @@ impl<P: Provider> PluginServer<P> {
             .into_iter()
             .map(|l| (l.type_name(), Entry::new(l.clone(), l.schema())))
             .collect();
+        let actions = provider
+            .actions()
+            .into_iter()
+            .map(|a| (a.type_name(), Entry::new(a.clone(), a.schema())))
+            .collect();
         let provider_schema = provider.schema();
         let mut server = Self {
             provider: Entry::new(Arc::new(provider), provider_schema),
@@ -156,6 +163,7 @@ impl<P: Provider> PluginServer<P> {
             ephemeral,
             functions,
             list_resources,
+            actions,
             configured: RwLock::new(None),
             stop: CancellationToken::new(),
             schema_response: Default::default(),
@@ -179,6 +187,12 @@ impl<P: Provider> PluginServer<P> {
         self.data_sources
             .get(type_name)
             .ok_or_else(|| unknown_type("data source", type_name))
+    }
+
+    fn action(&self, type_name: &str) -> DiagResult<&Entry<dyn Action<P::Data>>> {
+        self.actions
+            .get(type_name)
+            .ok_or_else(|| unknown_type("action", type_name))
     }
 
     fn list_resource(&self, type_name: &str) -> DiagResult<&Entry<dyn ListResource<P::Data>>> {
@@ -367,6 +381,27 @@ impl<P: Provider> pb::provider_server::Provider for PluginServer<P> {
         req: Request<pb::upgrade_resource_state::Request>,
     ) -> RpcResult<pb::upgrade_resource_state::Response> {
         reply(resource::upgrade_resource_state(self, req.into_inner()).await)
+    }
+
+    async fn validate_action_config(
+        &self,
+        req: Request<pb::validate_action_config::Request>,
+    ) -> RpcResult<pb::validate_action_config::Response> {
+        reply(action::validate_action_config(self, req.into_inner()).await)
+    }
+
+    async fn plan_action(
+        &self,
+        req: Request<pb::plan_action::Request>,
+    ) -> RpcResult<pb::plan_action::Response> {
+        reply(action::plan_action(self, req.into_inner()).await)
+    }
+
+    async fn invoke_action(
+        &self,
+        req: Request<pb::invoke_action::Request>,
+    ) -> RpcResult<tonic::codegen::BoxStream<pb::invoke_action::Event>> {
+        reply(action::invoke_action(self, req.into_inner()))
     }
 
     async fn validate_list_resource_config(

@@ -32,6 +32,16 @@ pub(super) fn build_response<P: Provider>(
         ephemeral_resource_schemas: schemas(
             &mut server.ephemeral.iter().map(|(k, e)| (k, &e.schema)),
         ),
+        action_schemas: server
+            .actions
+            .iter()
+            .map(|(name, entry)| {
+                let schema = pb::ActionSchema {
+                    schema: Some(convert::schema(&entry.schema)),
+                };
+                (name.to_string(), schema)
+            })
+            .collect(),
         list_resource_schemas: schemas(
             &mut server.list_resources.iter().map(|(k, e)| (k, &e.schema)),
         ),
@@ -79,6 +89,13 @@ pub(super) fn get_metadata<P: Provider>(server: &PluginServer<P>) -> pb::get_met
             .keys()
             .map(|n| gm::FunctionMetadata {
                 name: n.to_string(),
+            })
+            .collect(),
+        actions: server
+            .actions
+            .keys()
+            .map(|n| gm::ActionMetadata {
+                type_name: n.to_string(),
             })
             .collect(),
         list_resources: server
