@@ -15,6 +15,7 @@
 //!    deleted in; rendering keeps the order of its files and sorts nothing for applying.
 //!
 //! Beside that flow: [`commit`] keeps a bootstrap's rendered files in a GitLab repository;
+//! [`credentials`] writes the Git credentials a configuration hands over write-only;
 //! [`tenant`] renders a tenant's namespaces, RBAC and sync; [`receiver`] a `generic-oidc`
 //! Receiver that GitLab CI jobs trigger with their ID tokens; [`reconcile`] asks Flux to
 //! reconcile now and waits until it has; [`placement`]
@@ -25,6 +26,7 @@
 //! [`error`]. Distributions are fetched with the crate's one HTTP client ([`crate::net`]).
 
 pub mod commit;
+pub mod credentials;
 pub mod error;
 pub mod interval;
 pub mod manifest;

@@ -10,12 +10,16 @@ use super::context::{
     ClusterModel, ProviderData, cluster_connection_attributes, cluster_name_attribute,
     connection_known, gitlab, kube,
 };
-use super::flux_inputs::{FluxInputs, ShardingModel, flux_error, inputs_known, render_attributes};
+use super::flux_inputs::{
+    FluxInputs, ShardingModel, configured_source, credentials_in_place, flux_error, inputs_known,
+    namespace_object, remove_credentials, render_attributes,
+};
 use super::support::{
     ADOPT_EXISTING, Model, RECONCILE_ON_CHANGE, adopt_error, duration_validator, engine_error,
     kube_error, lifecycle, reconcile_applied, with_defaults,
 };
 use crate::flux::commit::{CommitTarget, check_target, commit_files};
+use crate::flux::credentials::deliver;
 use crate::flux::objects::shard_users;
 use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::upgrade::{
@@ -23,6 +27,7 @@ use crate::flux::upgrade::{
 };
 use crate::flux::{FluxError, Rendered, validate_options};
 use crate::gitlab::{GitlabError, Missing};
+use crate::kube::KubeClient;
 use crate::kube::engine::{Lifecycle, Observed, observe, parse_inventory_id, read_ahead};
 use crate::tfplug::{
     ApplyRequest, AttrPath, Attribute, Block, Ctx, DiagResult, Diagnostic, Diagnostics,
@@ -144,15 +149,47 @@ async fn sync_git(
 }
 
 impl FluxBootstrap {
+    /// Writes the Git credentials the configuration hands over write-only into the sync's
+    /// Secret, before the source that reads them is applied.
+    async fn deliver_credentials(
+        &self,
+        client: &KubeClient,
+        inputs: &FluxInputs,
+        objects: &[serde_json::Value],
+        config: &Value,
+    ) -> DiagResult<()> {
+        let Some(configured) = configured_source(&self.schema(), config)? else {
+            return Ok(());
+        };
+        let (Some(credentials), Some(sync)) = (configured.credentials("sync")?, &inputs.sync)
+        else {
+            return Ok(());
+        };
+        let Some(secret) = sync.spec()?.secret_name else {
+            return Ok(());
+        };
+        let namespace = &inputs.namespace;
+        deliver(
+            client,
+            namespace_object(objects, namespace),
+            namespace,
+            &secret,
+            &credentials,
+        )
+        .await
+        .map_err(kube_error)
+    }
+
     /// Applies the planned bootstrap, pruning what `previous` (the prior inventory) held
     /// beyond it.
     async fn apply(
         &self,
         ctx: &Ctx<ProviderData>,
-        planned: &Value,
+        req: &ApplyRequest,
         previous: &[String],
     ) -> DiagResult<NewState> {
         let started = std::time::Instant::now();
+        let planned = &req.planned;
         let mut state = State::decode(planned)?;
         let (rendered, version) = state.inputs.render(ctx).await?;
         check_git(ctx, state.own.git_commit.as_ref()).await?;
@@ -165,6 +202,8 @@ impl FluxBootstrap {
                 .await
                 .map_err(adopt_error)?;
         }
+        self.deliver_credentials(&client, &state.inputs, &rendered.objects, &req.config)
+            .await?;
         let inventory = lifecycle
             .apply(&client, &rendered.objects, previous)
             .await
@@ -257,6 +296,9 @@ impl Resource<ProviderData> for FluxBootstrap {
         if config.is_wholly_known() {
             let inputs: FluxInputs = with_defaults(&self.schema(), config).decode()?;
             validate_options(&inputs.render_options()?).map_err(flux_error)?;
+            if let Some(sync) = &inputs.sync {
+                sync.source.credentials("sync")?;
+            }
         }
         Ok(())
     }
@@ -307,13 +349,13 @@ impl Resource<ProviderData> for FluxBootstrap {
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, &req.planned, &[]).await
+        self.apply(ctx, &req, &[]).await
     }
 
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
         let prior: Bootstrap = req.prior.decode()?;
         let previous = prior.inventory.unwrap_or_default();
-        self.apply(ctx, &req.planned, &previous).await
+        self.apply(ctx, &req, &previous).await
     }
 
     async fn read(
@@ -341,6 +383,14 @@ impl Resource<ProviderData> for FluxBootstrap {
                     Observed::Gone => return Ok(None),
                     found => Some(found == Observed::InSync),
                 };
+                if state.own.in_sync == Some(true)
+                    && let Some(sync) = &state.inputs.sync
+                {
+                    let spec = sync.spec()?;
+                    let namespace = &state.inputs.namespace;
+                    state.own.in_sync =
+                        Some(credentials_in_place(&client, &sync.source, &spec, namespace).await?);
+                }
             }
             Err(d) => {
                 ctx.warn(Diagnostic::warning(
@@ -355,6 +405,11 @@ impl Resource<ProviderData> for FluxBootstrap {
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
         let own: Bootstrap = prior.state.decode()?;
         let client = kube(ctx, &prior.state).await?;
+        let inputs: FluxInputs = prior.state.decode()?;
+        if let Some(sync) = &inputs.sync {
+            let spec = sync.spec()?;
+            remove_credentials(&client, &sync.source, &spec, &inputs.namespace).await?;
+        }
         own.lifecycle()
             .teardown(&client, own.inventory.as_deref().unwrap_or_default())
             .await

@@ -8,15 +8,20 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::context::ProviderData;
+use super::support::{kube_error, with_defaults};
+use crate::flux::credentials::{self, GitCredentials, delivered};
 use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::{
     Distribution, DistributionSource, FluxError, Multitenancy, Patch, PatchKind, Ref,
     RenderOptions, Rendered, Scaling, Sharding, Size, Storage, SyncKind, SyncSpec, Target, Verify,
     render, render_objects,
 };
+use crate::kube::KubeClient;
+use crate::secret::Secret;
 use crate::tfplug::schema::validators;
 use crate::tfplug::{
-    AttrPath, Attribute, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting, PlanContext,
+    AttrPath, Attribute, Ctx, DiagResult, Diagnostic, Diagnostics, Nesting, PlanContext, Schema,
+    Value,
 };
 
 pub const DEFAULT_VERSION: &str = "2.9.4";
@@ -120,7 +125,31 @@ pub fn source_attributes() -> Vec<Attribute> {
         )
         .optional()
         .description("One of branch (Git), tag, semver or digest (OCI). Default: branch `main` (Git) or tag `latest` (OCI)."),
-        Attribute::string("secret_name").optional().description("Secret with the source credentials."),
+        Attribute::string("secret_name").optional().description("Secret with the source credentials. With `http` or `bearer_token_wo` the provider writes it (default name: the source's own name)."),
+        Attribute::object(
+            "http",
+            vec![
+                Attribute::string("username").required().description("User name (for a GitLab token: any non-empty name)."),
+                Attribute::string("password_wo")
+                    .required()
+                    .sensitive()
+                    .write_only()
+                    .description("Password or access token. Write-only (Terraform 1.11+): sent to the cluster, never stored in state or plan."),
+                Attribute::number("password_wo_version")
+                    .optional()
+                    .description("Change it to deliver a new `password_wo`; the source is then asked to reconcile."),
+            ],
+        )
+        .optional()
+        .description("HTTP basic auth of a Git source: the provider writes `username` and `password` into the Secret `secret_name`."),
+        Attribute::string("bearer_token_wo")
+            .optional()
+            .sensitive()
+            .write_only()
+            .description("Bearer token of a Git source, written into the Secret `secret_name` as `bearerToken`. Write-only (Terraform 1.11+): never stored in state or plan."),
+        Attribute::number("bearer_token_wo_version")
+            .optional()
+            .description("Change it to deliver a new `bearer_token_wo`; the source is then asked to reconcile."),
         Attribute::object(
             "verify",
             vec![
@@ -245,6 +274,19 @@ pub struct SourceModel {
     pub reference: Option<RefModel>,
     pub secret_name: Option<String>,
     pub verify: Option<Verify>,
+    pub http: Option<HttpModel>,
+    /// Present only in the configuration an apply is handed: write-only.
+    pub bearer_token_wo: Option<Secret>,
+    pub bearer_token_wo_version: Option<i64>,
+}
+
+/// `http`: basic auth of a Git source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpModel {
+    pub username: String,
+    /// Present only in the configuration an apply is handed: write-only.
+    pub password_wo: Option<Secret>,
+    pub password_wo_version: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -374,9 +416,15 @@ impl ShardingModel {
     }
 }
 
+/// The Secret a bootstrap's sync reads credentials the provider writes from, unless named:
+/// the one `flux bootstrap` makes.
+pub const SYNC_SECRET: &str = "flux-system";
+
 impl SyncModel {
-    fn spec(&self) -> Result<SyncSpec, Diagnostic> {
-        self.source.spec("sync", &self.path, &self.interval)
+    pub fn spec(&self) -> Result<SyncSpec, Diagnostic> {
+        self.source
+            .with_secret_default(SYNC_SECRET)
+            .spec("sync", &self.path, &self.interval)
     }
 }
 
@@ -430,7 +478,84 @@ impl SourceModel {
             reference: (!follows_default).then(|| RefModel::of(&spec.reference)),
             secret_name: spec.secret_name.clone(),
             verify: spec.verify.clone(),
+            http: None,
+            bearer_token_wo: None,
+            bearer_token_wo_version: None,
         }
+    }
+
+    /// Whether the provider writes this source's credentials (`http` or a bearer token).
+    pub fn writes_credentials(&self) -> bool {
+        self.http.is_some() || self.bearer_token_wo_version.is_some()
+    }
+
+    /// The keys the credentials Secret must hold, when the provider writes it.
+    pub fn credential_keys(&self) -> Option<&'static [&'static str]> {
+        self.writes_credentials()
+            .then(|| credentials::keys_of(self.http.is_some()))
+    }
+
+    /// The credentials of a source read from an apply's configuration (the one place
+    /// write-only values are). `attribute` is the source's attribute, for diagnostics.
+    pub fn credentials(&self, attribute: &str) -> DiagResult<Option<GitCredentials>> {
+        let at = AttrPath::root().attr(attribute);
+        let given = self.http.is_some() || self.bearer_token_wo.is_some();
+        if given && self.kind == "OCIRepository" {
+            return Err(Diagnostic::error(
+                "Git credentials on an OCI source",
+                format!(
+                    "{attribute}.http and {attribute}.bearer_token_wo authenticate Git sources. \
+                     An OCIRepository pulls with a docker-registry Secret: name it in \
+                     {attribute}.secret_name."
+                ),
+            )
+            .at(at)
+            .into());
+        }
+        if self.bearer_token_wo.is_some() && self.bearer_token_wo_version.is_none() {
+            return Err(Diagnostic::error(
+                "Token version missing",
+                format!(
+                    "Set {attribute}.bearer_token_wo_version with bearer_token_wo: the token \
+                     itself is never stored, so its version is how a change is noticed."
+                ),
+            )
+            .at(at.attr("bearer_token_wo_version"))
+            .into());
+        }
+        match (&self.http, &self.bearer_token_wo) {
+            (Some(_), Some(_)) => Err(Diagnostic::error(
+                "Two kinds of Git credentials",
+                format!("Give {attribute}.http or {attribute}.bearer_token_wo, not both."),
+            )
+            .at(at)
+            .into()),
+            (Some(http), None) => {
+                let password = http.password_wo.clone().ok_or_else(|| {
+                    Diagnostic::error(
+                        "Password missing",
+                        format!("{attribute}.http needs password_wo."),
+                    )
+                    .at(at.clone().attr("http"))
+                })?;
+                Ok(Some(GitCredentials::Basic {
+                    username: http.username.clone(),
+                    password,
+                }))
+            }
+            (None, Some(token)) => Ok(Some(GitCredentials::Bearer(token.clone()))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The Secret the source reads its credentials from: `secret_name`, or `default` when
+    /// the provider writes the credentials and no name was given.
+    pub fn with_secret_default(&self, default: &str) -> Self {
+        let mut source = self.clone();
+        if source.secret_name.is_none() && source.writes_credentials() {
+            source.secret_name = Some(default.to_string());
+        }
+        source
     }
 }
 
@@ -516,4 +641,57 @@ fn attribute_path(dotted: &str) -> AttrPath {
     dotted
         .split('.')
         .fold(AttrPath::root(), |path, step| path.attr(step))
+}
+
+/// The source an apply's configuration gives (`source` of a tenant, `sync` of a bootstrap),
+/// with its write-only values: the one place they are.
+pub fn configured_source(schema: &Schema, config: &Value) -> DiagResult<Option<SourceModel>> {
+    #[derive(Deserialize)]
+    struct Configured {
+        source: Option<SourceModel>,
+        sync: Option<SourceModel>,
+    }
+    let configured: Configured = with_defaults(schema, config).decode()?;
+    Ok(configured.source.or(configured.sync))
+}
+
+/// The Namespace object among `objects` named `namespace`, if the resource applies it.
+pub fn namespace_object<'a>(
+    objects: &'a [serde_json::Value],
+    namespace: &str,
+) -> Option<&'a serde_json::Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == namespace)
+}
+
+/// Whether the credentials the provider writes for `source` (`spec` its rendered form) are
+/// in their Secret; true when it writes none.
+pub async fn credentials_in_place(
+    client: &KubeClient,
+    source: &SourceModel,
+    spec: &SyncSpec,
+    namespace: &str,
+) -> DiagResult<bool> {
+    let (Some(keys), Some(secret)) = (source.credential_keys(), spec.secret_name.as_deref()) else {
+        return Ok(true);
+    };
+    delivered(client, namespace, secret, keys)
+        .await
+        .map_err(kube_error)
+}
+
+/// Takes the credentials the provider wrote for `source` out of their Secret.
+pub async fn remove_credentials(
+    client: &KubeClient,
+    source: &SourceModel,
+    spec: &SyncSpec,
+    namespace: &str,
+) -> DiagResult<()> {
+    let (Some(keys), Some(secret)) = (source.credential_keys(), spec.secret_name.as_deref()) else {
+        return Ok(());
+    };
+    credentials::remove(client, namespace, secret, keys)
+        .await
+        .map_err(kube_error)
 }

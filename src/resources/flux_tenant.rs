@@ -9,12 +9,16 @@ use serde::{Deserialize, Serialize};
 use super::context::{
     ClusterModel, ProviderData, cluster_connection_attributes, cluster_name_attribute, kube,
 };
-use super::flux_inputs::{SourceModel, flux_error, source_attributes};
+use super::flux_inputs::{
+    SourceModel, configured_source, credentials_in_place, flux_error, namespace_object,
+    remove_credentials, source_attributes,
+};
 use super::support::{
     ADOPT_EXISTING, Model, RECONCILE_ON_CHANGE, adopt_error, duration_validator, engine_error,
     kube_error, lifecycle, reconcile_applied, split_import_id, with_defaults,
 };
 use crate::flux::FluxError;
+use crate::flux::credentials::deliver;
 use crate::flux::objects::{live_tenant, served_shards};
 use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::tenant::{self, DEFAULT_CLUSTER_ROLE, Tenant};
@@ -66,7 +70,11 @@ type State = Model<TenantSpec, TenantOwn>;
 
 impl TenantSpec {
     fn tenant(&self) -> DiagResult<Tenant> {
-        let source = self.source.spec("source", &self.path, &self.interval)?;
+        let source = self.source.with_secret_default(&self.name).spec(
+            "source",
+            &self.path,
+            &self.interval,
+        )?;
         Ok(Tenant {
             name: self.name.clone(),
             namespaces: self.namespaces.clone(),
@@ -155,10 +163,11 @@ impl FluxTenant {
     async fn apply(
         &self,
         ctx: &Ctx<ProviderData>,
-        planned: &Value,
+        req: &ApplyRequest,
         previous: &[String],
     ) -> DiagResult<NewState> {
         let started = std::time::Instant::now();
+        let planned = &req.planned;
         let mut state = State::decode(planned)?;
         let tenant = state.inputs.tenant()?;
         let objects = tenant::render(&tenant).map_err(tenant_error)?;
@@ -170,6 +179,25 @@ impl FluxTenant {
                 .claim(&client, &objects)
                 .await
                 .map_err(adopt_error)?;
+        }
+        let configured = configured_source(&self.schema(), &req.config)?;
+        let credentials = match &configured {
+            Some(source) => source.credentials("source")?,
+            None => None,
+        };
+        if let (Some(credentials), Some(secret)) =
+            (credentials, tenant.source.secret_name.as_deref())
+        {
+            let namespace = tenant.primary_namespace();
+            deliver(
+                &client,
+                namespace_object(&objects, namespace),
+                namespace,
+                secret,
+                &credentials,
+            )
+            .await
+            .map_err(kube_error)?;
         }
         let inventory = lifecycle
             .apply(&client, &objects, previous)
@@ -266,9 +294,9 @@ impl Resource<ProviderData> for FluxTenant {
 
     async fn validate(&self, _ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<()> {
         if config.is_wholly_known() {
-            with_defaults(&self.schema(), config)
-                .decode::<TenantSpec>()?
-                .objects()?;
+            let spec = with_defaults(&self.schema(), config).decode::<TenantSpec>()?;
+            spec.objects()?;
+            spec.source.credentials("source")?;
         }
         Ok(())
     }
@@ -308,13 +336,13 @@ impl Resource<ProviderData> for FluxTenant {
     }
 
     async fn create(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
-        self.apply(ctx, &req.planned, &[]).await
+        self.apply(ctx, &req, &[]).await
     }
 
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
         let prior: TenantOwn = req.prior.decode()?;
         let previous = prior.inventory.unwrap_or_default();
-        self.apply(ctx, &req.planned, &previous).await
+        self.apply(ctx, &req, &previous).await
     }
 
     async fn read(
@@ -329,12 +357,33 @@ impl Resource<ProviderData> for FluxTenant {
             Observed::Gone => return Ok(None),
             found => Some(found == Observed::InSync),
         };
+        if state.own.in_sync == Some(true) {
+            let tenant = state.inputs.tenant()?;
+            state.own.in_sync = Some(
+                credentials_in_place(
+                    &client,
+                    &state.inputs.source,
+                    &tenant.source,
+                    tenant.primary_namespace(),
+                )
+                .await?,
+            );
+        }
         Ok(Some(NewState::encode(&state)?))
     }
 
     async fn delete(&self, ctx: &Ctx<ProviderData>, prior: NewState) -> DiagResult<()> {
         let own: TenantOwn = prior.state.decode()?;
         let client = kube(ctx, &prior.state).await?;
+        let spec: TenantSpec = prior.state.decode()?;
+        let tenant = spec.tenant()?;
+        remove_credentials(
+            &client,
+            &spec.source,
+            &tenant.source,
+            tenant.primary_namespace(),
+        )
+        .await?;
         own.lifecycle()
             .teardown(&client, own.inventory.as_deref().unwrap_or_default())
             .await

@@ -147,7 +147,7 @@ pub fn plan_resource(
 /// configuration that omits them would.
 pub fn fill_defaults(block: &Block, state: &mut Value) {
     let as_config = state.clone();
-    walk_block(block, &as_config, &Value::Null, state, Pass::Defaults);
+    walk_block(block, &as_config, &Value::Null, state, Pass::ValueDefaults);
 }
 
 /// Clears write-only attributes from a state about to be stored.
@@ -163,7 +163,10 @@ pub fn strip_write_only(block: &Block, state: &mut Value) {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
+    /// Defaults into a planned state, which holds no write-only value.
     Defaults,
+    /// Defaults into a value as it is (a configuration keeps its write-only values).
+    ValueDefaults,
     Computed,
     StripWriteOnly,
 }
@@ -203,12 +206,14 @@ fn walk_attrs(attrs: &[Attribute], config: &Value, prior: &Value, planned: &mut 
 fn walk_attr(attr: &Attribute, cfg: &Value, pri: &Value, slot: &mut Value, pass: Pass) {
     if attr.write_only {
         // Terraform requires write-only values to be null in plans and state.
-        *slot = Value::Null;
+        if pass != Pass::ValueDefaults {
+            *slot = Value::Null;
+        }
         return;
     }
     if pass != Pass::StripWriteOnly && cfg.is_null() {
         match (pass, &attr.default) {
-            (Pass::Defaults, Some(default)) => *slot = default.clone(),
+            (Pass::Defaults | Pass::ValueDefaults, Some(default)) => *slot = default.clone(),
             (Pass::Computed, None) if attr.computed => {
                 *slot = if attr.has_modifier(PlanModifier::UseStateForUnknown) && !pri.is_null() {
                     pri.clone()
@@ -410,5 +415,21 @@ mod tests {
         let mut ok = Diagnostics::new();
         validate_config(&block(), &cfg, true, &mut ok);
         assert!(ok.is_empty());
+    }
+
+    /// A configuration given its defaults keeps its write-only values (the one place a
+    /// resource reads them); a plan never carries them.
+    #[test]
+    fn defaults_keep_a_configurations_write_only_values_and_plans_drop_them() {
+        let mut cfg = config("a", Value::Null);
+        if let Value::Object(fields) = &mut cfg {
+            fields.insert("secret".into(), "s3cret".into());
+        }
+        let mut with_defaults = cfg.clone();
+        fill_defaults(&block(), &mut with_defaults);
+        assert_eq!(with_defaults.get_attr("secret"), Some(&"s3cret".into()));
+        assert_eq!(with_defaults.get_attr("size"), Some(&"small".into()));
+        let plan = plan_resource(&block(), &Value::Null, cfg.clone(), &cfg);
+        assert_eq!(plan.planned.get_attr("secret"), Some(&Value::Null));
     }
 }
