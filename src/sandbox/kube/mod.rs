@@ -33,6 +33,7 @@ pub use managed::now;
 pub use routes::{CLUSTER_PREFIX, cluster_of};
 use store::{ObjKey, State, WriteOpts};
 pub use tls::{TlsIdentity, TlsListener};
+use types::ResourceType;
 
 /// Emulator configuration.
 #[derive(Debug, Clone)]
@@ -192,13 +193,7 @@ impl KubeEmulator {
     /// generation), as a controller would.
     pub fn set_status(&self, r: &ObjectRef, status: Value) -> Result<(), KubeEmulatorError> {
         let mut st = self.lock();
-        let rt = st
-            .registry
-            .by_kind(&r.api_version, &r.kind)
-            .cloned()
-            .ok_or_else(|| {
-                KubeEmulatorError::UnknownKind(format!("{}/{}", r.api_version, r.kind))
-            })?;
+        let rt = served(&st, r)?;
         let opts = WriteOpts {
             manager: "sandbox-controller".into(),
             ..Default::default()
@@ -224,13 +219,7 @@ impl KubeEmulator {
         manager: &str,
     ) -> Result<(), KubeEmulatorError> {
         let mut st = self.lock();
-        let rt = st
-            .registry
-            .by_kind(&r.api_version, &r.kind)
-            .cloned()
-            .ok_or_else(|| {
-                KubeEmulatorError::UnknownKind(format!("{}/{}", r.api_version, r.kind))
-            })?;
+        let rt = served(&st, r)?;
         let mut obj = st.get(&rt, r.namespace.as_deref(), &r.name)?;
         obj["metadata"]["annotations"][key] = json!(value);
         let opts = WriteOpts {
@@ -312,4 +301,12 @@ fn restore_one(st: &mut State, obj: &Value) -> Result<(), KubeEmulatorError> {
     }
     st.objects.insert(key, obj.clone());
     Ok(())
+}
+
+/// The resource type of `r`'s kind, which the cluster must serve.
+fn served(st: &State, r: &ObjectRef) -> Result<ResourceType, KubeEmulatorError> {
+    st.registry
+        .by_kind(&r.api_version, &r.kind)
+        .cloned()
+        .ok_or_else(|| KubeEmulatorError::UnknownKind(format!("{}/{}", r.api_version, r.kind)))
 }
