@@ -1,12 +1,12 @@
 //! List resources (Terraform 1.14+), on Terraform 1.15: `terraform query` finds the agents
-//! of a project, the tokens of an agent and the tenants of a cluster, and
-//! `-generate-config-out` turns the results into configuration that imports and plans
-//! clean.
+//! of a project, the tokens of an agent, the deploy keys a cluster holds and the tenants of
+//! a cluster, and `-generate-config-out` turns the results into configuration that imports
+//! and plans clean.
 
 mod common;
 
 use common::agents::fleet_config;
-use common::{SandboxProcess, Workspace, block_on, flux_fixture_of, provider_block};
+use common::{SandboxProcess, Workspace, block_on, flux_fixture_of, kubectl, provider_block};
 use serde_json::{Value, json};
 
 /// The agent fleet plus Flux 2.9.4 with two tenants.
@@ -50,12 +50,23 @@ list "gitlabflux_flux_tenant" "tenants" {
 }
 "#;
 
-/// The results of `terraform query -json`: (list address, display name, identity).
-fn results(ws: &Workspace) -> Vec<(String, String, Value)> {
+/// The messages of `terraform query -json`.
+fn query_messages(ws: &Workspace) -> Vec<Value> {
     let out = ws.ok(&["query", "-json", "-no-color"]);
     out.stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .collect()
+}
+
+/// The results of `terraform query -json`: (list address, display name, identity).
+fn results(ws: &Workspace) -> Vec<(String, String, Value)> {
+    found_in(&query_messages(ws))
+}
+
+fn found_in(messages: &[Value]) -> Vec<(String, String, Value)> {
+    messages
+        .iter()
         .filter(|m| m["type"] == "list_resource_found")
         .map(|m| {
             let found = &m["list_resource_found"];
@@ -165,9 +176,112 @@ fn a_query_lists_the_tokens_of_an_agent() {
     );
 }
 
+/// A deploy key of the project whose private half this cluster holds, and one added by hand.
+fn deploy_keys(sandbox: &SandboxProcess) -> String {
+    format!(
+        r#"{provider}
+resource "gitlabflux_deploy_key" "flux" {{
+  project           = "fleet/gitops"
+  title             = "flux prod"
+  known_hosts       = "gitlab.example.com {HOST_KEY}"
+  kubernetes_secret = {{ namespace = "flux-system", name = "flux-git" }}
+}}
+"#,
+        provider = provider_block(sandbox)
+    )
+}
+
+/// A throwaway public key, standing for one a person added by hand.
+const HOST_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGW/+CWCyrMDjw/i56QHqliINRCdRqnBwIFdMdYtxVtT";
+
+fn add_deploy_key_by_hand(sandbox: &SandboxProcess) -> Value {
+    block_on(async {
+        sandbox
+            .gitlab(
+                reqwest::Method::POST,
+                "/projects/fleet%2Fgitops/deploy_keys",
+            )
+            .json(&json!({ "title": "laptop", "key": HOST_KEY }))
+            .send()
+            .await
+            .expect("add by hand")
+            .json::<Value>()
+            .await
+            .expect("added key")
+    })
+}
+
+/// The deploy keys of a project are listed with the Secret holding each: the one the
+/// provider delivered is found and its generated configuration imports and plans clean;
+/// the one added by hand, whose private half no Secret holds, is named in a warning.
+fn a_query_lists_the_deploy_keys_a_secret_of_the_cluster_holds() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    kubectl(&sandbox, &["create", "namespace", "flux-system"]);
+    let source = Workspace::new();
+    source.write(&deploy_keys(&sandbox));
+    source.apply();
+    let key = source.resource("gitlabflux_deploy_key.flux");
+    let by_hand = add_deploy_key_by_hand(&sandbox);
+
+    let ws = Workspace::new();
+    ws.write(&provider_block(&sandbox));
+    let query = "list \"gitlabflux_deploy_key\" \"gitops\" {\n  provider = gitlabflux\n  config {\n    project = \"fleet/gitops\"\n  }\n}\n";
+    std::fs::write(ws.path().join("keys.tfquery.hcl"), query).expect("write query");
+    let messages = query_messages(&ws);
+    assert_eq!(
+        found_in(&messages),
+        [(
+            "list.gitlabflux_deploy_key.gitops".to_string(),
+            format!(
+                "deploy key {} \"flux prod\" in flux-system/flux-git",
+                key["deploy_key_id"]
+            ),
+            json!({
+                "project": "fleet/gitops",
+                "deploy_key_id": key["deploy_key_id"],
+                "secret_namespace": "flux-system",
+                "secret_name": "flux-git",
+            })
+        )]
+    );
+    let warning = messages
+        .iter()
+        .find(|m| {
+            m["type"] == "diagnostic"
+                && m["diagnostic"]["severity"] == "warning"
+                && m["diagnostic"]["summary"] != "Provider development overrides are in effect"
+        })
+        .unwrap_or_else(|| panic!("no warning in {messages:#?}"));
+    assert_eq!(
+        warning["diagnostic"]["summary"],
+        "1 deploy key of fleet/gitops is held by no Secret in this cluster"
+    );
+    let detail = warning["diagnostic"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("{} \"laptop\"", by_hand["id"])),
+        "{detail}"
+    );
+
+    ws.ok(&["query", "-no-color", "-generate-config-out=generated.tf"]);
+    let generated =
+        std::fs::read_to_string(ws.path().join("generated.tf")).expect("generated config");
+    let out = ws.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        out.stdout
+            .contains("1 imported, 0 added, 0 changed, 0 destroyed"),
+        "{}\n{generated}",
+        out.text()
+    );
+    ws.assert_no_changes();
+    let imported = ws.resource("gitlabflux_deploy_key.gitops_0");
+    assert_eq!(imported["fingerprint_sha256"], key["fingerprint_sha256"]);
+}
+
 on_terraform!(
     on_terraform_1_15,
     V1_15,
     a_query_lists_agents_and_tenants_and_generates_importable_configuration,
-    a_query_lists_the_tokens_of_an_agent
+    a_query_lists_the_tokens_of_an_agent,
+    a_query_lists_the_deploy_keys_a_secret_of_the_cluster_holds
 );

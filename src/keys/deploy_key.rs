@@ -733,6 +733,58 @@ pub async fn find_recorded(
     })
 }
 
+/// The deploy keys of a project, sorted by where their private halves are.
+#[derive(Debug, Default)]
+pub struct ProjectKeys {
+    /// Keys a Secret of this cluster holds, with that Secret.
+    pub held: Vec<(DeployKey, SecretName)>,
+    /// Keys no Secret of this cluster holds as this module wrote it: another cluster's,
+    /// or added by hand.
+    pub elsewhere: Vec<DeployKey>,
+}
+
+/// Finds which deploy keys of `project` a Secret in `kube`'s cluster holds. Secrets are
+/// found by the key id label this module writes and confirmed by the fingerprint
+/// annotation written with the key, from their metadata only: no private half is read.
+pub async fn project_keys(
+    client: &GitlabClient,
+    kube: &KubeClient,
+    project: &str,
+) -> Result<ProjectKeys, DeployKeyError> {
+    let keys = client.deploy_keys(project).await?;
+    let mut secrets = kube
+        .list_metadata("v1", "Secret", Some(KEY_ID_LABEL))
+        .await?;
+    // Several Secrets may carry a copy of one key: the first by namespace and name holds it.
+    secrets.sort_by_key(|s| secret_of(s).map(|n| (n.namespace, n.name)));
+    let mut found = ProjectKeys::default();
+    for key in keys {
+        match secrets.iter().find(|s| holds(s, &key)).and_then(secret_of) {
+            Some(secret) => found.held.push((key, secret)),
+            None => found.elsewhere.push(key),
+        }
+    }
+    Ok(found)
+}
+
+/// Whether a Secret's metadata says it holds `key`, as this module writes it.
+fn holds(secret: &serde_json::Value, key: &DeployKey) -> bool {
+    let metadata = &secret["metadata"];
+    let id = key.id.to_string();
+    metadata["labels"][KEY_ID_LABEL].as_str() == Some(id.as_str())
+        && key.fingerprint_sha256.is_some()
+        && metadata["annotations"][FINGERPRINT_ANNOTATION].as_str()
+            == key.fingerprint_sha256.as_deref()
+}
+
+fn secret_of(secret: &serde_json::Value) -> Option<SecretName> {
+    let metadata = &secret["metadata"];
+    Some(SecretName {
+        namespace: metadata["namespace"].as_str()?.to_string(),
+        name: metadata["name"].as_str()?.to_string(),
+    })
+}
+
 /// The algorithm of a public key line, by its type.
 pub fn algorithm_of(public_openssh: &str) -> Option<&'static str> {
     match public_openssh.split_whitespace().next()? {
@@ -772,5 +824,31 @@ mod tests {
         assert_eq!(algorithm_of("ecdsa-sha2-nistp256 AAAA"), Some("ecdsa-p256"));
         assert_eq!(algorithm_of("ssh-rsa AAAA"), Some("rsa-4096"));
         assert_eq!(algorithm_of("ssh-dss AAAA"), None);
+    }
+
+    #[test]
+    fn a_secret_holds_a_key_only_with_its_id_and_fingerprint() {
+        let mut k = key(None);
+        k.fingerprint_sha256 = Some("SHA256:abc".into());
+        let secret = |id: &str, fingerprint: &str| {
+            serde_json::json!({ "metadata": {
+                "namespace": "flux-system", "name": "flux-git",
+                "labels": { KEY_ID_LABEL: id },
+                "annotations": { FINGERPRINT_ANNOTATION: fingerprint },
+            }})
+        };
+        assert!(holds(&secret("1", "SHA256:abc"), &k));
+        // A copy left behind after a rotation names the old key's fingerprint.
+        assert!(!holds(&secret("1", "SHA256:old"), &k));
+        assert!(!holds(&secret("2", "SHA256:abc"), &k));
+        k.fingerprint_sha256 = None;
+        assert!(!holds(&secret("1", ""), &k));
+        assert_eq!(
+            secret_of(&secret("1", "SHA256:abc")),
+            Some(SecretName {
+                namespace: "flux-system".into(),
+                name: "flux-git".into()
+            })
+        );
     }
 }

@@ -193,7 +193,7 @@ fn due(prior: &Value, planned: &Value) -> Option<Want> {
     }
 }
 
-fn key_error(e: DeployKeyError) -> Diagnostics {
+pub(super) fn key_error(e: DeployKeyError) -> Diagnostics {
     let d = Diagnostic::error(e.summary(), e.detail());
     let at = |path: AttrPath| d.clone().at(path);
     let root = AttrPath::root();

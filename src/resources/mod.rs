@@ -17,6 +17,7 @@ mod agent_token_list;
 mod agent_token_rotate;
 pub(crate) mod context;
 mod deploy_key;
+mod deploy_key_list;
 mod flux_bootstrap;
 mod flux_inputs;
 mod flux_manifests;
@@ -62,6 +63,7 @@ pub fn list_resources() -> Vec<Arc<dyn ListResource<ProviderData>>> {
     vec![
         Arc::new(agent_list::AgentList),
         Arc::new(agent_token_list::AgentTokenList),
+        Arc::new(deploy_key_list::DeployKeyList),
         Arc::new(flux_tenant_list::FluxTenantList),
     ]
 }

@@ -33,11 +33,12 @@ pub(super) async fn list_resource<P: Provider>(
     let type_name = req.type_name.clone();
     match guarded("ListResource", &type_name, list(server, req)).await {
         Ok(events) => events,
-        Err(diagnostics) => vec![failed(diagnostics)],
+        Err(diagnostics) => vec![diagnostic_event(diagnostics)],
     }
 }
 
-fn failed(diagnostics: Diagnostics) -> pb::list_resource::Event {
+/// An event with no result: the diagnostics that stopped the query or warnings beside it.
+fn diagnostic_event(diagnostics: Diagnostics) -> pb::list_resource::Event {
     pb::list_resource::Event {
         diagnostic: convert::diagnostics(diagnostics),
         ..Default::default()
@@ -54,7 +55,13 @@ async fn list<P: Provider>(
     let ctx = server.ctx();
     let found = entry.item.list(&ctx, &config).await?;
     let limit = usize::try_from(req.limit).unwrap_or(usize::MAX);
+    // The listing's own warnings stand apart from any result's: an event of their own, so
+    // they reach the user even when nothing is found.
+    let listing_warnings = ctx.take_warnings();
     let mut events = Vec::new();
+    if !listing_warnings.is_empty() {
+        events.push(diagnostic_event(listing_warnings));
+    }
     for Found {
         display_name,
         import_id,
@@ -107,5 +114,5 @@ fn skipped(display_name: &str, errors: Diagnostics) -> pb::list_resource::Event 
     for d in errors.iter() {
         warnings.warning(format!("{display_name} left out: {}", d.summary), &d.detail);
     }
-    failed(warnings)
+    diagnostic_event(warnings)
 }
