@@ -4,51 +4,13 @@
 
 mod common;
 
-use base64::Engine as _;
 use common::agents::{fleet_config, one_line};
+use common::clusters::{connection, provider_with_named_cluster};
 use common::{SandboxProcess, Workspace, kubectl_json};
-use serde_json::Value;
 
-/// The sandbox cluster's connection, read from its kubeconfig: (server, token, CA PEM).
-fn connection(sandbox: &SandboxProcess) -> (String, String, String) {
-    let text = std::fs::read_to_string(sandbox.url("kubeconfig")).expect("kubeconfig");
-    let doc: Value = serde_yaml_ng::from_str(&text).expect("yaml");
-    let cluster = &doc["clusters"][0]["cluster"];
-    let ca = base64::engine::general_purpose::STANDARD
-        .decode(cluster["certificate-authority-data"].as_str().expect("CA"))
-        .expect("base64");
-    (
-        cluster["server"].as_str().expect("server").to_string(),
-        doc["users"][0]["user"]["token"]
-            .as_str()
-            .expect("token")
-            .to_string(),
-        String::from_utf8(ca).expect("PEM"),
-    )
-}
-
-/// A provider with GitLab and `clusters = { prod = ... }`, and no default cluster, so only a
-/// resource that names `prod` reaches it. `prod_host` is an HCL expression.
+/// A provider reaching the sandbox's cluster as `prod` only. `prod_host` is an HCL expression.
 fn provider(sandbox: &SandboxProcess, prod_host: &str) -> String {
-    let (_, token, ca) = connection(sandbox);
-    format!(
-        r#"provider "gitlabflux" {{
-  gitlab = {{
-    base_url = "{gitlab}"
-    token    = "{gitlab_token}"
-  }}
-  clusters = {{
-    prod = {{
-      host                   = {prod_host}
-      token                  = "{token}"
-      cluster_ca_certificate = {ca:?}
-    }}
-  }}
-}}
-"#,
-        gitlab = sandbox.url("gitlab_url"),
-        gitlab_token = sandbox.url("gitlab_token"),
-    )
+    provider_with_named_cluster(sandbox, "prod", prod_host)
 }
 
 /// The agent fleet configuration, its cluster resources naming `name`, on `provider`.

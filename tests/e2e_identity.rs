@@ -5,6 +5,7 @@
 mod common;
 
 use common::agents::fleet_config;
+use common::clusters::provider_with_sandbox_as;
 use common::{SandboxProcess, Workspace, block_on, flux_fixture_of, provider_block};
 use serde_json::{Value, json};
 
@@ -86,7 +87,7 @@ fn every_resource_is_imported_by_identity() {
         ),
         (
             "gitlabflux_agent_install.prod",
-            json!({ "namespace": "gitlab-agent", "name": "gitlab-agent" }),
+            json!({ "namespace": "gitlab-agent", "name": "gitlab-agent", "cluster_name": null }),
         ),
         (
             "gitlabflux_agent_token.prod",
@@ -94,15 +95,15 @@ fn every_resource_is_imported_by_identity() {
         ),
         (
             "gitlabflux_flux_bootstrap.this",
-            json!({ "namespace": "flux-system" }),
+            json!({ "namespace": "flux-system", "cluster_name": null }),
         ),
         (
             "gitlabflux_flux_receiver.ci",
-            json!({ "namespace": "flux-system", "name": "gitlab-ci" }),
+            json!({ "namespace": "flux-system", "name": "gitlab-ci", "cluster_name": null }),
         ),
         (
             "gitlabflux_flux_tenant.team_a",
-            json!({ "namespace": "team-a", "name": "team-a" }),
+            json!({ "namespace": "team-a", "name": "team-a", "cluster_name": null }),
         ),
     ];
     for (address, identity) in &expected {
@@ -176,9 +177,75 @@ import {{
     ws.assert_no_changes();
 }
 
+/// Flux and a tenant in one of the provider's `clusters`, named by `cluster_name`.
+fn named_cluster_config(sandbox: &SandboxProcess) -> String {
+    format!(
+        r#"{provider}
+resource "gitlabflux_flux_bootstrap" "this" {{
+  cluster_name = "prod"
+  distribution = {{ source = "{fixture}" }}
+  multitenancy = {{ enabled = true }}
+  sync = {{ url = "https://gitlab.example.com/fleet/gitops.git", ref = {{ branch = "main" }} }}
+  timeout = "30s"
+}}
+
+resource "gitlabflux_flux_tenant" "team_a" {{
+  cluster_name = "prod"
+  name         = "team-a"
+  namespaces   = ["team-a"]
+  source       = {{ url = "https://gitlab.example.com/team-a/deploy.git" }}
+  depends_on   = [gitlabflux_flux_bootstrap.this]
+}}
+"#,
+        provider = provider_with_sandbox_as(sandbox, "prod"),
+        fixture = flux_fixture_of("v2.9.4"),
+    )
+}
+
+/// In a fleet, where the provider has no default cluster, an identity carries the
+/// resource's `cluster_name` and an import by it reads that cluster.
+fn an_identity_names_the_cluster_it_is_in() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let source = Workspace::new();
+    source.write(&named_cluster_config(&sandbox));
+    source.apply();
+    let expected = [
+        (
+            "gitlabflux_flux_bootstrap.this",
+            json!({ "namespace": "flux-system", "cluster_name": "prod" }),
+        ),
+        (
+            "gitlabflux_flux_tenant.team_a",
+            json!({ "namespace": "team-a", "name": "team-a", "cluster_name": "prod" }),
+        ),
+    ];
+    let mut found = identities(&source);
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let found: Vec<(&str, Value)> = found.iter().map(|(a, i)| (a.as_str(), i.clone())).collect();
+    assert_eq!(found, expected);
+
+    let target = Workspace::new();
+    let imports: String = expected
+        .iter()
+        .map(|(address, identity)| import_block(address, identity))
+        .collect();
+    target.write(&format!("{}\n{imports}", named_cluster_config(&sandbox)));
+    let out = target.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        out.stdout
+            .contains("2 imported, 0 added, 1 changed, 0 destroyed"),
+        "{}",
+        out.text()
+    );
+    target.assert_no_changes();
+    let tenant = target.resource("gitlabflux_flux_tenant.team_a");
+    assert_eq!(tenant["cluster_name"], "prod");
+}
+
 on_terraform!(
     on_terraform_1_15,
     V1_15,
     every_resource_is_imported_by_identity,
-    an_agent_made_by_hand_is_imported_by_identity
+    an_agent_made_by_hand_is_imported_by_identity,
+    an_identity_names_the_cluster_it_is_in
 );

@@ -129,12 +129,12 @@ fn a_query_lists_agents_and_tenants_and_generates_importable_configuration() {
             (
                 "list.gitlabflux_flux_tenant.tenants".to_string(),
                 "tenant team-a in team-a".to_string(),
-                json!({ "namespace": "team-a", "name": "team-a" })
+                json!({ "namespace": "team-a", "name": "team-a", "cluster_name": null })
             ),
             (
                 "list.gitlabflux_flux_tenant.tenants".to_string(),
                 "tenant team-b in team-b".to_string(),
-                json!({ "namespace": "team-b", "name": "team-b" })
+                json!({ "namespace": "team-b", "name": "team-b", "cluster_name": null })
             ),
         ]
     );
@@ -242,6 +242,7 @@ fn a_query_lists_the_deploy_keys_a_secret_of_the_cluster_holds() {
                 "deploy_key_id": key["deploy_key_id"],
                 "secret_namespace": "flux-system",
                 "secret_name": "flux-git",
+                "cluster_name": null,
             })
         )]
     );

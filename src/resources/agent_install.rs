@@ -1,7 +1,8 @@
 //! `gitlabflux_agent_install`: agentk in a cluster (namespace, service account, RBAC,
 //! Deployment reading the token Secret), applied server-side as field manager `gitlabflux`.
 //! Drift (deleted or edited objects, a token Secret the pods have not picked up) plans a
-//! repair. Import ID: `<namespace>/<name>`.
+//! repair. Import ID: `<namespace>/<name>`
+//! (`@<cluster_name>` after it in one of the provider's `clusters`).
 
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::context::{
     ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
-    cluster_name_attribute, gitlab, kube_client,
+    cluster_identity_attribute, cluster_name_attribute, gitlab, import_target, kube_client,
+    on_cluster,
 };
 use super::support::{
     ADOPT_EXISTING, agent_error, data_key_validator, dns_label_validator, gitlab_error,
@@ -119,8 +121,12 @@ impl Resource<ProviderData> for AgentInstall {
                     .description("Namespace of agentk."),
                 IdentityAttribute::string("name", &["name"])
                     .description("Name of agentk's Deployment."),
+                cluster_identity_attribute(),
             ],
-            import_id: |parts| parts.join("/"),
+            import_id: |parts| match parts {
+                [namespace, name, cluster] => on_cluster(format!("{namespace}/{name}"), cluster),
+                _ => parts.join("/"),
+            },
         })
     }
 
@@ -223,14 +229,24 @@ impl Resource<ProviderData> for AgentInstall {
     }
 
     async fn import(&self, _ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
-        let (namespace, name) =
-            split_import_id(id, '/', "<namespace>/<name>", "gitlab-agent/gitlab-agent")?;
+        let (id, cluster_name) = import_target(id);
+        let (namespace, name) = split_import_id(
+            id,
+            '/',
+            "<namespace>/<name>[@<cluster_name>]",
+            "gitlab-agent/gitlab-agent",
+        )?;
         // The rest takes the schema's defaults, and read replaces what the cluster shows.
         #[derive(Serialize)]
         struct Imported<'a> {
             namespace: &'a str,
             name: &'a str,
+            cluster_name: Option<&'a str>,
         }
-        NewState::encode(&Imported { namespace, name })
+        NewState::encode(&Imported {
+            namespace,
+            name,
+            cluster_name,
+        })
     }
 }

@@ -11,7 +11,9 @@ use crate::flux::Distributions;
 use crate::gitlab::GitlabClient;
 use crate::kube::{ClusterSettings, Clusters, ExecSettings, KubeClient};
 use crate::secret::Secret;
-use crate::tfplug::{AttrPath, Attribute, Ctx, DiagResult, Diagnostic, Diagnostics, Value};
+use crate::tfplug::{
+    AttrPath, Attribute, Ctx, DiagResult, Diagnostic, Diagnostics, IdentityAttribute, Value,
+};
 
 /// What resources get from the configured provider: shared, pooled clients.
 pub struct ProviderData {
@@ -249,6 +251,43 @@ impl<'a> ClusterChoice<'a> {
             cluster_name: cluster_name.as_deref(),
         }
     }
+
+    /// One of the provider's `clusters` by name, or the default.
+    pub fn named(cluster_name: Option<&'a str>) -> Self {
+        Self {
+            cluster: None,
+            cluster_name,
+        }
+    }
+}
+
+/// An import ID's parts: the resource's own ID and, after `@`, one of the provider's
+/// `clusters` by name (`flux-system@prod-eu`); without it, the provider's default cluster.
+/// No resource's own ID holds an `@`: project paths and Kubernetes names cannot.
+pub fn import_target(id: &str) -> (&str, Option<&str>) {
+    match id.rsplit_once('@') {
+        Some((own, cluster)) if !own.is_empty() && !cluster.is_empty() => (own, Some(cluster)),
+        _ => (id, None),
+    }
+}
+
+/// The import ID of `own` in the cluster named `cluster_name` ("" for the default).
+pub fn on_cluster(own: String, cluster_name: &str) -> String {
+    if cluster_name.is_empty() {
+        own
+    } else {
+        format!("{own}@{cluster_name}")
+    }
+}
+
+/// The identity part naming the cluster by `cluster_name` (null for the default cluster
+/// and for an inline `cluster`, whose credentials an identity cannot carry).
+pub fn cluster_identity_attribute() -> IdentityAttribute {
+    IdentityAttribute::string("cluster_name", &["cluster_name"])
+        .optional_for_import()
+        .description(
+            "One of the provider's `clusters`, when the resource names one by `cluster_name`.",
+        )
 }
 
 /// The attribute a resource names one of the provider's `clusters` with.
@@ -364,4 +403,32 @@ pub async fn kube(ctx: &Ctx<ProviderData>, resource: &Value) -> DiagResult<KubeC
         cluster_name: with.cluster_name.as_deref(),
     };
     kube_client(ctx, choice).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_import_id_names_its_cluster_after_an_at() {
+        assert_eq!(import_target("flux-system"), ("flux-system", None));
+        assert_eq!(
+            import_target("team-a/team-a@prod-eu"),
+            ("team-a/team-a", Some("prod-eu"))
+        );
+        assert_eq!(
+            import_target("fleet/gitops:12:flux-system/flux-git@prod"),
+            ("fleet/gitops:12:flux-system/flux-git", Some("prod"))
+        );
+        // An `@` with nothing on one side names no cluster.
+        assert_eq!(import_target("flux-system@"), ("flux-system@", None));
+        assert_eq!(import_target("@prod"), ("@prod", None));
+        for (own, cluster) in [("flux-system", ""), ("team-a/team-a", "prod-eu")] {
+            let id = on_cluster(own.to_string(), cluster);
+            assert_eq!(
+                import_target(&id),
+                (own, Some(cluster).filter(|c| !c.is_empty()))
+            );
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! read-only deploy key of a project and delivered to a Flux Git Secret, rotated with
 //! overlap (add the new key, write the Secret, have the listed Flux objects reconcile with
 //! it, then delete the old key). The private key is never in state.
-//! Import ID: `<project path>:<deploy key id>:<namespace>/<secret name>`.
+//! Import ID: `<project path>:<deploy key id>:<namespace>/<secret name>`, with
+//! `@<cluster_name>` after it for a Secret in one of the provider's `clusters`.
 
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::context::{
     ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
-    cluster_name_attribute, gitlab, kube_client,
+    cluster_identity_attribute, cluster_name_attribute, gitlab, import_target, kube_client,
+    on_cluster,
 };
 use super::support::{
     TagPrivate, dns_label_validator, duration_validator, now_rfc3339, object_name_validator,
@@ -316,9 +318,12 @@ impl Resource<ProviderData> for DeployKeyResource {
                     .description("Namespace of the Flux Git Secret holding the private key."),
                 IdentityAttribute::string("secret_name", &["kubernetes_secret", "name"])
                     .description("Name of that Secret."),
+                cluster_identity_attribute(),
             ],
             import_id: |parts| match parts {
-                [project, id, namespace, name] => format!("{project}:{id}:{namespace}/{name}"),
+                [project, id, namespace, name, cluster] => {
+                    on_cluster(format!("{project}:{id}:{namespace}/{name}"), cluster)
+                }
                 _ => parts.join(":"),
             },
         })
@@ -532,6 +537,7 @@ impl Resource<ProviderData> for DeployKeyResource {
     }
 
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
+        let (id, cluster_name) = import_target(id);
         let (project, key_id, secret) = parse_import_id(id)?;
         let key = gitlab(ctx)?
             .deploy_key(&project, key_id)
@@ -543,7 +549,7 @@ impl Resource<ProviderData> for DeployKeyResource {
                     format!("Project {project} has no deploy key {key_id}."),
                 )
             })?;
-        let kube = kube_client(ctx, ClusterChoice::default()).await?;
+        let kube = kube_client(ctx, ClusterChoice::named(cluster_name)).await?;
         let found = deploy_key::find_recorded(&kube, &secret)
             .await
             .map_err(key_error)?;
@@ -572,7 +578,7 @@ impl Resource<ProviderData> for DeployKeyResource {
             reconcile: settings.reconcile,
             adopt_existing: settings.adopt_existing.unwrap_or(false),
             cluster: None,
-            cluster_name: None,
+            cluster_name: cluster_name.map(str::to_string),
             facts: KeyFacts {
                 deploy_key_id: Some(key.id),
                 public_key: Some(public_without_comment(&key.key)),
@@ -606,7 +612,8 @@ fn parse_import_id(id: &str) -> DiagResult<(String, i64, SecretName)> {
             "Invalid import ID",
             format!(
                 "Expected <project path>:<deploy key id>:<namespace>/<secret name>, like \
-                 fleet/gitops:12:flux-system/flux-system; got \"{id}\"."
+                 fleet/gitops:12:flux-system/flux-system (with @<cluster_name> after it in one \
+                 of the provider's clusters); got \"{id}\"."
             ),
         )
         .into()

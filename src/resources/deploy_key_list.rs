@@ -1,11 +1,11 @@
 //! The `gitlabflux_deploy_key` list resource (`terraform query`, Terraform 1.14+): the deploy
-//! keys of a project whose private halves a Secret in the provider's default cluster holds,
-//! each importable as a `gitlabflux_deploy_key` with that Secret.
+//! keys of a project whose private halves a Secret in a cluster holds, each importable as a
+//! `gitlabflux_deploy_key` with that Secret.
 
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::context::{ClusterChoice, ProviderData, gitlab, kube_client};
+use super::context::{ClusterChoice, ProviderData, gitlab, kube_client, on_cluster};
 use super::deploy_key::key_error;
 use crate::gitlab::DeployKey;
 use crate::keys::deploy_key::project_keys;
@@ -22,6 +22,7 @@ pub struct DeployKeyList;
 #[derive(Deserialize)]
 struct Query {
     project: String,
+    cluster_name: Option<String>,
 }
 
 #[async_trait]
@@ -37,10 +38,14 @@ impl ListResource<ProviderData> for DeployKeyList {
                 Attribute::string("project")
                     .required()
                     .description("Project of the deploy keys (path or ID)."),
+                Attribute::string("cluster_name").optional().description(
+                    "One of the provider's `clusters` to look for Secrets in; default: the \
+                     provider's `kubernetes`. Results import with this `cluster_name`.",
+                ),
             ])
             .description(
                 "The deploy keys of a GitLab project whose private halves a Secret in the \
-                 provider's default cluster (`kubernetes`) holds, as `gitlabflux_deploy_key` \
+                 cluster holds, as `gitlabflux_deploy_key` \
                  wrote it (found by the Secret's `gitlabflux.io/deploy-key-id` label, confirmed \
                  by its fingerprint annotation; only Secret metadata is read). A key held by no \
                  such Secret (another cluster's, or added by hand) cannot be managed without \
@@ -51,8 +56,8 @@ impl ListResource<ProviderData> for DeployKeyList {
 
     async fn list(&self, ctx: &Ctx<ProviderData>, config: &Value) -> DiagResult<Vec<Found>> {
         let query: Query = config.decode()?;
-        // Import reads the provider's default cluster, so the query does too.
-        let kube = kube_client(ctx, ClusterChoice::default()).await?;
+        let cluster_name = query.cluster_name.as_deref();
+        let kube = kube_client(ctx, ClusterChoice::named(cluster_name)).await?;
         let keys = project_keys(gitlab(ctx)?, &kube, &query.project)
             .await
             .map_err(key_error)?;
@@ -70,9 +75,12 @@ impl ListResource<ProviderData> for DeployKeyList {
                     secret.namespace,
                     secret.name
                 ),
-                import_id: format!(
-                    "{}:{}:{}/{}",
-                    query.project, key.id, secret.namespace, secret.name
+                import_id: on_cluster(
+                    format!(
+                        "{}:{}:{}/{}",
+                        query.project, key.id, secret.namespace, secret.name
+                    ),
+                    cluster_name.unwrap_or_default(),
                 ),
             })
             .collect())
@@ -94,9 +102,9 @@ fn held_elsewhere(project: &str, keys: &[DeployKey]) -> Diagnostic {
             n => format!("{n} deploy keys of {project} are held by no Secret in this cluster"),
         },
         format!(
-            "No Secret in the provider's default cluster holds these keys as \
-             gitlabflux_deploy_key writes them: {}. They may belong to other clusters (query \
-             with their kubeconfig), or were added outside this provider; to take one over, \
+            "No Secret in the cluster queried holds these keys as gitlabflux_deploy_key \
+             writes them: {}. They may belong to other clusters (query with their \
+             cluster_name), or were added outside this provider; to take one over, \
              import it naming the Secret that holds its private half \
              (<project>:<id>:<namespace>/<name>), or let a gitlabflux_deploy_key with \
              adopt_existing replace it.",

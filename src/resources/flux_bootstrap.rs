@@ -1,14 +1,15 @@
 //! `gitlabflux_flux_bootstrap`: Flux in a cluster, rendered from a distribution with the
 //! multi-tenancy lockdown and sync settings, applied server-side, optionally committed to a
 //! GitLab repository in one commit. Read re-renders and compares with the cluster, so deleted
-//! or edited objects plan a repair. Import ID: the namespace.
+//! or edited objects plan a repair. Import ID: the namespace
+//! (`@<cluster_name>` after it in one of the provider's `clusters`).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::context::{
-    ClusterModel, ProviderData, cluster_connection_attributes, cluster_name_attribute,
-    connection_known, gitlab, kube,
+    ClusterModel, ProviderData, cluster_connection_attributes, cluster_identity_attribute,
+    cluster_name_attribute, connection_known, gitlab, import_target, kube, on_cluster,
 };
 use super::flux_inputs::{
     FluxInputs, ShardingModel, configured_source, credentials_in_place, flux_error, inputs_known,
@@ -246,8 +247,12 @@ impl Resource<ProviderData> for FluxBootstrap {
             attributes: vec![
                 IdentityAttribute::string("namespace", &["namespace"])
                     .description("The namespace Flux runs in."),
+                cluster_identity_attribute(),
             ],
-            import_id: |parts| parts.concat(),
+            import_id: |parts| match parts {
+                [namespace, cluster] => on_cluster(namespace.clone(), cluster),
+                _ => parts.concat(),
+            },
         })
     }
 
@@ -425,17 +430,21 @@ impl Resource<ProviderData> for FluxBootstrap {
         #[derive(Serialize)]
         struct Imported<'a> {
             namespace: &'a str,
+            cluster_name: Option<&'a str>,
             in_sync: bool,
         }
-        if id.is_empty() {
+        let (namespace, cluster_name) = import_target(id);
+        if namespace.is_empty() {
             return Err(Diagnostic::error(
                 "Invalid import ID",
-                "Import by namespace, e.g. flux-system.",
+                "Import by namespace, e.g. flux-system (flux-system@prod-eu in one of the \
+                 provider's clusters).",
             )
             .into());
         }
         NewState::encode(&Imported {
-            namespace: id,
+            namespace,
+            cluster_name,
             in_sync: true,
         })
     }

@@ -1,14 +1,16 @@
 //! `gitlabflux_flux_receiver`: a Flux `generic-oidc` Receiver that GitLab CI jobs call with
 //! their ID tokens to have Flux reconcile now, with no shared secret. The claim rules are
 //! typed attributes; [`crate::flux::receiver`] turns them into CEL validations.
-//! Import ID: `<namespace>/<name>` of the Receiver.
+//! Import ID: `<namespace>/<name>` of the Receiver (`@<cluster_name>` after it in one of the
+//! provider's `clusters`).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::context::{
-    ClusterModel, ProviderData, cluster_connection_attributes, cluster_name_attribute,
-    connection_known, kube,
+    ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
+    cluster_identity_attribute, cluster_name_attribute, connection_known, import_target, kube,
+    kube_client, on_cluster,
 };
 use super::flux_inputs::flux_error;
 use super::support::{
@@ -256,8 +258,12 @@ impl Resource<ProviderData> for FluxReceiver {
                 IdentityAttribute::string("namespace", &["namespace"])
                     .description("Namespace of the Receiver."),
                 IdentityAttribute::string("name", &["name"]).description("Receiver name."),
+                cluster_identity_attribute(),
             ],
-            import_id: |parts| parts.join("/"),
+            import_id: |parts| match parts {
+                [namespace, name, cluster] => on_cluster(format!("{namespace}/{name}"), cluster),
+                _ => parts.join("/"),
+            },
         })
     }
 
@@ -367,13 +373,19 @@ impl Resource<ProviderData> for FluxReceiver {
     /// The lifecycle settings take the schema's defaults, filled in by the server.
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
         #[derive(Serialize)]
-        struct Found {
+        struct Found<'a> {
+            cluster_name: Option<&'a str>,
             webhook_path: String,
             in_sync: bool,
         }
-        let (namespace, name) =
-            split_import_id(id, '/', "<namespace>/<name>", "flux-system/gitlab-ci")?;
-        let client = kube(ctx, &Value::Null).await?;
+        let (id, cluster_name) = import_target(id);
+        let (namespace, name) = split_import_id(
+            id,
+            '/',
+            "<namespace>/<name>[@<cluster_name>]",
+            "flux-system/gitlab-ci",
+        )?;
+        let client = kube_client(ctx, ClusterChoice::named(cluster_name)).await?;
         let object = ObjRef::new(RECEIVER_API, "Receiver", Some(namespace), name);
         let live = client
             .get(&object)
@@ -398,6 +410,7 @@ impl Resource<ProviderData> for FluxReceiver {
         NewState::encode(&Model {
             inputs: ReceiverSpec::of(&found),
             own: Found {
+                cluster_name,
                 webhook_path: webhook_path(name, namespace),
                 in_sync: true,
             },

@@ -1,13 +1,16 @@
 //! `gitlabflux_flux_tenant`: a tenant of a multi-tenant Flux: namespaces, a reconciler
 //! service account with admin rights in those namespaces only, and a source + Kustomization
 //! that sync the tenant's repository as that account, optionally on a shard.
-//! Import ID: `<namespace>/<name>` of the tenant's Kustomization.
+//! Import ID: `<namespace>/<name>` of the tenant's Kustomization (`@<cluster_name>` after it
+//! in one of the provider's `clusters`).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::context::{
-    ClusterModel, ProviderData, cluster_connection_attributes, cluster_name_attribute, kube,
+    ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
+    cluster_identity_attribute, cluster_name_attribute, import_target, kube, kube_client,
+    on_cluster,
 };
 use super::flux_inputs::{
     SourceModel, configured_source, credentials_in_place, flux_error, namespace_object,
@@ -276,8 +279,12 @@ impl Resource<ProviderData> for FluxTenant {
                 IdentityAttribute::string("namespace", &["namespaces", "0"])
                     .description("The tenant's first namespace, which holds its Kustomization."),
                 IdentityAttribute::string("name", &["name"]).description("Tenant name."),
+                cluster_identity_attribute(),
             ],
-            import_id: |parts| parts.join("/"),
+            import_id: |parts| match parts {
+                [namespace, name, cluster] => on_cluster(format!("{namespace}/{name}"), cluster),
+                _ => parts.join("/"),
+            },
         })
     }
 
@@ -393,12 +400,19 @@ impl Resource<ProviderData> for FluxTenant {
     /// The lifecycle settings take the schema's defaults, filled in by the server.
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
         #[derive(Serialize)]
-        struct Found {
+        struct Found<'a> {
+            cluster_name: Option<&'a str>,
             inventory: Vec<String>,
             in_sync: bool,
         }
-        let (namespace, name) = split_import_id(id, '/', "<namespace>/<name>", "team-a/team-a")?;
-        let client = kube(ctx, &Value::Null).await?;
+        let (id, cluster_name) = import_target(id);
+        let (namespace, name) = split_import_id(
+            id,
+            '/',
+            "<namespace>/<name>[@<cluster_name>]",
+            "team-a/team-a",
+        )?;
+        let client = kube_client(ctx, ClusterChoice::named(cluster_name)).await?;
         let live = live_tenant(&client, namespace, name)
             .await
             .map_err(kube_error)?
@@ -421,6 +435,7 @@ impl Resource<ProviderData> for FluxTenant {
         NewState::encode(&Model {
             inputs: TenantSpec::of(&tenant),
             own: Found {
+                cluster_name,
                 inventory: objects.iter().filter_map(inventory_id).collect(),
                 in_sync: true,
             },

@@ -3,7 +3,8 @@
 //! cluster Secret that `OCIRepository.spec.verify.secretRef` names trusts its public key.
 //! Rotation trusts the new key before CI switches to it and keeps the old one trusted for
 //! `overlap`. Neither the private key nor its password is ever in state.
-//! Import ID: `<project or group path>:<variable prefix>:<namespace>/<secret name>`.
+//! Import ID: `<project or group path>:<variable prefix>:<namespace>/<secret name>`, with
+//! `@<cluster_name>` after it for a Secret in one of the provider's `clusters`.
 
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::context::{
     ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
-    cluster_name_attribute, gitlab, kube_client,
+    cluster_identity_attribute, cluster_name_attribute, gitlab, import_target, kube_client,
+    on_cluster,
 };
 use super::support::{
     TagPrivate, dns_label_validator, duration_validator, now_rfc3339, object_name_validator,
@@ -299,11 +301,12 @@ impl Resource<ProviderData> for SigningKeyResource {
                     .description(
                         "Fingerprint of the current key; a rotation moves it. Found by the import.",
                     ),
+                cluster_identity_attribute(),
             ],
             import_id: |parts| match parts {
-                [project, group, prefix, namespace, name, _] => {
+                [project, group, prefix, namespace, name, _, cluster] => {
                     let owner = if project.is_empty() { group } else { project };
-                    format!("{owner}:{prefix}:{namespace}/{name}")
+                    on_cluster(format!("{owner}:{prefix}:{namespace}/{name}"), cluster)
                 }
                 _ => parts.join(":"),
             },
@@ -477,8 +480,9 @@ impl Resource<ProviderData> for SigningKeyResource {
     }
 
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
+        let (id, cluster_name) = import_target(id);
         let (path, prefix, secret) = parse_import_id(id)?;
-        let kube = kube_client(ctx, ClusterChoice::default()).await?;
+        let kube = kube_client(ctx, ClusterChoice::named(cluster_name)).await?;
         let recorded = signing_key::recorded_settings(&kube, &secret, &prefix)
             .await
             .map_err(key_error)?;
@@ -499,7 +503,7 @@ impl Resource<ProviderData> for SigningKeyResource {
             rotation: settings.rotation,
             adopt_existing: settings.adopt_existing.unwrap_or(false),
             cluster: None,
-            cluster_name: None,
+            cluster_name: cluster_name.map(str::to_string),
             facts: KeyFacts::default(),
         };
         let found = match self.find_signing(ctx, &model).await? {
@@ -570,7 +574,8 @@ fn parse_import_id(id: &str) -> DiagResult<(String, String, SecretName)> {
             "Invalid import ID",
             format!(
                 "Expected <project or group path>:<variable prefix>:<namespace>/<secret name>, \
-                 like fleet/gitops:COSIGN:flux-system/cosign-keys; got \"{id}\"."
+                 like fleet/gitops:COSIGN:flux-system/cosign-keys (with @<cluster_name> after \
+                 it in one of the provider's clusters); got \"{id}\"."
             ),
         )
         .into()

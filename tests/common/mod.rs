@@ -12,6 +12,7 @@
 //!   [`flux_deployment`] and [`flux_controller_args`] read the Flux controllers with it.
 //! - [`flux_fixture`] and [`flux_fixture_path`]: the Flux v2.8.5 distribution fixture.
 //! - [`agents`]: the agent fleet configuration and readers of its tokens.
+//! - [`clusters`]: a provider reaching the sandbox's cluster by `cluster_name` only.
 //! - [`Workspace::apply_killed_when`] and [`SandboxProcess::set_faults`]: the drills' kills
 //!   at a chosen step and faults by rule and count.
 //! - [`http`] and [`block_on`]: the HTTP client and runtime for the sandbox's loopback APIs.
@@ -21,6 +22,7 @@
 #![allow(dead_code)]
 
 pub mod agents;
+pub mod clusters;
 pub mod terraform;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 # Terraform 1.12+: import the deploy key by its identity; the Secret names where its
 # private key is.
+# For a resource in one of the provider's clusters, the identity adds its cluster_name,
+# e.g. cluster_name = "prod-eu".
 import {
   to = gitlabflux_deploy_key.flux
   identity = {

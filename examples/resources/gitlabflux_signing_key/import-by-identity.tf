@@ -1,4 +1,6 @@
 # Terraform 1.12+: import the signing key by its identity (give project or group).
+# For a resource in one of the provider's clusters, the identity adds its cluster_name,
+# e.g. cluster_name = "prod-eu".
 import {
   to = gitlabflux_signing_key.team_a
   identity = {
