@@ -6,7 +6,7 @@
 mod common;
 
 use common::agents::{active_tokens, agent_state, fleet_config, secret_token};
-use common::{SandboxProcess, Workspace, flux_fixture_of, kubectl_json};
+use common::{SandboxProcess, Workspace, flux_2_9_bootstrap, kubectl_json};
 use serde_json::{Value, json};
 
 /// Flux 2.9.4 with a tenant whose own reconcile on change is off; `trigger` goes into the
@@ -14,13 +14,7 @@ use serde_json::{Value, json};
 fn flux(sandbox: &SandboxProcess, interval: &str, trigger: &str) -> String {
     format!(
         r#"{provider}
-resource "gitlabflux_flux_bootstrap" "this" {{
-  distribution = {{ source = "{fixture}" }}
-  multitenancy = {{ enabled = true }}
-  sync = {{ url = "https://gitlab.example.com/fleet/gitops.git", ref = {{ branch = "main" }} }}
-  timeout = "30s"
-}}
-
+{bootstrap}
 resource "gitlabflux_flux_tenant" "team_a" {{
   name                = "team-a"
   namespaces          = ["team-a"]
@@ -49,7 +43,7 @@ action "gitlabflux_reconcile" "team_a" {{
 }}
 "#,
         provider = common::provider_block(sandbox),
-        fixture = flux_fixture_of("v2.9.4"),
+        bootstrap = flux_2_9_bootstrap(""),
     )
 }
 

@@ -6,20 +6,14 @@ mod common;
 
 use common::agents::fleet_config;
 use common::clusters::provider_with_sandbox_as;
-use common::{SandboxProcess, Workspace, block_on, flux_fixture_of, provider_block};
+use common::{SandboxProcess, Workspace, block_on, flux_2_9_bootstrap, provider_block};
 use serde_json::{Value, json};
 
 /// The agent fleet plus Flux 2.9.4 with a tenant and a receiver.
 fn config(sandbox: &SandboxProcess) -> String {
     format!(
         r#"{fleet}
-resource "gitlabflux_flux_bootstrap" "this" {{
-  distribution = {{ source = "{fixture}" }}
-  multitenancy = {{ enabled = true }}
-  sync = {{ url = "https://gitlab.example.com/fleet/gitops.git", ref = {{ branch = "main" }} }}
-  timeout = "30s"
-}}
-
+{bootstrap}
 resource "gitlabflux_flux_tenant" "team_a" {{
   name       = "team-a"
   namespaces = ["team-a"]
@@ -35,7 +29,7 @@ resource "gitlabflux_flux_receiver" "ci" {{
 }}
 "#,
         fleet = fleet_config(sandbox, "v1"),
-        fixture = flux_fixture_of("v2.9.4"),
+        bootstrap = flux_2_9_bootstrap(""),
     )
 }
 
@@ -181,14 +175,7 @@ import {{
 fn named_cluster_config(sandbox: &SandboxProcess) -> String {
     format!(
         r#"{provider}
-resource "gitlabflux_flux_bootstrap" "this" {{
-  cluster_name = "prod"
-  distribution = {{ source = "{fixture}" }}
-  multitenancy = {{ enabled = true }}
-  sync = {{ url = "https://gitlab.example.com/fleet/gitops.git", ref = {{ branch = "main" }} }}
-  timeout = "30s"
-}}
-
+{bootstrap_named}
 resource "gitlabflux_flux_tenant" "team_a" {{
   cluster_name = "prod"
   name         = "team-a"
@@ -198,7 +185,7 @@ resource "gitlabflux_flux_tenant" "team_a" {{
 }}
 "#,
         provider = provider_with_sandbox_as(sandbox, "prod"),
-        fixture = flux_fixture_of("v2.9.4"),
+        bootstrap_named = flux_2_9_bootstrap("cluster_name = \"prod\""),
     )
 }
 

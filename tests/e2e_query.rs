@@ -6,7 +6,7 @@
 mod common;
 
 use common::agents::fleet_config;
-use common::{SandboxProcess, Workspace, block_on, flux_fixture_of, kubectl, provider_block};
+use common::{SandboxProcess, Workspace, block_on, flux_2_9_bootstrap, kubectl, provider_block};
 use serde_json::{Value, json};
 
 /// The agent fleet plus Flux 2.9.4 with two tenants.
@@ -24,15 +24,9 @@ fn fleet(sandbox: &SandboxProcess) -> String {
     };
     format!(
         r#"{fleet}
-resource "gitlabflux_flux_bootstrap" "this" {{
-  distribution = {{ source = "{fixture}" }}
-  multitenancy = {{ enabled = true }}
-  sync = {{ url = "https://gitlab.example.com/fleet/gitops.git", ref = {{ branch = "main" }} }}
-  timeout = "30s"
-}}
-{a}{b}"#,
+{bootstrap}{a}{b}"#,
         fleet = fleet_config(sandbox, "v1"),
-        fixture = flux_fixture_of("v2.9.4"),
+        bootstrap = flux_2_9_bootstrap(""),
         a = tenant("team-a"),
         b = tenant("team-b"),
     )

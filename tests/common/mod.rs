@@ -738,6 +738,22 @@ pub fn flux_fixture() -> String {
     flux_fixture_of("v2.8.5")
 }
 
+/// `gitlabflux_flux_bootstrap.this`: Flux 2.9.4 with multi-tenancy, syncing
+/// `fleet/gitops`, with `extra` lines (e.g. `cluster_name = "prod"`) in its body.
+pub fn flux_2_9_bootstrap(extra: &str) -> String {
+    format!(
+        r#"resource "gitlabflux_flux_bootstrap" "this" {{
+  {extra}
+  distribution = {{ source = "{fixture}" }}
+  multitenancy = {{ enabled = true }}
+  sync = {{ url = "https://gitlab.example.com/fleet/gitops.git", ref = {{ branch = "main" }} }}
+  timeout = "30s"
+}}
+"#,
+        fixture = flux_fixture_of("v2.9.4"),
+    )
+}
+
 /// The fixture of one Flux version (`v2.8.5`, `v2.9.4`: real `flux bootstrap` outputs, the
 /// latter with the image controllers) as a distribution source.
 pub fn flux_fixture_of(version: &str) -> String {
