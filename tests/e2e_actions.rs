@@ -151,14 +151,13 @@ action "gitlabflux_agent_token_rotate" "prod" {
     agent_id          = gitlabflux_agent_token.prod.agent_id
     name              = gitlabflux_agent_token.prod.name
     kubernetes_secret = { namespace = "gitlab-agent", name = "gitlab-agent-token" }
-    restart           = [{ namespace = "gitlab-agent", name = "gitlab-agent" }]
-    confirm_timeout   = "30s"
   }
 }
 "#;
 
-/// The rotate action replaces the token agentk runs with no window without a valid one; the
-/// next apply of the token resource takes the new token and plans clean after.
+/// The rotate action replaces the token agentk runs with no window without a valid one,
+/// restarting the workloads the token resource recorded on the Secret (the action names
+/// none); the next apply of the token resource takes the new token and plans clean after.
 fn rotate_action_rotates_with_the_resources_guarantees() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let ws = Workspace::new();
@@ -173,7 +172,11 @@ fn rotate_action_rotates_with_the_resources_guarantees() {
         "-no-color",
         "-invoke=action.gitlabflux_agent_token_rotate.prod",
     ]);
-    assert!(out.stdout.contains("confirmed in use"), "{}", out.text());
+    assert!(
+        out.stdout.contains("delivered and confirmed in use"),
+        "{}",
+        out.text()
+    );
     let new_value = secret_token(&sandbox).expect("delivered");
     assert_ne!(new_value, old_value, "a new token in the Secret");
     let agent = agent_state(&sandbox, "prod").expect("agent");

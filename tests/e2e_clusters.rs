@@ -4,30 +4,13 @@
 
 mod common;
 
-use common::agents::{fleet_config, one_line};
-use common::clusters::{connection, provider_with_named_cluster};
+use common::agents::one_line;
+use common::clusters::{connection, fleet_on_named_cluster as config, provider_with_named_cluster};
 use common::{SandboxProcess, Workspace, kubectl_json};
 
 /// A provider reaching the sandbox's cluster as `prod` only. `prod_host` is an HCL expression.
 fn provider(sandbox: &SandboxProcess, prod_host: &str) -> String {
     provider_with_named_cluster(sandbox, "prod", prod_host)
-}
-
-/// The agent fleet configuration, its cluster resources naming `name`, on `provider`.
-fn config(sandbox: &SandboxProcess, provider: &str, name: &str) -> String {
-    let fleet = fleet_config(sandbox, "v1");
-    let body = &fleet[fleet.find("resource \"gitlabflux_agent\"").expect("agent")..];
-    let named = format!("  cluster_name = \"{name}\"\n");
-    let body = body
-        .replace(
-            "resource \"gitlabflux_agent_install\" \"prod\" {\n",
-            &format!("resource \"gitlabflux_agent_install\" \"prod\" {{\n{named}"),
-        )
-        .replace(
-            "resource \"gitlabflux_agent_token\" \"prod\" {\n",
-            &format!("resource \"gitlabflux_agent_token\" \"prod\" {{\n{named}"),
-        );
-    format!("{provider}\n{body}")
 }
 
 fn named_clusters_keep_credentials_out_of_state() {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::agents::fleet_config;
-use common::clusters::provider_with_sandbox_as;
+use common::clusters::{fleet_on_named_cluster, provider_with_sandbox_as};
 use common::{SandboxProcess, Workspace, block_on, flux_2_9_bootstrap, provider_block};
 use serde_json::{Value, json};
 
@@ -85,7 +85,7 @@ fn every_resource_is_imported_by_identity() {
         ),
         (
             "gitlabflux_agent_token.prod",
-            json!({ "project": "fleet/agents", "agent_id": agent_id, "token_id": token_id }),
+            json!({ "project": "fleet/agents", "agent_id": agent_id, "token_id": token_id, "cluster_name": null }),
         ),
         (
             "gitlabflux_flux_bootstrap.this",
@@ -171,10 +171,12 @@ import {{
     ws.assert_no_changes();
 }
 
-/// Flux and a tenant in one of the provider's `clusters`, named by `cluster_name`.
+/// The agent fleet, Flux and a tenant in one of the provider's `clusters`, named by
+/// `cluster_name`.
 fn named_cluster_config(sandbox: &SandboxProcess) -> String {
+    let provider = provider_with_sandbox_as(sandbox, "prod");
     format!(
-        r#"{provider}
+        r#"{fleet}
 {bootstrap_named}
 resource "gitlabflux_flux_tenant" "team_a" {{
   cluster_name = "prod"
@@ -184,19 +186,34 @@ resource "gitlabflux_flux_tenant" "team_a" {{
   depends_on   = [gitlabflux_flux_bootstrap.this]
 }}
 "#,
-        provider = provider_with_sandbox_as(sandbox, "prod"),
+        fleet = fleet_on_named_cluster(sandbox, &provider, "prod"),
         bootstrap_named = flux_2_9_bootstrap("cluster_name = \"prod\""),
     )
 }
 
 /// In a fleet, where the provider has no default cluster, an identity carries the
-/// resource's `cluster_name` and an import by it reads that cluster.
+/// resource's `cluster_name` and an import by it reads that cluster (an agent, being
+/// GitLab's only, names none).
 fn an_identity_names_the_cluster_it_is_in() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let source = Workspace::new();
     source.write(&named_cluster_config(&sandbox));
     source.apply();
+    let agent_id = source.resource("gitlabflux_agent.prod")["agent_id"].clone();
+    let token_id = source.resource("gitlabflux_agent_token.prod")["token_id"].clone();
     let expected = [
+        (
+            "gitlabflux_agent.prod",
+            json!({ "project": "fleet/agents", "name": "prod" }),
+        ),
+        (
+            "gitlabflux_agent_install.prod",
+            json!({ "namespace": "gitlab-agent", "name": "gitlab-agent", "cluster_name": "prod" }),
+        ),
+        (
+            "gitlabflux_agent_token.prod",
+            json!({ "project": "fleet/agents", "agent_id": agent_id, "token_id": token_id, "cluster_name": "prod" }),
+        ),
         (
             "gitlabflux_flux_bootstrap.this",
             json!({ "namespace": "flux-system", "cluster_name": "prod" }),
@@ -220,13 +237,20 @@ fn an_identity_names_the_cluster_it_is_in() {
     let out = target.ok(&["apply", "-auto-approve", "-no-color"]);
     assert!(
         out.stdout
-            .contains("2 imported, 0 added, 1 changed, 0 destroyed"),
+            .contains("5 imported, 0 added, 1 changed, 0 destroyed"),
         "{}",
         out.text()
     );
     target.assert_no_changes();
     let tenant = target.resource("gitlabflux_flux_tenant.team_a");
     assert_eq!(tenant["cluster_name"], "prod");
+    // The token's import found its Secret in that cluster, so nothing was delivered again.
+    let token = target.resource("gitlabflux_agent_token.prod");
+    assert_eq!(token["token_id"], token_id);
+    assert_eq!(
+        token["kubernetes_secret"]["name"],
+        source.resource("gitlabflux_agent_token.prod")["kubernetes_secret"]["name"]
+    );
 }
 
 on_terraform!(

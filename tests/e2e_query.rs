@@ -166,7 +166,7 @@ fn a_query_lists_the_tokens_of_an_agent() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
         found[0].2,
-        json!({ "project": "fleet/agents", "agent_id": agent["agent_id"], "token_id": token["token_id"] })
+        json!({ "project": "fleet/agents", "agent_id": agent["agent_id"], "token_id": token["token_id"], "cluster_name": null })
     );
 }
 

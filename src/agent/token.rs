@@ -630,8 +630,8 @@ pub async fn rotate_now(
     Ok((replaced, settled))
 }
 
-/// The settings recorded on a delivered Secret, if any.
-async fn recorded_settings(
+/// The settings a token resource recorded on the Secret it delivered to, if any.
+pub async fn recorded_settings(
     kube: &KubeClient,
     target: &SecretTarget,
 ) -> Result<Option<String>, KubeError> {

@@ -1,7 +1,8 @@
 //! `gitlabflux_agent_token`: an agent token written straight into a cluster Secret, with
 //! zero-downtime overlap rotation (create, deliver, restart, confirm `last_used_at`, revoke the
 //! old one). The token value is kept in state only with `expose_token = true`.
-//! Import ID: `<project path>:<agent id>:<token id>`.
+//! Import ID: `<project path>:<agent id>:<token id>`, with `@<cluster_name>` after it when
+//! its Secret is in one of the provider's `clusters`.
 
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::context::{
     ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
-    cluster_name_attribute, gitlab, kube_client,
+    cluster_identity_attribute, cluster_name_attribute, gitlab, import_target, kube_client,
+    on_cluster,
 };
 use super::support::{
     data_key_validator, dns_label_validator, duration_validator, now_rfc3339,
@@ -91,13 +93,45 @@ struct RotationModel {
     confirm_timeout: String,
 }
 
-/// The settings recorded on the token's Secret: an import finds them nowhere else.
+/// The settings recorded on the token's Secret: an import finds them nowhere else, and the
+/// rotate action falls back on them.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct RecordedSettings {
+pub(super) struct RecordedSettings {
     restart: Option<Vec<RestartModel>>,
     rotation: Option<RotationModel>,
     expose_token: Option<bool>,
     displace_foreign_tokens: Option<bool>,
+}
+
+impl RecordedSettings {
+    /// What a token resource recorded (nothing when the text is not its record).
+    pub(super) fn parse(text: &str) -> Self {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    /// The workloads the resource restarts after writing a new token.
+    pub(super) fn restarts(&self) -> Vec<Restart> {
+        self.restart
+            .iter()
+            .flatten()
+            .map(RestartModel::restart)
+            .collect()
+    }
+
+    /// How long the resource waits for a new token to be used.
+    pub(super) fn confirm_timeout(&self) -> Option<&str> {
+        self.rotation.as_ref().map(|r| r.confirm_timeout.as_str())
+    }
+}
+
+impl RestartModel {
+    fn restart(&self) -> Restart {
+        Restart {
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 /// What we remember between runs without storing the token: a hash to recognise it in the
@@ -147,11 +181,7 @@ impl TokenModel {
                 .restart
                 .iter()
                 .flatten()
-                .map(|r| Restart {
-                    kind: r.kind.clone(),
-                    namespace: r.namespace.clone(),
-                    name: r.name.clone(),
-                })
+                .map(RestartModel::restart)
                 .collect(),
             settings: self.settings(),
         }))
@@ -330,8 +360,14 @@ impl Resource<ProviderData> for AgentTokenResource {
                 IdentityAttribute::number("agent_id", &["agent_id"]).description("The agent's ID."),
                 IdentityAttribute::number("token_id", &["token_id"])
                     .description("The current token's ID; a rotation moves it to the new token."),
+                cluster_identity_attribute(),
             ],
-            import_id: |parts| parts.join(":"),
+            import_id: |parts| match parts {
+                [project, agent, token, cluster] => {
+                    on_cluster(format!("{project}:{agent}:{token}"), cluster)
+                }
+                _ => parts.join(":"),
+            },
         })
     }
 
@@ -507,6 +543,7 @@ impl Resource<ProviderData> for AgentTokenResource {
     }
 
     async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
+        let (id, cluster_name) = import_target(id);
         let parts: Vec<&str> = id.rsplitn(3, ':').collect();
         let parsed = match parts.as_slice() {
             [token, agent, project] if !project.is_empty() => token
@@ -519,7 +556,11 @@ impl Resource<ProviderData> for AgentTokenResource {
         let Some((project, agent_id, token_id)) = parsed else {
             return Err(Diagnostic::error(
                 "Invalid import ID",
-                format!("Expected <project path>:<agent id>:<token id>, like fleet/agents:12:345; got \"{id}\"."),
+                format!(
+                    "Expected <project path>:<agent id>:<token id>, like fleet/agents:12:345 \
+                     (with @<cluster_name> after it when its Secret is in one of the \
+                     provider's clusters); got \"{id}\"."
+                ),
             )
             .into());
         };
@@ -533,7 +574,7 @@ impl Resource<ProviderData> for AgentTokenResource {
                     format!("Agent {agent_id} of {project} has no active token {token_id}."),
                 )
             })?;
-        let (secret, settings) = find_token_secret(ctx, token_id).await?;
+        let (secret, settings) = find_token_secret(ctx, cluster_name, token_id).await?;
         let model = TokenModel {
             project,
             agent_id,
@@ -550,7 +591,7 @@ impl Resource<ProviderData> for AgentTokenResource {
             expose_token: settings.expose_token.unwrap_or(false),
             displace_foreign_tokens: settings.displace_foreign_tokens.unwrap_or(false),
             cluster: None,
-            cluster_name: None,
+            cluster_name: cluster_name.map(str::to_string),
             facts: TokenFacts {
                 token_id: Some(token_id),
                 status: Some("active".into()),
@@ -564,13 +605,14 @@ impl Resource<ProviderData> for AgentTokenResource {
     }
 }
 
-/// The Secret (in the provider's default cluster) that a token was delivered to, with the
-/// settings recorded on it; none when no Secret carries the token.
+/// The Secret (in the named cluster, else the provider's default) that a token was
+/// delivered to, with the settings recorded on it; none when no Secret carries the token.
 async fn find_token_secret(
     ctx: &Ctx<ProviderData>,
+    cluster_name: Option<&str>,
     token_id: i64,
 ) -> DiagResult<(Option<SecretModel>, RecordedSettings)> {
-    let kube = match kube_client(ctx, ClusterChoice::default()).await {
+    let kube = match kube_client(ctx, ClusterChoice::named(cluster_name)).await {
         Ok(kube) => kube,
         Err(why) => {
             // Not fatal to the import, but never silent: the next plan delivers the token
@@ -578,8 +620,8 @@ async fn find_token_secret(
             ctx.warn(Diagnostic::warning(
                 "Token Secret not looked up",
                 format!(
-                    "The import could not use the provider's default cluster, so \
-                     kubernetes_secret is left unset: {why}"
+                    "The import could not reach the token's cluster, so kubernetes_secret \
+                     is left unset: {why}"
                 ),
             ));
             return Ok((None, RecordedSettings::default()));

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::agent_token::token_error;
-use super::context::{ProviderData, gitlab};
+use super::context::{ProviderData, gitlab, on_cluster};
 use crate::agent::token::active_token_ids;
 use crate::tfplug::{Attribute, Block, Ctx, DiagResult, Found, ListResource, Schema, Value};
 
@@ -15,6 +15,7 @@ pub struct AgentTokenList;
 struct Query {
     project: String,
     agent_id: i64,
+    cluster_name: Option<String>,
 }
 
 #[async_trait]
@@ -33,6 +34,11 @@ impl ListResource<ProviderData> for AgentTokenList {
                 Attribute::number("agent_id")
                     .required()
                     .description("The agent's ID."),
+                Attribute::string("cluster_name").optional().description(
+                    "One of the provider's `clusters` to look for the tokens' Secrets in; \
+                     default: the provider's `kubernetes`. Results import with this \
+                     `cluster_name`.",
+                ),
             ])
             .description("The active tokens of a GitLab agent."),
         )
@@ -46,7 +52,10 @@ impl ListResource<ProviderData> for AgentTokenList {
         Ok(ids
             .into_iter()
             .map(|id| {
-                let import_id = format!("{}:{}:{id}", query.project, query.agent_id);
+                let import_id = on_cluster(
+                    format!("{}:{}:{id}", query.project, query.agent_id),
+                    query.cluster_name.as_deref().unwrap_or_default(),
+                );
                 Found {
                     display_name: format!("token {id} of agent {}", query.agent_id),
                     import_id,

@@ -9,16 +9,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::agent_token::token_error;
+use super::agent_token::{RecordedSettings, token_error};
 use super::context::{
     ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
     cluster_name_attribute, gitlab, kube_client,
 };
 use super::support::{
-    data_key_validator, dns_label_validator, duration_validator, object_name_validator,
+    data_key_validator, dns_label_validator, duration_validator, kube_error, object_name_validator,
     parse_duration,
 };
-use crate::agent::token::{Delivery, Restart, SecretTarget, TokenSpec, rotate_now};
+use crate::agent::token::{
+    Delivery, Restart, SecretTarget, TokenSpec, recorded_settings, rotate_now,
+};
 use crate::tfplug::schema::validators;
 use crate::tfplug::{Action, Attribute, Block, Ctx, DiagResult, Nesting, Progress, Schema, Value};
 
@@ -54,36 +56,52 @@ struct Config {
 }
 
 impl Config {
-    async fn delivery(&self, ctx: &Ctx<ProviderData>) -> DiagResult<Delivery> {
+    /// Where the new token goes. Restarts and the confirmation timeout not given here are
+    /// the ones the token resource recorded on the Secret: an action that names fewer
+    /// workloads than the resource would revoke the old token while agentk still runs it.
+    async fn delivery(&self, ctx: &Ctx<ProviderData>) -> DiagResult<(Delivery, Duration)> {
         let secret = &self.kubernetes_secret;
-        Ok(Delivery {
-            kube: kube_client(ctx, ClusterChoice::of(&self.cluster, &self.cluster_name)).await?,
-            target: SecretTarget {
-                namespace: secret.namespace.clone(),
-                name: secret.name.clone(),
-                key: secret.key.clone().unwrap_or_else(|| "token".into()),
-            },
-            restarts: self
-                .restart
-                .iter()
-                .flatten()
-                .map(|r| Restart {
-                    kind: r.kind.clone().unwrap_or_else(|| "Deployment".into()),
-                    namespace: r.namespace.clone(),
-                    name: r.name.clone(),
-                })
-                .collect(),
-            // A Secret that a token resource delivered keeps the settings it recorded.
-            settings: String::new(),
-        })
-    }
-
-    fn confirm_timeout(&self) -> Duration {
-        let text = self
+        let kube = kube_client(ctx, ClusterChoice::of(&self.cluster, &self.cluster_name)).await?;
+        let target = SecretTarget {
+            namespace: secret.namespace.clone(),
+            name: secret.name.clone(),
+            key: secret.key.clone().unwrap_or_else(|| "token".into()),
+        };
+        let recorded = recorded_settings(&kube, &target)
+            .await
+            .map_err(kube_error)?
+            .map(|text| RecordedSettings::parse(&text))
+            .unwrap_or_default();
+        let restarts = match &self.restart {
+            Some(given) => given.iter().map(RestartModel::restart).collect(),
+            None => recorded.restarts(),
+        };
+        let confirm_timeout = self
             .confirm_timeout
             .as_deref()
+            .or(recorded.confirm_timeout())
             .unwrap_or(DEFAULT_CONFIRM_TIMEOUT);
-        parse_duration(text).unwrap_or(Duration::from_secs(600))
+        let delivery = Delivery {
+            kube,
+            target,
+            restarts,
+            // A Secret that a token resource delivered keeps the settings it recorded.
+            settings: String::new(),
+        };
+        Ok((
+            delivery,
+            parse_duration(confirm_timeout).unwrap_or(Duration::from_secs(600)),
+        ))
+    }
+}
+
+impl RestartModel {
+    fn restart(&self) -> Restart {
+        Restart {
+            kind: self.kind.clone().unwrap_or_else(|| "Deployment".into()),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
     }
 }
 
@@ -129,11 +147,11 @@ impl Action<ProviderData> for AgentTokenRotate {
                     ],
                 )
                 .optional()
-                .description("Workloads restarted after the Secret changes; with them, the old token is revoked only once the new one is used."),
+                .description("Workloads restarted after the Secret changes; with them, the old token is revoked only once the new one is used. Default: the ones the `gitlabflux_agent_token` that delivered to the Secret restarts."),
                 Attribute::string("confirm_timeout")
                     .optional()
                     .validator(duration_validator)
-                    .description("How long to wait for the new token to be used. Default: `10m`."),
+                    .description("How long to wait for the new token to be used. Default: the token resource's `rotation.confirm_timeout`, else `10m`."),
                 Attribute::object("cluster", cluster_connection_attributes())
                     .optional()
                     .description("Cluster of the Secret, overriding the provider's `kubernetes`."),
@@ -155,6 +173,8 @@ impl Action<ProviderData> for AgentTokenRotate {
         progress: &Progress,
     ) -> DiagResult<()> {
         let config: Config = config.decode()?;
+        let (delivery, confirm_timeout) = config.delivery(ctx).await?;
+        let confirmed = !delivery.restarts.is_empty();
         let spec = TokenSpec {
             project: &config.project,
             agent_id: config.agent_id,
@@ -162,8 +182,8 @@ impl Action<ProviderData> for AgentTokenRotate {
             description: config.description.as_deref().unwrap_or_default(),
             recorded: None,
             recorded_hash: None,
-            delivery: Some(config.delivery(ctx).await?),
-            confirm_timeout: config.confirm_timeout(),
+            delivery: Some(delivery),
+            confirm_timeout,
             displace_foreign: false,
         };
         progress.report(format!(
@@ -174,8 +194,13 @@ impl Action<ProviderData> for AgentTokenRotate {
             .await
             .map_err(|stopped| token_error(stopped.error))?;
         let replaced = replaced.map_or_else(|| "none".to_string(), |id| id.to_string());
+        let how = if confirmed {
+            "delivered and confirmed in use"
+        } else {
+            "delivered (no workload to restart, so its use was not confirmed)"
+        };
         progress.report(format!(
-            "Token {} delivered and confirmed in use; token {replaced} revoked",
+            "Token {} {how}; token {replaced} revoked",
             settled.token.id
         ));
         Ok(())

@@ -5,6 +5,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::SandboxProcess;
+use super::agents::fleet_config;
 
 /// The sandbox cluster's connection, read from its kubeconfig: (server, token, CA PEM).
 pub fn connection(sandbox: &SandboxProcess) -> (String, String, String) {
@@ -52,4 +53,21 @@ pub fn provider_with_named_cluster(sandbox: &SandboxProcess, name: &str, host: &
 pub fn provider_with_sandbox_as(sandbox: &SandboxProcess, name: &str) -> String {
     let (server, _, _) = connection(sandbox);
     provider_with_named_cluster(sandbox, name, &format!("{server:?}"))
+}
+
+/// The agent fleet configuration, its cluster resources naming `name`, on `provider`.
+pub fn fleet_on_named_cluster(sandbox: &SandboxProcess, provider: &str, name: &str) -> String {
+    let fleet = fleet_config(sandbox, "v1");
+    let body = &fleet[fleet.find("resource \"gitlabflux_agent\"").expect("agent")..];
+    let named = format!("  cluster_name = \"{name}\"\n");
+    let body = body
+        .replace(
+            "resource \"gitlabflux_agent_install\" \"prod\" {\n",
+            &format!("resource \"gitlabflux_agent_install\" \"prod\" {{\n{named}"),
+        )
+        .replace(
+            "resource \"gitlabflux_agent_token\" \"prod\" {\n",
+            &format!("resource \"gitlabflux_agent_token\" \"prod\" {{\n{named}"),
+        );
+    format!("{provider}\n{body}")
 }
