@@ -6,7 +6,9 @@ mod common;
 
 use common::agents::fleet_config;
 use common::clusters::{fleet_on_named_cluster, provider_with_sandbox_as};
-use common::{SandboxProcess, Workspace, block_on, flux_2_9_bootstrap, provider_block};
+use common::{
+    SandboxProcess, Workspace, block_on, flux_2_9_bootstrap, flux_fixture_of, provider_block,
+};
 use serde_json::{Value, json};
 
 /// The agent fleet plus Flux 2.9.4 with a tenant and a receiver.
@@ -126,6 +128,69 @@ fn every_resource_is_imported_by_identity() {
     );
     target.assert_no_changes();
     assert_eq!(identities(&target).len(), expected.len());
+    let inventory = &target.resource("gitlabflux_flux_bootstrap.this")["inventory"];
+    assert!(
+        inventory.as_array().is_some_and(|i| !i.is_empty()),
+        "the bootstrap's first apply records what it applied: {inventory}"
+    );
+}
+
+/// Flux with every setting at its default but the distribution.
+fn default_flux(sandbox: &SandboxProcess) -> String {
+    format!(
+        r#"{provider}
+resource "gitlabflux_flux_bootstrap" "this" {{
+  distribution = {{ source = "{fixture}" }}
+}}
+"#,
+        provider = provider_block(sandbox),
+        fixture = flux_fixture_of("v2.9.4"),
+    )
+}
+
+/// A bootstrap imported into a configuration that only takes defaults is still applied
+/// once, so it records its objects and later drift is seen; an import of a namespace where
+/// no Flux runs is refused.
+fn an_imported_bootstrap_records_what_it_applied_even_with_defaults() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let source = Workspace::new();
+    source.write(&default_flux(&sandbox));
+    source.apply();
+
+    let target = Workspace::new();
+    target.write(&default_flux(&sandbox));
+    target.ok(&[
+        "import",
+        "-no-color",
+        "gitlabflux_flux_bootstrap.this",
+        "flux-system",
+    ]);
+    let out = target.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        out.stdout.contains("0 added, 1 changed, 0 destroyed"),
+        "{}",
+        out.text()
+    );
+    let inventory = &target.resource("gitlabflux_flux_bootstrap.this")["inventory"];
+    assert!(
+        inventory.as_array().is_some_and(|i| !i.is_empty()),
+        "{inventory}"
+    );
+    target.assert_no_changes();
+
+    let elsewhere = Workspace::new();
+    elsewhere.write(&default_flux(&sandbox));
+    let out = elsewhere.run(&[
+        "import",
+        "-no-color",
+        "gitlabflux_flux_bootstrap.this",
+        "default",
+    ]);
+    assert!(
+        !out.success() && out.text().contains("Flux not found"),
+        "{}",
+        out.text()
+    );
 }
 
 /// An agent registered by hand, with its config file committed by hand, is imported by
@@ -258,5 +323,6 @@ on_terraform!(
     V1_15,
     every_resource_is_imported_by_identity,
     an_agent_made_by_hand_is_imported_by_identity,
-    an_identity_names_the_cluster_it_is_in
+    an_identity_names_the_cluster_it_is_in,
+    an_imported_bootstrap_records_what_it_applied_even_with_defaults
 );

@@ -99,6 +99,17 @@ pub async fn served_shards(
     Ok(layout(&deployments).shards.into_keys().collect())
 }
 
+/// Whether Flux runs in `namespace`: every Flux runs source-controller there.
+pub async fn runs_flux(client: &KubeClient, namespace: &str) -> Result<bool, KubeError> {
+    let controller = ObjRef::new(
+        "apps/v1",
+        "Deployment",
+        Some(namespace),
+        "source-controller",
+    );
+    Ok(client.get(&controller).await?.is_some())
+}
+
 /// The tenants in the cluster, as (namespace, name) of their Kustomizations: those that carry
 /// the tenant label with their own name, as tenants are rendered.
 pub async fn tenants(client: &KubeClient) -> Result<Vec<(String, String)>, KubeError> {

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::context::{
-    ClusterModel, ProviderData, cluster_connection_attributes, cluster_identity_attribute,
-    cluster_name_attribute, connection_known, gitlab, import_target, kube, on_cluster,
+    ClusterChoice, ClusterModel, ProviderData, cluster_connection_attributes,
+    cluster_identity_attribute, cluster_name_attribute, connection_known, gitlab, import_target,
+    kube, kube_client, on_cluster,
 };
 use super::flux_inputs::{
     FluxInputs, ShardingModel, configured_source, credentials_in_place, flux_error, inputs_known,
@@ -21,7 +22,7 @@ use super::support::{
 };
 use crate::flux::commit::{CommitTarget, check_target, commit_files};
 use crate::flux::credentials::deliver;
-use crate::flux::objects::shard_users;
+use crate::flux::objects::{runs_flux, shard_users};
 use crate::flux::render::shards::DEFAULT_KEY;
 use crate::flux::upgrade::{
     DROPPED_IN_2_9, is_2_9_or_later, stored_in_dropped_version, substituting_kustomizations,
@@ -320,8 +321,14 @@ impl Resource<ProviderData> for FluxBootstrap {
         } else {
             None
         };
+        // Just imported: of what runs, only the namespace is known, so the configuration is
+        // applied once whatever it says; that apply records what it applied.
+        let just_imported =
+            !plan.is_create() && plan.prior.decode::<Bootstrap>()?.inventory.is_none();
         let unchanged = match &planned {
-            Some(planned) if !plan.is_create() => *planned == plan.prior.decode::<FluxInputs>()?,
+            Some(planned) if !plan.is_create() && !just_imported => {
+                *planned == plan.prior.decode::<FluxInputs>()?
+            }
             _ => false,
         };
         if let Some(inputs) = &planned
@@ -426,7 +433,7 @@ impl Resource<ProviderData> for FluxBootstrap {
     }
 
     /// What no live object tells takes the schema's defaults, filled in by the server.
-    async fn import(&self, _ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
+    async fn import(&self, ctx: &Ctx<ProviderData>, id: &str) -> DiagResult<NewState> {
         #[derive(Serialize)]
         struct Imported<'a> {
             namespace: &'a str,
@@ -439,6 +446,17 @@ impl Resource<ProviderData> for FluxBootstrap {
                 "Invalid import ID",
                 "Import by namespace, e.g. flux-system (flux-system@prod-eu in one of the \
                  provider's clusters).",
+            )
+            .into());
+        }
+        let client = kube_client(ctx, ClusterChoice::named(cluster_name)).await?;
+        if !runs_flux(&client, namespace).await.map_err(kube_error)? {
+            return Err(Diagnostic::error(
+                "Flux not found",
+                format!(
+                    "Flux does not run in namespace {namespace} (it has no source-controller); \
+                     check the namespace and the cluster of the import."
+                ),
             )
             .into());
         }
