@@ -1,7 +1,8 @@
 //! Write-only Git credentials (Terraform 1.11+): a tenant's `source.http.password_wo` and a
 //! bootstrap's `sync.bearer_token_wo` reach the Secrets their sources read, never state or
 //! the trace log; a version bump delivers a new value and asks for a reconcile; a deleted
-//! Secret is repaired; destroy takes the credentials away.
+//! Secret is repaired; credentials no longer given, and all of them at destroy, are taken
+//! away; a token version without its token is refused.
 
 mod common;
 
@@ -137,8 +138,32 @@ fn write_only_credentials_reach_the_secrets_and_nothing_else() {
         assert!(!trace.contains(value), "{value} is in the trace log");
     }
 
-    ws.destroy();
+    // Credentials the configuration no longer gives are taken out of the cluster.
+    let full = config(&sandbox, "tenant-password-2", 2);
+    ws.write(&without_tenant_http(&full));
+    ws.apply();
     assert!(secret_value(&sandbox, "team-a", "team-a", "password").is_none());
+    ws.assert_no_changes();
+
+    // A token version without its token is refused before anything changes.
+    let versioned_only = full.replace("    bearer_token_wo         = \"bootstrap-token-1\"\n", "");
+    ws.write(&versioned_only);
+    ws.error(&["plan"], "Token missing");
+
+    ws.write(&without_tenant_http(&full));
+    ws.destroy();
+    assert!(
+        secret_value(&sandbox, "flux-system", "flux-system", "bearerToken").is_none(),
+        "destroy takes the bootstrap's token away"
+    );
+}
+
+/// `config` without the tenant's `source.http` block.
+fn without_tenant_http(config: &str) -> String {
+    let start = config.find("    http = {").expect("http block");
+    let end =
+        start + config[start..].find("\n    }\n").expect("http block end") + "\n    }\n".len();
+    format!("{}{}", &config[..start], &config[end..])
 }
 
 on_both_terraforms!(write_only_credentials_reach_the_secrets_and_nothing_else);

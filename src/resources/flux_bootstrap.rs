@@ -13,8 +13,9 @@ use super::context::{
     kube, kube_client, on_cluster,
 };
 use super::flux_inputs::{
-    FluxInputs, ShardingModel, configured_source, credentials_in_place, flux_error, inputs_known,
-    namespace_object, remove_credentials, render_attributes,
+    CredentialsPlace, FluxInputs, ShardingModel, configured_source, credentials_in_place,
+    flux_error, inputs_known, namespace_object, release_replaced_credentials, remove_credentials,
+    render_attributes,
 };
 use super::support::{
     ADOPT_EXISTING, Model, RECONCILE_ON_CHANGE, adopt_error, duration_validator, engine_error,
@@ -367,7 +368,9 @@ impl Resource<ProviderData> for FluxBootstrap {
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
         let prior: Bootstrap = req.prior.decode()?;
         let previous = prior.inventory.unwrap_or_default();
-        self.apply(ctx, &req, &previous).await
+        let applied = self.apply(ctx, &req, &previous).await?;
+        release_replaced_sync_credentials(ctx, &req).await?;
+        Ok(applied)
     }
 
     async fn read(
@@ -466,6 +469,37 @@ impl Resource<ProviderData> for FluxBootstrap {
             in_sync: true,
         })
     }
+}
+
+/// After an update, the credentials written for the prior `sync` that the planned one no
+/// longer keeps in the same Secret are taken away (see [`release_replaced_credentials`]).
+async fn release_replaced_sync_credentials(
+    ctx: &Ctx<ProviderData>,
+    req: &ApplyRequest,
+) -> DiagResult<()> {
+    let (was, now): (FluxInputs, FluxInputs) = (req.prior.decode()?, req.planned.decode()?);
+    if let Some(was_sync) = &was.sync {
+        let was_spec = was_sync.spec()?;
+        let now_spec = now.sync.as_ref().map(|s| s.spec()).transpose()?;
+        let client = kube(ctx, &req.planned).await?;
+        let prior_place = CredentialsPlace {
+            source: &was_sync.source,
+            spec: &was_spec,
+            namespace: &was.namespace,
+        };
+        match (&now.sync, &now_spec) {
+            (Some(now_sync), Some(now_spec)) => {
+                let planned_place = CredentialsPlace {
+                    source: &now_sync.source,
+                    spec: now_spec,
+                    namespace: &now.namespace,
+                };
+                release_replaced_credentials(&client, prior_place, planned_place).await?;
+            }
+            _ => remove_credentials(&client, &was_sync.source, &was_spec, &was.namespace).await?,
+        }
+    }
+    Ok(())
 }
 
 /// Just the sharding of a plan or state: the rest may not be known yet.

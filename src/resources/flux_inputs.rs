@@ -523,6 +523,17 @@ impl SourceModel {
             .at(at.attr("bearer_token_wo_version"))
             .into());
         }
+        if self.bearer_token_wo_version.is_some() && self.bearer_token_wo.is_none() {
+            return Err(Diagnostic::error(
+                "Token missing",
+                format!(
+                    "{attribute}.bearer_token_wo_version is set without \
+                     {attribute}.bearer_token_wo: give the token too, or remove the version."
+                ),
+            )
+            .at(at.attr("bearer_token_wo"))
+            .into());
+        }
         match (&self.http, &self.bearer_token_wo) {
             (Some(_), Some(_)) => Err(Diagnostic::error(
                 "Two kinds of Git credentials",
@@ -694,4 +705,34 @@ pub async fn remove_credentials(
     credentials::remove(client, namespace, secret, keys)
         .await
         .map_err(kube_error)
+}
+
+/// Where the provider writes a source's credentials: the source as configured, its rendered
+/// form (which names the Secret) and the Secret's namespace.
+pub struct CredentialsPlace<'a> {
+    pub source: &'a SourceModel,
+    pub spec: &'a SyncSpec,
+    pub namespace: &'a str,
+}
+
+/// After an update, takes away the credentials written for the prior source when the
+/// planned one no longer keeps them in the same Secret: removed, or moved to another Secret
+/// or namespace. Otherwise the old password or token would stay in the cluster with nothing
+/// to remove it. A change of kind in the same Secret needs nothing: the new write, under the
+/// same field manager, drops the keys it no longer sets.
+pub async fn release_replaced_credentials(
+    client: &KubeClient,
+    prior: CredentialsPlace<'_>,
+    planned: CredentialsPlace<'_>,
+) -> DiagResult<()> {
+    if prior.source.credential_keys().is_none() {
+        return Ok(());
+    }
+    let same_secret = planned.source.writes_credentials()
+        && planned.spec.secret_name == prior.spec.secret_name
+        && planned.namespace == prior.namespace;
+    if same_secret {
+        return Ok(());
+    }
+    remove_credentials(client, prior.source, prior.spec, prior.namespace).await
 }

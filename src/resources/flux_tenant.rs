@@ -13,8 +13,8 @@ use super::context::{
     on_cluster,
 };
 use super::flux_inputs::{
-    SourceModel, configured_source, credentials_in_place, flux_error, namespace_object,
-    remove_credentials, source_attributes,
+    CredentialsPlace, SourceModel, configured_source, credentials_in_place, flux_error,
+    namespace_object, release_replaced_credentials, remove_credentials, source_attributes,
 };
 use super::support::{
     ADOPT_EXISTING, Model, RECONCILE_ON_CHANGE, adopt_error, duration_validator, engine_error,
@@ -349,7 +349,25 @@ impl Resource<ProviderData> for FluxTenant {
     async fn update(&self, ctx: &Ctx<ProviderData>, req: ApplyRequest) -> DiagResult<NewState> {
         let prior: TenantOwn = req.prior.decode()?;
         let previous = prior.inventory.unwrap_or_default();
-        self.apply(ctx, &req, &previous).await
+        let applied = self.apply(ctx, &req, &previous).await?;
+        let (was, now): (TenantSpec, TenantSpec) = (req.prior.decode()?, req.planned.decode()?);
+        let (was_tenant, now_tenant) = (was.tenant()?, now.tenant()?);
+        let client = kube(ctx, &req.planned).await?;
+        release_replaced_credentials(
+            &client,
+            CredentialsPlace {
+                source: &was.source,
+                spec: &was_tenant.source,
+                namespace: was_tenant.primary_namespace(),
+            },
+            CredentialsPlace {
+                source: &now.source,
+                spec: &now_tenant.source,
+                namespace: now_tenant.primary_namespace(),
+            },
+        )
+        .await?;
+        Ok(applied)
     }
 
     async fn read(

@@ -62,22 +62,34 @@ async fn list<P: Provider>(
     if !listing_warnings.is_empty() {
         events.push(diagnostic_event(listing_warnings));
     }
+    // The limit counts results: objects left out do not use it up.
+    let mut results = 0;
     for Found {
         display_name,
         import_id,
-    } in found.into_iter().take(limit)
+    } in found
     {
+        if results == limit {
+            break;
+        }
         let state = match listed_state(resource, &ctx, &import_id, &req.type_name).await {
             Ok(Some(state)) => state,
-            // Gone between the listing and its read: no result.
-            Ok(None) => continue,
+            // Gone between the listing and its read: no result, and its read's warnings are
+            // about nothing there is.
+            Ok(None) => {
+                ctx.take_warnings();
+                continue;
+            }
             // One object the resource cannot take (not its kind of object) does not end the
-            // query: a warning without identity, which Terraform passes over.
-            Err(errors) => {
+            // query: a warning without identity, which Terraform passes over. Warnings of
+            // that attempt go with it, not with the next result.
+            Err(mut errors) => {
+                errors.extend(ctx.take_warnings());
                 events.push(skipped(&display_name, errors));
                 continue;
             }
         };
+        results += 1;
         let resource_object = if req.include_resource_object {
             Some(encode_dynamic(&state, &resource.ty, "listed state")?)
         } else {
