@@ -2,13 +2,14 @@
 //! bootstrap's `sync.bearer_token_wo` reach the Secrets their sources read, never state or
 //! the trace log; a version bump delivers a new value and asks for a reconcile; a deleted
 //! Secret is repaired; credentials no longer given, and all of them at destroy, are taken
-//! away; a token version without its token is refused.
+//! away; a token version without its token is refused; a kill at each step of a change
+//! converges at the next apply.
 
 mod common;
 
 use base64::Engine as _;
 use common::{SandboxProcess, Workspace, flux_fixture_of, kubectl, kubectl_json, provider_block};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn config(sandbox: &SandboxProcess, password: &str, version: u32) -> String {
     format!(
@@ -166,4 +167,64 @@ fn without_tenant_http(config: &str) -> String {
     format!("{}{}", &config[..start], &config[end..])
 }
 
-on_both_terraforms!(write_only_credentials_reach_the_secrets_and_nothing_else);
+const TENANT_SECRET: &str = "/api/v1/namespaces/team-a/secrets/team-a";
+const TENANT_SOURCE: &str =
+    "/apis/source.toolkit.fluxcd.io/v1/namespaces/team-a/gitrepositories/team-a";
+
+/// A kill at each step of changing a write-only password, and of taking it away, leaves
+/// what runs working, and the next apply converges: the Secret holds the configuration's
+/// password (or is gone with it) and a plan after has nothing to do.
+fn a_kill_at_each_step_of_a_credentials_change_converges() {
+    let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
+    let ws = Workspace::new();
+    ws.write(&config(&sandbox, "password-1", 1));
+    ws.apply();
+    let hang = |method: &str, path: &str, when: &str| json!({"emulator": "kube", "method": method, "path": path, "fault": "hang", "when": when});
+    let kill_then_apply = |next: &str, rule: Value, context: &str| {
+        let hung = sandbox.faults_injected("-> hang");
+        sandbox.set_faults(json!([rule]));
+        ws.write(next);
+        ws.apply_killed_when(|| sandbox.faults_injected("-> hang") > hung);
+        sandbox.set_faults(json!([]));
+        let out = ws.run(&["apply", "-auto-approve", "-no-color"]);
+        assert!(out.success(), "{context}: the retry failed\n{}", out.text());
+        ws.assert_no_changes();
+    };
+    let changes = [
+        (
+            "killed writing the Secret",
+            hang("PATCH", TENANT_SECRET, "before"),
+        ),
+        (
+            "killed after the Secret write",
+            hang("PATCH", TENANT_SECRET, "after"),
+        ),
+        (
+            "killed asking the source to reconcile",
+            hang("PATCH", TENANT_SOURCE, "before"),
+        ),
+    ];
+    for (n, (context, rule)) in changes.into_iter().enumerate() {
+        let version = u32::try_from(n).expect("small") + 2;
+        let password = format!("password-{version}");
+        kill_then_apply(&config(&sandbox, &password, version), rule, context);
+        assert_eq!(
+            secret_value(&sandbox, "team-a", "team-a", "password").as_deref(),
+            Some(password.as_str()),
+            "{context}"
+        );
+    }
+    let removed = without_tenant_http(&config(&sandbox, "password-4", 4));
+    kill_then_apply(
+        &removed,
+        hang("DELETE", TENANT_SECRET, "before"),
+        "killed taking the password away",
+    );
+    assert!(secret_value(&sandbox, "team-a", "team-a", "password").is_none());
+    assert!(tenant_source(&sandbox)["spec"]["secretRef"].is_null());
+}
+
+on_both_terraforms!(
+    write_only_credentials_reach_the_secrets_and_nothing_else,
+    a_kill_at_each_step_of_a_credentials_change_converges
+);
