@@ -63,6 +63,32 @@ fn import_block(address: &str, identity: &Value) -> String {
     )
 }
 
+/// A new workspace with `config` and an `import` block per (address, identity), applied:
+/// the apply's output must contain each of `shows` and a plan after it has nothing to do.
+fn imported_by_identity(config: &str, expected: &[(&str, Value)], shows: &[&str]) -> Workspace {
+    let target = Workspace::new();
+    let imports: String = expected
+        .iter()
+        .map(|(address, identity)| import_block(address, identity))
+        .collect();
+    target.write(&format!("{config}\n{imports}"));
+    let out = target.ok(&["apply", "-auto-approve", "-no-color"]);
+    for text in shows {
+        assert!(out.stdout.contains(text), "{text}:\n{}", out.text());
+    }
+    target.assert_no_changes();
+    target
+}
+
+/// The bootstrap in `ws` recorded the objects it applied.
+fn assert_inventory_recorded(ws: &Workspace) {
+    let inventory = &ws.resource("gitlabflux_flux_bootstrap.this")["inventory"];
+    assert!(
+        inventory.as_array().is_some_and(|i| !i.is_empty()),
+        "the bootstrap records what it applied: {inventory}"
+    );
+}
+
 /// Identities are in state after apply and refresh; a second configuration imports every
 /// resource by identity alone and converges. The bootstrap's import records its namespace
 /// only (what Flux was installed from cannot be read back), so the first apply re-applies
@@ -110,33 +136,23 @@ fn every_resource_is_imported_by_identity() {
         assert_eq!(reported.as_ref(), Some(identity), "{address}");
     }
 
-    let target = Workspace::new();
-    let imports: String = expected
-        .iter()
-        .map(|(address, identity)| import_block(address, identity))
-        .collect();
-    target.write(&format!("{}\n{imports}", config(&sandbox)));
-    let out = target.ok(&["apply", "-auto-approve", "-no-color"]);
-    assert!(
-        out.stdout
-            .contains("6 imported, 0 added, 1 changed, 0 destroyed")
-            && out
-                .stdout
-                .contains("gitlabflux_flux_bootstrap.this: Modifying..."),
-        "{}",
-        out.text()
+    // The one change is the bootstrap's re-apply.
+    let target = imported_by_identity(
+        &config(&sandbox),
+        &expected,
+        &[
+            "6 imported, 0 added, 1 changed, 0 destroyed",
+            "gitlabflux_flux_bootstrap.this: Modifying...",
+        ],
     );
-    target.assert_no_changes();
     assert_eq!(identities(&target).len(), expected.len());
-    let inventory = &target.resource("gitlabflux_flux_bootstrap.this")["inventory"];
-    assert!(
-        inventory.as_array().is_some_and(|i| !i.is_empty()),
-        "the bootstrap's first apply records what it applied: {inventory}"
-    );
+    assert_inventory_recorded(&target);
 }
 
-/// Flux with every setting at its default but the distribution.
-fn default_flux(sandbox: &SandboxProcess) -> String {
+/// Flux with every setting at its default but the distribution (which the sandbox cannot
+/// serve from its default source, so an import's inputs always differ from this: the case
+/// where they do not is the unit test `results_carry_over_only_from_an_applied_prior_...`).
+fn minimal_flux(sandbox: &SandboxProcess) -> String {
     format!(
         r#"{provider}
 resource "gitlabflux_flux_bootstrap" "this" {{
@@ -148,17 +164,16 @@ resource "gitlabflux_flux_bootstrap" "this" {{
     )
 }
 
-/// A bootstrap imported into a configuration that only takes defaults is still applied
-/// once, so it records its objects and later drift is seen; an import of a namespace where
-/// no Flux runs is refused.
-fn an_imported_bootstrap_records_what_it_applied_even_with_defaults() {
+/// A bootstrap imported by ID is applied once, so it records its objects and later drift
+/// is seen; an import of a namespace where no Flux runs is refused.
+fn an_imported_bootstrap_records_what_it_applied_and_needs_flux() {
     let sandbox = SandboxProcess::start(&["--simulate-controllers"]);
     let source = Workspace::new();
-    source.write(&default_flux(&sandbox));
+    source.write(&minimal_flux(&sandbox));
     source.apply();
 
     let target = Workspace::new();
-    target.write(&default_flux(&sandbox));
+    target.write(&minimal_flux(&sandbox));
     target.ok(&[
         "import",
         "-no-color",
@@ -171,15 +186,11 @@ fn an_imported_bootstrap_records_what_it_applied_even_with_defaults() {
         "{}",
         out.text()
     );
-    let inventory = &target.resource("gitlabflux_flux_bootstrap.this")["inventory"];
-    assert!(
-        inventory.as_array().is_some_and(|i| !i.is_empty()),
-        "{inventory}"
-    );
+    assert_inventory_recorded(&target);
     target.assert_no_changes();
 
     let elsewhere = Workspace::new();
-    elsewhere.write(&default_flux(&sandbox));
+    elsewhere.write(&minimal_flux(&sandbox));
     let out = elsewhere.run(&[
         "import",
         "-no-color",
@@ -293,20 +304,12 @@ fn an_identity_names_the_cluster_it_is_in() {
     let found: Vec<(&str, Value)> = found.iter().map(|(a, i)| (a.as_str(), i.clone())).collect();
     assert_eq!(found, expected);
 
-    let target = Workspace::new();
-    let imports: String = expected
-        .iter()
-        .map(|(address, identity)| import_block(address, identity))
-        .collect();
-    target.write(&format!("{}\n{imports}", named_cluster_config(&sandbox)));
-    let out = target.ok(&["apply", "-auto-approve", "-no-color"]);
-    assert!(
-        out.stdout
-            .contains("5 imported, 0 added, 1 changed, 0 destroyed"),
-        "{}",
-        out.text()
+    let target = imported_by_identity(
+        &named_cluster_config(&sandbox),
+        &expected,
+        &["5 imported, 0 added, 1 changed, 0 destroyed"],
     );
-    target.assert_no_changes();
+    assert_inventory_recorded(&target);
     let tenant = target.resource("gitlabflux_flux_tenant.team_a");
     assert_eq!(tenant["cluster_name"], "prod");
     // The token's import found its Secret in that cluster, so nothing was delivered again.
@@ -324,5 +327,5 @@ on_terraform!(
     every_resource_is_imported_by_identity,
     an_agent_made_by_hand_is_imported_by_identity,
     an_identity_names_the_cluster_it_is_in,
-    an_imported_bootstrap_records_what_it_applied_even_with_defaults
+    an_imported_bootstrap_records_what_it_applied_and_needs_flux
 );

@@ -322,14 +322,8 @@ impl Resource<ProviderData> for FluxBootstrap {
         } else {
             None
         };
-        // Just imported: of what runs, only the namespace is known, so the configuration is
-        // applied once whatever it says; that apply records what it applied.
-        let just_imported =
-            !plan.is_create() && plan.prior.decode::<Bootstrap>()?.inventory.is_none();
         let unchanged = match &planned {
-            Some(planned) if !plan.is_create() && !just_imported => {
-                *planned == plan.prior.decode::<FluxInputs>()?
-            }
+            Some(planned) if !plan.is_create() => results_carry_over(&plan.prior, planned)?,
             _ => false,
         };
         if let Some(inputs) = &planned
@@ -478,28 +472,36 @@ async fn release_replaced_sync_credentials(
     req: &ApplyRequest,
 ) -> DiagResult<()> {
     let (was, now): (FluxInputs, FluxInputs) = (req.prior.decode()?, req.planned.decode()?);
-    if let Some(was_sync) = &was.sync {
-        let was_spec = was_sync.spec()?;
-        let now_spec = now.sync.as_ref().map(|s| s.spec()).transpose()?;
-        let client = kube(ctx, &req.planned).await?;
-        let prior_place = CredentialsPlace {
-            source: &was_sync.source,
-            spec: &was_spec,
-            namespace: &was.namespace,
-        };
-        match (&now.sync, &now_spec) {
-            (Some(now_sync), Some(now_spec)) => {
-                let planned_place = CredentialsPlace {
-                    source: &now_sync.source,
-                    spec: now_spec,
-                    namespace: &now.namespace,
-                };
-                release_replaced_credentials(&client, prior_place, planned_place).await?;
-            }
-            _ => remove_credentials(&client, &was_sync.source, &was_spec, &was.namespace).await?,
-        }
-    }
-    Ok(())
+    let Some(was_sync) = &was.sync else {
+        return Ok(());
+    };
+    let was_spec = was_sync.spec()?;
+    let now_spec = now.sync.as_ref().map(|s| s.spec()).transpose()?;
+    let prior = CredentialsPlace {
+        source: &was_sync.source,
+        spec: &was_spec,
+        namespace: &was.namespace,
+    };
+    let planned = now
+        .sync
+        .as_ref()
+        .zip(now_spec.as_ref())
+        .map(|(sync, spec)| CredentialsPlace {
+            source: &sync.source,
+            spec,
+            namespace: &now.namespace,
+        });
+    let client = kube(ctx, &req.planned).await?;
+    release_replaced_credentials(&client, prior, planned).await
+}
+
+/// Whether `prior`'s results (inventory, digest, version) stand for `planned`: the same
+/// inputs render the same objects. Not for a just-imported prior (no inventory): of what
+/// runs only the namespace is known, so the configuration is applied once, whatever it
+/// says, and that apply records what it applied.
+fn results_carry_over(prior: &Value, planned: &FluxInputs) -> DiagResult<bool> {
+    let just_imported = prior.decode::<Bootstrap>()?.inventory.is_none();
+    Ok(!just_imported && *planned == prior.decode::<FluxInputs>()?)
 }
 
 /// Just the sharding of a plan or state: the rest may not be known yet.
@@ -647,6 +649,28 @@ mod tests {
     use crate::flux::{Ref, Storage, SyncKind};
     use crate::resources::support::{round_trip, test_state};
     use crate::tfplug::plan::validate_config;
+
+    #[test]
+    fn results_carry_over_only_from_an_applied_prior_of_the_same_inputs() {
+        let schema = FluxBootstrap.schema();
+        let state = |extra: serde_json::Value| {
+            let mut json = json!({ "distribution": { "source": "file:///flux/install.yaml" } });
+            if let (Some(json), Some(extra)) = (json.as_object_mut(), extra.as_object()) {
+                json.extend(extra.clone());
+            }
+            test_state(&schema, json)
+        };
+        let applied = state(json!({ "inventory": ["v1/Namespace/_/flux-system"] }));
+        let planned: FluxInputs = state(json!({})).decode().expect("inputs");
+        assert!(results_carry_over(&applied, &planned).expect("decodes"));
+        // Just imported: the same inputs, but nothing recorded of what runs.
+        let imported = state(json!({}));
+        assert!(!results_carry_over(&imported, &planned).expect("decodes"));
+        let other: FluxInputs = state(json!({ "multitenancy": { "enabled": true } }))
+            .decode()
+            .expect("inputs");
+        assert!(!results_carry_over(&applied, &other).expect("decodes"));
+    }
 
     #[test]
     fn the_model_round_trips_through_the_schema() {

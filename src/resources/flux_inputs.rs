@@ -716,21 +716,23 @@ pub struct CredentialsPlace<'a> {
 }
 
 /// After an update, takes away the credentials written for the prior source when the
-/// planned one no longer keeps them in the same Secret: removed, or moved to another Secret
-/// or namespace. Otherwise the old password or token would stay in the cluster with nothing
+/// planned one (`None`: no source at all) no longer keeps them in the same Secret: removed,
+/// or moved to another Secret or namespace. Otherwise the old password or token would stay in the cluster with nothing
 /// to remove it. A change of kind in the same Secret needs nothing: the new write, under the
 /// same field manager, drops the keys it no longer sets.
 pub async fn release_replaced_credentials(
     client: &KubeClient,
     prior: CredentialsPlace<'_>,
-    planned: CredentialsPlace<'_>,
+    planned: Option<CredentialsPlace<'_>>,
 ) -> DiagResult<()> {
     if prior.source.credential_keys().is_none() {
         return Ok(());
     }
-    let same_secret = planned.source.writes_credentials()
-        && planned.spec.secret_name == prior.spec.secret_name
-        && planned.namespace == prior.namespace;
+    let same_secret = planned.is_some_and(|planned| {
+        planned.source.writes_credentials()
+            && planned.spec.secret_name == prior.spec.secret_name
+            && planned.namespace == prior.namespace
+    });
     if same_secret {
         return Ok(());
     }

@@ -360,11 +360,11 @@ impl Resource<ProviderData> for FluxTenant {
                 spec: &was_tenant.source,
                 namespace: was_tenant.primary_namespace(),
             },
-            CredentialsPlace {
+            Some(CredentialsPlace {
                 source: &now.source,
                 spec: &now_tenant.source,
                 namespace: now_tenant.primary_namespace(),
-            },
+            }),
         )
         .await?;
         Ok(applied)
